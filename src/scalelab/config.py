@@ -1,0 +1,308 @@
+"""Typed, frozen configs: defaults <- TOML file <- ``--set section.key=value`` overrides.
+
+A run is fully described by a :class:`RunConfig` with three sections, whose key
+names are a contract shared by the Python API, the TOML files and the CLI:
+
+* ``[model]``  :class:`ModelConfig`  (``arch``, ``n_layer``, ``d_model``, ``n_head``, ...)
+* ``[data]``   :class:`DataConfig`   (``corpus`` spec string, ``tokenizer``)
+* ``[train]``  :class:`TrainConfig`  (``batch_size``, ``tokens``, ``lr``, ``seed``, ...)
+
+Unknown keys are rejected with the nearest valid name suggested; values are
+type-checked (an integral float such as ``1e6`` is accepted for an int field,
+because TOML writes large token counts that way).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import tomllib
+import types
+import typing
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from scalelab.errors import ConfigError, did_you_mean
+
+T = TypeVar("T")
+
+NORMS = ("layernorm", "rmsnorm")
+POSITIONS = ("learned", "rotary", "none")
+MLPS = ("gelu", "relu", "swiglu", "geglu", "reglu")
+GATED_MLPS = ("swiglu", "geglu", "reglu")
+
+
+def _default_d_ff(d_model: int, mlp: str) -> int:
+    """4 d_model for a plain MLP (GPT-2); for a gated MLP, 2/3 of that rounded up to a
+    multiple of 8 so the parameter count stays that of the plain MLP (Shazeer 2020, sec. 2)."""
+    if mlp in GATED_MLPS:
+        return 8 * -(-(8 * d_model // 3) // 8)
+    return 4 * d_model
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Shape and variant of one model. ``arch`` picks the file in ``scalelab.models``.
+
+    Fields beyond the shape (``n_layer``, ``d_model``, ``n_head``, ``d_ff``,
+    ``vocab_size``, ``context``) switch variants of the architecture; fields used
+    by one architecture only are checked by :func:`scalelab.models.check_config`.
+    """
+
+    arch: str = "transformer"
+    n_layer: int = 4
+    d_model: int = 128
+    n_head: int = 4
+    n_kv_head: int | None = None  # grouped-query attention; None -> n_head (plain multi-head)
+    d_ff: int | None = None  # None -> 4 d_model, or 8/3 d_model for gated MLPs
+    vocab_size: int = 512
+    context: int = 128
+    norm: str = "layernorm"
+    norm_eps: float = 1e-5
+    pos: str = "learned"
+    rope_theta: float = 10000.0
+    mlp: str = "gelu"
+    bias: bool = False  # biases in every Linear and LayerNorm (GPT-2 has them, Llama has none)
+    tie_embeddings: bool = True
+    causal: bool = True  # False: bidirectional encoder (masked-LM objective)
+    init_std: float = 0.02
+
+    def __post_init__(self) -> None:
+        for name in ("n_layer", "d_model", "n_head", "vocab_size", "context"):
+            if getattr(self, name) < 1:
+                raise ConfigError(
+                    f"model.{name} must be a positive integer, got {getattr(self, name)}"
+                )
+        _check_choice("model.norm", self.norm, NORMS)
+        _check_choice("model.pos", self.pos, POSITIONS)
+        _check_choice("model.mlp", self.mlp, MLPS)
+        if self.d_model % self.n_head:
+            raise ConfigError(
+                f"model.d_model ({self.d_model}) must be divisible by model.n_head ({self.n_head})"
+            )
+        if self.n_kv_head is None:
+            object.__setattr__(self, "n_kv_head", self.n_head)
+        assert self.n_kv_head is not None
+        if self.n_kv_head < 1 or self.n_head % self.n_kv_head:
+            raise ConfigError(
+                f"model.n_head ({self.n_head}) must be a multiple of model.n_kv_head ({self.n_kv_head})"
+            )
+        if self.d_ff is None:
+            object.__setattr__(self, "d_ff", _default_d_ff(self.d_model, self.mlp))
+        assert self.d_ff is not None
+        if self.d_ff < 1:
+            raise ConfigError(f"model.d_ff must be a positive integer, got {self.d_ff}")
+        if self.pos == "rotary" and self.head_dim % 2:
+            raise ConfigError(
+                f"rotary positions need an even head size; d_model/n_head = {self.head_dim}: "
+                "change model.n_head or model.d_model"
+            )
+
+    @property
+    def head_dim(self) -> int:
+        return self.d_model // self.n_head
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where tokens come from. ``corpus`` is a spec string (see ``scalelab.data``)."""
+
+    corpus: str = "python-stdlib"
+    tokenizer: str = "bpe"  # "bpe" (byte-level, trained at model.vocab_size) or "bytes"
+    val_fraction: float = 0.02  # share of documents (by stable hash) held out for validation
+    cache_dir: str | None = None  # None -> $SCALELAB_CACHE or ~/.cache/scalelab
+
+    def __post_init__(self) -> None:
+        _check_choice("data.tokenizer", self.tokenizer, ("bpe", "bytes"))
+        if not 0.0 < self.val_fraction < 0.5:
+            raise ConfigError(f"data.val_fraction must be in (0, 0.5), got {self.val_fraction}")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How one model is trained. Exactly one budget: ``tokens``, ``tokens_per_param`` or ``epochs``."""
+
+    batch_size: int = 32  # sequences per optimizer step (tokens per step = batch_size * context)
+    micro_batch_size: int | None = None  # None -> batch_size (no gradient accumulation)
+    tokens: int | None = None
+    tokens_per_param: float | None = None
+    epochs: float | None = None
+    objective: str = "clm"  # "clm" causal LM, "mlm" masked LM (15%, 80/10/10)
+    lr: float = 3e-3
+    min_lr_ratio: float = 0.1  # the schedule ends at lr * min_lr_ratio
+    schedule: str = "cosine"  # "cosine", "wsd" (warmup-stable-decay) or "constant"
+    warmup: float = 0.05  # fraction of the run's steps
+    decay_fraction: float = 0.2  # wsd only: the last fraction of steps decays linearly
+    weight_decay: float = 0.1
+    beta1: float = 0.9
+    beta2: float = 0.95
+    grad_clip: float = 1.0
+    seed: int = 0
+    eval_every: int = 100  # steps
+    eval_batches: int = 8
+    checkpoint_every: int = 500  # steps
+    early_stopping: int | None = None  # evaluations without improvement before stopping
+    precision: str = "auto"  # "auto" (bf16 where it is fast), "fp32", "bf16"
+    compile: bool = False
+    device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", "mps"
+
+    def __post_init__(self) -> None:
+        _check_choice("train.objective", self.objective, ("clm", "mlm"))
+        _check_choice("train.schedule", self.schedule, ("cosine", "wsd", "constant"))
+        _check_choice("train.precision", self.precision, ("auto", "fp32", "bf16"))
+        budgets = [
+            n for n in ("tokens", "tokens_per_param", "epochs") if getattr(self, n) is not None
+        ]
+        if len(budgets) > 1:
+            raise ConfigError(
+                f"set one training budget, not {' and '.join('train.' + b for b in budgets)}"
+            )
+        for name in ("batch_size", "eval_every", "eval_batches", "checkpoint_every"):
+            if getattr(self, name) < 1:
+                raise ConfigError(
+                    f"train.{name} must be a positive integer, got {getattr(self, name)}"
+                )
+        mb = self.micro_batch_size
+        if mb is not None and (mb < 1 or self.batch_size % mb):
+            raise ConfigError(
+                f"train.micro_batch_size ({mb}) must divide train.batch_size ({self.batch_size})"
+            )
+        for name in ("tokens", "tokens_per_param", "epochs", "lr"):
+            v = getattr(self, name)
+            if v is not None and v <= 0:
+                raise ConfigError(f"train.{name} must be positive, got {v}")
+        if not 0.0 <= self.warmup < 1.0:
+            raise ConfigError(
+                f"train.warmup is a fraction of the steps in [0, 1), got {self.warmup}"
+            )
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def run_id(self) -> str:
+        """Hash of the resolved config: the name of the run's directory.
+
+        ``train.device`` is left out: where a run executes does not change what it is.
+        """
+        d = self.to_dict()
+        d["train"].pop("device", None)
+        blob = json.dumps(d, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+SECTIONS: dict[str, type] = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig}
+
+
+def _check_choice(name: str, value: str, choices: Iterable[str]) -> None:
+    choices = tuple(choices)
+    if value not in choices:
+        raise ConfigError(
+            f"{name} = {value!r} is not one of {', '.join(choices)}{did_you_mean(value, choices)}"
+        )
+
+
+def _coerce(name: str, value: Any, hint: Any) -> Any:
+    """Check ``value`` against a type hint, converting where TOML is looser than Python."""
+    origin = typing.get_origin(hint)
+    if origin in (types.UnionType, typing.Union):
+        args = typing.get_args(hint)
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        if len(inner) == 1:
+            return _coerce(name, value, inner[0])
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+    elif hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+    elif hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif hint is str:
+        if isinstance(value, str):
+            return value
+    else:  # pragma: no cover - only the hints above are used in configs
+        return value
+    raise ConfigError(f"{name} must be {getattr(hint, '__name__', hint)}, got {value!r}")
+
+
+def section_from_dict(cls: type[T], values: Mapping[str, Any], section: str) -> T:
+    """Build a config dataclass from a mapping, rejecting unknown keys by name."""
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    kwargs: dict[str, Any] = {}
+    for key, value in values.items():
+        if key not in known:
+            raise ConfigError(f"unknown key {section}.{key}{did_you_mean(key, known)}")
+        kwargs[key] = _coerce(f"{section}.{key}", value, hints[key])
+    return cls(**kwargs)
+
+
+def run_config_from_dict(values: Mapping[str, Any]) -> RunConfig:
+    for key in values:
+        if key not in SECTIONS:
+            raise ConfigError(
+                f"unknown section [{key}]{did_you_mean(key, SECTIONS)}; "
+                f"sections are {', '.join('[' + s + ']' for s in SECTIONS)}"
+            )
+    parts = {
+        name: section_from_dict(cls, values.get(name, {}), name) for name, cls in SECTIONS.items()
+    }
+    cfg = RunConfig(**parts)
+    from scalelab.models import check_config  # late import: models import this module
+
+    check_config(cfg.model)
+    return cfg
+
+
+def parse_override(text: str) -> tuple[str, str, Any]:
+    """``'train.lr=1e-3'`` -> ``('train', 'lr', 0.001)``; the value is read as TOML, else a string."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} must look like section.key=value")
+    path, raw = text.split("=", 1)
+    parts = path.strip().split(".")
+    if len(parts) != 2 or not all(parts):
+        raise ConfigError(f"override {text!r} must name section.key, e.g. train.lr=1e-3")
+    try:
+        value = tomllib.loads(f"v = {raw.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()
+    return parts[0], parts[1], value
+
+
+def apply_overrides(values: Mapping[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
+    merged: dict[str, Any] = {k: dict(v) for k, v in values.items()}
+    for text in overrides:
+        section, key, value = parse_override(text)
+        merged.setdefault(section, {})[key] = value
+    return merged
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file {str(p)!r} does not exist")
+    try:
+        return tomllib.loads(p.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{p}: not valid TOML ({e})") from None
+
+
+def load_run_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -> RunConfig:
+    """Defaults <- TOML file (if given) <- overrides, validated."""
+    values = read_toml(path) if path is not None else {}
+    return run_config_from_dict(apply_overrides(values, overrides))
