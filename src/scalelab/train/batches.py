@@ -97,7 +97,9 @@ def val_windows(val: np.ndarray, context: int, eval_batches: int) -> np.ndarray:
     return tiles * context
 
 
-def gather(tokens: np.ndarray, starts: np.ndarray, length: int, device: torch.device) -> torch.Tensor:
+def gather(
+    tokens: np.ndarray, starts: np.ndarray, length: int, device: torch.device
+) -> torch.Tensor:
     idx = starts[:, None] + np.arange(length)
     return _as_tensor(tokens[idx], device)
 

@@ -85,7 +85,9 @@ def save_checkpoint(
     (tmp / "state.json").write_text(json.dumps(state, indent=1))
     manifest = {
         "step": step,
-        "files": {n: {"bytes": (tmp / n).stat().st_size, "sha256": _sha256(tmp / n)} for n in FILES},
+        "files": {
+            n: {"bytes": (tmp / n).stat().st_size, "sha256": _sha256(tmp / n)} for n in FILES
+        },
     }
     for name in FILES:
         _fsync(tmp / name)
@@ -136,7 +138,9 @@ class Checkpoint:
         if optimizer is not None:
             # Loaded on the CPU: load_state_dict moves each tensor to its parameter's device
             # (and keeps AdamW's step counters where the fused/foreach kernels expect them).
-            opt_state = torch.load(self.path / "optimizer.pt", map_location="cpu", weights_only=True)
+            opt_state = torch.load(
+                self.path / "optimizer.pt", map_location="cpu", weights_only=True
+            )
             optimizer.load_state_dict(opt_state)
             set_rng_state(torch.load(self.path / "rng.pt", weights_only=True))
 

@@ -105,9 +105,7 @@ def matmul_flops(
     device = torch.device(device)
     a = torch.randn(n, n, device=device, dtype=dtype)
     b = torch.randn(n, n, device=device, dtype=dtype)
-    sync: Callable[[], None] = (
-        torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    )
+    sync: Callable[[], None] = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     a @ b  # first call allocates and picks kernels
     sync()
     best, spent, reps = float("inf"), 0.0, 0
