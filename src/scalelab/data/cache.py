@@ -113,7 +113,9 @@ class TokenData:
             "dtype": str(self.train.dtype),
             "bytes_per_token": self.bytes_per_token,
             "entropy_rate": self.entropy_rate,
-            **{k: v for k, v in self.stats.items() if k in ("documents", "bytes", "seconds")},
+            "documents": self.stats.get("documents"),
+            "bytes": self.stats.get("bytes"),
+            "build_seconds": self.stats.get("seconds"),
             "path": str(self.path),
         }
 

@@ -2,8 +2,8 @@
 
 Loss in nats per token depends on the tokenizer (a bigger vocabulary packs more
 text into a token, so each token costs more nats). Bits per byte divides that
-out, so runs with different tokenizers, and different corpora, compare
-(Gao et al. 2020, *The Pile*, sec. 3.1)::
+out, so runs with different tokenizers on the same text compare (the convention
+of Gao et al. 2020, *The Pile*, which reports bits per UTF-8 byte)::
 
     bits_per_byte = loss_nats_per_token / ln 2 / bytes_per_token
 
@@ -33,22 +33,24 @@ def bits_per_token(loss_nats: Loss) -> Loss:
     return loss_nats / LN2
 
 
-def bits_per_byte(loss_nats: Loss, bytes_per_token: float) -> Loss:
-    """Nats per token -> bits per UTF-8 byte of text, given the tokenizer's bytes per token."""
-    if not (isinstance(bytes_per_token, (int, float)) and math.isfinite(bytes_per_token)) or (
-        bytes_per_token <= 0
-    ):
+def _check_bytes_per_token(bytes_per_token: float) -> None:
+    ok = isinstance(bytes_per_token, (int, float)) and not isinstance(bytes_per_token, bool)
+    if not (ok and math.isfinite(bytes_per_token) and bytes_per_token > 0):
         raise DataError(
             f"bytes_per_token must be a positive number, got {bytes_per_token!r}: "
             "take it from TokenData.bytes_per_token"
         )
+
+
+def bits_per_byte(loss_nats: Loss, bytes_per_token: float) -> Loss:
+    """Nats per token -> bits per UTF-8 byte of text, given the tokenizer's bytes per token."""
+    _check_bytes_per_token(bytes_per_token)
     return loss_nats / LN2 / bytes_per_token
 
 
 def nats_per_token(bits_per_byte_value: Loss, bytes_per_token: float) -> Loss:
     """The inverse of :func:`bits_per_byte`."""
-    if not bytes_per_token > 0:
-        raise DataError(f"bytes_per_token must be positive, got {bytes_per_token!r}")
+    _check_bytes_per_token(bytes_per_token)
     return bits_per_byte_value * LN2 * bytes_per_token
 
 
