@@ -265,3 +265,26 @@ def test_real_stdlib_with_bpe(stdlib_bpe):
     compile(source, "<val>", "exec")
     assert td.tokenizer.encode(source) == first
     assert (td.path / "tokenizer.json").is_file()
+
+
+def test_rebuild_flag_builds_a_fresh_entry(text_dir, tmp_path):
+    data = DataConfig(corpus=f"text:{text_dir}", tokenizer="bytes", cache_dir=str(tmp_path / "c"))
+    first = json.loads((load_tokens(data, 258).path / "meta.json").read_text())["build_id"]
+    td = load_tokens(data, 258, rebuild=True)
+    assert json.loads((td.path / "meta.json").read_text())["build_id"] != first
+    assert len(td.train) > 0
+
+
+def test_losing_a_build_race_keeps_the_winners_entry(text_dir, tmp_path):
+    # Where file locks do not work, two builds can finish: the second keeps the first's entry.
+    from scalelab.data import open_corpus
+
+    data = DataConfig(corpus=f"text:{text_dir}", tokenizer="bytes", cache_dir=str(tmp_path / "c"))
+    source = open_corpus(data.corpus)
+    name, key, material = cache_mod._entry(data, 258, source)
+    tokens = tmp_path / "c" / "tokens"
+    tokens.mkdir(parents=True)
+    first = cache_mod._build(source, data, 258, tokens, name, key, material)
+    second = cache_mod._build(source, data, 258, tokens, name, key, material)
+    assert second["build_id"] == first["build_id"]
+    assert [p.name for p in tokens.iterdir()] == [name]

@@ -204,13 +204,23 @@ def load_tokens(data: DataConfig, vocab_size: int, *, rebuild: bool = False) -> 
 
     from filelock import FileLock
 
-    with FileLock(str(tokens_dir / f"{name}.lock")):
+    lock = FileLock(str(tokens_dir / f"{name}.lock"))
+    try:
+        lock.acquire()
+    except OSError as e:
+        raise DataError(
+            f"cannot lock the token cache entry {path} ({e}): set data.cache_dir or "
+            "SCALELAB_CACHE to a writable directory"
+        ) from None
+    try:
         meta = None if rebuild else _valid_meta(path, key)
         if meta is None:
             _remove(path)
             for stale in tokens_dir.glob(f".tmp-{name}-*"):
                 _remove(stale)  # left by a killed build (we hold the lock: nobody else builds it)
             meta = _build(source, data, vocab_size, tokens_dir, name, key, material)
+    finally:
+        lock.release()
     return _open(path, meta)
 
 

@@ -90,7 +90,12 @@ class TextCorpus(ABC):
 def _read_text(path: Path) -> str:
     # Invalid UTF-8 is replaced (U+FFFD) rather than fatal: one odd file in a directory
     # should not stop a study; the replacement is visible in the decoded text.
-    return path.read_bytes().decode("utf-8", errors="replace")
+    try:
+        return path.read_bytes().decode("utf-8", errors="replace")
+    except OSError as e:
+        raise DataError(
+            f"cannot read corpus file {path}: {e.strerror}; fix its permissions"
+        ) from None
 
 
 def _stat_fingerprint(paths: list[Path], extra: str = "") -> str:
@@ -270,12 +275,15 @@ class JsonLines(TextCorpus):
         self.paths = _expand_paths(self.pattern, "JSON lines", spec.text, self.SUFFIXES)
 
     def _lines(self, path: Path) -> Iterator[str]:
-        if path.name.endswith(".gz"):
-            with gzip.open(path, "rt", encoding="utf-8", errors="replace") as f:
-                yield from f
-        else:
-            with path.open(encoding="utf-8", errors="replace") as f:
-                yield from f
+        try:
+            if path.name.endswith(".gz"):
+                with gzip.open(path, "rt", encoding="utf-8", errors="replace") as f:
+                    yield from f
+            else:
+                with path.open(encoding="utf-8", errors="replace") as f:
+                    yield from f
+        except (OSError, EOFError) as e:
+            raise DataError(f"cannot read corpus file {path}: {e}; fix or remove it") from None
 
     def _documents(self) -> Iterator[str]:
         for path in self.paths:
