@@ -99,6 +99,7 @@ class RunSummary:
     val_ppl: float | None = None
     best_val_bpb: float | None = None
     bytes_per_token: float | None = None
+    eos_id: int | None = None
     six_nd_non_embedding: float = 0.0
     train_seconds: float = 0.0  # training steps only
     first_step_seconds: float = 0.0  # first step of each session (allocation, compilation)
@@ -703,6 +704,7 @@ class _Run:
             val_ppl=math.exp(s.val_loss) if s.val_loss is not None and s.val_loss < 700 else None,
             best_val_bpb=_bpb(s.best_val_loss, self.data.bytes_per_token),
             bytes_per_token=self.data.bytes_per_token,
+            eos_id=int(self.data.eos_id),
             train_seconds=s.train_seconds,
             first_step_seconds=s.first_step_seconds,
             eval_seconds=s.eval_seconds,
