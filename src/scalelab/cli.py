@@ -46,7 +46,7 @@ def version() -> None:
 @app.command("train")
 def train_cmd(
     config: str | None = typer.Argument(
-        None, help="run config TOML with [model], [data], [train] sections (defaults if omitted)"
+        None, help="run config TOML with sections model, data, train (defaults if omitted)"
     ),
     overrides: Annotated[
         list[str] | None,
