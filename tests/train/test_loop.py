@@ -197,3 +197,16 @@ def test_tensorboard_events_when_installed(make_cfg, tmp_path):
     pytest.importorskip("tensorboard")
     s = train(make_cfg(), tmp_path, progress=False)
     assert list((tmp_path / s.run_id / "tensorboard").glob("events.out.tfevents.*"))
+
+
+def test_thread_count_is_chosen_once_and_recorded(make_cfg, tmp_path, monkeypatch):
+    before = torch.get_num_threads()
+    s = train(make_cfg(), tmp_path / "auto", progress=False)
+    assert s.threads == 1  # a 2-layer, d_model 32 model gains nothing from more
+    assert torch.get_num_threads() == before  # the caller's setting is restored
+    monkeypatch.setenv("SCALELAB_THREADS", "2")
+    s2 = train(make_cfg(), tmp_path / "env", progress=False)
+    assert s2.threads == 2 and {r.get("threads", 2) for r in read_metrics(s2.path)} == {2}
+    monkeypatch.setenv("SCALELAB_THREADS", "many")
+    with pytest.raises(ConfigError, match="SCALELAB_THREADS"):
+        train(make_cfg("train.seed=9"), tmp_path / "bad", progress=False)

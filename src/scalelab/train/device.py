@@ -163,76 +163,52 @@ def cpu_bf16_speedup(cache_dir: str | Path | None = None) -> float:
     return speedup
 
 
-def _running_elsewhere() -> int | None:
-    """Runnable threads on this machine that are not ours, from /proc (None off Linux)."""
-    try:
-        total = int(Path("/proc/loadavg").read_text().split()[3].split("/")[0])
-        ours = 0
-        for task in Path("/proc/self/task").iterdir():
-            stat = (task / "stat").read_text()
-            ours += stat[stat.rindex(")") + 2] == "R"
-    except (OSError, ValueError, IndexError):
-        return None
-    return max(0, total - ours)
+# Below this many forward FLOPs per micro-batch a second thread buys nothing (measured on
+# the 2-core build machine: a 2-layer, d_model 32 model on 256-token micro-batches ran at
+# 82k tokens/s on 1 thread and 83k on 2; d_model 64 on 1024 tokens, 270 MFLOP, at 44k and
+# 70k), while any other process on the machine makes the threads wait for each other.
+SMALL_WORK_FLOPS = 5e7
 
 
 class ThreadPolicy:
-    """How many CPU threads a run's kernels use.
+    """How many CPU threads a run's kernels use, fixed for the whole run.
 
-    Fork-join parallelism collapses when the machine is oversubscribed: every parallel
-    region waits for its slowest thread, and a thread that shares its core with another
-    process waits for a scheduler slice. Measured on this project's 2-core build machine
-    while other jobs ran: a tiny model's step was up to 20x slower with 2 threads than with 1
-    (and about 10% faster when the machine was idle). So on CPUs the thread count follows the
-    cores that are free *now*, re-checked every ``recheck_seconds`` at log steps;
-    ``SCALELAB_THREADS=N`` fixes it (a sweep running k jobs on one machine sets N = cores / k).
-    Results do not depend on the thread count here (checked bit for bit on the transformer),
-    so adapting it keeps runs deterministic; it is recorded in the metrics.
+    Fork-join parallelism collapses when a machine is oversubscribed: every parallel region
+    waits for its slowest thread, and a thread that shares its core with another process
+    waits for a scheduler slice. Measured on the 2-core build machine while other jobs ran,
+    a tiny model's step was up to 20x slower on 2 threads than on 1. So runs whose
+    micro-batches are too small to gain from threads use one; bigger ones use PyTorch's
+    default (one per core). ``SCALELAB_THREADS=N`` overrides the rule: a sweep that runs k
+    jobs side by side on one machine should set N = cores / k.
+
+    The count is chosen once per run and a resumed run keeps it, because results are not
+    bit-identical across thread counts (reductions split differently): a run with
+    ``SCALELAB_THREADS=1`` and one with 2 threads drift apart by ~1e-2 in loss after a few
+    hundred steps of a tiny model. The count is recorded in ``summary.json`` and the metrics.
     """
 
-    def __init__(self, device: torch.device, recheck_seconds: float = 15.0) -> None:
+    def __init__(
+        self, device: torch.device, work_flops: float, resumed_threads: int | None = None
+    ) -> None:
         self.original = torch.get_num_threads()
         self.enabled = device.type == "cpu"
-        self.fixed: int | None = None
         env = os.environ.get("SCALELAB_THREADS")
         if env:
             try:
-                self.fixed = max(1, int(env))
+                self.threads = max(1, int(env))
             except ValueError:
                 raise ConfigError(f"SCALELAB_THREADS must be an integer, got {env!r}") from None
-        try:
-            self.cores = len(os.sched_getaffinity(0))
-        except AttributeError:  # pragma: no cover - not Linux
-            self.cores = os.cpu_count() or 1
-        self.cores = min(self.cores, max(self.original, 1)) if self.fixed is None else self.cores
-        self.recheck_seconds = recheck_seconds
-        self.last_check = -float("inf")
-        self.threads = self.original
-
-    def update(self, force: bool = False) -> int:
-        """Set the thread count for the next steps; returns it."""
-        if not self.enabled:
-            return self.threads
-        now = time.perf_counter()
-        if not force and now - self.last_check < self.recheck_seconds:
-            return self.threads
-        self.last_check = now
-        if self.fixed is not None:
-            want = self.fixed
+            self.reason = "SCALELAB_THREADS"
+        elif resumed_threads is not None:
+            self.threads, self.reason = resumed_threads, "kept from the checkpoint"
+        elif work_flops < SMALL_WORK_FLOPS:
+            self.threads, self.reason = 1, "micro-batch too small to gain from threads"
         else:
-            samples = []
-            for _ in range(5):
-                n = _running_elsewhere()
-                if n is None:
-                    return self.threads
-                samples.append(n)
-                time.sleep(0.002)
-            busy = sorted(samples)[len(samples) // 2]
-            want = max(1, min(self.cores, self.cores - busy))
-        if want != self.threads:
-            torch.set_num_threads(want)
-            self.threads = want
-        return want
+            self.threads, self.reason = self.original, "one per core (PyTorch default)"
+
+    def apply(self) -> None:
+        if self.enabled and torch.get_num_threads() != self.threads:
+            torch.set_num_threads(self.threads)
 
     def restore(self) -> None:
         if self.enabled and torch.get_num_threads() != self.original:

@@ -434,7 +434,6 @@ class _Run:
         self.total_steps = max(1, round(want / self.tokens_per_step))
         self.device = resolve_device(tc.device)
         self.precision = resolve_precision(tc.precision, self.device, cfg.data.cache_dir)
-        self.threads = ThreadPolicy(self.device)
         if self.device.type == "cuda":  # TF32 tensor cores for fp32 matmuls
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
@@ -511,6 +510,10 @@ class _Run:
 
     def _resume(self) -> None:
         ckpt = latest_checkpoint(self.dir / rundir.CHECKPOINTS)
+        work = float(self.flops["forward_per_token"]) * self.micro * self.cfg.model.context
+        kept = ckpt.state.get("extra", {}).get("threads") if ckpt is not None else None
+        self.threads = ThreadPolicy(self.device, work, kept)
+        self.threads.apply()
         if ckpt is None:
             self.metrics.truncate_after(-1)  # nothing to continue from: start afresh
             return
@@ -525,6 +528,7 @@ class _Run:
         state["extra"] = {
             "next_sample": self.state.step * self.cfg.train.batch_size,
             "total_steps": self.total_steps,
+            "threads": self.threads.threads if self.threads.enabled else None,
         }
         save_checkpoint(
             self.dir / rundir.CHECKPOINTS, self.state.step, self.model, self.optimizer, state
@@ -560,7 +564,6 @@ class _Run:
             return wall_before + self.setup_seconds + time.perf_counter() - session_start
 
         try:
-            self.threads.update(force=True)
             if self.state.step == 0 and not rundir.read_metrics(self.dir):
                 row: dict[str, Any] = {"step": 0, "tokens": 0, "elapsed": elapsed()}
                 self._eval(row)
@@ -665,7 +668,6 @@ class _Run:
                 if stop:
                     break
                 losses, norms, window_start = [], [], done
-                self.threads.update()
                 seg_start = time.perf_counter()
         except BaseException as e:
             bar.close()
