@@ -205,8 +205,22 @@ def test_thread_count_is_chosen_once_and_recorded(make_cfg, tmp_path, monkeypatc
     assert s.threads == 1  # a 2-layer, d_model 32 model gains nothing from more
     assert torch.get_num_threads() == before  # the caller's setting is restored
     monkeypatch.setenv("SCALELAB_THREADS", "2")
-    s2 = train(make_cfg(), tmp_path / "env", progress=False)
+    s2 = train(make_cfg("train.tokens=1024"), tmp_path / "env", progress=False)
     assert s2.threads == 2 and {r.get("threads", 2) for r in read_metrics(s2.path)} == {2}
     monkeypatch.setenv("SCALELAB_THREADS", "many")
     with pytest.raises(ConfigError, match="SCALELAB_THREADS"):
         train(make_cfg("train.seed=9"), tmp_path / "bad", progress=False)
+
+
+@pytest.mark.slow
+def test_markov_order_1_reaches_the_entropy_rate(make_cfg, tmp_path):
+    """The exact entropy rate of the source is the floor; a model that can represent the
+    transition table gets within 2% of it (the first position of each window, which has no
+    context, alone costs (H(X_1) - H) / context above the rate)."""
+    # 500k tokens: a validation split of 10k tokens pins the loss to about +-0.5%
+    cfg = make_cfg("data.corpus=markov:order=1,vocab=16,seed=0,tokens=500000", "model.context=64",
+                   "train.batch_size=16", "train.tokens=250000", "train.eval_every=40",
+                   "train.eval_batches=5")  # fmt: skip
+    s = train(cfg, tmp_path, progress=False)
+    assert s.entropy_rate is not None
+    assert s.entropy_rate < s.val_loss < 1.02 * s.entropy_rate, (s.val_loss, s.entropy_rate)
