@@ -7,9 +7,17 @@ for commands that never touch torch.
 from __future__ import annotations
 
 import importlib
+import os
 from typing import Any
 
 __version__ = "0.1.0"
+
+# OpenMP threads that spin while they wait turn a CPU shared with other jobs into a trap:
+# measured on a 2-core machine with one other busy process, a training step on 2 threads
+# ran 6-13x slower with the default wait policy than with PASSIVE (benchmarks/omp_contention.py).
+# OpenMP reads this when torch loads it, so it is set here, before scalelab imports torch;
+# a value the user set wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 # public name -> module that defines it; each area adds its entry points here
 _API: dict[str, str] = {
