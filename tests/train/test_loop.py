@@ -233,3 +233,12 @@ def test_auto_micro_batch_keeps_cpu_micro_batches_small():
     assert loop_mod.auto_micro_batch(12, 100, cpu) == 6  # a divisor of the batch
     assert loop_mod.auto_micro_batch(8, 4096, cpu) == 1
     assert loop_mod.auto_micro_batch(32, 128, cuda) == 32
+
+
+@pytest.mark.slow
+def test_torch_compile_trains_the_same_model(make_cfg, tmp_path):
+    """train.compile = true (inductor's C++ backend on CPUs) reaches the eager run's loss."""
+    eager = train(make_cfg(), tmp_path / "eager", progress=False)
+    compiled = train(make_cfg("train.compile=true"), tmp_path / "compiled", progress=False)
+    assert compiled.status == "finished" and compiled.compile
+    assert compiled.val_loss == pytest.approx(eager.val_loss, abs=1e-3)
