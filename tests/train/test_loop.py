@@ -226,15 +226,6 @@ def test_markov_order_1_reaches_the_entropy_rate(make_cfg, tmp_path):
     assert s.entropy_rate < s.val_loss < 1.02 * s.entropy_rate, (s.val_loss, s.entropy_rate)
 
 
-def test_auto_micro_batch_keeps_cpu_micro_batches_small():
-    cpu, cuda = torch.device("cpu"), torch.device("cuda")
-    assert loop_mod.auto_micro_batch(32, 128, cpu) == 8  # 1024 tokens
-    assert loop_mod.auto_micro_batch(16, 256, cpu) == 4
-    assert loop_mod.auto_micro_batch(12, 100, cpu) == 6  # a divisor of the batch
-    assert loop_mod.auto_micro_batch(8, 4096, cpu) == 1
-    assert loop_mod.auto_micro_batch(32, 128, cuda) == 32
-
-
 @pytest.mark.slow
 def test_torch_compile_trains_the_same_model(make_cfg, tmp_path):
     """train.compile = true (inductor's C++ backend on CPUs) reaches the eager run's loss."""

@@ -53,13 +53,6 @@ from scalelab.train.checkpoint import latest_checkpoint, save_checkpoint
 from scalelab.train.device import Precision, ThreadPolicy, resolve_device, resolve_precision
 from scalelab.train.schedule import lr_at
 
-# On CPUs, micro-batches of at most this many tokens when train.micro_batch_size is unset:
-# activations then stay in cache between the kernels of a layer. Measured on the 2-core
-# build machine, config (a) of benchmarks/train_throughput.py (4 x 128, context 128, batch
-# 32): 16.0k tokens/s unsplit, 18.2k in micro-batches of 8 sequences (1024 tokens), 17.2k
-# of 4; config (b) (6 x 384, context 256) ran at the same speed split or not. The loss is
-# the same sum either way (up to float rounding).
-CPU_MICRO_TOKENS = 1024
 DEFAULT_TOKENS_PER_PARAM = 20.0  # Hoffmann et al. 2022 (Chinchilla), table 3
 LOG_EVERY = 10  # steps between metrics lines (and host syncs), at most train.eval_every
 
@@ -116,7 +109,7 @@ class RunSummary:
     precision_reason: str = ""
     compile: bool = False
     threads: int | None = None  # CPU threads (see device.ThreadPolicy)
-    micro_batch_size: int = 0  # sequences per forward/backward (train.micro_batch_size or auto)
+    micro_batch_size: int = 0  # sequences per forward/backward
     torch_version: str = ""
     started: str = ""
     finished: str = ""
@@ -201,20 +194,6 @@ def budget_tokens(cfg: RunConfig, non_embedding: int, unique_tokens: int) -> tup
     return round(
         ratio * non_embedding
     ), f"{source} = {ratio} x {non_embedding} non-embedding params"
-
-
-def auto_micro_batch(batch_size: int, context: int, device: torch.device) -> int:
-    """Sequences per micro-batch when ``train.micro_batch_size`` is unset: the whole batch
-    on accelerators; on CPUs the largest divisor of ``batch_size`` that keeps a micro-batch
-    within :data:`CPU_MICRO_TOKENS` tokens (at least one sequence)."""
-    if device.type != "cpu":
-        return batch_size
-    fits = [
-        m
-        for m in range(1, batch_size + 1)
-        if batch_size % m == 0 and m * context <= CPU_MICRO_TOKENS
-    ]
-    return max(fits, default=1)
 
 
 def make_optimizer(model: nn.Module, cfg: RunConfig, device: torch.device) -> torch.optim.AdamW:
@@ -453,9 +432,7 @@ class _Run:
         self.params, self.flops = counted["params"], counted["flops"]
         tc = cfg.train
         self.device = resolve_device(tc.device)
-        self.micro = tc.micro_batch_size or auto_micro_batch(
-            tc.batch_size, cfg.model.context, self.device
-        )
+        self.micro = tc.micro_batch_size or tc.batch_size
         self.n_micro = tc.batch_size // self.micro
         self.tokens_per_step = tc.batch_size * cfg.model.context
         want, self.budget_note = budget_tokens(
