@@ -233,3 +233,13 @@ def test_torch_compile_trains_the_same_model(make_cfg, tmp_path):
     compiled = train(make_cfg("train.compile=true"), tmp_path / "compiled", progress=False)
     assert compiled.status == "finished" and compiled.compile
     assert compiled.val_loss == pytest.approx(eager.val_loss, abs=1e-3)
+
+
+def test_public_api_names(make_cfg, tmp_path):
+    import scalelab
+
+    cfg = make_cfg("train.tokens=1024")
+    first = scalelab.train(cfg, tmp_path, progress=False)
+    again = scalelab.train(cfg, tmp_path, resume=True, progress=False)  # the package is callable
+    assert first == again and isinstance(first, scalelab.RunSummary)
+    assert scalelab.read_metrics(first.path)[-1]["step"] == 4

@@ -7,7 +7,22 @@ checkpoint of a finished run (:mod:`scalelab.train.export`).
 
 from __future__ import annotations
 
+import sys
+import types
+from typing import Any
+
 from scalelab.train.loop import RunSummary, TokenSource, train
 from scalelab.train.rundir import read_metrics
+
+
+class _CallablePackage(types.ModuleType):
+    """``scalelab.train`` is this package *and* the public function: once the package is
+    imported, the name ``scalelab.train`` is bound to it, so calling it trains a run."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> RunSummary:
+        return train(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallablePackage
 
 __all__ = ["RunSummary", "TokenSource", "read_metrics", "train"]
