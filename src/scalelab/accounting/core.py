@@ -109,6 +109,7 @@ class Fit:
     max_inference_batch: int | None  # sequences of seq_len; None: no KV cache to limit it
     train_fits: bool  # training state + activations of batch x seq_len on one device
     train_devices_zero3: int | None  # devices with the training state sharded (ZeRO-3); None: never
+    train_devices_zero3_full_recompute: int | None  # the same with full activation recomputation
 
 
 @dataclass(frozen=True)
@@ -334,6 +335,7 @@ def count(
         room = max(m - weights, 0)
         max_tokens = room // kv_per_token if kv_per_token else None
         spare = m - activation_bytes
+        spare_full = m - acts["full"] * tokens_in_flight
         fits = Fit(
             device_memory=m,
             inference_fits=memory.inference_bytes <= m,
@@ -341,6 +343,9 @@ def count(
             max_inference_batch=None if max_tokens is None else max_tokens // seq_len,
             train_fits=memory.train_total_bytes <= m,
             train_devices_zero3=math.ceil(train_bytes / spare) if spare > 0 else None,
+            train_devices_zero3_full_recompute=(
+                math.ceil(train_bytes / spare_full) if spare_full > 0 else None
+            ),
         )
 
     training = None
