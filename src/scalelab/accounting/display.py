@@ -70,13 +70,18 @@ def count_table(c: Count) -> Table:
     section("memory")
     t.add_row(f"weights ({m.dtype})", format_bytes(m.weights_bytes), "")
     bpp = m.train_bytes_per_param
-    t.add_row("training state", format_bytes(m.train_bytes), f"AdamW, {sum(bpp.values())} B/param:")
-    t.add_row("", "", ", ".join(f"{k} {v}" for k, v in bpp.items()))
+    short = {"weights": "w", "gradients": "grad", "master": "master", "adam_m": "m", "adam_v": "v"}
+    t.add_row(
+        "training state", format_bytes(m.train_bytes), f"AdamW, {sum(bpp.values())} B/param ="
+    )
+    t.add_row("", "", " + ".join(f"{short.get(k, k)} {v}" for k, v in bpp.items()))
     t.add_row("KV cache per token", format_bytes(m.kv_cache_bytes_per_token), "")
     t.add_row("KV cache", format_bytes(m.kv_cache_bytes), f"{m.batch} x {m.seq_len} tokens")
     t.add_row("inference total", format_bytes(m.inference_bytes), "weights + KV cache")
     t.add_row(
-        "activations/token", format_bytes(m.activation_bytes_per_token_none), "Korthikanti+ 2022"
+        "activations/token",
+        format_bytes(m.activation_bytes_per_token_none),
+        "Korthikanti et al. 2022",
     )
     t.add_row("  selective recompute", format_bytes(m.activation_bytes_per_token_selective), "")
     t.add_row("  full recompute", format_bytes(m.activation_bytes_per_token_full), "")
