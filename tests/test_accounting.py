@@ -369,3 +369,9 @@ def test_an_architecture_without_accounting_is_named():
             count(tiny(arch="test-uncounted"))
     finally:
         del ARCHS["test-uncounted"]
+
+
+def test_causal_option_leaves_an_encoder_bidirectional():
+    full = count("bert-base-uncased", seq_len=512).flops
+    asked = count("bert-base-uncased", seq_len=512, causal=True).flops
+    assert asked == full and not asked.causal

@@ -174,7 +174,13 @@ def _model_config_from_toml(path: Path) -> ModelConfig:
         raise ConfigError(f"{path}: a model TOML has a [model] section or top-level model keys")
     else:
         section = values
-    return section_from_dict(ModelConfig, section, "model")
+    cfg = section_from_dict(ModelConfig, section, "model")
+    # a file is user input: check it against the registry (architecture-only fields) as
+    # load_run_config would; this one path imports torch, with scalelab.models
+    from scalelab.models import check_config
+
+    check_config(cfg)
+    return cfg
 
 
 def resolve(
@@ -208,9 +214,9 @@ def resolve(
         return path.stem, tally_of_config(_model_config_from_toml(path))
     if path.is_dir():
         path = path / "config.json"
-    return path.stem if path.name != "config.json" else path.parent.name, tally_spec(
-        spec_from_json(read_json(path), str(path))
-    )
+    name = path.parent.name if path.name == "config.json" else path.name
+    name = name.removesuffix(".json").removesuffix(".params")
+    return name, tally_spec(spec_from_json(read_json(path), str(path)))
 
 
 def _positive_int(name: str, value: Any) -> int:
@@ -279,6 +285,7 @@ def count(
 
     # FLOPs per token; causal attention sees (T + 1) / 2 positions on average
     matmul = 2 * body.macs
+    causal = causal and t.causal  # an encoder attends both ways whatever is asked
     if causal:
         attn = body.mix_macs_per_position * (seq_len + 1) + 2 * body.mix_macs
     else:
