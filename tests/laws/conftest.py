@@ -29,7 +29,18 @@ def datablations() -> pd.DataFrame:
     )
 
 
-def synthetic(
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    return DATA
+
+
+@pytest.fixture(scope="session")
+def synthetic():
+    """A factory of Chinchilla-law ladders (see ``_synthetic``)."""
+    return _synthetic
+
+
+def _synthetic(
     params: dict[str, float],
     n_sizes: int = 6,
     n_budgets: int = 4,
