@@ -20,6 +20,16 @@ _API: dict[str, str] = {
     "RunConfig": "scalelab.config",
     "load_run_config": "scalelab.config",
     "build_model": "scalelab.models",
+    # laws and plans
+    "Law": "scalelab.laws",
+    "fit_law": "scalelab.laws",
+    "plan": "scalelab.laws",
+    "preset": "scalelab.laws",
+    "isoflop": "scalelab.laws",
+    "envelope": "scalelab.laws",
+    "parametric": "scalelab.laws",
+    "pareto_frontier": "scalelab.laws",
+    "loglog_slope": "scalelab.laws",
 }
 
 

@@ -110,8 +110,8 @@ def _fmt(v: float) -> str:
 def _print_law(law: Any) -> None:
     from rich.table import Table
 
-    title = f"{law.form} law: {law.formula}"
-    table = Table(title=title, title_justify="left")
+    console.print(f"{law.form} law: {law.formula}", highlight=False)
+    table = Table()
     table.add_column("param")
     table.add_column("value", justify="right")
     table.add_column(f"{law.ci_level:.0%} bootstrap interval", justify="right")

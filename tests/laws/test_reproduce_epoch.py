@@ -20,8 +20,15 @@ EPOCH_OBJECTIVE = 0.0010182740346154362  # their best, printed by the notebook
 
 
 @pytest.fixture(scope="module")
-def law(epoch_points):
-    return fit_law(epoch_points, "chinchilla", bootstrap=200, seed=0)
+def timed(epoch_points):
+    t = time.perf_counter()
+    law = fit_law(epoch_points, "chinchilla", bootstrap=200, seed=0)
+    return law, time.perf_counter() - t
+
+
+@pytest.fixture(scope="module")
+def law(timed):
+    return timed[0]
 
 
 def test_uses_the_240_points(epoch_points):
@@ -63,11 +70,10 @@ def test_extrapolation_check_reports_the_held_out_largest_model(law):
     assert len(ex["points"]) == ex["n_holdout"]
 
 
-def test_full_fit_with_200_bootstraps_takes_seconds(epoch_points):
-    t = time.perf_counter()
-    fit_law(epoch_points, "chinchilla", bootstrap=200, seed=1)
-    # ~3 s measured on a shared 2-core machine; the bound leaves room for a busy one
-    assert time.perf_counter() - t < 30
+def test_full_fit_with_200_bootstraps_takes_seconds(timed):
+    # fit + 200 bootstrap refits + the extrapolation refit: ~3 s measured on a shared
+    # 2-core machine; the bound leaves room for a busy one
+    assert timed[1] < 30
 
 
 def test_seeded_bootstrap_is_deterministic(epoch_points):
