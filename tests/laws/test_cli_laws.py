@@ -176,3 +176,29 @@ def test_arch_filter(run, csv, tmp_path):
     r = run("fit", "--csv", str(path), "--arch", "albert", "--bootstrap", "0", "--json")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["n_points"] == len(df)
+
+
+def test_fit_reads_a_study_store_through_load_points(run, tmp_path, monkeypatch, synthetic):
+    """The DB argument goes through scalelab.study.load_points (the studies contract);
+    a stand-in module plays the store here."""
+    import types
+
+    df = synthetic(P, noise=0.005, seed=6).assign(status="finished", arch="transformer")
+    df.loc[0, "status"] = "failed"
+    calls = []
+    fake = types.ModuleType("scalelab.study")
+
+    def load_points(db):
+        calls.append(db)
+        return df
+
+    fake.load_points = load_points
+    monkeypatch.setitem(sys.modules, "scalelab.study", fake)
+    db = tmp_path / "results.db"
+    db.write_bytes(b"")
+    r = run("fit", str(db), "--bootstrap", "0", "--json")
+    assert r.returncode == 0, r.stderr
+    assert calls and json.loads(r.stdout)["n_points"] == len(df) - 1
+    assert "1 unfinished point(s) left out" in r.stderr
+    r = run("fit", str(tmp_path / "missing.db"))
+    assert r.returncode == 2 and "does not exist" in r.stderr

@@ -81,3 +81,10 @@ def test_unknown_base_preset(pts):
     pts["unique_tokens"] = pts["D"]
     with pytest.raises(ScalelabError, match=r"unknown law preset"):
         fit_law(pts, "data-constrained", base="nope2020", bootstrap=0)
+
+
+def test_options_that_do_not_apply_to_the_form(pts):
+    with pytest.raises(FitError, match=r"x applies to the one-variable laws"):
+        fit_law(pts, "chinchilla", x="N")
+    with pytest.raises(FitError, match=r"base applies to the data-constrained law"):
+        fit_law(pts, "chinchilla", base="muennighoff2023")

@@ -214,6 +214,10 @@ def fit_law(
         raise FitError(f"unknown law {law!r}{did_you_mean(law, FORMS)}; choose from {FORMS}")
     if x is not None and x not in ("N", "D", "C"):
         raise FitError(f"x must be N, D or C, not {x!r}")
+    if x is not None and law not in ("power", "bnsl", "slope"):
+        raise FitError(f"x applies to the one-variable laws (power, bnsl, slope), not to {law}")
+    if base is not None and law != "data-constrained":
+        raise FitError(f"base applies to the data-constrained law, not to {law}")
     if bootstrap < 0:
         raise FitError(f"bootstrap must be >= 0, not {bootstrap}")
     if not delta > 0:
