@@ -35,6 +35,16 @@ _API: dict[str, str] = {
     "MarkovSource": "scalelab.data",
     "bits_per_byte": "scalelab.data",
     "perplexity": "scalelab.data",
+    # laws and plans
+    "Law": "scalelab.laws",
+    "fit_law": "scalelab.laws",
+    "plan": "scalelab.laws",
+    "preset": "scalelab.laws",
+    "isoflop": "scalelab.laws",
+    "envelope": "scalelab.laws",
+    "parametric": "scalelab.laws",
+    "pareto_frontier": "scalelab.laws",
+    "loglog_slope": "scalelab.laws",
 }
 
 
