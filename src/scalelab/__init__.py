@@ -28,6 +28,14 @@ _API: dict[str, str] = {
     "RunConfig": "scalelab.config",
     "load_run_config": "scalelab.config",
     "build_model": "scalelab.models",
+    # how big is it
+    "count": "scalelab.accounting",
+    "size_for": "scalelab.accounting",
+    "parse_size": "scalelab.accounting",
+    "Count": "scalelab.accounting",
+    "list_presets": "scalelab.presets",
+    "get_preset": "scalelab.presets",
+    "presets_table": "scalelab.presets",
     # data: corpora, tokenizers, token cache, loss metrics
     "load_tokens": "scalelab.data",
     "TokenData": "scalelab.data",
@@ -40,6 +48,16 @@ _API: dict[str, str] = {
     "RunSummary": "scalelab.train",
     "read_metrics": "scalelab.train",
     "export": "scalelab.train.export",
+    # laws and plans
+    "Law": "scalelab.laws",
+    "fit_law": "scalelab.laws",
+    "plan": "scalelab.laws",
+    "preset": "scalelab.laws",
+    "isoflop": "scalelab.laws",
+    "envelope": "scalelab.laws",
+    "parametric": "scalelab.laws",
+    "pareto_frontier": "scalelab.laws",
+    "loglog_slope": "scalelab.laws",
 }
 
 

@@ -7,7 +7,8 @@ result. A ``ScalelabError`` becomes one line on stderr and exit code 2.
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -38,6 +39,93 @@ def version() -> None:
 
 
 # --- how big is it: count, presets ---------------------------------------------------------
+
+
+@app.command("count")
+def count_cmd(
+    model: str = typer.Argument(
+        ..., help="A preset (see `scalelab presets`), a config.json / params.json, or a model TOML."
+    ),
+    seq_len: int | None = typer.Option(
+        None, "--seq-len", "-T", help="Sequence length (default: the model's context)."
+    ),
+    batch: int = typer.Option(
+        1, "--batch", "-b", help="Sequences held at once (KV cache, activations)."
+    ),
+    dtype: str = typer.Option("bf16", help="Inference dtype: fp32, bf16, fp16, fp8, int8, int4."),
+    device_memory: str | None = typer.Option(
+        None, "--device-memory", help="Memory of one device: 80GiB, 80GB or 8e10."
+    ),
+    tokens: str | None = typer.Option(
+        None, help="Training tokens, e.g. 15.6e12 or 15.6T: adds a time."
+    ),
+    devices: int = typer.Option(1, help="Devices training together."),
+    mfu: float = typer.Option(0.4, help="Model FLOP utilisation, a fraction of the peak."),
+    peak_flops: str = typer.Option(
+        "989e12", help="Peak FLOP/s of one device (default: H100 SXM, dense BF16)."
+    ),
+    recompute: str = typer.Option("none", help="Activation recomputation: none, selective, full."),
+    causal: bool = typer.Option(
+        False, "--causal", help="Count attention FLOPs over earlier tokens only."
+    ),
+    grad_dtype: str = typer.Option(
+        "bf16", help="Gradient dtype in training: bf16 (16 B/param) or fp32 (18)."
+    ),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """How big is this model: exact parameters, FLOPs per token and memory."""
+    from scalelab.accounting import count
+
+    c = count(
+        model,
+        seq_len=seq_len,
+        batch=batch,
+        dtype=dtype,
+        device_memory=device_memory,
+        tokens=tokens,
+        devices=devices,
+        mfu=mfu,
+        peak_flops=peak_flops,
+        recompute=recompute,
+        causal=causal,
+        grad_dtype=grad_dtype,
+    )
+    if json_out:
+        import json
+
+        print(json.dumps(c.to_dict(), indent=2))
+        return
+    from scalelab.accounting.display import count_table
+
+    console.print(count_table(c))
+
+
+@app.command("presets")
+def presets_cmd(
+    json_out: bool = typer.Option(False, "--json", help="Print a JSON list."),
+) -> None:
+    """Every preset with its total and non-embedding parameters."""
+    from scalelab.accounting import count
+    from scalelab.presets import list_presets
+
+    rows = [(p.name, p.family, count(p.name), p.description) for p in list_presets()]
+    if json_out:
+        import json
+
+        print(
+            json.dumps(
+                [
+                    {"name": name, "family": family, "description": description,
+                     **{k: getattr(c.params, k) for k in ("total", "non_embedding", "active", "embedding")}}
+                    for name, family, c, description in rows
+                ],
+                indent=2,
+            )
+        )  # fmt: skip
+        return
+    from scalelab.accounting.display import presets_rich_table
+
+    console.print(presets_rich_table([(name, family, c) for name, family, c, _ in rows]))
 
 
 # --- train one model: train, export ----------------------------------------------------------
@@ -170,6 +258,263 @@ def corpus_cmd(
 
 
 # --- laws and plans: fit, plan -----------------------------------------------------------------
+
+_FIT_LAWS = ("chinchilla", "kaplan", "power", "data-constrained", "bnsl", "slope")
+_ALLOCATIONS = ("isoflop", "envelope")  # Hoffmann et al. 2022, approaches 2 and 1
+
+
+def _read_points(db: Path | None, csv: Path | None, arch: str | None) -> Any:
+    """The points to fit, from a study store or a CSV, filtered to one architecture."""
+    import pandas as pd
+
+    from scalelab.errors import FitError, StoreError
+
+    if (db is None) == (csv is None):
+        raise FitError("give the points either as a study store (DB) or with --csv FILE, not both")
+    if csv is not None:
+        try:
+            df = pd.read_csv(csv)
+        except FileNotFoundError:
+            raise FitError(f"--csv {str(csv)!r} does not exist") from None
+        except (OSError, ValueError) as e:
+            raise FitError(f"cannot read --csv {str(csv)!r} as CSV: {e}") from None
+    else:
+        assert db is not None
+        if not db.exists():
+            raise StoreError(
+                f"results store {str(db)!r} does not exist; run `scalelab sweep` first"
+            )
+        try:
+            from scalelab.study import load_points
+        except ImportError:
+            raise StoreError(
+                "this install has no study store reader (scalelab.study); export the points "
+                "to CSV and use --csv"
+            ) from None
+        df = load_points(db)
+    if "status" in df.columns:
+        finished = df["status"].astype(str) == "finished"
+        if not finished.all():
+            err_console.print(f"note: {int((~finished).sum())} unfinished point(s) left out")
+        df = df[finished]
+    if "arch" in df.columns:
+        archs = sorted(map(str, df["arch"].dropna().unique()))
+        if arch is not None:
+            if arch not in archs:
+                raise FitError(f"--arch {arch!r}: no points; the points have {', '.join(archs)}")
+            df = df[df["arch"] == arch]
+        elif len(archs) > 1:
+            raise FitError(
+                f"the points mix architectures ({', '.join(archs)}): one law per "
+                "architecture; choose one with --arch"
+            )
+    elif arch is not None:
+        raise FitError("--arch given but the points have no 'arch' column")
+    return df
+
+
+def _fmt(v: float) -> str:
+    return f"{v:.4g}" if abs(v) < 1e5 else f"{v:.4e}"
+
+
+def _print_law(law: Any) -> None:
+    from rich.table import Table
+
+    console.print(f"{law.form} law: {law.formula}", highlight=False)
+    table = Table()
+    table.add_column("param")
+    table.add_column("value", justify="right")
+    table.add_column(f"{law.ci_level:.0%} bootstrap interval", justify="right")
+    for k, v in law.params.items():
+        ci = law.ci.get(k)
+        iv = f"[{_fmt(ci[0])}, {_fmt(ci[1])}]" if ci else ("fixed" if k in law.fixed else "")
+        table.add_row(k, _fmt(v), iv)
+    console.print(table)
+    n_boot = 0 if law.samples is None else len(law.samples)
+    console.print(
+        f"objective {law.objective:.6g} on {law.n_points} points"
+        + (f" (Huber delta {law.delta:g}, sum over points)" if law.delta else "")
+        + f"; {n_boot} bootstrap refits"
+    )
+    ex = law.extrapolation
+    if ex:
+        if "skipped" in ex:
+            console.print(f"extrapolation check skipped: {ex['skipped']}")
+        else:
+            console.print(
+                f"extrapolation (fit without the largest {ex['by']}, {ex['n_holdout']} point(s) "
+                f"at {ex['by']} >= {ex['threshold']:.3g}): mean |error| "
+                f"{ex['mean_abs_rel_error']:.2%}, max {ex['max_abs_rel_error']:.2%}"
+            )
+
+
+@app.command()
+def fit(
+    db: Annotated[Path | None, typer.Argument(help="A study's results store (SQLite).")] = None,
+    csv: Annotated[
+        Path | None, typer.Option("--csv", help="CSV of points: N, D, loss (+ unique_tokens, C).")
+    ] = None,
+    law: Annotated[
+        str,
+        typer.Option(
+            "--law",
+            help="chinchilla | kaplan | power | data-constrained | bnsl | slope, or an allocation "
+            "fit: isoflop (approach 2) | envelope (approach 1).",
+        ),
+    ] = "chinchilla",
+    x: Annotated[
+        str | None, typer.Option("--x", help="Variable of power/bnsl/slope: N, D or C.")
+    ] = None,
+    bootstrap: Annotated[
+        int, typer.Option("--bootstrap", help="Bootstrap refits for intervals.")
+    ] = 200,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the bootstrap resampling.")] = 0,
+    base: Annotated[
+        str | None,
+        typer.Option("--base", help="data-constrained: base law held fixed (preset or FIT.json)."),
+    ] = None,
+    delta: Annotated[
+        float, typer.Option("--delta", help="Huber threshold on log residuals.")
+    ] = 1e-3,
+    arch: Annotated[
+        str | None, typer.Option("--arch", help="Fit only this architecture's points.")
+    ] = None,
+    extrapolation: Annotated[
+        bool, typer.Option("--extrapolation/--no-extrapolation", help="Leave-largest-out check.")
+    ] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Write the law (FIT.json) for `plan`.")
+    ] = None,
+) -> None:
+    """Fit a scaling law to points (Huber on log residuals, L-BFGS, bootstrap intervals)."""
+    import json
+
+    from scalelab.errors import FitError, did_you_mean
+    from scalelab.laws import envelope, fit_law, isoflop
+
+    choices = (*_FIT_LAWS, *_ALLOCATIONS)
+    if law not in choices:
+        raise FitError(f"unknown --law {law!r}{did_you_mean(law, choices)}; choose from {choices}")
+    df = _read_points(db, csv, arch)
+    if law in _ALLOCATIONS:
+        if out is not None:
+            raise FitError("--out writes laws for `plan`; an allocation fit has no law to write")
+        alloc = (isoflop if law == "isoflop" else envelope)(df, bootstrap=bootstrap, seed=seed)
+        if as_json:
+            print(json.dumps(alloc.to_dict(), indent=1, default=float))
+            return
+        console.print(f"approach {alloc.approach}: N_opt = k_N C^a, D_opt = k_D C^b")
+        for k, v in alloc.params.items():
+            ci = alloc.ci.get(k)
+            iv = f"  [{_fmt(ci[0])}, {_fmt(ci[1])}]" if ci else ""
+            console.print(f"  {k:4s} {_fmt(v)}{iv}")
+        for note in alloc.notes:
+            err_console.print(f"note: {note}")
+        return
+    result = fit_law(
+        df,
+        law,
+        x=x,
+        bootstrap=bootstrap,
+        seed=seed,
+        delta=delta,
+        extrapolation=extrapolation,
+        base=base,
+    )
+    if out is not None:
+        result.save(out)
+    if as_json:
+        print(json.dumps(result.to_dict(samples=False), indent=1))
+    else:
+        _print_law(result)
+        if out is not None:
+            console.print(f"wrote {out}")
+
+
+def _print_plan(p: Any, law: Any) -> None:
+    lvl = f"{p.ci_level:.0%}"
+
+    def iv(t: Any) -> str:
+        return f"  [{t[0]:.3g}, {t[1]:.3g}]" if t else ""
+
+    src = f" ({law.source})" if law.source else ""
+    console.print(f"law: {p.law}{src}\n  {law.formula}", highlight=False)
+    if p.target_loss is not None:
+        console.print(
+            f"target loss {p.target_loss:g}: compute {p.compute:.3g} FLOPs{iv(p.compute_interval)}"
+        )
+    else:
+        console.print(f"compute {p.compute:.3g} FLOPs (C = 6ND)")
+    console.print(f"  N    {p.N:.3g} parameters{iv(p.N_interval)}")
+    console.print(f"  D    {p.D:.3g} tokens{iv(p.D_interval)}")
+    console.print(f"  D/N  {p.tokens_per_param:.1f} tokens per parameter")
+    loss_iv = (
+        f"  [{p.loss_interval[0]:.4f}, {p.loss_interval[1]:.4f}] ({lvl})" if p.loss_interval else ""
+    )
+    console.print(f"  loss {p.loss:.4f}{loss_iv}")
+    if p.constrained:
+        c = p.constrained
+        civ = c.get("loss_interval")
+        civ_s = f"  [{civ[0]:.4f}, {civ[1]:.4f}]" if civ else ""
+        console.print(
+            f"with {p.unique_tokens:.3g} unique tokens (repetition, R_D* = {c['R_D_star']:.3g}, "
+            f"R_N* = {c['R_N_star']:.3g}):\n"
+            f"  N    {c['N']:.3g}\n  D    {c['D']:.3g} ({c['epochs']:.2f} epochs)\n"
+            f"  loss {c['loss']:.4f}{civ_s}"
+        )
+    for w in p.warnings:
+        err_console.print(f"[yellow]warning:[/] {w}", highlight=False)
+
+
+@app.command()
+def plan(
+    compute: Annotated[
+        list[float] | None,
+        typer.Option("--compute", help="Training FLOPs (C = 6ND); repeat for several budgets."),
+    ] = None,
+    target_loss: Annotated[
+        float | None,
+        typer.Option("--target-loss", help="Instead: the compute needed to reach this loss."),
+    ] = None,
+    law: Annotated[
+        str,
+        typer.Option(
+            "--law",
+            help="FIT.json from `fit --out`, or a preset: hoffmann2022, epoch2024, muennighoff2023, "
+            "kaplan2020.",
+        ),
+    ] = "epoch2024",
+    unique_tokens: Annotated[
+        float | None,
+        typer.Option(
+            "--unique-tokens", help="Unique tokens available (data-constrained adjustment)."
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
+) -> None:
+    """Compute-optimal N and D for a compute budget, or the compute for a target loss."""
+    import json
+
+    from scalelab.laws import PlanError, resolve_law
+    from scalelab.laws import plan as make_plan
+
+    if not compute and target_loss is None:
+        raise PlanError("give --compute FLOPS (one or more) or --target-loss LOSS")
+    if compute and target_loss is not None:
+        raise PlanError("give --compute or --target-loss, not both")
+    the_law = resolve_law(law)
+    if target_loss is not None:
+        plans = [make_plan(the_law, target_loss=target_loss, unique_tokens=unique_tokens)]
+    else:
+        assert compute is not None
+        plans = [make_plan(the_law, c, unique_tokens=unique_tokens) for c in compute]
+    if as_json:
+        payload = [p.to_dict() for p in plans]
+        print(json.dumps(payload[0] if len(payload) == 1 else payload, indent=1))
+        return
+    for p in plans:
+        _print_plan(p, the_law)
 
 
 # --- report and demo ---------------------------------------------------------------------------

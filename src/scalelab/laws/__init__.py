@@ -1,0 +1,41 @@
+"""Scaling laws: forms, robust fitting, bootstrap, extrapolation checks, allocation, plans.
+
+* :func:`fit_law` fits a form (chinchilla, kaplan, power, data-constrained, bnsl, slope)
+  to points and returns a :class:`Law` with bootstrap intervals and a leave-largest-out
+  extrapolation check.
+* :func:`isoflop`, :func:`envelope`, :func:`parametric`: Hoffmann et al. 2022's
+  approaches 2, 1 and 3 to the compute-optimal allocation.
+* :func:`plan`: compute-optimal N and D for a budget (or the budget for a target loss),
+  with the data-constrained adjustment when tokens must repeat.
+* :func:`preset`: published laws (hoffmann2022, epoch2024, muennighoff2023, kaplan2020).
+* :func:`pareto_frontier`, :func:`loglog_slope`: the frontier and the slope used to
+  compare architectures.
+"""
+
+from scalelab.laws.approaches import Allocation, envelope, isoflop, parametric
+from scalelab.laws.fit import check_points, extrapolation_check, fit_law
+from scalelab.laws.forms import FORMS
+from scalelab.laws.frontier import loglog_slope, pareto_frontier
+from scalelab.laws.law import Law
+from scalelab.laws.plan import Plan, PlanError, plan
+from scalelab.laws.presets import PRESETS, preset, resolve_law
+
+__all__ = [
+    "FORMS",
+    "PRESETS",
+    "Allocation",
+    "Law",
+    "Plan",
+    "PlanError",
+    "check_points",
+    "envelope",
+    "extrapolation_check",
+    "fit_law",
+    "isoflop",
+    "loglog_slope",
+    "parametric",
+    "pareto_frontier",
+    "plan",
+    "preset",
+    "resolve_law",
+]

@@ -1,0 +1,471 @@
+"""Functional forms of scaling laws, written in log space for robust fitting.
+
+Every form predicts ``log L`` from a few input columns and an internal parameter
+vector ``theta`` chosen so the optimisation is well conditioned (log-coefficients,
+exponents as they are). Each form gives
+
+* ``log_model(theta[K, P], feats) -> [K, n]``: vectorised over K parameter vectors,
+  so a whole grid of initialisations is scored in one NumPy call;
+* ``log_model_grad(theta[P], feats) -> (f[n], J[n, P])``: the analytic Jacobian
+  of ``log L`` with respect to ``theta``, for L-BFGS;
+* ``to_public`` / ``from_public``: between ``theta`` and the published parameter
+  names (``E``, ``A``, ``B``, ``alpha``, ``beta`` for Chinchilla);
+* ``grid``: the initialisations scored before refinement.
+
+The log-sum-exp parametrisation follows Hoffmann et al. 2022, sec. D.2:
+``log L = LSE(a - alpha log N, b - beta log D, e)`` with ``A = e^a``, ``B = e^b``,
+``E = e^e``, which keeps every coefficient positive without bounds.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+Array = NDArray[np.float64]
+
+# the published names of the extra parameters of the data-constrained law
+R_D_STAR = "R_D_star"
+R_N_STAR = "R_N_star"
+
+
+def _lse(terms: Array, axis: int = 0) -> tuple[Array, Array]:
+    """Stable log-sum-exp over ``axis`` and the softmax weights (its gradient)."""
+    m = np.max(terms, axis=axis, keepdims=True)
+    z = np.exp(terms - m)
+    s = np.sum(z, axis=axis, keepdims=True)
+    return np.squeeze(m + np.log(s), axis=axis), z / s
+
+
+def _grid(*axes: Any) -> Array:
+    return np.array(list(itertools.product(*axes)), dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class Form:
+    """A functional form L(inputs; params); subclasses fill in the maths."""
+
+    name: str = ""
+    inputs: tuple[str, ...] = ()  # DataFrame columns the form reads
+    internal: tuple[str, ...] = ()  # names of theta's entries
+    public: tuple[str, ...] = ()  # names of the published parameters
+    formula: str = ""
+    fixed: Mapping[str, float] = field(default_factory=dict)  # public params held fixed
+
+    # -- to implement ------------------------------------------------------------------------
+    def features(self, cols: Mapping[str, Array]) -> dict[str, Array]:
+        """Precompute what log_model needs from the input columns (logs, ratios)."""
+        raise NotImplementedError
+
+    def log_model(self, theta: Array, feats: Mapping[str, Array]) -> Array:
+        raise NotImplementedError
+
+    def log_model_grad(self, theta: Array, feats: Mapping[str, Array]) -> tuple[Array, Array]:
+        raise NotImplementedError
+
+    def to_public(self, theta: Array) -> Array:
+        """theta[..., P] -> public values[..., len(public)] (fixed ones included)."""
+        raise NotImplementedError
+
+    def from_public(self, params: Mapping[str, float]) -> Array:
+        raise NotImplementedError
+
+    def grid(self) -> Array:
+        raise NotImplementedError
+
+    def grid_for(self, feats: Mapping[str, Array]) -> Array:
+        """The initialisations for these data (most forms: a fixed grid)."""
+        return self.grid()
+
+    # -- shared ------------------------------------------------------------------------------
+    @property
+    def free(self) -> tuple[str, ...]:
+        """The public parameters a fit estimates (those not held fixed)."""
+        return tuple(p for p in self.public if p not in self.fixed)
+
+    def predict(self, params: Mapping[str, float], cols: Mapping[str, Array]) -> Array:
+        theta = self.from_public(params)
+        return np.exp(self.log_model(theta[None, :], self.features(cols))[0])
+
+
+def _sub(theta: Array, i: int) -> Array:
+    """Column i of theta[K, P] shaped to broadcast against points: [K, 1]."""
+    return theta[:, i : i + 1]
+
+
+@dataclass(frozen=True)
+class Chinchilla(Form):
+    """L = E + A / N^alpha + B / D^beta (Hoffmann et al. 2022, eq. 2 and sec. D.2)."""
+
+    name: str = "chinchilla"
+    inputs: tuple[str, ...] = ("N", "D")
+    internal: tuple[str, ...] = ("a", "b", "e", "alpha", "beta")
+    public: tuple[str, ...] = ("E", "A", "B", "alpha", "beta")
+    formula: str = "L = E + A / N^alpha + B / D^beta"
+
+    def features(self, cols: Mapping[str, Array]) -> dict[str, Array]:
+        return {"lN": np.log(cols["N"]), "lD": np.log(cols["D"])}
+
+    def _terms(self, theta: Array, f: Mapping[str, Array]) -> Array:
+        a, b, e, al, be = (_sub(theta, i) for i in range(5))
+        e_term = np.broadcast_to(e, (theta.shape[0], f["lN"].shape[0]))
+        return np.stack([a - al * f["lN"], b - be * f["lD"], e_term])
+
+    def log_model(self, theta: Array, feats: Mapping[str, Array]) -> Array:
+        return _lse(self._terms(theta, feats))[0]
+
+    def log_model_grad(self, theta: Array, feats: Mapping[str, Array]) -> tuple[Array, Array]:
+        val, w = _lse(self._terms(theta[None, :], feats))
+        w1, w2, w3 = w[0, 0], w[1, 0], w[2, 0]
+        jac = np.stack([w1, w2, w3, -w1 * feats["lN"], -w2 * feats["lD"]], axis=1)
+        return val[0], jac
+
+    def to_public(self, theta: Array) -> Array:
+        a, b, e, al, be = np.moveaxis(theta, -1, 0)
+        return np.stack([np.exp(e), np.exp(a), np.exp(b), al, be], axis=-1)
+
+    def from_public(self, params: Mapping[str, float]) -> Array:
+        p = params
+        return np.array(
+            [np.log(p["A"]), np.log(p["B"]), np.log(p["E"]), p["alpha"], p["beta"]], dtype=float
+        )
+
+    def grid(self) -> Array:
+        # Hoffmann et al. 2022, sec. D.2 (as run by Besiroglu et al. 2024): 4500 starts
+        g = _grid(
+            np.arange(0, 30, 5.0),  # a
+            np.arange(0, 30, 5.0),  # b
+            np.arange(-1, 1.5, 0.5),  # e
+            np.arange(0, 2.5, 0.5),  # alpha
+            np.arange(0, 2.5, 0.5),  # beta
+        )
+        return g
+
+
+@dataclass(frozen=True)
+class Power(Form):
+    """L = E + A / x^alpha for one variable x in {N, D, C} (Kaplan et al. 2020, eq. 1.1-1.3,
+    with the irreducible term of Henighan et al. 2020)."""
+
+    name: str = "power"
+    x: str = "N"
+    internal: tuple[str, ...] = ("a", "e", "alpha")
+    public: tuple[str, ...] = ("E", "A", "alpha")
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "inputs", (self.x,))
+        object.__setattr__(self, "formula", f"L = E + A / {self.x}^alpha")
+
+    def features(self, cols: Mapping[str, Array]) -> dict[str, Array]:
+        return {"lx": np.log(cols[self.x])}
+
+    def _terms(self, theta: Array, f: Mapping[str, Array]) -> Array:
+        a, e, al = (_sub(theta, i) for i in range(3))
+        return np.stack([a - al * f["lx"], np.broadcast_to(e, (theta.shape[0], f["lx"].shape[0]))])
+
+    def log_model(self, theta: Array, feats: Mapping[str, Array]) -> Array:
+        return _lse(self._terms(theta, feats))[0]
+
+    def log_model_grad(self, theta: Array, feats: Mapping[str, Array]) -> tuple[Array, Array]:
+        val, w = _lse(self._terms(theta[None, :], feats))
+        w1, w2 = w[0, 0], w[1, 0]
+        return val[0], np.stack([w1, w2, -w1 * feats["lx"]], axis=1)
+
+    def to_public(self, theta: Array) -> Array:
+        a, e, al = np.moveaxis(theta, -1, 0)
+        return np.stack([np.exp(e), np.exp(a), al], axis=-1)
+
+    def from_public(self, params: Mapping[str, float]) -> Array:
+        return np.array([np.log(params["A"]), np.log(params["E"]), params["alpha"]], dtype=float)
+
+    def grid(self) -> Array:
+        return _grid(np.arange(0, 30, 2.5), np.arange(-2, 2.5, 0.5), np.arange(0, 2.05, 0.1))
+
+
+@dataclass(frozen=True)
+class Kaplan(Form):
+    """L(N, D) = [(N_c / N)^(alpha_N / alpha_D) + D_c / D]^alpha_D (Kaplan et al. 2020, eq. 1.5).
+
+    In log space: log L = alpha_D LSE(r (n_c - log N), d_c - log D), r = alpha_N / alpha_D,
+    n_c = log N_c, d_c = log D_c.
+    """
+
+    name: str = "kaplan"
+    inputs: tuple[str, ...] = ("N", "D")
+    internal: tuple[str, ...] = ("n_c", "d_c", "alpha_N", "alpha_D")
+    public: tuple[str, ...] = ("N_c", "D_c", "alpha_N", "alpha_D")
+    formula: str = "L = ((N_c / N)^(alpha_N / alpha_D) + D_c / D)^alpha_D"
+
+    def features(self, cols: Mapping[str, Array]) -> dict[str, Array]:
+        return {"lN": np.log(cols["N"]), "lD": np.log(cols["D"])}
+
+    def log_model(self, theta: Array, feats: Mapping[str, Array]) -> Array:
+        nc, dc, an, ad = (_sub(theta, i) for i in range(4))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            u1 = (an / ad) * (nc - feats["lN"])
+        u2 = np.broadcast_to(dc - feats["lD"], u1.shape)
+        return ad * _lse(np.stack([u1, u2]))[0]
+
+    def log_model_grad(self, theta: Array, feats: Mapping[str, Array]) -> tuple[Array, Array]:
+        nc, dc, an, ad = theta
+        u1 = (an / ad) * (nc - feats["lN"])
+        s, w = _lse(np.stack([u1, dc - feats["lD"]]))
+        w1, w2 = w
+        jac = np.stack([w1 * an, w2 * ad, w1 * (nc - feats["lN"]), s - w1 * u1], axis=1)
+        return ad * s, jac
+
+    def to_public(self, theta: Array) -> Array:
+        nc, dc, an, ad = np.moveaxis(theta, -1, 0)
+        return np.stack([np.exp(nc), np.exp(dc), an, ad], axis=-1)
+
+    def from_public(self, params: Mapping[str, float]) -> Array:
+        p = params
+        return np.array(
+            [np.log(p["N_c"]), np.log(p["D_c"]), p["alpha_N"], p["alpha_D"]], dtype=float
+        )
+
+    def grid(self) -> Array:
+        # alpha_D = 0 is degenerate (L = 1); start from small positive exponents
+        return _grid(
+            np.arange(5.0, 45.0, 5.0),
+            np.arange(5.0, 45.0, 5.0),
+            np.array([0.02, 0.05, 0.1, 0.2, 0.4, 0.8]),
+            np.array([0.02, 0.05, 0.1, 0.2, 0.4, 0.8]),
+        )
+
+
+@dataclass(frozen=True)
+class BrokenPower(Form):
+    """One-break broken neural scaling law (Caballero et al. 2022, eq. 1 with n = 1):
+    L = a + b x^-c0 (1 + (x / d1)^(1 / f1))^(-c1 f1).
+
+    In log space: log L = LSE(log a, log b - c0 log x - c1 f1 softplus((log x - log d1) / f1)),
+    with theta = (log a, log b, c0, c1, log d1, log f1).
+    """
+
+    name: str = "bnsl"
+    x: str = "N"
+    internal: tuple[str, ...] = ("la", "lb", "c0", "c1", "ld1", "lf1")
+    public: tuple[str, ...] = ("a", "b", "c0", "c1", "d1", "f1")
+    formula: str = "L = a + b x^-c0 (1 + (x / d1)^(1 / f1))^(-c1 f1)"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "inputs", (self.x,))
+        object.__setattr__(
+            self, "formula", f"L = a + b {self.x}^-c0 (1 + ({self.x} / d1)^(1 / f1))^(-c1 f1)"
+        )
+
+    def features(self, cols: Mapping[str, Array]) -> dict[str, Array]:
+        return {"lx": np.log(cols[self.x])}
+
+    @staticmethod
+    def _parts(theta: Array, lx: Array) -> tuple[Array, ...]:
+        la, lb, c0, c1, ld, lf = (theta[..., i : i + 1] for i in range(6))
+        f1 = np.exp(lf)
+        s = (lx - ld) / f1
+        sp = np.logaddexp(0.0, s)  # softplus, stable
+        t2 = lb - c0 * lx - c1 * f1 * sp
+        return la, t2, c1, f1, s, sp
+
+    def log_model(self, theta: Array, feats: Mapping[str, Array]) -> Array:
+        la, t2, *_ = self._parts(theta, feats["lx"])
+        return _lse(np.stack([np.broadcast_to(la, t2.shape), t2]))[0]
+
+    def log_model_grad(self, theta: Array, feats: Mapping[str, Array]) -> tuple[Array, Array]:
+        lx = feats["lx"]
+        la, t2, c1, f1, s, sp = self._parts(theta[None, :], lx)
+        val, w = _lse(np.stack([np.broadcast_to(la, t2.shape), t2]))
+        w1, w2 = w[0, 0], w[1, 0]
+        sig = 0.5 * (1.0 + np.tanh(0.5 * s[0]))  # logistic, stable
+        c1, f1, s, sp = c1[0], f1[0], s[0], sp[0]
+        jac = np.stack(
+            [w1, w2, -w2 * lx, -w2 * f1 * sp, w2 * c1 * sig, -w2 * c1 * f1 * (sp - s * sig)],
+            axis=1,
+        )
+        return val[0], jac
+
+    def to_public(self, theta: Array) -> Array:
+        la, lb, c0, c1, ld, lf = np.moveaxis(theta, -1, 0)
+        return np.stack([np.exp(la), np.exp(lb), c0, c1, np.exp(ld), np.exp(lf)], axis=-1)
+
+    def from_public(self, params: Mapping[str, float]) -> Array:
+        p = params
+        return np.array(
+            [np.log(p["a"]), np.log(p["b"]), p["c0"], p["c1"], np.log(p["d1"]), np.log(p["f1"])],
+            dtype=float,
+        )
+
+    def grid(self) -> Array:
+        return self.grid_for({"lx": np.log(np.array([1.0, 1e6]))})
+
+    def grid_for(self, feats: Mapping[str, Array]) -> Array:
+        # the break is searched inside the data's own range of x; the other axes span
+        # the shapes Caballero et al. grid over (their script: scipy.optimize.brute)
+        lx = feats["lx"]
+        return _grid(
+            np.array([-6.0, -3.0, -1.0, 0.0, 1.0]),  # log a
+            np.array([-2.0, 0.0, 2.0, 5.0]),  # log b
+            np.array([0.0, 0.1, 0.3, 0.6]),  # c0
+            np.array([0.0, 0.5, 1.0, 3.0]),  # c1
+            np.quantile(lx, [0.1, 0.3, 0.5, 0.7, 0.9, 1.0]),  # log d1
+            np.log(np.array([0.05, 0.25, 1.0])),  # log f1
+        )
+
+
+@dataclass(frozen=True)
+class DataConstrained(Form):
+    """Muennighoff et al. 2023, eq. 5 (data-constrained scaling), with the base Chinchilla
+    parameters held fixed as in their fit (utils/parametric_fit.ipynb):
+
+        L = E + A / N'^alpha + B / D'^beta
+        D' = U_D + U_D R_D* (1 - exp(-R_D / R_D*)),   R_D = max(D / U_D - 1, 0)
+        N' = U_N + U_N R_N* (1 - exp(-R_N / R_N*)),   R_N = max(N / U_N - 1, 0)
+        U_N = min(N, N_opt(U_D))
+
+    where U_D = min(unique_tokens, D) are the unique tokens seen and N_opt(U_D) is the compute-optimal model size of
+    the base law for the compute at which U_D is the optimal data (their notebook:
+    ``min(optimal_N(D_to_C(U)), N)``). theta = (log R_D*, log R_N*).
+    """
+
+    name: str = "data-constrained"
+    inputs: tuple[str, ...] = ("N", "D", "unique_tokens")
+    internal: tuple[str, ...] = ("log_R_D_star", "log_R_N_star")
+    public: tuple[str, ...] = ("E", "A", "B", "alpha", "beta", R_D_STAR, R_N_STAR)
+    formula: str = (
+        "L = E + A / N'^alpha + B / D'^beta, D' = U (1 + R_D* (1 - exp(-R_D / R_D*))), "
+        "N' = U_N (1 + R_N* (1 - exp(-R_N / R_N*)))"
+    )
+
+    def base(self) -> tuple[float, float, float, float, float]:
+        f = self.fixed
+        return f["E"], f["A"], f["B"], f["alpha"], f["beta"]
+
+    def features(self, cols: Mapping[str, Array]) -> dict[str, Array]:
+        _, A, B, al, be = self.base()
+        N, D, U = (np.asarray(cols[k], dtype=float) for k in ("N", "D", "unique_tokens"))
+        # U_D is the unique data *seen*: a run shorter than one epoch sees D of them
+        U = np.minimum(U, D)
+        un = np.minimum(N, optimal_n_for_data(U, A, B, al, be))
+        return {
+            "lUD": np.log(U),
+            "lUN": np.log(un),
+            "RD": np.maximum(D / U - 1.0, 0.0),
+            "RN": np.maximum(N / un - 1.0, 0.0),
+        }
+
+    @staticmethod
+    def _eff(r: Array, rstar: Array) -> tuple[Array, Array]:
+        """log(1 + R* (1 - exp(-R / R*))) and its derivative w.r.t. log R*."""
+        x = np.exp(-r / rstar)
+        g = rstar * (1.0 - x)
+        dg = rstar * ((1.0 - x) - (r / rstar) * x)  # d g / d log R*
+        return np.log1p(g), dg / (1.0 + g)
+
+    def _terms(self, theta: Array, f: Mapping[str, Array]) -> tuple[Array, ...]:
+        E, A, B, al, be = self.base()
+        rd, rn = np.exp(theta[:, 0:1]), np.exp(theta[:, 1:2])
+        ed, ded = self._eff(f["RD"], rd)
+        en, den = self._eff(f["RN"], rn)
+        t1 = np.log(A) - al * (f["lUN"] + en)
+        t2 = np.log(B) - be * (f["lUD"] + ed)
+        t3 = np.broadcast_to(np.log(E), t1.shape)
+        return np.stack([t1, t2, t3]), ded, den
+
+    def log_model(self, theta: Array, feats: Mapping[str, Array]) -> Array:
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            return _lse(self._terms(theta, feats)[0])[0]
+
+    def log_model_grad(self, theta: Array, feats: Mapping[str, Array]) -> tuple[Array, Array]:
+        _, _, _, al, be = self.base()
+        terms, ded, den = self._terms(theta[None, :], feats)
+        val, w = _lse(terms)
+        jac = np.stack([-be * w[1, 0] * ded[0], -al * w[0, 0] * den[0]], axis=1)
+        return val[0], jac
+
+    def to_public(self, theta: Array) -> Array:
+        theta = np.asarray(theta, dtype=float)
+        base = np.broadcast_to(np.array(self.base()), (*theta.shape[:-1], 5))
+        return np.concatenate([base, np.exp(theta)], axis=-1)
+
+    def from_public(self, params: Mapping[str, float]) -> Array:
+        return np.log(np.array([params[R_D_STAR], params[R_N_STAR]], dtype=float))
+
+    def grid(self) -> Array:
+        return _grid(np.log([0.5, 2.0, 7.0, 20.0, 60.0]), np.log([0.5, 2.0, 7.0, 20.0, 60.0]))
+
+    def predict(self, params: Mapping[str, float], cols: Mapping[str, Array]) -> Array:
+        form = DataConstrained(fixed={k: params[k] for k in ("E", "A", "B", "alpha", "beta")})
+        theta = form.from_public(params)
+        return np.exp(form.log_model(theta[None, :], form.features(cols))[0])
+
+
+@dataclass(frozen=True)
+class Slope(Form):
+    """The straight line in log-log space, log L = log k - alpha log x, as Tay et al. 2022
+    report the scaling of each architecture (loss against compute C or parameters N).
+    Fitted by ordinary least squares on the logs (closed form)."""
+
+    name: str = "slope"
+    x: str = "C"
+    internal: tuple[str, ...] = ("log_k", "alpha")
+    public: tuple[str, ...] = ("k", "alpha")
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "inputs", (self.x,))
+        object.__setattr__(self, "formula", f"log L = log k - alpha log {self.x}")
+
+    def features(self, cols: Mapping[str, Array]) -> dict[str, Array]:
+        return {"lx": np.log(cols[self.x])}
+
+    def log_model(self, theta: Array, feats: Mapping[str, Array]) -> Array:
+        return theta[:, 0:1] - theta[:, 1:2] * feats["lx"]
+
+    def log_model_grad(self, theta: Array, feats: Mapping[str, Array]) -> tuple[Array, Array]:
+        lx = feats["lx"]
+        return theta[0] - theta[1] * lx, np.stack([np.ones_like(lx), -lx], axis=1)
+
+    def to_public(self, theta: Array) -> Array:
+        lk, al = np.moveaxis(np.asarray(theta, dtype=float), -1, 0)
+        return np.stack([np.exp(lk), al], axis=-1)
+
+    def from_public(self, params: Mapping[str, float]) -> Array:
+        return np.array([np.log(params["k"]), params["alpha"]], dtype=float)
+
+    def grid(self) -> Array:
+        return np.zeros((1, 2))
+
+
+def optimal_n_for_data(U: Array | float, A: float, B: float, alpha: float, beta: float) -> Array:
+    """N_opt at the compute for which U tokens are the compute-optimal data of the base law.
+
+    From the closed form N_opt = G (C/6)^(beta/(alpha+beta)), D_opt = (C/6)^(alpha/(alpha+beta)) / G,
+    G = (alpha A / (beta B))^(1/(alpha+beta)) (Hoffmann et al. 2022, eq. 4): eliminating C gives
+    N_opt = G^((alpha+beta)/alpha) U^(beta/alpha).
+    """
+    G = (alpha * A / (beta * B)) ** (1.0 / (alpha + beta))
+    return np.asarray(G ** ((alpha + beta) / alpha) * np.asarray(U, dtype=float) ** (beta / alpha))
+
+
+FORMS = ("chinchilla", "kaplan", "power", "data-constrained", "bnsl", "slope")
+
+
+def make_form(name: str, *, x: str | None = None, fixed: Mapping[str, float] | None = None) -> Form:
+    """The form called ``name``; ``x`` picks the variable of one-variable forms."""
+    if name == "chinchilla":
+        return Chinchilla()
+    if name == "kaplan":
+        return Kaplan()
+    if name == "power":
+        return Power(x=x or "N")
+    if name == "bnsl":
+        return BrokenPower(x=x or "N")
+    if name == "slope":
+        return Slope(x=x or "C")
+    if name == "data-constrained":
+        return DataConstrained(fixed=dict(fixed or {}))
+    raise KeyError(name)

@@ -1,0 +1,227 @@
+"""The ``Law`` dataclass: a fitted (or published) form with its uncertainty and checks.
+
+``Law.to_dict()`` is the ``scalelab fit --json`` object and the FIT.json file that
+``scalelab plan --law FIT.json`` reads. Its keys ``params``, ``objective``, ``ci`` and
+``extrapolation`` are a contract (docs/internals.md, "Laws"); the other keys
+(``form``, ``bootstrap``, ...) describe the fit well enough to rebuild the Law.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from scalelab.errors import FitError
+from scalelab.laws.forms import FORMS, Array, Form, make_form
+
+CI_LEVEL = 0.95
+
+
+@dataclass
+class Law:
+    """A functional form with parameters, uncertainty and its fit report.
+
+    * ``params``: the published parameter names (Chinchilla: ``E``, ``A``, ``B``,
+      ``alpha``, ``beta``) -> values.
+    * ``objective``: the Huber objective reached (sum over points), or ``None`` for a
+      published law.
+    * ``ci``: the bootstrap percentile interval (``ci_level``) of every fitted parameter.
+    * ``extrapolation``: the leave-largest-out check (see :func:`scalelab.laws.fit_law`).
+    * ``samples``: the bootstrap refits, one row per refit, columns in ``form.public``
+      order; they give the intervals of predictions and plans.
+    """
+
+    form: str
+    params: dict[str, float]
+    objective: float | None = None
+    ci: dict[str, tuple[float, float]] = field(default_factory=dict)
+    extrapolation: dict[str, Any] | None = None
+    x: str | None = None  # the variable of one-variable forms (power, bnsl, slope)
+    fixed: tuple[str, ...] = ()  # parameters held fixed in the fit
+    n_points: int = 0
+    delta: float | None = None
+    samples: Array | None = None
+    seed: int | None = None
+    ci_level: float = CI_LEVEL
+    name: str | None = None  # a preset's name
+    source: str | None = None  # citation of a published law
+    notes: str | None = None
+
+    # -- the maths ---------------------------------------------------------------------------
+    @property
+    def spec(self) -> Form:
+        fixed = {k: self.params[k] for k in self.fixed}
+        return make_form(self.form, x=self.x, fixed=fixed)
+
+    @property
+    def formula(self) -> str:
+        return self.spec.formula
+
+    def _columns(self, inputs: Mapping[str, Any]) -> tuple[dict[str, Array], bool]:
+        given = {k: v for k, v in inputs.items() if v is not None}
+        scalar = all(np.ndim(v) == 0 for v in given.values())
+        cols = {k: np.atleast_1d(np.asarray(v, dtype=float)) for k, v in given.items()}
+        need = self.spec.inputs
+        if "C" in need and "C" not in cols and {"N", "D"} <= cols.keys():
+            cols["C"] = 6.0 * cols["N"] * cols["D"]
+        if "unique_tokens" in need and "unique_tokens" not in cols and "D" in cols:
+            cols["unique_tokens"] = cols["D"]  # no repetition
+        missing = [k for k in need if k not in cols]
+        if missing:
+            raise FitError(
+                f"predict() of the {self.form} law needs {', '.join(need)}; "
+                f"missing {', '.join(missing)}"
+            )
+        shape = np.broadcast_shapes(*(cols[k].shape for k in need))
+        return {k: np.broadcast_to(cols[k], shape).astype(float) for k in need}, scalar
+
+    def predict(
+        self,
+        N: Any = None,
+        D: Any = None,
+        C: Any = None,
+        unique_tokens: Any = None,
+        **inputs: Any,
+    ) -> Any:
+        """Predicted loss; a float for scalar inputs, else an array.
+
+        ``C`` defaults to 6ND for laws of compute; ``unique_tokens`` defaults to ``D``
+        (no repetition) for the data-constrained law; other one-variable laws take their
+        variable by name (``x=`` works too).
+        """
+        given = {"N": N, "D": D, "C": C, "unique_tokens": unique_tokens, **inputs}
+        if "x" in given and self.x is not None:
+            given[self.x] = given.pop("x")
+        cols, scalar = self._columns(given)
+        out = self.spec.predict(self.params, cols)
+        return float(out[0]) if scalar else out
+
+    def sample_params(self) -> list[dict[str, float]]:
+        """The bootstrap refits as parameter dicts (empty for a law without bootstrap)."""
+        if self.samples is None:
+            return []
+        names = self.spec.public
+        return [dict(zip(names, map(float, row), strict=True)) for row in self.samples]
+
+    def predict_interval(self, level: float | None = None, **inputs: Any) -> tuple[Any, Any]:
+        """The bootstrap percentile interval of the predicted loss at ``inputs``."""
+        if self.samples is None or len(self.samples) == 0:
+            raise FitError(
+                f"the {self.name or self.form} law has no bootstrap samples: "
+                "fit it with bootstrap > 0 to get intervals"
+            )
+        cols, scalar = self._columns(inputs)
+        preds = np.stack([self.spec.predict(p, cols) for p in self.sample_params()])
+        q = 100 * (1 - (level or self.ci_level)) / 2
+        lo, hi = np.nanpercentile(preds, [q, 100 - q], axis=0)
+        return (float(lo[0]), float(hi[0])) if scalar else (lo, hi)
+
+    # -- (de)serialisation --------------------------------------------------------------------
+    def to_dict(self, samples: bool = True) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "form": self.form,
+            "formula": self.formula,
+            "params": {k: float(v) for k, v in self.params.items()},
+            "objective": None if self.objective is None else float(self.objective),
+            "ci": {k: [float(lo), float(hi)] for k, (lo, hi) in self.ci.items()},
+            "ci_level": self.ci_level,
+            "extrapolation": self.extrapolation,
+        }
+        if self.x is not None:
+            d["x"] = self.x
+        if self.fixed:
+            d["fixed"] = list(self.fixed)
+        d["n_points"] = self.n_points
+        if self.delta is not None:
+            d["huber_delta"] = self.delta
+        for k in ("name", "source", "notes"):
+            if getattr(self, k) is not None:
+                d[k] = getattr(self, k)
+        if self.samples is not None:
+            d["bootstrap"] = {"n": len(self.samples), "seed": self.seed}
+            if samples:
+                d["bootstrap"]["columns"] = list(self.spec.public)
+                d["bootstrap"]["samples"] = [[float(v) for v in row] for row in self.samples]
+        return _finite(d)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], where: str = "the law") -> Law:
+        if not isinstance(d, Mapping):
+            raise FitError(f"{where} is not a JSON object written by `scalelab fit --out`")
+        form = d.get("form", "chinchilla")
+        if form not in FORMS:
+            raise FitError(f"{where}: unknown form {form!r}; expected one of {', '.join(FORMS)}")
+        params = d.get("params")
+        if not isinstance(params, Mapping):
+            raise FitError(f"{where} has no 'params' object; write it with `scalelab fit --out`")
+        law = cls(
+            form=form,
+            params={k: float(v) for k, v in params.items()},
+            objective=d.get("objective"),
+            ci={k: (float(v[0]), float(v[1])) for k, v in (d.get("ci") or {}).items()},
+            extrapolation=d.get("extrapolation"),
+            x=d.get("x"),
+            fixed=tuple(d.get("fixed") or ()),
+            n_points=int(d.get("n_points") or 0),
+            delta=d.get("huber_delta"),
+            ci_level=float(d.get("ci_level") or CI_LEVEL),
+            name=d.get("name"),
+            source=d.get("source"),
+            notes=d.get("notes"),
+        )
+        missing = [p for p in law.spec.public if p not in law.params]
+        if missing:
+            raise FitError(f"{where}: the {form} law needs params {', '.join(missing)}")
+        boot = d.get("bootstrap") or {}
+        if boot.get("samples"):
+            cols = boot.get("columns") or list(law.spec.public)
+            arr = np.asarray(boot["samples"], dtype=float)
+            order = [cols.index(p) for p in law.spec.public]
+            law.samples = arr[:, order]
+            law.seed = boot.get("seed")
+        return law
+
+    def save(self, path: str | Path) -> Path:
+        """Write ``to_dict()`` as JSON atomically (temporary file, then rename)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w") as fh:
+                json.dump(self.to_dict(), fh, indent=1)
+                fh.write("\n")
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> Law:
+        path = Path(path)
+        try:
+            d = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise FitError(f"law file {str(path)!r} does not exist") from None
+        except (OSError, json.JSONDecodeError) as e:
+            raise FitError(f"cannot read the law file {str(path)!r}: {e}") from None
+        return cls.from_dict(d, where=str(path))
+
+
+def _finite(obj: Any) -> Any:
+    """Replace NaN/inf by None so the JSON is strict."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_finite(v) for v in obj]
+    return obj
