@@ -243,3 +243,20 @@ def test_public_api_names(make_cfg, tmp_path):
     again = scalelab.train(cfg, tmp_path, resume=True, progress=False)  # the package is callable
     assert first == again and isinstance(first, scalelab.RunSummary)
     assert scalelab.read_metrics(first.path)[-1]["step"] == 4
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only message")
+def test_missing_device_names_the_field(make_cfg, tmp_path):
+    with pytest.raises(ConfigError, match=r"train\.device"):
+        train(make_cfg("train.device=cuda"), tmp_path, progress=False)
+
+
+def test_a_run_being_trained_elsewhere_is_refused(make_cfg, tmp_path):
+    fcntl = pytest.importorskip("fcntl")
+    cfg = make_cfg()
+    run_dir = tmp_path / cfg.run_id()
+    run_dir.mkdir()
+    with (run_dir / ".lock").open("w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # as another process training this run would
+        with pytest.raises(TrainingError, match="another process"):
+            train(cfg, tmp_path, progress=False)
