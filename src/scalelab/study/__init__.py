@@ -6,35 +6,44 @@
 * :func:`load_points` / :func:`load_curves` read the store back as DataFrames (the
   contract with ``scalelab.laws``); :func:`export_points` writes CSV or Parquet;
   :func:`rebuild` recreates the store from the run directories alone.
+
+Names are imported lazily, so a worker that only writes to the store does not pay for
+pandas, and ``import scalelab.study.store`` stays light.
 """
 
-from scalelab.study.executor import RunOutcome, SweepResult, sweep
-from scalelab.study.grid import PlannedRun, expand
-from scalelab.study.points import (
-    RebuildResult,
-    export_points,
-    load_curves,
-    load_points,
-    rebuild,
-)
-from scalelab.study.spec import Budget, Size, Study, load_study, study_from_dict
-from scalelab.study.store import Store
+from __future__ import annotations
 
-__all__ = [
-    "Budget",
-    "PlannedRun",
-    "RebuildResult",
-    "RunOutcome",
-    "Size",
-    "Store",
-    "Study",
-    "SweepResult",
-    "expand",
-    "export_points",
-    "load_curves",
-    "load_points",
-    "load_study",
-    "rebuild",
-    "study_from_dict",
-    "sweep",
-]
+import importlib
+from typing import Any
+
+_API: dict[str, str] = {
+    "Budget": "scalelab.study.spec",
+    "Size": "scalelab.study.spec",
+    "Study": "scalelab.study.spec",
+    "load_study": "scalelab.study.spec",
+    "study_from_dict": "scalelab.study.spec",
+    "PlannedRun": "scalelab.study.grid",
+    "expand": "scalelab.study.grid",
+    "RunOutcome": "scalelab.study.executor",
+    "SweepResult": "scalelab.study.executor",
+    "sweep": "scalelab.study.executor",
+    "RebuildResult": "scalelab.study.points",
+    "export_points": "scalelab.study.points",
+    "load_curves": "scalelab.study.points",
+    "load_points": "scalelab.study.points",
+    "rebuild": "scalelab.study.points",
+    "Store": "scalelab.study.store",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _API:
+        return getattr(importlib.import_module(_API[name]), name)
+    raise AttributeError(f"module 'scalelab.study' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_API])
+
+
+__all__ = sorted(_API)
