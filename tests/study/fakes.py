@@ -21,7 +21,9 @@ def fake_counter(cfg: RunConfig) -> dict[str, Any]:
     """Parameter counts measured on the built model (no formula), FLOPs as 6 per parameter."""
     model = build_model(cfg)
     total = sum(p.numel() for p in model.parameters())
-    emb = sum(m.weight.numel() for name, m in model.named_modules() if name in ("tok_emb", "pos_emb"))
+    emb = sum(
+        m.weight.numel() for name, m in model.named_modules() if name in ("tok_emb", "pos_emb")
+    )
     return {
         "params": {"total": total, "non_embedding": total - emb, "active": total, "embedding": emb},
         "flops": {"train_per_token": 6.0 * total, "six_n": 6.0 * (total - emb)},
@@ -48,7 +50,9 @@ def _write_atomic(path: Path, value: Any) -> None:
     os.replace(tmp, path)
 
 
-def fake_train(cfg: RunConfig, out: str | Path = "runs", *, resume: bool = False, progress: bool = True):
+def fake_train(
+    cfg: RunConfig, out: str | Path = "runs", *, resume: bool = False, progress: bool = True
+):
     """Writes config.json, metrics.jsonl (10 steps, evaluations every 5) and summary.json.
 
     ``train.lr > 1`` diverges (a failed summary, like a NaN loss); ``train.lr == 0.5``
@@ -59,7 +63,9 @@ def fake_train(cfg: RunConfig, out: str | Path = "runs", *, resume: bool = False
     run_dir.mkdir(parents=True, exist_ok=True)
     if log := os.environ.get("FAKE_TRAIN_LOG"):
         with open(log, "a") as f:
-            f.write(json.dumps({"run_id": cfg.run_id(), "resume": resume, "pid": os.getpid()}) + "\n")
+            f.write(
+                json.dumps({"run_id": cfg.run_id(), "resume": resume, "pid": os.getpid()}) + "\n"
+            )
     if cfg.train.lr == 0.5:
         raise RuntimeError("fake trainer exploded")
     _write_atomic(run_dir / "config.json", cfg.to_dict())
@@ -81,11 +87,23 @@ def fake_train(cfg: RunConfig, out: str | Path = "runs", *, resume: bool = False
         for step in range(start + 1, steps + 1):
             d = tokens * step // steps
             loss = 1.5 + 40.0 / n**0.3 + 30.0 / d**0.3 + 0.01 * t.seed
-            row: dict[str, Any] = {"step": step, "tokens": d, "train_loss": loss, "lr": t.lr, "elapsed": time.perf_counter() - t0}
+            row: dict[str, Any] = {
+                "step": step,
+                "tokens": d,
+                "train_loss": loss,
+                "lr": t.lr,
+                "elapsed": time.perf_counter() - t0,
+            }
             if t.lr > 1 and step == 3:
                 _write_atomic(
                     run_dir / "summary.json",
-                    {"run_id": cfg.run_id(), "status": "failed", "reason": "loss is NaN at step 3", "step": step, "tokens": d},
+                    {
+                        "run_id": cfg.run_id(),
+                        "status": "failed",
+                        "reason": "loss is NaN at step 3",
+                        "step": step,
+                        "tokens": d,
+                    },
                 )
                 return None
             if step % 5 == 0:

@@ -49,7 +49,13 @@ def test_grid_order_and_axes():
 def test_budget_kinds_union_and_fraction(monkeypatch):
     spec = study_from_dict(study(tokens=[1e4], tokens_per_param=[5, 20], epochs=[1, 2]))
     runs = expand(spec)
-    assert [r.axes["budget"] for r in runs] == ["tokens=1e+04", "tpp=5", "tpp=20", "epochs=1", "epochs=2"]
+    assert [r.axes["budget"] for r in runs] == [
+        "tokens=1e+04",
+        "tpp=5",
+        "tpp=20",
+        "epochs=1",
+        "epochs=2",
+    ]
     assert runs[1].config.train.tokens_per_param == 5 and runs[1].config.train.tokens is None
     assert runs[4].config.train.epochs == 2
     with pytest.raises(ConfigError, match="study.fraction needs study.epochs"):
@@ -149,7 +155,7 @@ def test_load_study_file(tmp_path):
     p = tmp_path / "s.toml"
     p.write_text(
         '[study]\nname = "ladder"\ntokens = [1e3]\n[[study.sizes]]\nname = "a"\nd_model = 16\n'
-        "[[study.sizes]]\nname = \"b\"\nd_model = 32\n"
+        '[[study.sizes]]\nname = "b"\nd_model = 32\n'
         '[study.grid]\n"model.pos" = ["learned", "rotary"]\n'
         "[model]\nn_layer = 1\nn_head = 2\nvocab_size = 64\ncontext = 16\n"
     )

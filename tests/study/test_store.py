@@ -42,7 +42,11 @@ def test_record_and_load_points(runs, tmp_path):
     db = tmp_path / "r.db"
     with Store(db) as store:
         for c in configs:
-            store.record_run(read_run(out / c.run_id()), study="s", axes={"size": "x", "budget": "b", "train.lr": c.train.lr})
+            store.record_run(
+                read_run(out / c.run_id()),
+                study="s",
+                axes={"size": "x", "budget": "b", "train.lr": c.train.lr},
+            )
     df = load_points(db)
     assert set(CONTRACT) <= set(df.columns)
     assert list(df.columns[:3]) == ["run_id", "study", "arch"]
@@ -120,7 +124,10 @@ def test_rebuild_matches_the_live_store(runs, tmp_path):
     assert res.runs == 4 and res.points == 4 and res.pending == 0
     a = load_points(live, status=None).drop(columns=["run_dir"], errors="ignore")
     b = load_points(tmp_path / "rebuilt.db", status=None).drop(columns=["run_dir"], errors="ignore")
-    pd.testing.assert_frame_equal(a.sort_values("run_id").reset_index(drop=True), b.sort_values("run_id").reset_index(drop=True))
+    pd.testing.assert_frame_equal(
+        a.sort_values("run_id").reset_index(drop=True),
+        b.sort_values("run_id").reset_index(drop=True),
+    )
     # rebuilding over an existing store replaces its rows, in one transaction
     res2 = rebuild(out, live)
     assert res2.points == 4 and len(load_points(live, status=None)) == 4

@@ -6,4 +6,6 @@ from scalelab.study.store import Store
 def write_points(db: str, worker: int, n: int) -> None:
     with Store(db) as store:
         for i in range(n):
-            store.put_point({"run_id": f"w{worker}-{i}", "study": "c", "status": "finished", "loss": float(i)})
+            store.put_point(
+                {"run_id": f"w{worker}-{i}", "study": "c", "status": "finished", "loss": float(i)}
+            )
