@@ -58,7 +58,7 @@ def test_budget_kinds_union_and_fraction(monkeypatch):
     ]
     assert runs[1].config.train.tokens_per_param == 5 and runs[1].config.train.tokens is None
     assert runs[4].config.train.epochs == 2
-    with pytest.raises(ConfigError, match="study.fraction needs study.epochs"):
+    with pytest.raises(ConfigError, match=r"study\.fraction needs study\.epochs"):
         study_from_dict(study(fraction=[0.5]))
 
 
@@ -73,7 +73,7 @@ def test_fraction_needs_a_data_field():
         assert [r.axes["budget"] for r in runs][:2] == ["fraction=0.25x1ep", "fraction=0.25x4ep"]
         assert runs[1].config.data.fraction == 0.25 and runs[1].config.train.epochs == 4
     else:
-        with pytest.raises(ConfigError, match="data.fraction"):
+        with pytest.raises(ConfigError, match=r"data\.fraction"):
             study_from_dict(study(fraction=[0.5], epochs=[1]))
 
 
@@ -137,7 +137,7 @@ def test_bad_study_keys_name_the_field(bad, message):
 def test_structure_errors():
     with pytest.raises(ConfigError, match="needs a \\[study\\] section"):
         study_from_dict({"model": {}})
-    with pytest.raises(ConfigError, match="study.name is required"):
+    with pytest.raises(ConfigError, match=r"study\.name is required"):
         study_from_dict({"study": {}})
     with pytest.raises(ConfigError, match=r"unknown section \[trian\]"):
         study_from_dict({"study": {"name": "x"}, "trian": {}})

@@ -105,7 +105,7 @@ def test_export_csv_and_parquet(runs, tmp_path, monkeypatch):
 
 
 def test_missing_and_corrupt_store(tmp_path):
-    with pytest.raises(StoreError, match="no results store.*scalelab sweep"):
+    with pytest.raises(StoreError, match=r"no results store.*scalelab sweep"):
         load_points(tmp_path / "none.db")
     bad = tmp_path / "bad.db"
     bad.write_text("not sqlite at all, just text" * 100)
@@ -146,7 +146,7 @@ def test_interrupted_run_and_truncated_metrics(tmp_path):
     with Store(tmp_path / "r.db") as store:
         row = store.record_run(rec)
     assert row["status"] == "interrupted" and row["D"] == 2000 and row["step"] == 10
-    with pytest.raises(StoreError, match="no config.json"):
+    with pytest.raises(StoreError, match=r"no config\.json"):
         read_run(tmp_path)
 
 

@@ -144,7 +144,7 @@ def test_bad_arguments(tmp_path):
     s = spec(tokens=[100])
     with pytest.raises(ConfigError, match="workers must be at least 1"):
         sweep(s, db=tmp_path / "r.db", out=tmp_path / "runs", workers=0)
-    with pytest.raises(ConfigError, match="unknown key model.d_modl"):
+    with pytest.raises(ConfigError, match=r"unknown key model\.d_modl"):
         sweep(s, db=tmp_path / "r.db", out=tmp_path / "runs", overrides=["model.d_modl=3"], **FAKES)
 
 
