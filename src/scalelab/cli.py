@@ -7,6 +7,8 @@ result. A ``ScalelabError`` becomes one line on stderr and exit code 2.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -43,6 +45,153 @@ def version() -> None:
 
 
 # --- studies: sweep, points ------------------------------------------------------------------
+
+
+def _points_table(rows: list[dict], title: str) -> None:
+    from rich.table import Table
+
+    def num(v: object, fmt: str) -> str:
+        return "" if v is None or v != v else format(v, fmt)  # v != v: NaN
+
+    table = Table(title=title, title_justify="left")
+    for col in ("run", "arch", "size", "budget", "seed", "N", "D", "C", "loss", "bpb", "status"):
+        table.add_column(col, justify="right" if col in ("N", "D", "C", "loss", "bpb") else "left")
+    for r in rows:
+        table.add_row(
+            str(r["run_id"]),
+            str(r.get("arch") or ""),
+            str(r.get("size") or ""),
+            str(r.get("budget") or ""),
+            num(r.get("seed"), "d") if r.get("seed") is not None else "",
+            num(r.get("N"), ".3g"),
+            num(r.get("D"), ".3g"),
+            num(r.get("C"), ".3g"),
+            num(r.get("loss"), ".4f"),
+            num(r.get("val_bpb"), ".4f"),
+            str(r.get("status") or "") + (f" ({r['reason']})" if r.get("reason") else ""),
+        )
+    console.print(table)
+
+
+@app.command("sweep")
+def sweep_cmd(
+    study: Annotated[
+        Path, typer.Argument(help="The study TOML: a study section plus shared model, data and train sections.")
+    ],
+    db: Annotated[Path, typer.Option("--db", help="SQLite results store.")] = Path("results.db"),
+    out: Annotated[Path, typer.Option("--out", help="Directory of run directories.")] = Path(
+        "runs"
+    ),
+    workers: Annotated[
+        int,
+        typer.Option("--workers", "-j", help="Worker processes (one torch thread each when > 1)."),
+    ] = 1,
+    overrides: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a shared key, section.key=value (repeatable)."),
+    ] = None,
+    retry_failed: Annotated[
+        bool, typer.Option("--retry-failed", help="Train failed runs again.")
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Expand the grid and list its runs; train nothing.")
+    ] = False,
+    devices: Annotated[
+        str | None,
+        typer.Option("--devices", help="Devices for the workers, comma-separated: cuda:0,cuda:1."),
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress view.")] = False,
+) -> None:
+    """Run a study's grid: skip finished runs, resume interrupted ones, record points in the store."""
+    from scalelab.study import load_points, sweep
+
+    res = sweep(
+        study,
+        db=db,
+        out=out,
+        workers=workers,
+        progress=not quiet,
+        retry_failed=retry_failed,
+        dry_run=dry_run,
+        overrides=overrides or [],
+        devices=[d.strip() for d in devices.split(",") if d.strip()] if devices else None,
+    )
+    pts = load_points(db, study=res.study, status=None)
+    by_id = {r["run_id"]: r for r in pts.to_dict("records")}
+    rows = [{**by_id.get(o.run_id, {}), "run_id": o.run_id} for o in res.runs]
+    if dry_run:
+        for o, row in zip(res.runs, rows, strict=True):
+            row["status"] = o.status or "to train"
+            row["C"] = o.flops  # planned exact FLOPs
+        _points_table(rows, f"study {res.study}: {len(rows)} runs (dry run; C = planned FLOPs)")
+        return
+    _points_table(rows, f"study {res.study}")
+    print(
+        f"{res.trained} trained, {res.skipped} skipped, {res.failed} failed "
+        f"in {res.wall_seconds:.1f} s; points in {db}"
+    )
+
+
+@app.command("points")
+def points_cmd(
+    db_arg: Annotated[
+        Path | None, typer.Argument(metavar="[DB]", help="SQLite results store.")
+    ] = None,
+    db_opt: Annotated[
+        Path | None, typer.Option("--db", help="The store (instead of the argument).")
+    ] = None,
+    csv: Annotated[
+        Path | None, typer.Option("--csv", help="Export the points to this CSV file.")
+    ] = None,
+    parquet: Annotated[
+        Path | None, typer.Option("--parquet", help="Export to Parquet (needs pyarrow).")
+    ] = None,
+    rebuild: Annotated[
+        Path | None,
+        typer.Option("--rebuild", help="Rebuild the store from this runs directory first."),
+    ] = None,
+    study: Annotated[str | None, typer.Option("--study", help="Only this study's points.")] = None,
+    n: Annotated[
+        str, typer.Option("--n", help="N as non_embedding, total or active.")
+    ] = "non_embedding",
+    all_: Annotated[
+        bool, typer.Option("--all", help="Every row, pending and failed runs too.")
+    ] = False,
+    curves: Annotated[
+        bool, typer.Option("--curves", help="Every evaluation of every run as a point.")
+    ] = False,
+) -> None:
+    """List, export (--csv/--parquet) or rebuild (--rebuild RUNS_DIR) the points of a store."""
+    from scalelab.errors import StoreError
+    from scalelab.study import export_points, load_points
+    from scalelab.study import rebuild as rebuild_store
+
+    if db_arg is not None and db_opt is not None and db_arg != db_opt:
+        raise StoreError(f"two stores given ({db_arg} and --db {db_opt}): give one")
+    db = db_arg or db_opt
+    if db is None:
+        raise StoreError("name the store: scalelab points results.db (or --db results.db)")
+    if rebuild is not None:
+        res = rebuild_store(rebuild, db, study=study)
+        print(
+            f"rebuilt {db}: {res.points} points from {res.runs} run directories "
+            f"({res.pending} pending) in {len(res.studies)} studies"
+        )
+        for why in res.skipped:
+            err_console.print(f"[yellow]skipped:[/] {why}", highlight=False)
+    opts = {
+        "n": n,
+        "study": study,
+        "status": None if all_ else ("finished", "stopped_early"),
+        "curves": curves,
+    }
+    for path, fmt in ((csv, "csv"), (parquet, "parquet")):
+        if path is not None:
+            export_points(db, path, format=fmt, **opts)
+            print(f"wrote {len(load_points(db, **opts))} points to {path}")
+    if csv is None and parquet is None and rebuild is None:
+        pts = load_points(db, **opts)
+        _points_table(pts.to_dict("records"), f"{db}: {len(pts)} points (N = {n})")
 
 
 # --- laws and plans: fit, plan -----------------------------------------------------------------

@@ -30,14 +30,10 @@ def fake_counter(cfg: RunConfig) -> dict[str, Any]:
     }
 
 
-def fake_sizer(target: float, base: ModelConfig, kind: str, options: Any) -> ModelConfig:
+def fake_sizer(target: float, model: dict[str, Any], kind: str, options: Any) -> ModelConfig:
     """A shape growing with the target (not an accurate fit: the real one is accounting's)."""
     d = max(8, 8 * round(math.sqrt(target / 24) / 8))
-    return ModelConfig(**{**_fields(base), "n_layer": 2, "d_model": d, "n_head": 2})
-
-
-def _fields(cfg: ModelConfig) -> dict[str, Any]:
-    return {k: getattr(cfg, k) for k in cfg.__dataclass_fields__ if k != "d_ff"}
+    return ModelConfig(**{**model, "n_layer": 2, "d_model": d, "n_head": 2})
 
 
 def fake_probe(cfg: RunConfig) -> int:

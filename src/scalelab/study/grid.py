@@ -19,8 +19,8 @@ from scalelab.config import ModelConfig, RunConfig, run_config_from_dict, sectio
 from scalelab.errors import ConfigError, ScalelabError
 from scalelab.study.spec import Study, as_study
 
-# (target parameter count, base model config, which count, options) -> a shape
-Sizer = Callable[[float, ModelConfig, str, Mapping[str, Any]], ModelConfig]
+# (target parameter count, the [model] keys the study sets, which count, options) -> a shape
+Sizer = Callable[[float, Mapping[str, Any], str, Mapping[str, Any]], ModelConfig]
 
 
 @dataclass(frozen=True)
@@ -36,12 +36,15 @@ class PlannedRun:
 
 
 def accounting_sizer(
-    target: float, base: ModelConfig, kind: str, options: Mapping[str, Any]
+    target: float, model: Mapping[str, Any], kind: str, options: Mapping[str, Any]
 ) -> ModelConfig:
-    """The default sizer: ``scalelab.accounting.size_for`` (the parameter formulas live there)."""
+    """The default sizer: ``scalelab.accounting.size_for`` (the parameter formulas live
+    there). The study's own [model] keys are passed as fixed fields: ``arch``, the
+    vocabulary and context, variants such as ``mlp``, and any shape field the study pins
+    (a fixed ``n_layer`` leaves size_for only the width to choose)."""
     from scalelab.accounting import size_for
 
-    return size_for(target, base=base, kind=kind, **dict(options))
+    return size_for(target, n=kind, **{**dict(model), **dict(options)})
 
 
 def _model_key_values(cfg: ModelConfig) -> dict[str, Any]:
@@ -115,14 +118,14 @@ def _ladder(
         return [(s.name, None, {**model_values, **s.model}) for s in study.sizes]
     if not study.params:
         return [("base", None, model_values)]
-    try:
-        base_model = section_from_dict(ModelConfig, model_values, "model")
+    try:  # check the keys here, so a typo is reported as such rather than by the sizer
+        section_from_dict(ModelConfig, model_values, "model")
     except ConfigError as e:
         raise ConfigError(f"study {study.name!r}, {_where(point)}[model]: {e}") from None
     out = []
     for target in study.params:
         try:
-            shaped = sizer(target, base_model, study.params_kind, study.size_for)
+            shaped = sizer(target, dict(model_values), study.params_kind, study.size_for)
         except ScalelabError as e:
             raise ConfigError(
                 f"study.params: no shape for {target:g} {study.params_kind} parameters "
