@@ -1,0 +1,2 @@
+def size_for(*a, **k):
+    raise NotImplementedError
