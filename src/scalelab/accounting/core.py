@@ -136,7 +136,21 @@ class Count:
         return asdict(self)
 
 
-def _tally_of_config(cfg: ModelConfig) -> Tally:
+def n_of(t: Tally, definition: str) -> int:
+    """N of a tally under one of :data:`N_DEFINITIONS` (defined in this module's docstring)."""
+    total = t.body.total
+    excluded = t.embedding + t.untied_head
+    return {
+        "total": total,
+        "non_embedding": total - excluded,
+        "hf_non_embedding": total - t.embedding,
+        "active": t.body.active,
+        "active_non_embedding": t.body.active - excluded,
+    }[definition]
+
+
+def tally_of_config(cfg: ModelConfig) -> Tally:
+    """The tally of a ``ModelConfig`` from its architecture's accounting function."""
     if cfg.arch == "transformer":  # counted here without importing torch
         return tally_transformer(cfg)
     from scalelab.models import check_config, get_arch
@@ -171,7 +185,7 @@ def resolve(
     if isinstance(model, RunConfig):
         model = model.model
     if isinstance(model, ModelConfig):
-        return f"{model.arch} {model.n_layer}x{model.d_model}", _tally_of_config(model)
+        return f"{model.arch} {model.n_layer}x{model.d_model}", tally_of_config(model)
     if isinstance(model, dict):
         return str(model.get("_name_or_path", "config")), tally_spec(
             spec_from_json(model, "config")
@@ -186,9 +200,11 @@ def resolve(
         return p.name, tally_spec(spec_from_json(presets.preset_config(p.name), p.name))
     path = Path(text)
     if not path.exists():
+        if path.suffix in (".json", ".toml") or os.sep in text or "/" in text:
+            raise ConfigError(f"config file {text!r} does not exist")
         presets.get_preset(text)  # raises: unknown preset, with the nearest name
     if path.suffix == ".toml":
-        return path.stem, _tally_of_config(_model_config_from_toml(path))
+        return path.stem, tally_of_config(_model_config_from_toml(path))
     if path.is_dir():
         path = path / "config.json"
     return path.stem if path.name != "config.json" else path.parent.name, tally_spec(
@@ -249,16 +265,15 @@ def count(
     total = body.total
     breakdown = {k: body.params.get(k, 0) for k in COMPONENTS}
     breakdown.update({k: v for k, v in body.params.items() if k not in breakdown})
-    excluded = t.embedding + t.untied_head
     params = Params(
         total=total,
-        non_embedding=total - excluded,
+        non_embedding=n_of(t, "non_embedding"),
         active=body.active,
         embedding=t.embedding,
         breakdown=breakdown,
         untied_head=t.untied_head,
-        hf_non_embedding=total - t.embedding,
-        active_non_embedding=body.active - excluded,
+        hf_non_embedding=n_of(t, "hf_non_embedding"),
+        active_non_embedding=n_of(t, "active_non_embedding"),
     )
 
     # FLOPs per token; causal attention sees (T + 1) / 2 positions on average

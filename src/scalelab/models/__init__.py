@@ -8,7 +8,9 @@ The contract every architecture keeps (and ``tests/models`` checks for each):
   objective is masked LM, where the trainer builds it with ``causal=False``).
 * ``model.aux_loss`` is ``None`` or a scalar tensor set by the last forward
   (e.g. a mixture-of-experts load-balancing loss) that the trainer adds to the loss.
-* ``sum(p.numel() for p in model.parameters())`` equals ``scalelab.count(cfg)``.
+* ``sum(p.numel() for p in model.parameters())`` equals ``scalelab.count(cfg).params.total``:
+  each architecture registers an ``accounting`` function ``ModelConfig -> Tally`` built from
+  the blocks of ``scalelab.accounting.blocks`` (see docs/internals.md, "Accounting hook").
 """
 
 from __future__ import annotations
@@ -16,11 +18,15 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from torch import nn
 
 from scalelab.config import ModelConfig, RunConfig
 from scalelab.errors import ConfigError, did_you_mean
+
+if TYPE_CHECKING:
+    from scalelab.accounting.blocks import Tally
 
 
 @dataclass(frozen=True)
@@ -30,6 +36,9 @@ class Arch:
     description: str  # the inductive bias, in one line
     fields: tuple[str, ...] = ()  # ModelConfig fields only this architecture uses
     bidirectional: bool = False  # can be built with causal=False (masked-LM encoder)
+    # analytic parameters / active parameters / forward MACs / KV cache of a config, without
+    # building it (scalelab.accounting.count uses it); None: the architecture cannot be counted
+    accounting: Callable[[ModelConfig], Tally] | None = None
 
 
 ARCHS: dict[str, Arch] = {}
@@ -40,10 +49,14 @@ _ARCH_ONLY_FIELDS: set[str] = set()
 
 
 def register(
-    name: str, description: str, fields: tuple[str, ...] = (), bidirectional: bool = False
+    name: str,
+    description: str,
+    fields: tuple[str, ...] = (),
+    bidirectional: bool = False,
+    accounting: Callable[[ModelConfig], Tally] | None = None,
 ) -> Callable[[type[nn.Module]], type[nn.Module]]:
     def deco(cls: type[nn.Module]) -> type[nn.Module]:
-        ARCHS[name] = Arch(name, cls, description, fields, bidirectional)
+        ARCHS[name] = Arch(name, cls, description, fields, bidirectional, accounting)
         _ARCH_ONLY_FIELDS.update(fields)
         return cls
 

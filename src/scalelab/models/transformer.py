@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from scalelab.accounting.transformer import tally_transformer
 from scalelab.config import GATED_MLPS, ModelConfig
 from scalelab.models import register
 
@@ -147,6 +148,7 @@ def init_weights(model: nn.Module, cfg: ModelConfig) -> None:
     "transformer",
     "dense self-attention over every earlier token: the baseline",
     bidirectional=True,
+    accounting=tally_transformer,
 )
 class Transformer(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
