@@ -76,7 +76,10 @@ def _points_table(rows: list[dict], title: str) -> None:
 @app.command("sweep")
 def sweep_cmd(
     study: Annotated[
-        Path, typer.Argument(help="The study TOML: a study section plus shared model, data and train sections.")
+        Path,
+        typer.Argument(
+            help="The study TOML: a study section plus shared model, data and train sections."
+        ),
     ],
     db: Annotated[Path, typer.Option("--db", help="SQLite results store.")] = Path("results.db"),
     out: Annotated[Path, typer.Option("--out", help="Directory of run directories.")] = Path(

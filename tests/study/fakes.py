@@ -1,4 +1,4 @@
-"""Small stand-ins for the trainer, the sizer and the counter, so the sweep machinery
+"""Small stand-ins for the trainer, the sizer and the data probe, so the sweep machinery
 can be tested without training. The fake trainer writes a run directory exactly as
 docs/internals.md ("Training") specifies, with a synthetic loss curve."""
 
@@ -12,22 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from scalelab.config import ModelConfig, RunConfig
-from scalelab.models import build_model
+from scalelab.study.cost import config_counts
 
 UNIQUE_TOKENS = 50_000
-
-
-def fake_counter(cfg: RunConfig) -> dict[str, Any]:
-    """Parameter counts measured on the built model (no formula), FLOPs as 6 per parameter."""
-    model = build_model(cfg)
-    total = sum(p.numel() for p in model.parameters())
-    emb = sum(
-        m.weight.numel() for name, m in model.named_modules() if name in ("tok_emb", "pos_emb")
-    )
-    return {
-        "params": {"total": total, "non_embedding": total - emb, "active": total, "embedding": emb},
-        "flops": {"train_per_token": 6.0 * total, "six_n": 6.0 * (total - emb)},
-    }
 
 
 def fake_sizer(target: float, model: dict[str, Any], kind: str, options: Any) -> ModelConfig:
@@ -65,7 +52,7 @@ def fake_train(
     if cfg.train.lr == 0.5:
         raise RuntimeError("fake trainer exploded")
     _write_atomic(run_dir / "config.json", cfg.to_dict())
-    counts = fake_counter(cfg)
+    counts = config_counts(cfg)  # what the real trainer writes: count(cfg).to_dict()
     n_total = counts["params"]["total"]
     n = counts["params"]["non_embedding"]
     t = cfg.train

@@ -5,7 +5,7 @@ from scalelab.errors import ConfigError
 from scalelab.study import expand, load_study, study_from_dict
 
 BASE = {
-    "model": {"n_layer": 1, "d_model": 16, "n_head": 2, "vocab_size": 64, "context": 16},
+    "model": {"n_layer": 1, "n_head": 2, "vocab_size": 64, "context": 16},
     "data": {"tokenizer": "bytes"},
     "train": {"batch_size": 4},
 }
@@ -165,3 +165,20 @@ def test_load_study_file(tmp_path):
     assert len(runs) == 4 and {r.config.model.pos for r in runs} == {"learned", "rotary"}
     with pytest.raises(ConfigError, match="does not exist"):
         load_study(tmp_path / "missing.toml")
+
+
+def test_params_ladder_with_accountings_size_for():
+    from scalelab.accounting import count
+
+    shape_free = {"n_layer", "n_head"}
+    model = {k: v for k, v in BASE["model"].items() if k not in shape_free}
+    runs = expand(study_from_dict({**study(params=[3e4, 1e5, 3e5]), "model": model}))
+    for r in runs:
+        n = count(r.config).params.non_embedding
+        assert abs(n / r.axes["target_params"] - 1) < 0.1
+        assert r.config.model.vocab_size == 64 and r.config.model.context == 16
+    # a shape field the study pins is kept: size_for chooses the others
+    pinned = expand(study_from_dict({**study(params=[1e5]), "model": {**model, "n_layer": 3}}))
+    assert pinned[0].config.model.n_layer == 3
+    with pytest.raises(ConfigError, match="nothing to choose"):
+        study_from_dict({**study(params=[1e5]), "model": {"n_layer": 2, "d_model": 32}})

@@ -6,7 +6,7 @@ import sys
 
 import pandas as pd
 import pytest
-from fakes import fake_counter, fake_train
+from fakes import fake_train
 from writers import write_points
 
 from scalelab.config import ModelConfig, RunConfig, TrainConfig
@@ -184,9 +184,3 @@ def test_concurrent_writers(tmp_path):
     assert len(df) == 160 and df["run_id"].is_unique
     with Store(db) as store:
         assert store.query("PRAGMA journal_mode")[0][0] == "wal"
-
-
-def test_fake_counter_is_measured():
-    c = cfg()
-    counts = fake_counter(c)
-    assert counts["params"]["total"] > counts["params"]["non_embedding"] > 0

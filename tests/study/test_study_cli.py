@@ -3,7 +3,7 @@ import sys
 
 import pandas as pd
 import pytest
-from fakes import fake_counter, fake_probe, fake_train
+from fakes import fake_probe, fake_train
 from typer.testing import CliRunner
 
 from scalelab.cli import app
@@ -75,7 +75,6 @@ def test_points_list_export_and_rebuild(tmp_path):
         out=out,
         progress=False,
         trainer=fake_train,
-        counter=fake_counter,
         data_probe=fake_probe,
     )
     r = runner.invoke(app, ["points", str(db)])

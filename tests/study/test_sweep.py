@@ -7,10 +7,11 @@ import time
 from pathlib import Path
 
 import pytest
-from fakes import fake_counter, fake_probe, fake_sizer, fake_train
+from fakes import fake_probe, fake_train
 
 from scalelab.errors import ConfigError
 from scalelab.study import load_points, rebuild, study_from_dict, sweep
+from scalelab.study.cost import config_counts
 
 HERE = Path(__file__).parent
 
@@ -19,18 +20,13 @@ def spec(**s):
     return study_from_dict(
         {
             "study": {"name": "t", **s},
-            "model": {"n_layer": 1, "n_head": 2, "vocab_size": 64, "context": 16},
+            "model": {"n_head": 2, "vocab_size": 64, "context": 16},
             "train": {"lr": 1e-3},
         }
     )
 
 
-FAKES = {
-    "trainer": fake_train,
-    "sizer": fake_sizer,
-    "counter": fake_counter,
-    "data_probe": fake_probe,
-}
+FAKES = {"trainer": fake_train, "data_probe": fake_probe}  # real sizer and counter (accounting)
 
 
 def calls(log: Path) -> list[dict]:
@@ -45,7 +41,7 @@ def log(tmp_path, monkeypatch):
 
 
 def test_sweep_records_points_and_skips_finished(tmp_path, log):
-    s = spec(params=[2e3, 8e3, 3e4], tokens_per_param=[5, 20])
+    s = spec(params=[3e3, 1e4, 3e4], tokens_per_param=[5, 20])
     db, out = tmp_path / "r.db", tmp_path / "runs"
     res = sweep(s, db=db, out=out, progress=False, **FAKES)
     assert res.trained == 6 and res.failed == 0 and res.skipped == 0
@@ -60,7 +56,7 @@ def test_sweep_records_points_and_skips_finished(tmp_path, log):
     assert res2.skipped == 6 and res2.trained == 0 and len(calls(log)) == 6
     assert len(load_points(db)) == 6
     # the store can be rebuilt from the runs directory alone, axes included
-    rebuild(out, tmp_path / "again.db", counter=fake_counter)
+    rebuild(out, tmp_path / "again.db")
     again = load_points(tmp_path / "again.db")
     assert sorted(again["run_id"]) == sorted(pts["run_id"])
     assert sorted(again["budget"]) == sorted(pts["budget"])
@@ -69,7 +65,9 @@ def test_sweep_records_points_and_skips_finished(tmp_path, log):
 def test_failed_runs_are_recorded_and_do_not_stop_the_study(tmp_path, log):
     # lr 2.0 diverges (the trainer writes a failed summary), lr 0.5 raises
     s = spec(
-        sizes=[{"name": "a", "d_model": 16}], tokens=[1000], grid={"train.lr": [2.0, 0.5, 1e-3]}
+        sizes=[{"name": "a", "n_layer": 1, "d_model": 16}],
+        tokens=[1000],
+        grid={"train.lr": [2.0, 0.5, 1e-3]},
     )
     db, out = tmp_path / "r.db", tmp_path / "runs"
     res = sweep(s, db=db, out=out, progress=False, **FAKES)
@@ -92,11 +90,15 @@ def test_failed_runs_are_recorded_and_do_not_stop_the_study(tmp_path, log):
 
 
 def test_interrupted_run_is_resumed(tmp_path, log):
-    s = spec(sizes=[{"name": "a", "d_model": 16}], tokens=[1000])
+    s = spec(sizes=[{"name": "a", "n_layer": 1, "d_model": 16}], tokens=[1000])
     db, out = tmp_path / "r.db", tmp_path / "runs"
     first = sweep(s, db=db, out=out, progress=False, dry_run=True, **FAKES).runs[0]
     assert first.action == "planned" and first.status is None
-    assert load_points(db, status="pending")["run_id"].tolist() == [first.run_id]
+    pending = load_points(db, status="pending")
+    assert pending["run_id"].tolist() == [first.run_id]
+    # a pending point already knows its size and planned cost (from accounting)
+    assert pending["N_total"].iloc[0] == config_counts(_config(s))["params"]["total"]
+    assert pending["D"].iloc[0] == 1000 and first.flops > 0
     # a run directory without a summary: the sweep was killed while it trained
     fake_train(s_cfg := _config(s), out)
     (out / s_cfg.run_id() / "summary.json").unlink()
@@ -118,7 +120,13 @@ def test_epochs_budget_uses_the_probe_for_the_eta(tmp_path, log):
         seen.append(cfg.data)
         return 1234
 
-    s = spec(sizes=[{"name": "a", "d_model": 16}, {"name": "b", "d_model": 32}], epochs=[1, 2])
+    s = spec(
+        sizes=[
+            {"name": "a", "n_layer": 1, "d_model": 16},
+            {"name": "b", "n_layer": 1, "d_model": 32},
+        ],
+        epochs=[1, 2],
+    )
     res = sweep(s, db=tmp_path / "r.db", out=tmp_path / "runs", progress=False, dry_run=True,
                 **{**FAKES, "data_probe": probe})  # fmt: skip
     assert seen == []  # a dry run reads no data
@@ -134,7 +142,7 @@ def test_epochs_budget_uses_the_probe_for_the_eta(tmp_path, log):
 
 
 def test_progress_view_renders(tmp_path, log, capsys):
-    s = spec(sizes=[{"name": "a", "d_model": 16}], tokens=[1000, 2000])
+    s = spec(sizes=[{"name": "a", "n_layer": 1, "d_model": 16}], tokens=[1000, 2000])
     sweep(s, db=tmp_path / "r.db", out=tmp_path / "runs", progress=True, **FAKES)
     text = capsys.readouterr().out
     assert "done" in text and "loss" in text
@@ -150,7 +158,11 @@ def test_bad_arguments(tmp_path):
 
 def test_parallel_workers(tmp_path, log):
     s = spec(
-        sizes=[{"name": "a", "d_model": 16}, {"name": "b", "d_model": 32}], tokens=[1000, 2000]
+        sizes=[
+            {"name": "a", "n_layer": 1, "d_model": 16},
+            {"name": "b", "n_layer": 1, "d_model": 32},
+        ],
+        tokens=[1000, 2000],
     )
     res = sweep(s, db=tmp_path / "r.db", out=tmp_path / "runs", workers=2, progress=False, **FAKES)
     assert res.trained == 4 and all(o.status == "finished" for o in res.runs)
@@ -161,11 +173,11 @@ def test_parallel_workers(tmp_path, log):
 KILL_SCRIPT = """
 import sys
 sys.path.insert(0, {here!r})
-from fakes import fake_counter, fake_probe, fake_sizer, fake_train
+from fakes import fake_probe, fake_train
 from scalelab.study import study_from_dict, sweep
-s = study_from_dict({{"study": {{"name": "k", "sizes": [{{"name": "a", "d_model": 16}}, {{"name": "b", "d_model": 32}}], "tokens": [1000]}},
+s = study_from_dict({{"study": {{"name": "k", "sizes": [{{"name": "a", "n_layer": 1, "d_model": 16}}, {{"name": "b", "n_layer": 1, "d_model": 32}}], "tokens": [1000]}},
                       "model": {{"n_layer": 1, "n_head": 2, "vocab_size": 64, "context": 16}}}})
-sweep(s, db={db!r}, out={out!r}, progress=False, trainer=fake_train, sizer=fake_sizer, counter=fake_counter, data_probe=fake_probe)
+sweep(s, db={db!r}, out={out!r}, progress=False, trainer=fake_train, data_probe=fake_probe)
 """
 
 
@@ -197,7 +209,7 @@ def test_killed_sweep_continues_where_it_stopped(tmp_path, log, monkeypatch):
     first, second = calls(log)[0]["run_id"], calls(log)[1]["run_id"]
     assert (Path(out) / first / "summary.json").is_file()
     assert not (Path(out) / second / "summary.json").is_file()
-    s = study_from_dict({"study": {"name": "k", "sizes": [{"name": "a", "d_model": 16}, {"name": "b", "d_model": 32}], "tokens": [1000]},
+    s = study_from_dict({"study": {"name": "k", "sizes": [{"name": "a", "n_layer": 1, "d_model": 16}, {"name": "b", "n_layer": 1, "d_model": 32}], "tokens": [1000]},
                          "model": {"n_layer": 1, "n_head": 2, "vocab_size": 64, "context": 16}})  # fmt: skip
     res = sweep(s, db=db, out=out, progress=False, **FAKES)
     assert [o.action for o in res.runs] == ["skipped", "resumed"]

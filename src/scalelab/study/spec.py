@@ -300,6 +300,12 @@ def study_from_dict(values: Mapping[str, Any], *, source: str | None = None) -> 
             f"study.params_kind = {params_kind!r} is not one of {', '.join(PARAMS_KINDS)}"
             f"{did_you_mean(str(params_kind), PARAMS_KINDS)}"
         )
+    pinned = [k for k in ("n_layer", "d_model") if k in base["model"]]
+    if params and len(pinned) == 2:
+        raise ConfigError(
+            "study.params asks size_for to choose shapes, but model.n_layer and model.d_model "
+            "are both set, which leaves it nothing to choose: remove one (or both) from [model]"
+        )
     size_for = s.get("size_for", {})
     if not isinstance(size_for, dict):
         raise ConfigError("study.size_for must be a table of options for accounting.size_for")
