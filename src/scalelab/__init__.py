@@ -20,6 +20,13 @@ _API: dict[str, str] = {
     "RunConfig": "scalelab.config",
     "load_run_config": "scalelab.config",
     "build_model": "scalelab.models",
+    # data: corpora, tokenizers, token cache, loss metrics
+    "load_tokens": "scalelab.data",
+    "TokenData": "scalelab.data",
+    "open_corpus": "scalelab.data",
+    "MarkovSource": "scalelab.data",
+    "bits_per_byte": "scalelab.data",
+    "perplexity": "scalelab.data",
 }
 
 
