@@ -3,7 +3,7 @@ import sys
 
 import pandas as pd
 import pytest
-from fakes import fake_probe, fake_train
+from study_fakes import fake_probe, fake_train
 from typer.testing import CliRunner
 
 from scalelab.cli import app

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
-from fakes import fake_probe, fake_train
+from study_fakes import fake_probe, fake_train
 
 from scalelab.errors import ConfigError
 from scalelab.study import load_points, rebuild, study_from_dict, sweep
@@ -173,7 +173,7 @@ def test_parallel_workers(tmp_path, log):
 KILL_SCRIPT = """
 import sys
 sys.path.insert(0, {here!r})
-from fakes import fake_probe, fake_train
+from study_fakes import fake_probe, fake_train
 from scalelab.study import study_from_dict, sweep
 s = study_from_dict({{"study": {{"name": "k", "sizes": [{{"name": "a", "n_layer": 1, "d_model": 16}}, {{"name": "b", "n_layer": 1, "d_model": 32}}], "tokens": [1000]}},
                       "model": {{"n_layer": 1, "n_head": 2, "vocab_size": 64, "context": 16}}}})

@@ -6,8 +6,8 @@ import sys
 
 import pandas as pd
 import pytest
-from fakes import fake_train
-from writers import write_points
+from study_fakes import fake_train
+from study_writers import write_points
 
 from scalelab.config import ModelConfig, RunConfig, TrainConfig
 from scalelab.errors import StoreError

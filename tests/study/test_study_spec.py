@@ -1,5 +1,5 @@
 import pytest
-from fakes import fake_sizer
+from study_fakes import fake_sizer
 
 from scalelab.errors import ConfigError
 from scalelab.study import expand, load_study, study_from_dict
