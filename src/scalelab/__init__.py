@@ -27,6 +27,14 @@ _API: dict[str, str] = {
     "MarkovSource": "scalelab.data",
     "bits_per_byte": "scalelab.data",
     "perplexity": "scalelab.data",
+    # studies: grid, sweep, results store
+    "Study": "scalelab.study",
+    "SweepResult": "scalelab.study",
+    "load_study": "scalelab.study",
+    "sweep": "scalelab.study",
+    "load_points": "scalelab.study",
+    "load_curves": "scalelab.study",
+    "export_points": "scalelab.study",
 }
 
 

@@ -99,29 +99,61 @@ def corpus_cmd(
 # --- studies: sweep, points ------------------------------------------------------------------
 
 
+def _si(v: object) -> str:
+    """1.5e6 -> '1.5M': counts of parameters, tokens and FLOPs, short enough for a table."""
+    if v is None or not isinstance(v, (int, float)) or v != v:  # v != v: NaN
+        return ""
+    for unit, scale in (("E", 1e18), ("P", 1e15), ("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(v) >= scale:
+            return f"{v / scale:.3g}{unit}"
+    return f"{v:.3g}"
+
+
 def _points_table(rows: list[dict], title: str) -> None:
+    """Points (or planned runs) as a table; constant or empty columns are left out."""
     from rich.table import Table
 
-    def num(v: object, fmt: str) -> str:
-        return "" if v is None or v != v else format(v, fmt)  # v != v: NaN
+    def loss(v: object) -> str:
+        return f"{v:.4f}" if isinstance(v, float) and v == v else ""
 
+    def status(r: dict) -> str:
+        return str(r.get("status") or "") + (f": {r['reason']}" if r.get("reason") else "")
+
+    cols: dict[str, tuple[str, object]] = {
+        "run": ("left", lambda r: str(r["run_id"])),
+        "arch": ("left", lambda r: str(r.get("arch") or "")),
+        "size": ("left", lambda r: str(r.get("size") or "")),
+        "budget": ("left", lambda r: str(r.get("budget") or "")),
+        "seed": ("right", lambda r: "" if r.get("seed") is None else str(r["seed"])),
+        "N": ("right", lambda r: _si(r.get("N"))),
+        "D": ("right", lambda r: _si(r.get("D"))),
+        "C": ("right", lambda r: _si(r.get("C"))),
+        "loss": ("right", lambda r: loss(r.get("loss"))),
+        "bpb": ("right", lambda r: loss(r.get("val_bpb"))),
+        "status": ("left", status),
+    }
+    axes = sorted({k for r in rows for k in r if "." in k and r[k] is not None and r[k] == r[k]})
+    order = ["run", "arch", "size", "budget", "seed", *axes, "N", "D", "C", "loss", "bpb", "status"]
+    cells = {name: [fn(r) for r in rows] for name, (_, fn) in cols.items()}  # type: ignore[operator]
+    cells.update({k: [str(r.get(k, "")) for r in rows] for k in axes})
+    keep = [
+        name
+        for name in order
+        if name in ("run", "N")
+        or len(set(cells[name])) > 1
+        or (name in ("loss", "D") and any(cells[name]))
+    ]
     table = Table(title=title, title_justify="left")
-    for col in ("run", "arch", "size", "budget", "seed", "N", "D", "C", "loss", "bpb", "status"):
-        table.add_column(col, justify="right" if col in ("N", "D", "C", "loss", "bpb") else "left")
-    for r in rows:
-        table.add_row(
-            str(r["run_id"]),
-            str(r.get("arch") or ""),
-            str(r.get("size") or ""),
-            str(r.get("budget") or ""),
-            num(r.get("seed"), "d") if r.get("seed") is not None else "",
-            num(r.get("N"), ".3g"),
-            num(r.get("D"), ".3g"),
-            num(r.get("C"), ".3g"),
-            num(r.get("loss"), ".4f"),
-            num(r.get("val_bpb"), ".4f"),
-            str(r.get("status") or "") + (f" ({r['reason']})" if r.get("reason") else ""),
-        )
+    for name in keep:
+        justify = cols[name][0] if name in cols else "left"
+        table.add_column(
+            name,
+            justify=justify,
+            no_wrap=name != "status",
+            min_width=7 if name == "status" else None,
+        )  # type: ignore[arg-type]
+    for i in range(len(rows)):
+        table.add_row(*(cells[name][i] for name in keep))
     console.print(table)
 
 
@@ -176,7 +208,7 @@ def sweep_cmd(
     rows = [{**by_id.get(o.run_id, {}), "run_id": o.run_id} for o in res.runs]
     if dry_run:
         for o, row in zip(res.runs, rows, strict=True):
-            row["status"] = o.status or "to train"
+            row["status"] = o.status or "planned"
             row["C"] = o.flops  # planned exact FLOPs
         _points_table(rows, f"study {res.study}: {len(rows)} runs (dry run; C = planned FLOPs)")
         return

@@ -1,3 +1,4 @@
+import re
 import subprocess
 import sys
 
@@ -61,7 +62,10 @@ def test_dry_run_lists_the_grid(tmp_path):
         ],
     )
     assert r.exit_code == 0, r.output
-    assert "4 runs" in r.output and r.output.count("to train") == 4
+    assert "4 runs" in r.output
+    from scalelab.study import expand
+
+    assert all(run.run_id in r.output for run in expand(load_study(p)))
     assert not any((tmp_path / "runs").glob("*/config.json"))
 
 
@@ -78,7 +82,8 @@ def test_points_list_export_and_rebuild(tmp_path):
         data_probe=fake_probe,
     )
     r = runner.invoke(app, ["points", str(db)])
-    assert r.exit_code == 0 and "4 points" in r.output and "finished" in r.output
+    assert r.exit_code == 0 and "4 points" in r.output
+    assert len(re.findall(r"\d\.\d{4}", r.output)) >= 4  # a loss per point
     r = runner.invoke(app, ["points", str(db), "--csv", str(tmp_path / "p.csv"), "--n", "total"])
     assert r.exit_code == 0, r.output
     df = pd.read_csv(tmp_path / "p.csv")
