@@ -27,6 +27,11 @@ _API: dict[str, str] = {
     "MarkovSource": "scalelab.data",
     "bits_per_byte": "scalelab.data",
     "perplexity": "scalelab.data",
+    # train one model: the loop, run summaries, export
+    "train": "scalelab.train",
+    "RunSummary": "scalelab.train",
+    "read_metrics": "scalelab.train",
+    "export": "scalelab.train.export",
     # studies: grid, sweep, results store
     "Study": "scalelab.study",
     "SweepResult": "scalelab.study",

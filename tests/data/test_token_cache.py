@@ -288,3 +288,19 @@ def test_losing_a_build_race_keeps_the_winners_entry(text_dir, tmp_path):
     second = cache_mod._build(source, data, 258, tokens, name, key, material)
     assert second["build_id"] == first["build_id"]
     assert [p.name for p in tokens.iterdir()] == [name]
+
+
+def test_markov_floor_is_reachable_from_the_cached_splits(tmp_path):
+    # The Bayes-optimal learner for an order-1 source is a bigram table: fitted by counting on
+    # the cached training chain, it scores the entropy rate on the cached validation chain.
+    data = DataConfig(
+        corpus="markov:order=1,vocab=16,seed=3,tokens=300000", cache_dir=str(tmp_path)
+    )
+    td = load_tokens(data, 18)
+    tr, va = np.asarray(td.train, dtype=np.int64), np.asarray(td.val, dtype=np.int64)
+    counts = np.ones((16, 16))
+    np.add.at(counts, (tr[:-1], tr[1:]), 1)
+    probs = counts / counts.sum(axis=1, keepdims=True)
+    nll = -np.log(probs[va[:-1], va[1:]])
+    assert td.entropy_rate is not None
+    assert abs(nll.mean() - td.entropy_rate) < 4 * nll.std() / np.sqrt(len(nll)) + 0.005

@@ -143,8 +143,10 @@ class BPETokenizer:
         return list(self._tok.encode(text, add_special_tokens=False).ids)
 
     def encode_batch(self, texts: list[str]) -> list[np.ndarray]:
-        # encode_batch_fast skips offsets; both run in parallel over documents (Rust threads).
-        enc = self._tok.encode_batch_fast(texts, add_special_tokens=False)
+        # encode_batch_fast (tokenizers >= 0.20) skips offsets; both run in parallel over
+        # documents (Rust threads).
+        encode = getattr(self._tok, "encode_batch_fast", self._tok.encode_batch)
+        enc = encode(texts, add_special_tokens=False)
         return [np.asarray(e.ids, dtype=np.uint32) for e in enc]
 
     def decode(self, ids: Iterable[int]) -> str:
