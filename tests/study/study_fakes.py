@@ -27,6 +27,13 @@ def fake_probe(cfg: RunConfig) -> int:
     return UNIQUE_TOKENS
 
 
+def _step(line: str) -> int:
+    try:
+        return int(json.loads(line)["step"])
+    except (ValueError, KeyError):
+        return 1 << 62  # a torn line
+
+
 def _write_atomic(path: Path, value: Any) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(value))
@@ -63,6 +70,11 @@ def fake_train(
     ckpt = run_dir / "checkpoint.json"
     if resume and ckpt.is_file():
         start = json.loads(ckpt.read_text())["step"]
+        # like the real trainer: drop what was logged after the checkpoint (it is redone)
+        kept = [
+            r for r in (run_dir / "metrics.jsonl").read_text().splitlines() if _step(r) <= start
+        ]
+        (run_dir / "metrics.jsonl").write_text("".join(r + "\n" for r in kept))
     sleep = float(os.environ.get("FAKE_TRAIN_SLEEP", "0"))
     t0 = time.perf_counter()
     loss = val = float("nan")

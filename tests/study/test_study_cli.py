@@ -82,7 +82,7 @@ def test_points_list_export_and_rebuild(tmp_path):
         data_probe=fake_probe,
     )
     r = runner.invoke(app, ["points", str(db)])
-    assert r.exit_code == 0 and "4 points" in r.output
+    assert r.exit_code == 0 and re.search(r"4\s+points", r.output)
     assert len(re.findall(r"\d\.\d{4}", r.output)) >= 4  # a loss per point
     r = runner.invoke(app, ["points", str(db), "--csv", str(tmp_path / "p.csv"), "--n", "total"])
     assert r.exit_code == 0, r.output

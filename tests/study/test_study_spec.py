@@ -31,7 +31,7 @@ def test_grid_order_and_axes():
     assert first.axes == {
         "arch": "transformer",
         "size": "s",
-        "budget": "tokens=1e+03",
+        "budget": "tokens=1k",
         "seed": 0,
         "train.lr": 1e-3,
     }
@@ -50,7 +50,7 @@ def test_budget_kinds_union_and_fraction(monkeypatch):
     spec = study_from_dict(study(tokens=[1e4], tokens_per_param=[5, 20], epochs=[1, 2]))
     runs = expand(spec)
     assert [r.axes["budget"] for r in runs] == [
-        "tokens=1e+04",
+        "tokens=10k",
         "tpp=5",
         "tpp=20",
         "epochs=1",

@@ -98,7 +98,7 @@ def test_interrupted_run_is_resumed(tmp_path, log):
     assert pending["run_id"].tolist() == [first.run_id]
     # a pending point already knows its size and planned cost (from accounting)
     assert pending["N_total"].iloc[0] == config_counts(_config(s))["params"]["total"]
-    assert pending["D"].iloc[0] == 1000 and first.flops > 0
+    assert pending["D"].iloc[0] == 1024 and first.flops > 0  # 1000 rounded to 2 steps of 512
     # a run directory without a summary: the sweep was killed while it trained
     fake_train(s_cfg := _config(s), out)
     (out / s_cfg.run_id() / "summary.json").unlink()

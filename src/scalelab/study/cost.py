@@ -16,28 +16,31 @@ def _as_config(cfg: RunConfig | Mapping[str, Any]) -> RunConfig:
 
 
 def config_counts(cfg: RunConfig | Mapping[str, Any]) -> dict[str, Any] | None:
-    """``count(cfg).to_dict()`` for a run's config (``None`` for an empty config)."""
+    """``count(...).to_dict()`` for a run's config, counted as the trainer counts it
+    (causal attention FLOPs for a causal model), ``None`` for an empty config."""
     if not cfg:
         return None
     from scalelab.accounting import count
 
-    return dict(count(_as_config(cfg)).to_dict())
+    rc = _as_config(cfg)
+    return dict(count(rc.model, causal=rc.model.causal).to_dict())
 
 
 def planned_tokens(
     cfg: RunConfig, counts: Mapping[str, Any] | None, unique_tokens: int | None
 ) -> int | None:
-    """The training tokens a run's budget asks for, or ``None`` where it cannot be known
-    yet (a budget in epochs before the corpus is tokenized)."""
-    t = cfg.train
-    if t.tokens is not None:
-        return int(t.tokens)
-    if t.tokens_per_param is not None:
-        n = (counts or {}).get("params", {}).get(TOKENS_PER_PARAM_N)
-        return None if n is None else int(t.tokens_per_param * n)
-    if t.epochs is not None:
-        return None if unique_tokens is None else int(t.epochs * unique_tokens)
-    return None
+    """The training tokens a run will see, by the trainer's own budget rule (whole steps of
+    ``batch_size x context`` tokens), or ``None`` where it cannot be known yet (a budget
+    in epochs before the corpus is tokenized, or a budget per parameter without counts)."""
+    from scalelab.train.loop import budget_tokens
+
+    n = (counts or {}).get("params", {}).get("non_embedding")
+    needs_n = cfg.train.tokens is None and cfg.train.epochs is None
+    if (cfg.train.epochs is not None and unique_tokens is None) or (needs_n and n is None):
+        return None
+    want, _ = budget_tokens(cfg, int(n or 0), int(unique_tokens or 0))
+    per_step = cfg.train.batch_size * cfg.model.context
+    return max(1, round(want / per_step)) * per_step
 
 
 def planned_flops(
@@ -51,7 +54,4 @@ def planned_flops(
     return float(per_token) * tokens
 
 
-# which parameter count a ``train.tokens_per_param`` budget multiplies (the trainer's choice)
-TOKENS_PER_PARAM_N = "total"
-
-__all__ = ["TOKENS_PER_PARAM_N", "config_counts", "planned_flops", "planned_tokens"]
+__all__ = ["config_counts", "planned_flops", "planned_tokens"]

@@ -45,12 +45,11 @@ from typing import Any
 
 from scalelab.config import RunConfig, apply_overrides, run_config_from_dict
 from scalelab.errors import ConfigError, StoreError
-from scalelab.study.cost import config_counts, planned_flops, planned_tokens
+from scalelab.study.cost import config_counts, planned_flops
 from scalelab.study.grid import PlannedRun, Sizer, expand
 from scalelab.study.manifest import write_manifest
 from scalelab.study.rundir import (
     FINISHED,
-    RunRecord,
     last_metrics,
     read_metrics,
     read_run,
@@ -73,7 +72,8 @@ class RunOutcome:
     run_id: str
     axes: Mapping[str, Any]
     action: str  # "skipped", "trained", "resumed", "planned" (dry run)
-    status: str  # "finished", "stopped_early", "failed", "interrupted", "pending"
+    status: str  # "finished", "stopped_early", "failed", "busy" (trained elsewhere), or
+    # for a dry run the run directory's state: None (not started), "interrupted", ...
     reason: str | None = None
     loss: float | None = None
     seconds: float = 0.0
@@ -104,6 +104,11 @@ class SweepResult:
     @property
     def failed(self) -> int:
         return self.count("failed")
+
+    @property
+    def busy(self) -> int:
+        """Runs left alone because another process was training them."""
+        return self.count("busy")
 
     def points(self, **kwargs: Any) -> Any:
         from scalelab.study.points import load_points
@@ -172,6 +177,10 @@ def _execute(task: _Task, device: str | None = None) -> dict[str, Any]:
     except Exception as e:  # a failed run is recorded, never allowed to stop the study
         error = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
     seconds = time.perf_counter() - t0
+    if error is not None and _busy(run_dir):
+        # another process (a second sweep over the same runs) holds the run: leave it alone
+        return {"run_id": task.run_id, "status": "busy", "reason": error, "loss": None,
+                "seconds": seconds, "flops": None, "wall_seconds": None}  # fmt: skip
     if not (run_dir / "config.json").is_file():
         run_dir.mkdir(parents=True, exist_ok=True)
         write_json_atomic(run_dir / "config.json", cfg.to_dict())
@@ -191,6 +200,25 @@ def _execute(task: _Task, device: str | None = None) -> dict[str, Any]:
         "flops": row["C_exact"],
         "wall_seconds": row["wall_seconds"],
     }
+
+
+def _busy(run_dir: Path) -> bool:
+    """Whether another process is training this run: the trainer holds an exclusive
+    ``flock`` on ``RUN_DIR/.lock`` while it trains (scalelab.train.loop)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX: the trainer takes no lock either
+        return False
+    lock = run_dir / ".lock"
+    if not lock.is_file():
+        return False
+    with lock.open("a") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(f, fcntl.LOCK_UN)
+    return False
 
 
 # -- worker processes ---------------------------------------------------------------------
@@ -430,6 +458,8 @@ def sweep(
         raise ConfigError(f"workers must be at least 1, got {workers}")
     if devices is not None and not devices:
         raise ConfigError("devices is empty: name at least one, e.g. ['cuda:0']")
+    from scalelab.study.points import pending_row  # pandas: not needed in the workers
+
     t_start = time.perf_counter()
     spec = _with_overrides(as_study(study), overrides)
     runs = expand(spec, sizer=sizer)
@@ -447,7 +477,10 @@ def sweep(
     store = Store(db_path)
     try:
         store.put_study(spec.name, spec.to_dict(), out_dir.resolve())
-        store.put_pending(_pending_row(spec.name, r, counts[r.run_id], out_dir) for r in runs)
+        store.put_pending(
+            pending_row(spec.name, r.run_id, r.config.to_dict(), r.axes, counts[r.run_id], out_dir)
+            for r in runs
+        )
 
         # the token data each distinct data config needs: tokenized once here, so that
         # workers find a warm cache instead of racing to build it, and epoch budgets
@@ -516,7 +549,8 @@ def sweep(
                 db=str(db_path),
                 study=spec.name,
                 axes=dict(r.axes),
-                resume=status == "interrupted",
+                # the trainer continues from the newest checkpoint, or starts afresh if none
+                resume=run_dir.exists(),
                 counts=counts[r.run_id],
                 trainer=trainer,
             )
@@ -574,16 +608,6 @@ def _move_aside(run_dir: Path, out_dir: Path) -> None:
     shutil.move(str(run_dir), dest)
 
 
-def _pending_row(
-    study: str, r: PlannedRun, counts: Mapping[str, Any] | None, out_dir: Path
-) -> dict[str, Any]:
-    from scalelab.study.rundir import point_row
-
-    rec = RunRecord(out_dir / r.run_id, r.run_id, r.config.to_dict(), None)
-    row = point_row(rec, study=study, axes=r.axes, counts=counts)
-    return {**row, "D": planned_tokens(r.config, counts, None)}
-
-
 def _record(
     monitor: _Monitor,
     outcomes: dict[str, RunOutcome],
@@ -605,9 +629,11 @@ def _record(
     monitor.run_ended(
         r.run_id, res["flops"], res["wall_seconds"] or res["seconds"], res["status"], True
     )
-    mark = {"finished": "[green]done[/]", "stopped_early": "[green]stopped early[/]"}.get(
-        res["status"], f"[red]{res['status']}[/]"
-    )
+    mark = {
+        "finished": "[green]done[/]",
+        "stopped_early": "[green]stopped early[/]",
+        "busy": "[yellow]skipped, another process is training it:[/]",
+    }.get(res["status"], f"[red]{res['status']}[/]")
     loss = f" loss {res['loss']:.4f}" if res["loss"] is not None else ""
     why = f" ({res['reason']})" if res["reason"] else ""
     monitor.print(f"{mark} {_label(r.axes, r.run_id)}{loss} in {res['seconds']:.1f}s{why}")
@@ -691,7 +717,7 @@ def _run_parallel(
                                 r,
                                 dataclasses.replace(
                                     task,
-                                    resume=_dir_status(Path(task.out) / r.run_id) == "interrupted",
+                                    resume=(Path(task.out) / r.run_id).exists(),
                                 ),
                             ),
                         )

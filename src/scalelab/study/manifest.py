@@ -33,7 +33,11 @@ def write_manifest(runs_dir: str | Path, study: Study, runs: Sequence[PlannedRun
         {
             "name": study.name,
             "spec": study.to_dict(),
-            "runs": {r.run_id: {"axes": dict(r.axes), "config": r.config.to_dict()} for r in runs},
+            # a list, in the grid's order (the store lists points in that order)
+            "runs": [
+                {"run_id": r.run_id, "axes": dict(r.axes), "config": r.config.to_dict()}
+                for r in runs
+            ],
         },
     )
     return path
@@ -52,7 +56,7 @@ def read_manifests(runs_dir: str | Path) -> dict[str, dict[str, Any]]:
             raise StoreError(
                 f"{p}: unreadable study manifest ({e}); delete it or rerun the sweep"
             ) from None
-        if not isinstance(m, Mapping) or not isinstance(m.get("runs"), Mapping):
+        if not isinstance(m, Mapping) or not isinstance(m.get("runs"), list):
             raise StoreError(f"{p}: not a study manifest; delete it or rerun the sweep")
         out[str(m.get("name", p.stem))] = dict(m)
     return out

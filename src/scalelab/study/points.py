@@ -87,13 +87,14 @@ def load_points(
 
     ``N`` is the non-embedding parameter count by default (Kaplan et al. 2020 fit their
     laws to it); ``n="total"`` or ``n="active"`` picks another. ``C = 6 N D`` uses that
-    same ``N``; ``C_exact`` is the trainer's exact count of training FLOPs.
+    same ``N``; ``C_exact`` is the trainer's exact count of training FLOPs (the trainer's
+    own ``six_nd``, with N total, stays in the store's ``six_nd`` column).
 
     ``status`` filters points (default: runs that finished or stopped early; ``None``
     keeps every row, pending and failed ones too). ``study`` and ``kind`` filter too.
 
-    With ``curves=True`` every evaluation of every run is a point: ``D`` is the tokens
-    seen at that step, ``loss`` the validation loss there, and ``step``/``final`` say
+    With ``curves=True`` every evaluation of every run after its first step is a point
+    (the evaluation at step 0, before training, is not): ``D`` is the tokens seen there, ``loss`` the validation loss there, and ``step``/``final`` say
     where on the curve it lies. Under a cosine schedule an intermediate point has not
     had its learning rate annealed, so it sits above the loss of a run trained to that
     budget (Hoffmann et al. 2022, sec. 3.1 and fig. A1); prefer the final points for
@@ -113,7 +114,7 @@ def load_points(
             db,
             "SELECT c.run_id, c.step, c.tokens, c.train_loss, c.val_loss, c.val_bpb "
             f"FROM curves c JOIN points p ON p.run_id = c.run_id{where}"
-            f"{' AND' if where else ' WHERE'} c.val_loss IS NOT NULL",
+            f"{' AND' if where else ' WHERE'} c.val_loss IS NOT NULL AND c.tokens > 0",
             params,
         ).drop_duplicates(["run_id", "step"])
         final_step = df.set_index(["study", "run_id"])["step"]
@@ -213,6 +214,25 @@ class RebuildResult:
 Counter = Callable[[Mapping[str, Any]], Mapping[str, Any] | None]
 
 
+def pending_row(
+    study: str,
+    run_id: str,
+    config: Mapping[str, Any],
+    axes: Mapping[str, Any] | None,
+    counts: Mapping[str, Any] | None,
+    runs_dir: str | Path,
+) -> dict[str, Any]:
+    """The store's row for a planned run not started yet: its size and planned cost."""
+    from scalelab.config import run_config_from_dict
+    from scalelab.study.cost import planned_tokens
+    from scalelab.study.rundir import point_row
+
+    rec = RunRecord(Path(runs_dir) / run_id, run_id, dict(config), None)
+    row = point_row(rec, study=study, axes=axes, counts=counts)
+    tokens = planned_tokens(run_config_from_dict(config), counts, None) if config else None
+    return {**row, "status": "pending", "D": tokens, "run_dir": None}
+
+
 def rebuild(
     runs_dir: str | Path,
     db: str | Path,
@@ -250,8 +270,8 @@ def rebuild(
     for name, m in manifests.items():
         if study is not None and name != study:
             continue
-        for run_id, entry in m["runs"].items():
-            member.setdefault(run_id, []).append((name, entry))
+        for entry in m["runs"]:
+            member.setdefault(str(entry["run_id"]), []).append((name, entry))
     with Store(db) as store, store.transaction() as conn:
         if study is None:
             conn.execute("DELETE FROM points")
@@ -261,23 +281,31 @@ def rebuild(
             conn.execute("DELETE FROM points WHERE study = ?", (study,))
         from scalelab.study.rundir import curve_rows, point_row
 
-        for run_id, rec in records.items():
-            studies = member.get(run_id) or ([] if study is not None else [("", {})])
-            for name, entry in studies:
-                store._upsert_point(point_row(rec, study=name, axes=entry.get("axes")))
-                result.points += 1
-            if studies:
-                store._put_curves(run_id, curve_rows(rec))
-        for run_id, entries in member.items():
-            if run_id in records:
+        # in each study's grid order (as the sweep wrote them), then runs no study names
+        curves_done: set[str] = set()
+        for name, m in manifests.items():
+            if study is not None and name != study:
                 continue
-            for name, entry in entries:
-                cfg = entry.get("config") or {}
-                rec = RunRecord(Path(runs_dir) / run_id, run_id, dict(cfg), None)
-                row = point_row(rec, study=name, axes=entry.get("axes"), counts=counter(cfg))
-                store._upsert_point({**row, "status": "pending", "run_dir": None})
-                result.pending += 1
+            for entry in m["runs"]:
+                run_id = str(entry["run_id"])
+                rec = records.get(run_id)
+                if rec is None:  # planned, never started
+                    cfg = dict(entry.get("config") or {})
+                    row = pending_row(name, run_id, cfg, entry.get("axes"), counter(cfg), runs_dir)
+                    store._upsert_point(row)
+                    result.pending += 1
+                else:
+                    store._upsert_point(point_row(rec, study=name, axes=entry.get("axes")))
+                    if run_id not in curves_done:
+                        store._put_curves(run_id, curve_rows(rec))
+                        curves_done.add(run_id)
                 result.points += 1
+        if study is None:
+            for run_id, rec in records.items():
+                if run_id not in member:
+                    store._upsert_point(point_row(rec, study=""))
+                    store._put_curves(run_id, curve_rows(rec))
+                    result.points += 1
         for name, m in manifests.items():
             if study is None or name == study:
                 conn.execute(
