@@ -188,7 +188,8 @@ def _points_table(rows: list[dict], title: str) -> None:
         return f"{v:.4f}" if isinstance(v, float) and v == v else ""
 
     def status(r: dict) -> str:
-        return str(r.get("status") or "") + (f": {r['reason']}" if r.get("reason") else "")
+        reason = r.get("reason")
+        return str(r.get("status") or "") + (f": {reason}" if isinstance(reason, str) else "")
 
     cols: dict[str, tuple[str, object]] = {
         "run": ("left", lambda r: str(r["run_id"])),
@@ -263,17 +264,24 @@ def sweep_cmd(
     """Run a study's grid: skip finished runs, resume interrupted ones, record points in the store."""
     from scalelab.study import load_points, sweep
 
-    res = sweep(
-        study,
-        db=db,
-        out=out,
-        workers=workers,
-        progress=not quiet,
-        retry_failed=retry_failed,
-        dry_run=dry_run,
-        overrides=overrides or [],
-        devices=[d.strip() for d in devices.split(",") if d.strip()] if devices else None,
-    )
+    try:
+        res = sweep(
+            study,
+            db=db,
+            out=out,
+            workers=workers,
+            progress=not quiet,
+            retry_failed=retry_failed,
+            dry_run=dry_run,
+            overrides=overrides or [],
+            devices=[d.strip() for d in devices.split(",") if d.strip()] if devices else None,
+        )
+    except KeyboardInterrupt:
+        err_console.print(
+            "[yellow]interrupted:[/] finished runs are kept; run the same command again to "
+            "continue (interrupted runs resume from their last checkpoint)"
+        )
+        raise typer.Exit(130) from None
     pts = load_points(db, study=res.study, status=None)
     by_id = {r["run_id"]: r for r in pts.to_dict("records")}
     rows = [{**by_id.get(o.run_id, {}), "run_id": o.run_id} for o in res.runs]
@@ -284,8 +292,9 @@ def sweep_cmd(
         _points_table(rows, f"study {res.study}: {len(rows)} runs (dry run; C = planned FLOPs)")
         return
     _points_table(rows, f"study {res.study}")
+    busy = f", {res.busy} being trained by another process" if res.busy else ""
     print(
-        f"{res.trained} trained, {res.skipped} skipped, {res.failed} failed "
+        f"{res.trained} trained, {res.skipped} skipped, {res.failed} failed{busy} "
         f"in {res.wall_seconds:.1f} s; points in {db}"
     )
 
