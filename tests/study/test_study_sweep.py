@@ -219,3 +219,26 @@ def test_killed_sweep_continues_where_it_stopped(tmp_path, log, monkeypatch):
     ]
     assert [m["step"] for m in metrics] == list(range(1, 11))  # continued, not restarted
     assert len(load_points(db)) == 2
+
+
+def test_eta_from_the_flops_left():
+    from scalelab.study.executor import _Monitor
+
+    planned = {"a": 1e9, "b": 2e9, "c": 4e9, "d": 8e9}
+    m = _Monitor(planned, {}, workers=1, show=False, title="t")
+    assert m.eta() is None  # nothing measured yet
+    m.run_ended("a", 1e9, 2.0 + 1.0, "finished", True)  # 2 s overhead + 1 GFLOP/s
+    # one run measured: FLOP/s only (3 s per GFLOP), 14 GFLOP left
+    assert m.eta() == pytest.approx(14 * 3.0)
+    m.run_ended("b", 2e9, 2.0 + 2.0, "finished", True)
+    # two runs: overhead 2 s and 1 GFLOP/s recovered exactly; c and d left
+    assert m.cost_model() == pytest.approx((2.0, 1e9))
+    assert m.eta() == pytest.approx((2 + 4) + (2 + 8))
+    # half of c done (2 GFLOP of 4), its overhead already paid; two workers share the rest
+    m.active["c"] = (Path("."), 0.0)
+    m.active_done["c"] = 2e9
+    m.workers = 2
+    assert m.eta() == pytest.approx((2 + (2 + 8)) / 2)
+    # a run whose cost is unknown (an epochs budget before tokenizing) makes the ETA unknown
+    m2 = _Monitor({"x": None}, {}, workers=1, show=False, title="t")
+    assert m2.eta() is None

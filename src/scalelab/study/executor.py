@@ -13,8 +13,10 @@ What a sweep guarantees
   later sweeps skip it unless ``retry_failed`` (which moves the old directory to
   ``RUNS_DIR/_failed/`` and trains afresh).
 * **One progress view** for the whole study: a bar in FLOPs, the runs done, and an
-  ETA from the FLOPs of the runs left divided by the FLOP/s measured on the runs
-  finished so far (before the first one ends, on the progress of those running).
+  ETA from the FLOPs of the runs left (``count(cfg).flops.train_per_token`` x the tokens
+  of their budget), timed by the runs finished so far: each run's seconds are fitted as
+  ``overhead + FLOPs / rate`` (before two runs have ended, by the FLOP/s of the ended or
+  running ones), and the sum over the runs left is divided among the workers.
 
 Workers
 -------
@@ -89,6 +91,9 @@ class SweepResult:
     out: Path
     runs: list[RunOutcome] = field(default_factory=list)
     wall_seconds: float = 0.0
+    # (seconds since the sweep started, runs ended, the ETA shown then) at each run's end:
+    # how well the FLOPs-based ETA predicted the time the sweep really took
+    eta_history: list[tuple[float, int, float | None]] = field(default_factory=list)
 
     def count(self, status: str) -> int:
         return sum(r.status == status for r in self.runs)
@@ -284,12 +289,16 @@ class _Monitor:
         self.active_done: dict[str, float] = {}  # run id -> FLOPs so far
         self.cal_flops = 0.0  # FLOPs and seconds of ended runs, for the FLOP/s calibration
         self.cal_seconds = 0.0
+        self.cal_points: list[tuple[float, float]] = []  # (FLOPs, seconds) of each ended run
         self.n_failed = 0
         self.lock = threading.Lock()
         self.progress = None
         self.task_id = None
         self.sub: dict[str, Any] = {}
         self.title = title
+        self.t0 = time.time()
+        # (seconds since start, runs ended, ETA in seconds or None) at each run's end
+        self.history: list[tuple[float, int, float | None]] = []
         if show:
             from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn
 
@@ -314,19 +323,43 @@ class _Monitor:
         seconds = sum(time.time() - start for _, start in self.active.values())
         return flops / seconds if flops > 0 and seconds > 1 else None
 
+    def cost_model(self) -> tuple[float, float] | None:
+        """Seconds per run as ``overhead + flops / rate``, least squares over the ended runs.
+
+        A run's wall time also pays for things that do not grow with its FLOPs (process
+        start, loading tokens, evaluations), which weigh most on the smallest runs; a
+        pure FLOP/s ratio from small runs would overestimate the time of large ones.
+        With fewer than two distinct ended runs, or a fit without a positive rate, the
+        overhead is 0 and the rate is the FLOP-weighted mean (:meth:`rate`).
+        """
+        pts = self.cal_points
+        if len({f for f, _ in pts}) >= 2:
+            n = len(pts)
+            mf = sum(f for f, _ in pts) / n
+            mt = sum(t for _, t in pts) / n
+            var = sum((f - mf) ** 2 for f, _ in pts)
+            slope = sum((f - mf) * (t - mt) for f, t in pts) / var
+            overhead = mt - slope * mf
+            if slope > 0 and overhead >= 0:
+                return overhead, 1.0 / slope
+        rate = self.rate()
+        return None if rate is None else (0.0, rate)
+
     def eta(self) -> float | None:
         left = [r for r in self.planned if r not in self.done]
         if not left:
             return 0.0
         if any(self.planned[r] is None for r in left):
             return None
-        remaining = sum(
-            max(float(self.planned[r] or 0.0) - self.active_done.get(r, 0.0), 0.0) for r in left
-        )
-        rate = self.rate()
-        if rate is None:
+        model = self.cost_model()
+        if model is None:
             return None
-        return remaining / (rate * min(self.workers, len(left)))
+        overhead, rate = model
+        seconds = 0.0
+        for r in left:
+            flops_left = max(float(self.planned[r] or 0.0) - self.active_done.get(r, 0.0), 0.0)
+            seconds += flops_left / rate + (0.0 if r in self.active else overhead)
+        return seconds / min(self.workers, len(left))
 
     def start(self) -> None:
         if self.progress is not None:
@@ -352,11 +385,13 @@ class _Monitor:
             if calibrate and flops and seconds and status in FINISHED:
                 self.cal_flops += flops
                 self.cal_seconds += seconds
+                self.cal_points.append((flops, seconds))
             self.n_failed += status == "failed"
             self.active.pop(run_id, None)
             self.active_done.pop(run_id, None)
             if self.progress is not None and run_id in self.sub:
                 self.progress.remove_task(self.sub.pop(run_id))
+            self.history.append((time.time() - self.t0, len(self.done), self.eta()))
         self.refresh()
 
     def run_started(self, run_id: str, run_dir: Path, label: str) -> None:
@@ -571,6 +606,7 @@ def sweep(
         finally:
             monitor.stop()
         result.runs = [outcomes[r.run_id] for r in runs]
+        result.eta_history = monitor.history
     finally:
         store.close()
     result.wall_seconds = time.perf_counter() - t_start
