@@ -259,6 +259,10 @@ def sweep_cmd(
         str | None,
         typer.Option("--devices", help="Devices for the workers, comma-separated: cuda:0,cuda:1."),
     ] = None,
+    threads: Annotated[
+        int | None,
+        typer.Option("--threads", help="Torch threads per worker (default 1 if --workers > 1)."),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress view.")] = False,
 ) -> None:
     """Run a study's grid: skip finished runs, resume interrupted ones, record points in the store."""
@@ -275,6 +279,7 @@ def sweep_cmd(
             dry_run=dry_run,
             overrides=overrides or [],
             devices=[d.strip() for d in devices.split(",") if d.strip()] if devices else None,
+            threads=threads,
         )
     except KeyboardInterrupt:
         err_console.print(

@@ -224,21 +224,30 @@ def test_killed_sweep_continues_where_it_stopped(tmp_path, log, monkeypatch):
 def test_eta_from_the_flops_left():
     from scalelab.study.executor import _Monitor
 
-    planned = {"a": 1e9, "b": 2e9, "c": 4e9, "d": 8e9}
-    m = _Monitor(planned, {}, workers=1, show=False, title="t")
+    # (FLOPs per token, tokens) of five runs: three model sizes, two budgets
+    shape = {"a": (1e5, 1e4), "b": (2e5, 1e4), "c": (1e5, 4e4), "d": (4e5, 2e4), "e": (4e5, 4e4)}
+    planned = {k: fpt * tok for k, (fpt, tok) in shape.items()}
+    per_token = {k: fpt for k, (fpt, _) in shape.items()}
+
+    def seconds(k, frac=1.0):  # 2 s fixed + 10 us per token + 1 GFLOP/s
+        fpt, tok = shape[k]
+        return 2.0 + frac * (tok * 1e-5 + fpt * tok / 1e9)
+
+    m = _Monitor(planned, per_token, workers=1, show=False, title="t")
     assert m.eta() is None  # nothing measured yet
-    m.run_ended("a", 1e9, 2.0 + 1.0, "finished", True)  # 2 s overhead + 1 GFLOP/s
-    # one run measured: FLOP/s only (3 s per GFLOP), 14 GFLOP left
-    assert m.eta() == pytest.approx(14 * 3.0)
-    m.run_ended("b", 2e9, 2.0 + 2.0, "finished", True)
-    # two runs: overhead 2 s and 1 GFLOP/s recovered exactly; c and d left
-    assert m.cost_model() == pytest.approx((2.0, 1e9))
-    assert m.eta() == pytest.approx((2 + 4) + (2 + 8))
-    # half of c done (2 GFLOP of 4), its overhead already paid; two workers share the rest
-    m.active["c"] = (Path("."), 0.0)
-    m.active_done["c"] = 2e9
+    m.run_ended("a", planned["a"], seconds("a"), "finished", True)
+    # one run measured: its FLOP/s only
+    rate = planned["a"] / seconds("a")
+    assert m.eta() == pytest.approx(sum(planned[k] for k in "bcde") / rate)
+    for k in "bc":
+        m.run_ended(k, planned[k], seconds(k), "finished", True)
+    # three runs: the fixed cost, the cost per token and the rate are recovered
+    assert m.cost_model() == pytest.approx((2.0, 1e-5, 1e9), rel=1e-6)
+    assert m.eta() == pytest.approx(seconds("d") + seconds("e"))
+    # half of d done, its fixed cost already paid; two workers share the rest
+    m.active["d"] = (Path("."), 0.0)
+    m.active_done["d"] = planned["d"] / 2
     m.workers = 2
-    assert m.eta() == pytest.approx((2 + (2 + 8)) / 2)
+    assert m.eta() == pytest.approx((seconds("d", 0.5) - 2.0 + seconds("e")) / 2)
     # a run whose cost is unknown (an epochs budget before tokenizing) makes the ETA unknown
-    m2 = _Monitor({"x": None}, {}, workers=1, show=False, title="t")
-    assert m2.eta() is None
+    assert _Monitor({"x": None}, {}, workers=1, show=False, title="t").eta() is None

@@ -13,22 +13,26 @@ What a sweep guarantees
   later sweeps skip it unless ``retry_failed`` (which moves the old directory to
   ``RUNS_DIR/_failed/`` and trains afresh).
 * **One progress view** for the whole study: a bar in FLOPs, the runs done, and an
-  ETA from the FLOPs of the runs left (``count(cfg).flops.train_per_token`` x the tokens
-  of their budget), timed by the runs finished so far: each run's seconds are fitted as
-  ``overhead + FLOPs / rate`` (before two runs have ended, by the FLOP/s of the ended or
-  running ones), and the sum over the runs left is divided among the workers.
+  ETA from the cost of the runs left (``count(cfg).flops.train_per_token`` x the tokens
+  of their budget), timed by the runs ended so far: their seconds are fitted as
+  ``overhead + tokens x per_token + FLOPs / rate`` (non-negative least squares; before
+  three runs have ended, FLOPs over the FLOP/s measured on the ended or running runs),
+  and the seconds of the runs left are divided among the workers.
 
 Workers
 -------
-``workers=1`` trains in this process with torch's own thread pool. ``workers=N``
-starts N processes with the ``spawn`` method (safe with CUDA and with threads, unlike
-``fork``) and pins each to one torch thread, so N workers use about N cores. On a
-2-core machine ``workers=2`` keeps both cores busy with two small models at once,
-which is faster in total for tiny models (whose matmuls are too small for two
-threads to help much) but makes each run slower and its timings noisier; more
-workers than cores only adds contention. On a GPU, give ``devices=["cuda:0",
-"cuda:1"]`` to spread workers over devices (``train.device`` is not part of the run
-id, so where a run executes does not change its name).
+``workers=1`` trains in this process; ``workers=N`` starts N processes with the
+``spawn`` method (safe with CUDA and with threads, unlike ``fork``), each pinned to
+one torch thread (``threads`` changes both), at most N runs in flight, largest first
+(longest-processing-time order, so the small runs fill the gaps at the end). N
+workers of one thread use about N cores: on a 2-core machine ``workers=2`` keeps both
+busy with two runs at once, and more workers than cores only adds contention. Tiny
+models (thousands of parameters) gain little from a second intra-op thread, so one
+thread per run is the better use of few cores; but each worker pays a few seconds to
+start (importing torch), so for a study of a few short runs ``workers=1`` with
+``threads=1`` can finish first (``benchmarks/sweep_workers.py`` measures both). On
+GPUs, ``devices=["cuda:0", "cuda:1"]`` gives each worker its device (``train.device``
+is not part of the run id, so where a run executes does not change its name).
 """
 
 from __future__ import annotations
@@ -231,16 +235,16 @@ def _busy(run_dir: Path) -> bool:
 _WORKER_DEVICE: str | None = None
 
 
-def _init_worker(devices: Any) -> None:
-    """Pin the worker to one torch thread (set before torch is imported, so its
-    OpenMP/MKL pools start at 1) and take a device from the queue, if any."""
+def _init_worker(devices: Any, threads: int) -> None:
+    """Pin the worker to ``threads`` torch threads (set before torch is imported, so its
+    OpenMP/MKL pools start that size) and take a device from the queue, if any."""
     global _WORKER_DEVICE
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        os.environ[var] = "1"
+        os.environ[var] = str(threads)
     import torch
 
-    torch.set_num_threads(1)
-    torch.set_num_interop_threads(1)
+    torch.set_num_threads(threads)
+    torch.set_num_interop_threads(threads)
     if devices is not None:
         _WORKER_DEVICE = devices.get()
 
@@ -289,7 +293,8 @@ class _Monitor:
         self.active_done: dict[str, float] = {}  # run id -> FLOPs so far
         self.cal_flops = 0.0  # FLOPs and seconds of ended runs, for the FLOP/s calibration
         self.cal_seconds = 0.0
-        self.cal_points: list[tuple[float, float]] = []  # (FLOPs, seconds) of each ended run
+        # (FLOPs, tokens, seconds) of each ended run, for the cost model
+        self.cal_points: list[tuple[float, float, float]] = []
         self.n_failed = 0
         self.lock = threading.Lock()
         self.progress = None
@@ -323,27 +328,29 @@ class _Monitor:
         seconds = sum(time.time() - start for _, start in self.active.values())
         return flops / seconds if flops > 0 and seconds > 1 else None
 
-    def cost_model(self) -> tuple[float, float] | None:
-        """Seconds per run as ``overhead + flops / rate``, least squares over the ended runs.
+    def cost_model(self) -> tuple[float, float, float] | None:
+        """Seconds of a run as ``overhead + tokens * per_token + FLOPs / rate``, fitted by
+        non-negative least squares to the ended runs: ``(overhead, per_token, rate)``.
 
-        A run's wall time also pays for things that do not grow with its FLOPs (process
-        start, loading tokens, evaluations), which weigh most on the smallest runs; a
-        pure FLOP/s ratio from small runs would overestimate the time of large ones.
-        With fewer than two distinct ended runs, or a fit without a positive rate, the
-        overhead is 0 and the rate is the FLOP-weighted mean (:meth:`rate`).
+        A run's wall time also pays for what does not grow with its FLOPs: a fixed part
+        (loading tokens, building the model, evaluations) and a part per step (optimizer
+        and kernel-launch overheads), which dominate the smallest models; a pure FLOP/s
+        ratio measured on small runs would overestimate the time of the large ones. Until
+        three runs with distinct costs have ended, the rate alone (:meth:`rate`) is used.
         """
         pts = self.cal_points
-        if len({f for f, _ in pts}) >= 2:
-            n = len(pts)
-            mf = sum(f for f, _ in pts) / n
-            mt = sum(t for _, t in pts) / n
-            var = sum((f - mf) ** 2 for f, _ in pts)
-            slope = sum((f - mf) * (t - mt) for f, t in pts) / var
-            overhead = mt - slope * mf
-            if slope > 0 and overhead >= 0:
-                return overhead, 1.0 / slope
+        if len({(f, tok) for f, tok, _ in pts}) >= 3:
+            import numpy as np
+            from scipy.optimize import nnls
+
+            scale = np.array([1.0, max(tok for _, tok, _ in pts), max(f for f, _, _ in pts)])
+            a = np.array([[1.0, tok, f] for f, tok, _ in pts]) / scale
+            coef, _ = nnls(a, np.array([t for _, _, t in pts]))
+            overhead, per_token, per_flop = coef / scale
+            if per_flop > 0:
+                return float(overhead), float(per_token), float(1.0 / per_flop)
         rate = self.rate()
-        return None if rate is None else (0.0, rate)
+        return None if rate is None else (0.0, 0.0, rate)
 
     def eta(self) -> float | None:
         left = [r for r in self.planned if r not in self.done]
@@ -354,11 +361,14 @@ class _Monitor:
         model = self.cost_model()
         if model is None:
             return None
-        overhead, rate = model
+        overhead, per_token, rate = model
         seconds = 0.0
         for r in left:
             flops_left = max(float(self.planned[r] or 0.0) - self.active_done.get(r, 0.0), 0.0)
-            seconds += flops_left / rate + (0.0 if r in self.active else overhead)
+            per_tok = self.per_token.get(r)
+            tokens_left = flops_left / per_tok if per_tok else 0.0
+            fixed = 0.0 if r in self.active else overhead
+            seconds += fixed + tokens_left * per_token + flops_left / rate
         return seconds / min(self.workers, len(left))
 
     def start(self) -> None:
@@ -385,7 +395,8 @@ class _Monitor:
             if calibrate and flops and seconds and status in FINISHED:
                 self.cal_flops += flops
                 self.cal_seconds += seconds
-                self.cal_points.append((flops, seconds))
+                per_tok = self.per_token.get(run_id)
+                self.cal_points.append((flops, flops / per_tok if per_tok else 0.0, seconds))
             self.n_failed += status == "failed"
             self.active.pop(run_id, None)
             self.active_done.pop(run_id, None)
@@ -472,6 +483,7 @@ def sweep(
     dry_run: bool = False,
     overrides: Sequence[str] = (),
     devices: Sequence[str] | None = None,
+    threads: int | None = None,
     trainer: TrainFn | None = None,
     sizer: Sizer | None = None,
     counter: Counter | None = None,
@@ -484,6 +496,10 @@ def sweep(
     ``out/<run_id>/``; points to the SQLite store ``db``. ``dry_run`` expands the grid
     and records the plan (pending points) without training.
 
+    ``threads`` sets torch's intra-op threads: per worker when ``workers > 1`` (default
+    1), for this process when ``workers == 1`` (default: torch's own choice, restored
+    after the sweep). ``devices`` spreads workers over devices (``train.device``).
+
     ``trainer``, ``sizer``, ``counter`` and ``data_probe`` replace
     ``scalelab.train.train``, ``scalelab.accounting.size_for``, ``count(cfg).to_dict()``
     and the token-cache probe (tests inject small fakes; a trainer given with
@@ -491,6 +507,8 @@ def sweep(
     """
     if workers < 1:
         raise ConfigError(f"workers must be at least 1, got {workers}")
+    if threads is not None and threads < 1:
+        raise ConfigError(f"threads must be at least 1, got {threads}")
     if devices is not None and not devices:
         raise ConfigError("devices is empty: name at least one, e.g. ['cuda:0']")
     from scalelab.study.points import pending_row  # pandas: not needed in the workers
@@ -595,9 +613,9 @@ def sweep(
         monitor.start()
         try:
             if workers == 1:
-                _run_sequential(todo, monitor, outcomes, devices)
+                _run_sequential(todo, monitor, outcomes, devices, threads)
             else:
-                _run_parallel(todo, monitor, outcomes, workers, devices)
+                _run_parallel(todo, monitor, outcomes, workers, devices, threads)
         except KeyboardInterrupt:
             with Store(db_path) as s:
                 for run_id in list(monitor.active):
@@ -680,8 +698,14 @@ def _run_sequential(
     monitor: _Monitor,
     outcomes: dict[str, RunOutcome],
     devices: Sequence[str] | None,
+    threads: int | None,
 ) -> None:
     """Train in this process; a thread polls the metrics files for the progress view."""
+    import torch
+
+    saved_threads = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
     stop = threading.Event()
 
     def poll() -> None:
@@ -698,6 +722,7 @@ def _run_sequential(
     finally:
         stop.set()
         poller.join()
+        torch.set_num_threads(saved_threads)
 
 
 def _run_parallel(
@@ -706,6 +731,7 @@ def _run_parallel(
     outcomes: dict[str, RunOutcome],
     workers: int,
     devices: Sequence[str] | None,
+    threads: int | None,
 ) -> None:
     """Train in ``workers`` spawned processes, at most ``workers`` runs in flight (so the
     runs shown as active are the ones training). Largest runs go first: the longest
@@ -721,7 +747,7 @@ def _run_parallel(
             for i in range(workers):
                 dq.put(devices[i % len(devices)])
         return cf.ProcessPoolExecutor(
-            workers, mp_context=ctx, initializer=_init_worker, initargs=(dq,)
+            workers, mp_context=ctx, initializer=_init_worker, initargs=(dq, threads or 1)
         )
 
     pool = new_pool()
