@@ -47,39 +47,45 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--tokens", default="51200,102400")
-    ap.add_argument("--first", type=int, default=1, help="the worker count to run first")
     args = ap.parse_args()
     tokens = [int(float(t)) for t in args.tokens.split(",")]
     import torch
 
-    print(
-        f"cores: {os.cpu_count()}, torch threads in-process (workers=1): {torch.get_num_threads()}"
-    )
+    settings = [  # (label, workers, threads)
+        (f"workers=1, torch default threads ({torch.get_num_threads()})", 1, None),
+        ("workers=1, threads=1", 1, 1),
+        (f"workers={args.workers}, threads=1 each", args.workers, 1),
+    ]
+    print(f"cores: {os.cpu_count()}; study: 3 sizes x {len(tokens)} budgets")
     with tempfile.TemporaryDirectory() as tmp:
         spec = study_from_dict(study(tokens, str(Path(tmp) / "cache")))
         from scalelab.data import load_tokens
+        from scalelab.study import expand
 
-        runs0 = __import__("scalelab.study", fromlist=["expand"]).expand(spec)
-        cfg = runs0[0].config
-        load_tokens(cfg.data, cfg.model.vocab_size)  # warm the cache for both settings
+        cfg = expand(spec)[0].config
+        load_tokens(cfg.data, cfg.model.vocab_size)  # warm the cache for every setting
         walls = {}
-        order = (1, args.workers) if args.first == 1 else (args.workers, 1)
-        for workers in order:
+        for i, (label, workers, threads) in enumerate(settings):
             t0 = time.perf_counter()
-            res = sweep(spec, db=Path(tmp) / f"w{workers}.db", out=Path(tmp) / f"runs{workers}",
-                        workers=workers, progress=False)  # fmt: skip
-            walls[workers] = time.perf_counter() - t0
+            res = sweep(spec, db=Path(tmp) / f"{i}.db", out=Path(tmp) / f"runs{i}",
+                        workers=workers, threads=threads, progress=False)  # fmt: skip
+            walls[label] = time.perf_counter() - t0
             assert all(o.status == "finished" for o in res.runs), res.runs
-            print(f"\nworkers={workers}: {len(res.runs)} runs in {walls[workers]:.1f} s")
+            print(f"\n{label}: {len(res.runs)} runs in {walls[label]:.1f} s")
             total = res.wall_seconds
             for t, n_done, eta in res.eta_history:
                 left = total - t
+                if left <= 0:
+                    continue
                 shown = "?" if eta is None else f"{eta:6.1f}"
-                err = "" if eta is None or left <= 0 else f"  ({(eta - left) / left:+.0%})"
+                err = "" if eta is None else f"  ({(eta - left) / left:+.0%})"
                 print(
                     f"  after {n_done} runs, t={t:6.1f} s: ETA {shown} s, really left {left:6.1f} s{err}"
                 )
-        print(f"\nsequential / {args.workers} workers: {walls[1] / walls[args.workers]:.2f}x")
+        base = walls[settings[0][0]]
+        print()
+        for label, wall in walls.items():
+            print(f"{label}: {wall:.1f} s ({base / wall:.2f}x the first)")
 
 
 if __name__ == "__main__":
