@@ -301,3 +301,77 @@ def test_int4_weights_pack_two_per_byte():
     c = count("gpt2", dtype="int4")
     assert c.memory.weights_bytes == 124_439_808 // 2
     assert count("gpt2", dtype="bfloat16").memory.dtype == "bf16"
+
+
+def test_an_architecture_registers_its_own_accounting():
+    """The hook: a toy ALBERT-style stack (one block's weights applied n_layer times)."""
+    import torch
+    from torch import nn
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from scalelab.accounting.blocks import Tally, attention, embeddings, lm_head, norm
+    from scalelab.models import ARCHS, register
+    from scalelab.models.transformer import Block, make_norm
+
+    def tally_shared(cfg: ModelConfig) -> Tally:
+        block = (
+            attention(cfg.d_model, cfg.n_head) + mlp(cfg.d_model, cfg.d_ff) + norm(cfg.d_model) * 2
+        )
+        body = (
+            embeddings(cfg.vocab_size, cfg.d_model, positions=cfg.context)
+            + block.reused(cfg.n_layer)
+            + norm(cfg.d_model)
+            + lm_head(cfg.d_model, cfg.vocab_size, tied=True)
+        )
+        return Tally(body, (cfg.vocab_size + cfg.context) * cfg.d_model, 0, cfg.n_layer,
+                     cfg.d_model, cfg.n_head, cfg.context)  # fmt: skip
+
+    class Shared(nn.Module):
+        def __init__(self, cfg: ModelConfig) -> None:
+            super().__init__()
+            self.cfg = cfg
+            self.tok_emb = nn.Embedding(cfg.vocab_size, cfg.d_model)
+            self.pos_emb = nn.Embedding(cfg.context, cfg.d_model)
+            self.block, self.norm_f = Block(cfg), make_norm(cfg)
+            self.head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
+            self.head.weight = self.tok_emb.weight
+
+        def forward(self, idx):
+            x = self.tok_emb(idx) + self.pos_emb(torch.arange(idx.shape[1]))
+            for _ in range(self.cfg.n_layer):
+                x = self.block(x, None)
+            return self.head(self.norm_f(x))
+
+    register("test-shared", "one block reused at every depth", accounting=tally_shared)(Shared)
+    try:
+        cfg = tiny(arch="test-shared", n_layer=3)
+        model = Shared(cfg)
+        c = count(cfg)
+        assert c.params.total == sum(p.numel() for p in model.parameters())
+        assert c.params.total < count(tiny(n_layer=3)).params.total  # weights shared
+        with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
+            model(torch.zeros((2, 16), dtype=torch.long))
+        assert c.flops.forward_per_token * 32 == counter.get_total_flops()
+        assert c.flops.forward_per_token == count(tiny(n_layer=3)).flops.forward_per_token
+    finally:
+        del ARCHS["test-shared"]
+
+
+def test_an_architecture_without_accounting_is_named():
+    from torch import nn
+
+    from scalelab.models import ARCHS, register
+
+    register("test-uncounted", "no accounting function")(nn.Module)
+    try:
+        with pytest.raises(ConfigError, match="has no accounting function"):
+            count(tiny(arch="test-uncounted"))
+    finally:
+        del ARCHS["test-uncounted"]
+
+
+def test_causal_option_leaves_an_encoder_bidirectional():
+    full = count("bert-base-uncased", seq_len=512).flops
+    asked = count("bert-base-uncased", seq_len=512, causal=True).flops
+    assert asked == full and not asked.causal

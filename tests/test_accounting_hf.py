@@ -12,7 +12,7 @@ import pytest
 
 from scalelab.accounting import SUPPORTED_MODEL_TYPES, count
 from scalelab.errors import ConfigError
-from scalelab.presets import CONFIG_DIR, preset_config, presets
+from scalelab.presets import CONFIG_DIR, list_presets, preset_config
 
 transformers = pytest.importorskip("transformers")
 torch = pytest.importorskip("torch")
@@ -48,7 +48,7 @@ def numel(model, cfg: dict) -> int:
     return n
 
 
-@pytest.mark.parametrize("name", [p.name for p in presets()])
+@pytest.mark.parametrize("name", [p.name for p in list_presets()])
 def test_every_preset_equals_transformers_on_the_meta_device(name):
     cfg = preset_config(name)
     model, _ = hf_model(cfg)

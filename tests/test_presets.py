@@ -6,16 +6,23 @@ import pytest
 
 from scalelab.accounting import count
 from scalelab.errors import ConfigError
-from scalelab.presets import CONFIG_DIR, PRESETS, get_preset, preset_config, presets, presets_table
+from scalelab.presets import (
+    CONFIG_DIR,
+    PRESETS,
+    get_preset,
+    list_presets,
+    preset_config,
+    presets_table,
+)
 
 
 def test_every_reference_config_is_a_preset():
     files = {p.name for p in CONFIG_DIR.glob("*.json") if not p.name.endswith(".params.json")}
-    assert files == {p.config for p in presets()}
+    assert files == {p.config for p in list_presets()}
     assert len(PRESETS) == len(files)
 
 
-@pytest.mark.parametrize("preset", presets(), ids=lambda p: p.name)
+@pytest.mark.parametrize("preset", list_presets(), ids=lambda p: p.name)
 def test_preset_files_are_valid_and_count(preset):
     cfg = json.loads(preset.path.read_text())
     assert "model_type" in cfg
@@ -36,7 +43,7 @@ def test_names_aliases_and_case():
 
 def test_presets_table():
     df = presets_table(seq_len=2048)
-    assert list(df["name"]) == [p.name for p in presets()]
+    assert list(df["name"]) == [p.name for p in list_presets()]
     assert (df["seq_len"] == 2048).all()
     row = df.set_index("name").loc["llama-3.1-405b"]
     assert row["total"] == 405_853_388_800 and row["non_embedding"] == 401_650_696_192

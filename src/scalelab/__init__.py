@@ -20,6 +20,14 @@ _API: dict[str, str] = {
     "RunConfig": "scalelab.config",
     "load_run_config": "scalelab.config",
     "build_model": "scalelab.models",
+    # how big is it
+    "count": "scalelab.accounting",
+    "size_for": "scalelab.accounting",
+    "parse_size": "scalelab.accounting",
+    "Count": "scalelab.accounting",
+    "list_presets": "scalelab.presets",
+    "get_preset": "scalelab.presets",
+    "presets_table": "scalelab.presets",
     # data: corpora, tokenizers, token cache, loss metrics
     "load_tokens": "scalelab.data",
     "TokenData": "scalelab.data",

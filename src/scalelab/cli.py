@@ -41,6 +41,93 @@ def version() -> None:
 # --- how big is it: count, presets ---------------------------------------------------------
 
 
+@app.command("count")
+def count_cmd(
+    model: str = typer.Argument(
+        ..., help="A preset (see `scalelab presets`), a config.json / params.json, or a model TOML."
+    ),
+    seq_len: int | None = typer.Option(
+        None, "--seq-len", "-T", help="Sequence length (default: the model's context)."
+    ),
+    batch: int = typer.Option(
+        1, "--batch", "-b", help="Sequences held at once (KV cache, activations)."
+    ),
+    dtype: str = typer.Option("bf16", help="Inference dtype: fp32, bf16, fp16, fp8, int8, int4."),
+    device_memory: str | None = typer.Option(
+        None, "--device-memory", help="Memory of one device: 80GiB, 80GB or 8e10."
+    ),
+    tokens: str | None = typer.Option(
+        None, help="Training tokens, e.g. 15.6e12 or 15.6T: adds a time."
+    ),
+    devices: int = typer.Option(1, help="Devices training together."),
+    mfu: float = typer.Option(0.4, help="Model FLOP utilisation, a fraction of the peak."),
+    peak_flops: str = typer.Option(
+        "989e12", help="Peak FLOP/s of one device (default: H100 SXM, dense BF16)."
+    ),
+    recompute: str = typer.Option("none", help="Activation recomputation: none, selective, full."),
+    causal: bool = typer.Option(
+        False, "--causal", help="Count attention FLOPs over earlier tokens only."
+    ),
+    grad_dtype: str = typer.Option(
+        "bf16", help="Gradient dtype in training: bf16 (16 B/param) or fp32 (18)."
+    ),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """How big is this model: exact parameters, FLOPs per token and memory."""
+    from scalelab.accounting import count
+
+    c = count(
+        model,
+        seq_len=seq_len,
+        batch=batch,
+        dtype=dtype,
+        device_memory=device_memory,
+        tokens=tokens,
+        devices=devices,
+        mfu=mfu,
+        peak_flops=peak_flops,
+        recompute=recompute,
+        causal=causal,
+        grad_dtype=grad_dtype,
+    )
+    if json_out:
+        import json
+
+        print(json.dumps(c.to_dict(), indent=2))
+        return
+    from scalelab.accounting.display import count_table
+
+    console.print(count_table(c))
+
+
+@app.command("presets")
+def presets_cmd(
+    json_out: bool = typer.Option(False, "--json", help="Print a JSON list."),
+) -> None:
+    """Every preset with its total and non-embedding parameters."""
+    from scalelab.accounting import count
+    from scalelab.presets import list_presets
+
+    rows = [(p.name, p.family, count(p.name), p.description) for p in list_presets()]
+    if json_out:
+        import json
+
+        print(
+            json.dumps(
+                [
+                    {"name": name, "family": family, "description": description,
+                     **{k: getattr(c.params, k) for k in ("total", "non_embedding", "active", "embedding")}}
+                    for name, family, c, description in rows
+                ],
+                indent=2,
+            )
+        )  # fmt: skip
+        return
+    from scalelab.accounting.display import presets_rich_table
+
+    console.print(presets_rich_table([(name, family, c) for name, family, c, _ in rows]))
+
+
 # --- train one model: train, export ----------------------------------------------------------
 
 

@@ -2,7 +2,7 @@
 
 Each preset points at a Hugging Face ``config.json`` shipped in ``scalelab/reference/configs``
 (sources in ``reference/SOURCE.md``), so a preset is counted by the same code as any
-config.json a user passes. ``scalelab presets`` lists them; ``scalelab count NAME`` counts one.
+config.json a user passes. ``list_presets()`` and ``scalelab presets`` list them; ``scalelab count NAME`` counts one.
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ PRESETS: dict[str, Preset] = {row[0]: Preset(*row) for row in _TABLE}
 _BY_ALIAS: dict[str, str] = {a: p.name for p in PRESETS.values() for a in (p.name, *p.aliases)}
 
 
-def presets() -> list[Preset]:
+def list_presets() -> list[Preset]:
     """Every preset, in table order (by family, then size)."""
     return list(PRESETS.values())
 
@@ -98,7 +98,7 @@ def presets_table(seq_len: int | None = None) -> Any:
     from scalelab.accounting import count
 
     rows = []
-    for p in presets():
+    for p in list_presets():
         c = count(p.name, seq_len=seq_len)
         rows.append(
             {

@@ -109,6 +109,7 @@ class Fit:
     max_inference_batch: int | None  # sequences of seq_len; None: no KV cache to limit it
     train_fits: bool  # training state + activations of batch x seq_len on one device
     train_devices_zero3: int | None  # devices with the training state sharded (ZeRO-3); None: never
+    train_devices_zero3_full_recompute: int | None  # the same with full activation recomputation
 
 
 @dataclass(frozen=True)
@@ -173,7 +174,13 @@ def _model_config_from_toml(path: Path) -> ModelConfig:
         raise ConfigError(f"{path}: a model TOML has a [model] section or top-level model keys")
     else:
         section = values
-    return section_from_dict(ModelConfig, section, "model")
+    cfg = section_from_dict(ModelConfig, section, "model")
+    # a file is user input: check it against the registry (architecture-only fields) as
+    # load_run_config would; this one path imports torch, with scalelab.models
+    from scalelab.models import check_config
+
+    check_config(cfg)
+    return cfg
 
 
 def resolve(
@@ -207,9 +214,9 @@ def resolve(
         return path.stem, tally_of_config(_model_config_from_toml(path))
     if path.is_dir():
         path = path / "config.json"
-    return path.stem if path.name != "config.json" else path.parent.name, tally_spec(
-        spec_from_json(read_json(path), str(path))
-    )
+    name = path.parent.name if path.name == "config.json" else path.name
+    name = name.removesuffix(".json").removesuffix(".params")
+    return name, tally_spec(spec_from_json(read_json(path), str(path)))
 
 
 def _positive_int(name: str, value: Any) -> int:
@@ -278,6 +285,7 @@ def count(
 
     # FLOPs per token; causal attention sees (T + 1) / 2 positions on average
     matmul = 2 * body.macs
+    causal = causal and t.causal  # an encoder attends both ways whatever is asked
     if causal:
         attn = body.mix_macs_per_position * (seq_len + 1) + 2 * body.mix_macs
     else:
@@ -334,6 +342,7 @@ def count(
         room = max(m - weights, 0)
         max_tokens = room // kv_per_token if kv_per_token else None
         spare = m - activation_bytes
+        spare_full = m - acts["full"] * tokens_in_flight
         fits = Fit(
             device_memory=m,
             inference_fits=memory.inference_bytes <= m,
@@ -341,6 +350,9 @@ def count(
             max_inference_batch=None if max_tokens is None else max_tokens // seq_len,
             train_fits=memory.train_total_bytes <= m,
             train_devices_zero3=math.ceil(train_bytes / spare) if spare > 0 else None,
+            train_devices_zero3_full_recompute=(
+                math.ceil(train_bytes / spare_full) if spare_full > 0 else None
+            ),
         )
 
     training = None
