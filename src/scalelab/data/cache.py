@@ -142,16 +142,15 @@ def _token_dtype(vocab_size: int) -> np.dtype:
 def _check_vocab(source: TextCorpus | MarkovSource, tokenizer: str, vocab_size: int) -> None:
     if isinstance(source, MarkovSource):
         need, what = source.vocab + 2, f"the markov source's {source.vocab} symbols + eos + mask"
-    elif tokenizer == "bytes":
-        need, what = ByteTokenizer.vocab_size, "256 byte values + eos + mask"
+        uses = "its symbols as tokens"
     else:
-        need, what = ByteTokenizer.vocab_size, "byte-level BPE: 256 bytes + eos + mask, then merges"
+        need, uses = ByteTokenizer.vocab_size, f"data.tokenizer = {tokenizer!r}"
+        what = "256 byte values + eos + mask" + (", then merges" if tokenizer == "bpe" else "")
     if vocab_size < need:
         raise DataError(
             f"model.vocab_size = {vocab_size} is too small for data.corpus = "
-            f"{source.spec_text if isinstance(source, MarkovSource) else source.spec.text!r} with "
-            f"{'its symbols' if isinstance(source, MarkovSource) else f'data.tokenizer = {tokenizer!r}'}: "
-            f"it needs at least {need} ({what}); raise model.vocab_size"
+            f"{source.spec_text!r} with {uses}: it needs at least {need} ({what}); "
+            "raise model.vocab_size"
         )
     if vocab_size > 1 << 32:
         raise DataError(f"model.vocab_size = {vocab_size} is too large (at most 2**32)")

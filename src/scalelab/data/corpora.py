@@ -46,6 +46,11 @@ class TextCorpus(ABC):
     def kind(self) -> str:
         return self.spec.kind
 
+    @property
+    def spec_text(self) -> str:
+        """The spec as the user wrote it (for messages)."""
+        return self.spec.text
+
     @abstractmethod
     def _documents(self) -> Iterator[str]:
         """All documents, uncapped, in a deterministic order."""

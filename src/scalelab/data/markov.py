@@ -64,7 +64,8 @@ class MarkovSource:
     kind = "markov"
 
     def __post_init__(self) -> None:
-        where = f"data.corpus = {self.spec_text or self.canonical()!r}"
+        self.spec_text = self.spec_text or self.canonical()
+        where = f"data.corpus = {self.spec_text!r}"
         if self.order < 1:
             raise DataError(f"{where}: order must be >= 1, got {self.order}")
         if self.vocab < 2:
