@@ -134,7 +134,7 @@ def presets_cmd(
 @app.command("train")
 def train_cmd(
     config: str | None = typer.Argument(
-        None, help="run config TOML with [model], [data], [train] sections (defaults if omitted)"
+        None, help="run config TOML with sections model, data, train (defaults if omitted)"
     ),
     overrides: Annotated[
         list[str] | None,

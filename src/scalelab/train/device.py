@@ -161,3 +161,79 @@ def cpu_bf16_speedup(cache_dir: str | Path | None = None) -> float:
     except OSError:
         pass  # an unwritable cache only costs a re-measurement next time
     return speedup
+
+
+def _running_elsewhere() -> int | None:
+    """Runnable threads on this machine that are not ours, from /proc (None off Linux)."""
+    try:
+        total = int(Path("/proc/loadavg").read_text().split()[3].split("/")[0])
+        ours = 0
+        for task in Path("/proc/self/task").iterdir():
+            stat = (task / "stat").read_text()
+            ours += stat[stat.rindex(")") + 2] == "R"
+    except (OSError, ValueError, IndexError):
+        return None
+    return max(0, total - ours)
+
+
+class ThreadPolicy:
+    """How many CPU threads a run's kernels use.
+
+    Fork-join parallelism collapses when the machine is oversubscribed: every parallel
+    region waits for its slowest thread, and a thread that shares its core with another
+    process waits for a scheduler slice. Measured on this project's 2-core build machine
+    while other jobs ran: a tiny model's step was up to 20x slower with 2 threads than with 1
+    (and about 10% faster when the machine was idle). So on CPUs the thread count follows the
+    cores that are free *now*, re-checked every ``recheck_seconds`` at log steps;
+    ``SCALELAB_THREADS=N`` fixes it (a sweep running k jobs on one machine sets N = cores / k).
+    Results do not depend on the thread count here (checked bit for bit on the transformer),
+    so adapting it keeps runs deterministic; it is recorded in the metrics.
+    """
+
+    def __init__(self, device: torch.device, recheck_seconds: float = 15.0) -> None:
+        self.original = torch.get_num_threads()
+        self.enabled = device.type == "cpu"
+        self.fixed: int | None = None
+        env = os.environ.get("SCALELAB_THREADS")
+        if env:
+            try:
+                self.fixed = max(1, int(env))
+            except ValueError:
+                raise ConfigError(f"SCALELAB_THREADS must be an integer, got {env!r}") from None
+        try:
+            self.cores = len(os.sched_getaffinity(0))
+        except AttributeError:  # pragma: no cover - not Linux
+            self.cores = os.cpu_count() or 1
+        self.cores = min(self.cores, max(self.original, 1)) if self.fixed is None else self.cores
+        self.recheck_seconds = recheck_seconds
+        self.last_check = -float("inf")
+        self.threads = self.original
+
+    def update(self, force: bool = False) -> int:
+        """Set the thread count for the next steps; returns it."""
+        if not self.enabled:
+            return self.threads
+        now = time.perf_counter()
+        if not force and now - self.last_check < self.recheck_seconds:
+            return self.threads
+        self.last_check = now
+        if self.fixed is not None:
+            want = self.fixed
+        else:
+            samples = []
+            for _ in range(5):
+                n = _running_elsewhere()
+                if n is None:
+                    return self.threads
+                samples.append(n)
+                time.sleep(0.002)
+            busy = sorted(samples)[len(samples) // 2]
+            want = max(1, min(self.cores, self.cores - busy))
+        if want != self.threads:
+            torch.set_num_threads(want)
+            self.threads = want
+        return want
+
+    def restore(self) -> None:
+        if self.enabled and torch.get_num_threads() != self.original:
+            torch.set_num_threads(self.original)

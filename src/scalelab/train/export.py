@@ -227,7 +227,12 @@ def export(run: str | Path, out: str | Path | None = None, *, format: str = "hf"
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    hf.save_pretrained(tmp)
+    tf = _transformers()
+    tf.utils.logging.disable_progress_bar()  # no shard-writing bar for a one-file checkpoint
+    try:
+        hf.save_pretrained(tmp)
+    finally:
+        tf.utils.logging.enable_progress_bar()
     if target.exists():
         shutil.rmtree(target)
     os.replace(tmp, target)

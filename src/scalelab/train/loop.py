@@ -50,7 +50,7 @@ from scalelab.train.batches import (
     val_windows,
 )
 from scalelab.train.checkpoint import latest_checkpoint, save_checkpoint
-from scalelab.train.device import Precision, resolve_device, resolve_precision
+from scalelab.train.device import Precision, ThreadPolicy, resolve_device, resolve_precision
 from scalelab.train.schedule import lr_at
 
 DEFAULT_TOKENS_PER_PARAM = 20.0  # Hoffmann et al. 2022 (Chinchilla), table 3
@@ -108,6 +108,7 @@ class RunSummary:
     precision: str = ""
     precision_reason: str = ""
     compile: bool = False
+    threads: int | None = None  # CPU threads at the end (see device.ThreadPolicy)
     torch_version: str = ""
     started: str = ""
     finished: str = ""
@@ -433,6 +434,7 @@ class _Run:
         self.total_steps = max(1, round(want / self.tokens_per_step))
         self.device = resolve_device(tc.device)
         self.precision = resolve_precision(tc.precision, self.device, cfg.data.cache_dir)
+        self.threads = ThreadPolicy(self.device)
         if self.device.type == "cuda":  # TF32 tensor cores for fp32 matmuls
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
@@ -558,6 +560,7 @@ class _Run:
             return wall_before + self.setup_seconds + time.perf_counter() - session_start
 
         try:
+            self.threads.update(force=True)
             if self.state.step == 0 and not rundir.read_metrics(self.dir):
                 row: dict[str, Any] = {"step": 0, "tokens": 0, "elapsed": elapsed()}
                 self._eval(row)
@@ -632,6 +635,8 @@ class _Run:
                     row["tokens_per_second"] = rate
                 if is_eval:
                     self._eval(row)
+                if self.threads.enabled:
+                    row["threads"] = self.threads.threads
                 row["elapsed"] = elapsed()
                 self.state.wall_seconds = row["elapsed"]
                 self.metrics.append(row)
@@ -660,15 +665,18 @@ class _Run:
                 if stop:
                     break
                 losses, norms, window_start = [], [], done
+                self.threads.update()
                 seg_start = time.perf_counter()
         except BaseException as e:
             bar.close()
             tb.close()
+            self.threads.restore()
             if not isinstance(e, KeyboardInterrupt | TrainingError):
                 self._write_summary("failed", f"{type(e).__name__}: {e}", elapsed())
             raise
         bar.close()
         tb.close()
+        self.threads.restore()
         return self._write_summary(status, reason, elapsed())
 
     def _write_summary(self, status: str, reason: str | None, wall: float) -> RunSummary:
@@ -712,6 +720,7 @@ class _Run:
             precision=self.precision.name,
             precision_reason=self.precision.reason,
             compile=tc.compile,
+            threads=self.threads.threads if self.threads.enabled else None,
             torch_version=torch.__version__,
             started=s.started,
             finished=_now(),
