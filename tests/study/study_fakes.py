@@ -46,7 +46,7 @@ def fake_train(
     """Writes config.json, metrics.jsonl (10 steps, evaluations every 5) and summary.json.
 
     ``train.lr > 1`` diverges (a failed summary, like a NaN loss); ``train.lr == 0.5``
-    raises. ``$FAKE_TRAIN_LOG`` gets one line per call; ``$FAKE_TRAIN_SLEEP`` seconds
+    raises; ``train.lr == 0.25`` kills its process. ``$FAKE_TRAIN_LOG`` gets one line per call; ``$FAKE_TRAIN_SLEEP`` seconds
     are slept after each step (for the kill-and-resume test).
     """
     run_dir = Path(out) / cfg.run_id()
@@ -58,6 +58,8 @@ def fake_train(
             )
     if cfg.train.lr == 0.5:
         raise RuntimeError("fake trainer exploded")
+    if cfg.train.lr == 0.25:
+        os._exit(3)  # the process dies (as if killed for memory)
     _write_atomic(run_dir / "config.json", cfg.to_dict())
     counts = config_counts(cfg)  # what the real trainer writes: count(cfg).to_dict()
     n_total = counts["params"]["total"]

@@ -251,3 +251,16 @@ def test_eta_from_the_flops_left():
     assert m.eta() == pytest.approx((seconds("d", 0.5) - 2.0 + seconds("e")) / 2)
     # a run whose cost is unknown (an epochs budget before tokenizing) makes the ETA unknown
     assert _Monitor({"x": None}, {}, workers=1, show=False, title="t").eta() is None
+
+
+@pytest.mark.slow
+def test_a_dying_worker_fails_its_run_only(tmp_path, log):
+    s = spec(
+        sizes=[{"name": "a", "n_layer": 1, "d_model": 16}],
+        tokens=[1000],
+        grid={"train.lr": [0.25, 1e-3, 2e-3]},
+    )
+    res = sweep(s, db=tmp_path / "r.db", out=tmp_path / "runs", workers=2, progress=False, **FAKES)
+    by_lr = {o.axes["train.lr"]: o for o in res.runs}
+    assert by_lr[0.25].status == "failed" and "worker process died" in by_lr[0.25].reason
+    assert by_lr[1e-3].status == by_lr[2e-3].status == "finished"
