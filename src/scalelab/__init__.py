@@ -58,6 +58,14 @@ _API: dict[str, str] = {
     "parametric": "scalelab.laws",
     "pareto_frontier": "scalelab.laws",
     "loglog_slope": "scalelab.laws",
+    # studies: grid, sweep, results store
+    "Study": "scalelab.study",
+    "SweepResult": "scalelab.study",
+    "load_study": "scalelab.study",
+    "sweep": "scalelab.study",
+    "load_points": "scalelab.study",
+    "load_curves": "scalelab.study",
+    "export_points": "scalelab.study",
 }
 
 

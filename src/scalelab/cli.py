@@ -257,6 +257,202 @@ def corpus_cmd(
 # --- studies: sweep, points ------------------------------------------------------------------
 
 
+def _si(v: object) -> str:
+    """1.5e6 -> '1.5M': counts of parameters, tokens and FLOPs, short enough for a table."""
+    if v is None or not isinstance(v, (int, float)) or v != v:  # v != v: NaN
+        return ""
+    for unit, scale in (("E", 1e18), ("P", 1e15), ("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(v) >= scale:
+            return f"{v / scale:.3g}{unit}"
+    return f"{v:.3g}"
+
+
+def _points_table(rows: list[dict], title: str) -> None:
+    """Points (or planned runs) as a table; constant or empty columns are left out."""
+    from rich.table import Table
+
+    def loss(v: object) -> str:
+        return f"{v:.4f}" if isinstance(v, float) and v == v else ""
+
+    def status(r: dict) -> str:
+        reason = r.get("reason")
+        return str(r.get("status") or "") + (f": {reason}" if isinstance(reason, str) else "")
+
+    cols: dict[str, tuple[str, object]] = {
+        "run": ("left", lambda r: str(r["run_id"])),
+        "arch": ("left", lambda r: str(r.get("arch") or "")),
+        "size": ("left", lambda r: str(r.get("size") or "")),
+        "budget": ("left", lambda r: str(r.get("budget") or "")),
+        "seed": ("right", lambda r: "" if r.get("seed") is None else str(r["seed"])),
+        "N": ("right", lambda r: _si(r.get("N"))),
+        "D": ("right", lambda r: _si(r.get("D"))),
+        "C": ("right", lambda r: _si(r.get("C"))),
+        "loss": ("right", lambda r: loss(r.get("loss"))),
+        "bpb": ("right", lambda r: loss(r.get("val_bpb"))),
+        "status": ("left", status),
+    }
+    axes = sorted({k for r in rows for k in r if "." in k and r[k] is not None and r[k] == r[k]})
+    order = ["run", "arch", "size", "budget", "seed", *axes, "N", "D", "C", "loss", "bpb", "status"]
+    cells = {name: [fn(r) for r in rows] for name, (_, fn) in cols.items()}  # type: ignore[operator]
+    cells.update({k: [str(r.get(k, "")) for r in rows] for k in axes})
+    keep = [
+        name
+        for name in order
+        if name in ("run", "N")
+        or len(set(cells[name])) > 1
+        or (name in ("loss", "D") and any(cells[name]))
+    ]
+    table = Table(title=title, title_justify="left")
+    for name in keep:
+        justify = cols[name][0] if name in cols else "left"
+        table.add_column(
+            name,
+            justify=justify,
+            no_wrap=name != "status",
+            min_width=7 if name == "status" else None,
+        )  # type: ignore[arg-type]
+    for i in range(len(rows)):
+        table.add_row(*(cells[name][i] for name in keep))
+    console.print(table)
+
+
+@app.command("sweep")
+def sweep_cmd(
+    study: Annotated[
+        Path,
+        typer.Argument(
+            help="The study TOML: a study section plus shared model, data and train sections."
+        ),
+    ],
+    db: Annotated[Path, typer.Option("--db", help="SQLite results store.")] = Path("results.db"),
+    out: Annotated[Path, typer.Option("--out", help="Directory of run directories.")] = Path(
+        "runs"
+    ),
+    workers: Annotated[
+        int,
+        typer.Option("--workers", "-j", help="Worker processes (one torch thread each when > 1)."),
+    ] = 1,
+    overrides: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a shared key, section.key=value (repeatable)."),
+    ] = None,
+    retry_failed: Annotated[
+        bool, typer.Option("--retry-failed", help="Train failed runs again.")
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Expand the grid and list its runs; train nothing.")
+    ] = False,
+    devices: Annotated[
+        str | None,
+        typer.Option("--devices", help="Devices for the workers, comma-separated: cuda:0,cuda:1."),
+    ] = None,
+    threads: Annotated[
+        int | None,
+        typer.Option("--threads", help="Torch threads per worker (default 1 if --workers > 1)."),
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress view.")] = False,
+) -> None:
+    """Run a study's grid: skip finished runs, resume interrupted ones, record points in the store."""
+    from scalelab.study import load_points, sweep
+
+    try:
+        res = sweep(
+            study,
+            db=db,
+            out=out,
+            workers=workers,
+            progress=not quiet,
+            retry_failed=retry_failed,
+            dry_run=dry_run,
+            overrides=overrides or [],
+            devices=[d.strip() for d in devices.split(",") if d.strip()] if devices else None,
+            threads=threads,
+        )
+    except KeyboardInterrupt:
+        err_console.print(
+            "[yellow]interrupted:[/] finished runs are kept; run the same command again to "
+            "continue (interrupted runs resume from their last checkpoint)"
+        )
+        raise typer.Exit(130) from None
+    pts = load_points(db, study=res.study, status=None)
+    by_id = {r["run_id"]: r for r in pts.to_dict("records")}
+    rows = [{**by_id.get(o.run_id, {}), "run_id": o.run_id} for o in res.runs]
+    if dry_run:
+        for o, row in zip(res.runs, rows, strict=True):
+            row["status"] = o.status or "planned"
+            row["C"] = o.flops  # planned exact FLOPs
+        _points_table(rows, f"study {res.study}: {len(rows)} runs (dry run; C = planned FLOPs)")
+        return
+    _points_table(rows, f"study {res.study}")
+    busy = f", {res.busy} being trained by another process" if res.busy else ""
+    print(
+        f"{res.trained} trained, {res.skipped} skipped, {res.failed} failed{busy} "
+        f"in {res.wall_seconds:.1f} s; points in {db}"
+    )
+
+
+@app.command("points")
+def points_cmd(
+    db_arg: Annotated[
+        Path | None, typer.Argument(metavar="[DB]", help="SQLite results store.")
+    ] = None,
+    db_opt: Annotated[
+        Path | None, typer.Option("--db", help="The store (instead of the argument).")
+    ] = None,
+    csv: Annotated[
+        Path | None, typer.Option("--csv", help="Export the points to this CSV file.")
+    ] = None,
+    parquet: Annotated[
+        Path | None, typer.Option("--parquet", help="Export to Parquet (needs pyarrow).")
+    ] = None,
+    rebuild: Annotated[
+        Path | None,
+        typer.Option("--rebuild", help="Rebuild the store from this runs directory first."),
+    ] = None,
+    study: Annotated[str | None, typer.Option("--study", help="Only this study's points.")] = None,
+    n: Annotated[
+        str, typer.Option("--n", help="N as non_embedding, total or active.")
+    ] = "non_embedding",
+    all_: Annotated[
+        bool, typer.Option("--all", help="Every row, pending and failed runs too.")
+    ] = False,
+    curves: Annotated[
+        bool, typer.Option("--curves", help="Every evaluation of every run as a point.")
+    ] = False,
+) -> None:
+    """List, export (--csv/--parquet) or rebuild (--rebuild RUNS_DIR) the points of a store."""
+    from scalelab.errors import StoreError
+    from scalelab.study import export_points, load_points
+    from scalelab.study import rebuild as rebuild_store
+
+    if db_arg is not None and db_opt is not None and db_arg != db_opt:
+        raise StoreError(f"two stores given ({db_arg} and --db {db_opt}): give one")
+    db = db_arg or db_opt
+    if db is None:
+        raise StoreError("name the store: scalelab points results.db (or --db results.db)")
+    if rebuild is not None:
+        res = rebuild_store(rebuild, db, study=study)
+        print(
+            f"rebuilt {db}: {res.points} points from {res.runs} run directories "
+            f"({res.pending} pending) in {len(res.studies)} studies"
+        )
+        for why in res.skipped:
+            err_console.print(f"[yellow]skipped:[/] {why}", highlight=False)
+    opts = {
+        "n": n,
+        "study": study,
+        "status": None if all_ else ("finished", "stopped_early"),
+        "curves": curves,
+    }
+    for path, fmt in ((csv, "csv"), (parquet, "parquet")):
+        if path is not None:
+            export_points(db, path, format=fmt, **opts)
+            print(f"wrote {len(load_points(db, **opts))} points to {path}")
+    if csv is None and parquet is None and rebuild is None:
+        pts = load_points(db, **opts)
+        _points_table(pts.to_dict("records"), f"{db}: {len(pts)} points (N = {n})")
+
+
 # --- laws and plans: fit, plan -----------------------------------------------------------------
 
 _FIT_LAWS = ("chinchilla", "kaplan", "power", "data-constrained", "bnsl", "slope")

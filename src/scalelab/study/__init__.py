@@ -1,0 +1,49 @@
+"""Studies: a grid of runs declared in TOML, swept locally, stored as points in SQLite.
+
+* :func:`load_study` / :func:`expand` turn a study file into its runs (pure, no training).
+* :func:`sweep` trains the runs not finished yet (sequentially or in worker processes),
+  resuming interrupted ones, and records every run as a point in the store.
+* :func:`load_points` / :func:`load_curves` read the store back as DataFrames (the
+  contract with ``scalelab.laws``); :func:`export_points` writes CSV or Parquet;
+  :func:`rebuild` recreates the store from the run directories alone.
+
+Names are imported lazily, so a worker that only writes to the store does not pay for
+pandas, and ``import scalelab.study.store`` stays light.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_API: dict[str, str] = {
+    "Budget": "scalelab.study.spec",
+    "Size": "scalelab.study.spec",
+    "Study": "scalelab.study.spec",
+    "load_study": "scalelab.study.spec",
+    "study_from_dict": "scalelab.study.spec",
+    "PlannedRun": "scalelab.study.grid",
+    "expand": "scalelab.study.grid",
+    "RunOutcome": "scalelab.study.executor",
+    "SweepResult": "scalelab.study.executor",
+    "sweep": "scalelab.study.executor",
+    "RebuildResult": "scalelab.study.points",
+    "export_points": "scalelab.study.points",
+    "load_curves": "scalelab.study.points",
+    "load_points": "scalelab.study.points",
+    "rebuild": "scalelab.study.points",
+    "Store": "scalelab.study.store",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _API:
+        return getattr(importlib.import_module(_API[name]), name)
+    raise AttributeError(f"module 'scalelab.study' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_API])
+
+
+__all__ = sorted(_API)

@@ -1,0 +1,57 @@
+"""What a planned run will cost, before it runs: its parameter/FLOP counts (from
+``scalelab.accounting``, never our own formulas) and the tokens its budget resolves to.
+The sweep uses these for the pending rows of the store and for its ETA.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from scalelab.config import RunConfig, run_config_from_dict
+
+
+def _as_config(cfg: RunConfig | Mapping[str, Any]) -> RunConfig:
+    return cfg if isinstance(cfg, RunConfig) else run_config_from_dict(cfg)
+
+
+def config_counts(cfg: RunConfig | Mapping[str, Any]) -> dict[str, Any] | None:
+    """``count(...).to_dict()`` for a run's config, counted as the trainer counts it
+    (causal attention FLOPs for a causal model), ``None`` for an empty config."""
+    if not cfg:
+        return None
+    from scalelab.accounting import count
+
+    rc = _as_config(cfg)
+    return dict(count(rc.model, causal=rc.model.causal).to_dict())
+
+
+def planned_tokens(
+    cfg: RunConfig, counts: Mapping[str, Any] | None, unique_tokens: int | None
+) -> int | None:
+    """The training tokens a run will see, by the trainer's own budget rule (whole steps of
+    ``batch_size x context`` tokens), or ``None`` where it cannot be known yet (a budget
+    in epochs before the corpus is tokenized, or a budget per parameter without counts)."""
+    from scalelab.train.loop import budget_tokens
+
+    n = (counts or {}).get("params", {}).get("non_embedding")
+    needs_n = cfg.train.tokens is None and cfg.train.epochs is None
+    if (cfg.train.epochs is not None and unique_tokens is None) or (needs_n and n is None):
+        return None
+    want, _ = budget_tokens(cfg, int(n or 0), int(unique_tokens or 0))
+    per_step = cfg.train.batch_size * cfg.model.context
+    return max(1, round(want / per_step)) * per_step
+
+
+def planned_flops(
+    cfg: RunConfig, counts: Mapping[str, Any] | None, unique_tokens: int | None
+) -> float | None:
+    """Exact training FLOPs the run will spend: train FLOPs per token x planned tokens."""
+    tokens = planned_tokens(cfg, counts, unique_tokens)
+    per_token = (counts or {}).get("flops", {}).get("train_per_token")
+    if tokens is None or per_token is None:
+        return None
+    return float(per_token) * tokens
+
+
+__all__ = ["config_counts", "planned_flops", "planned_tokens"]

@@ -1,0 +1,824 @@
+"""The sweep: run a study's grid locally, sequentially or in N worker processes.
+
+What a sweep guarantees
+-----------------------
+* **Skips finished work.** A run whose directory has a ``summary.json`` saying
+  ``finished`` or ``stopped_early`` is not trained again (its point is refreshed
+  from its files). The run directory is the source of truth, not the store.
+* **Resumes interrupted work.** A run directory without a summary (the sweep was
+  killed) is handed to the trainer with ``resume=True``, which continues from its
+  last checkpoint. Restarting a killed sweep with the same command continues it.
+* **A failed run does not stop the study.** A run that diverges (NaN) or raises is
+  recorded as ``failed`` with its reason, in its ``summary.json`` and in the store;
+  later sweeps skip it unless ``retry_failed`` (which moves the old directory to
+  ``RUNS_DIR/_failed/`` and trains afresh).
+* **One progress view** for the whole study: a bar in FLOPs, the runs done, and an
+  ETA from the cost of the runs left (``count(cfg).flops.train_per_token`` x the tokens
+  of their budget), timed by the runs ended so far: their seconds are fitted as
+  ``overhead + tokens x per_token + FLOPs / rate`` (non-negative least squares; before
+  three runs have ended, FLOPs over the FLOP/s measured on the ended or running runs),
+  and the seconds of the runs left are divided among the workers.
+
+Workers
+-------
+``workers=1`` trains in this process; ``workers=N`` starts N processes with the
+``spawn`` method (safe with CUDA and with threads, unlike ``fork``), each pinned to
+one torch thread (``threads`` changes both), at most N runs in flight, largest first
+(longest-processing-time order, so the small runs fill the gaps at the end). N
+workers of one thread use about N cores: on a 2-core machine ``workers=2`` keeps both
+busy with two runs at once, and more workers than cores only adds contention. Tiny
+models (thousands of parameters) gain little from a second intra-op thread, so one
+thread per run is the better use of few cores; but each worker pays a few seconds to
+start (importing torch), so for a study of a few short runs ``workers=1`` with
+``threads=1`` can finish first (``benchmarks/sweep_workers.py`` measures both). On
+GPUs, ``devices=["cuda:0", "cuda:1"]`` gives each worker its device (``train.device``
+is not part of the run id, so where a run executes does not change its name).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import dataclasses
+import multiprocessing
+import os
+import shutil
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from scalelab.config import RunConfig, apply_overrides, run_config_from_dict
+from scalelab.errors import ConfigError, StoreError
+from scalelab.study.cost import config_counts, planned_flops
+from scalelab.study.grid import PlannedRun, Sizer, expand
+from scalelab.study.manifest import write_manifest
+from scalelab.study.rundir import (
+    FINISHED,
+    last_metrics,
+    read_metrics,
+    read_run,
+    write_json_atomic,
+)
+from scalelab.study.spec import Study, as_study
+from scalelab.study.store import Store
+
+TrainFn = Callable[..., Any]  # train(cfg, out, *, resume, progress) -> RunSummary
+Counter = Callable[[RunConfig], Mapping[str, Any] | None]
+DataProbe = Callable[[RunConfig], int | None]  # -> unique training tokens (warms the cache)
+
+MAX_POOL_CRASHES = 2  # a run active in this many dead worker pools is marked failed
+
+
+@dataclass
+class RunOutcome:
+    """What the sweep did with one run of the grid."""
+
+    run_id: str
+    axes: Mapping[str, Any]
+    action: str  # "skipped", "trained", "resumed", "planned" (dry run)
+    status: str  # "finished", "stopped_early", "failed", "busy" (trained elsewhere), or
+    # for a dry run the run directory's state: None (not started), "interrupted", ...
+    reason: str | None = None
+    loss: float | None = None
+    seconds: float = 0.0
+    flops: float | None = None  # planned (or, once ended, exact) training FLOPs
+
+
+@dataclass
+class SweepResult:
+    """The outcome of :func:`sweep`; :meth:`points` reads the study's points back."""
+
+    study: str
+    db: Path
+    out: Path
+    runs: list[RunOutcome] = field(default_factory=list)
+    wall_seconds: float = 0.0
+    # (seconds since the sweep started, runs ended, the ETA shown then) at each run's end:
+    # how well the FLOPs-based ETA predicted the time the sweep really took
+    eta_history: list[tuple[float, int, float | None]] = field(default_factory=list)
+
+    def count(self, status: str) -> int:
+        return sum(r.status == status for r in self.runs)
+
+    @property
+    def trained(self) -> int:
+        return sum(r.action in ("trained", "resumed") for r in self.runs)
+
+    @property
+    def skipped(self) -> int:
+        return sum(r.action == "skipped" for r in self.runs)
+
+    @property
+    def failed(self) -> int:
+        return self.count("failed")
+
+    @property
+    def busy(self) -> int:
+        """Runs left alone because another process was training them."""
+        return self.count("busy")
+
+    def points(self, **kwargs: Any) -> Any:
+        from scalelab.study.points import load_points
+
+        return load_points(self.db, study=self.study, **kwargs)
+
+
+@dataclass
+class _Task:
+    """Everything a worker needs to train and record one run (picklable)."""
+
+    config: dict[str, Any]
+    run_id: str
+    out: str
+    db: str
+    study: str
+    axes: dict[str, Any]
+    resume: bool
+    counts: dict[str, Any] | None
+    trainer: TrainFn | None = None
+
+
+def _default_trainer() -> TrainFn:
+    from scalelab.train import train
+
+    return train
+
+
+def _default_probe(cfg: RunConfig) -> int | None:
+    from scalelab.data import load_tokens
+
+    return int(load_tokens(cfg.data, cfg.model.vocab_size).unique_tokens)
+
+
+def _failure_summary(run_dir: Path, run_id: str, reason: str) -> dict[str, Any]:
+    """A ``summary.json`` for a run whose trainer raised before writing one (the
+    contract's keys, the unknown ones null), so the failure survives a rebuild."""
+    metrics = read_metrics(run_dir / "metrics.jsonl")
+    last = metrics[-1] if metrics else {}
+    return {
+        "run_id": run_id,
+        "status": "failed",
+        "reason": reason,
+        "step": last.get("step"),
+        "tokens": last.get("tokens"),
+        "val_loss": None,
+        "val_bpb": None,
+        "train_loss": last.get("train_loss"),
+        "best_val_loss": None,
+        "tokens_per_second": None,
+        "wall_seconds": last.get("elapsed"),
+    }
+
+
+def _execute(task: _Task, device: str | None = None) -> dict[str, Any]:
+    """Train one run, then record its directory in the store. Runs in the worker."""
+    cfg = run_config_from_dict(task.config)
+    if device is not None:
+        cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, device=device))
+    trainer = task.trainer or _default_trainer()
+    run_dir = Path(task.out) / task.run_id
+    t0 = time.perf_counter()
+    error: str | None = None
+    try:
+        trainer(cfg, task.out, resume=task.resume, progress=False)
+    except Exception as e:  # a failed run is recorded, never allowed to stop the study
+        error = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+    seconds = time.perf_counter() - t0
+    if error is not None and _busy(run_dir):
+        # another process (a second sweep over the same runs) holds the run: leave it alone
+        return {"run_id": task.run_id, "status": "busy", "reason": error, "loss": None,
+                "seconds": seconds, "flops": None, "wall_seconds": None}  # fmt: skip
+    if not (run_dir / "config.json").is_file():
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(run_dir / "config.json", cfg.to_dict())
+    rec = read_run(run_dir)
+    if not rec.ended:
+        reason = error or "the trainer returned without writing summary.json"
+        write_json_atomic(run_dir / "summary.json", _failure_summary(run_dir, task.run_id, reason))
+        rec = read_run(run_dir)
+    with Store(task.db) as store:
+        row = store.record_run(rec, study=task.study, axes=task.axes, counts=task.counts)
+    return {
+        "run_id": task.run_id,
+        "status": row["status"],
+        "reason": row["reason"],
+        "loss": row["loss"],
+        "seconds": seconds,
+        "flops": row["C_exact"],
+        "wall_seconds": row["wall_seconds"],
+    }
+
+
+def _busy(run_dir: Path) -> bool:
+    """Whether another process is training this run: the trainer holds an exclusive
+    ``flock`` on ``RUN_DIR/.lock`` while it trains (scalelab.train.loop)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX: the trainer takes no lock either
+        return False
+    lock = run_dir / ".lock"
+    if not lock.is_file():
+        return False
+    with lock.open("a") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(f, fcntl.LOCK_UN)
+    return False
+
+
+# -- worker processes ---------------------------------------------------------------------
+
+_WORKER_DEVICE: str | None = None
+
+
+def _init_worker(devices: Any, threads: int) -> None:
+    """Pin the worker to ``threads`` torch threads (set before torch is imported, so its
+    OpenMP/MKL pools start that size) and take a device from the queue, if any."""
+    global _WORKER_DEVICE
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[var] = str(threads)
+    import torch
+
+    torch.set_num_threads(threads)
+    torch.set_num_interop_threads(threads)
+    if devices is not None:
+        _WORKER_DEVICE = devices.get()
+
+
+def _worker_execute(task: _Task) -> dict[str, Any]:
+    return _execute(task, _WORKER_DEVICE)
+
+
+# -- progress ---------------------------------------------------------------------------------
+
+
+def _fmt_flops(x: float | None) -> str:
+    if x is None:
+        return "?"
+    for unit, scale in (("P", 1e15), ("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if x >= scale:
+            return f"{x / scale:.3g}{unit}"
+    return f"{x:.3g}"
+
+
+def _fmt_seconds(s: float | None) -> str:
+    if s is None:
+        return "calibrating"
+    s = max(0, round(s))
+    h, rem = divmod(s, 3600)
+    m, sec = divmod(rem, 60)
+    return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d}"
+
+
+class _Monitor:
+    """The study's progress: FLOPs done and left, FLOP/s measured, ETA; a rich view."""
+
+    def __init__(
+        self,
+        planned: Mapping[str, float | None],
+        per_token: Mapping[str, float],
+        workers: int,
+        show: bool,
+        title: str,
+    ):
+        self.planned = dict(planned)
+        self.per_token = dict(per_token)  # run id -> training FLOPs per token
+        self.workers = workers
+        self.done: dict[str, float] = {}  # run id -> FLOPs it spent (ended runs)
+        self.active: dict[str, tuple[Path, float]] = {}  # run id -> (run dir, start time)
+        self.active_done: dict[str, float] = {}  # run id -> FLOPs so far
+        self.cal_flops = 0.0  # FLOPs and seconds of ended runs, for the FLOP/s calibration
+        self.cal_seconds = 0.0
+        # (FLOPs, tokens, seconds) of each ended run, for the cost model
+        self.cal_points: list[tuple[float, float, float]] = []
+        self.n_failed = 0
+        self.lock = threading.Lock()
+        self.progress = None
+        self.task_id = None
+        self.sub: dict[str, Any] = {}
+        self.title = title
+        self.t0 = time.time()
+        # (seconds since start, runs ended, ETA in seconds or None) at each run's end
+        self.history: list[tuple[float, int, float | None]] = []
+        if show:
+            from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn
+
+            self.progress = Progress(
+                SpinnerColumn(),
+                TextColumn("{task.description}"),
+                BarColumn(),
+                TextColumn("{task.percentage:>3.0f}%"),
+                TextColumn("{task.fields[info]}"),
+                refresh_per_second=4,
+            )
+
+    # known FLOPs of the whole study (a run with no estimate counts 0 until it ends)
+    def _total(self) -> float:
+        return sum(self.done.get(r, p or 0.0) for r, p in self.planned.items())
+
+    def rate(self) -> float | None:
+        """Training FLOP/s of one worker: from ended runs, else from the running ones."""
+        if self.cal_seconds > 0 and self.cal_flops > 0:
+            return self.cal_flops / self.cal_seconds
+        flops = sum(self.active_done.values())
+        seconds = sum(time.time() - start for _, start in self.active.values())
+        return flops / seconds if flops > 0 and seconds > 1 else None
+
+    def cost_model(self) -> tuple[float, float, float] | None:
+        """Seconds of a run as ``overhead + tokens * per_token + FLOPs / rate``, fitted by
+        non-negative least squares to the ended runs: ``(overhead, per_token, rate)``.
+
+        A run's wall time also pays for what does not grow with its FLOPs: a fixed part
+        (loading tokens, building the model, evaluations) and a part per step (optimizer
+        and kernel-launch overheads), which dominate the smallest models; a pure FLOP/s
+        ratio measured on small runs would overestimate the time of the large ones. Until
+        three runs with distinct costs have ended, the rate alone (:meth:`rate`) is used.
+        """
+        pts = self.cal_points
+        if len({(f, tok) for f, tok, _ in pts}) >= 3:
+            import numpy as np
+            from scipy.optimize import nnls
+
+            scale = np.array([1.0, max(tok for _, tok, _ in pts), max(f for f, _, _ in pts)])
+            a = np.array([[1.0, tok, f] for f, tok, _ in pts]) / scale
+            coef, _ = nnls(a, np.array([t for _, _, t in pts]))
+            overhead, per_token, per_flop = coef / scale
+            if per_flop > 0:
+                return float(overhead), float(per_token), float(1.0 / per_flop)
+        rate = self.rate()
+        return None if rate is None else (0.0, 0.0, rate)
+
+    def eta(self) -> float | None:
+        left = [r for r in self.planned if r not in self.done]
+        if not left:
+            return 0.0
+        if any(self.planned[r] is None for r in left):
+            return None
+        model = self.cost_model()
+        if model is None:
+            return None
+        overhead, per_token, rate = model
+        seconds = 0.0
+        for r in left:
+            flops_left = max(float(self.planned[r] or 0.0) - self.active_done.get(r, 0.0), 0.0)
+            per_tok = self.per_token.get(r)
+            tokens_left = flops_left / per_tok if per_tok else 0.0
+            fixed = 0.0 if r in self.active else overhead
+            seconds += fixed + tokens_left * per_token + flops_left / rate
+        return seconds / min(self.workers, len(left))
+
+    def start(self) -> None:
+        if self.progress is not None:
+            self.progress.start()
+            self.task_id = self.progress.add_task(self.title, total=1.0, info="")
+            self.refresh()
+
+    def stop(self) -> None:
+        if self.progress is not None:
+            self.refresh()
+            self.progress.stop()
+
+    def print(self, text: str) -> None:
+        if self.progress is not None:
+            self.progress.console.print(text, highlight=False)
+
+    def run_ended(
+        self, run_id: str, flops: float | None, seconds: float | None, status: str, calibrate: bool
+    ) -> None:
+        with self.lock:
+            spent = flops if flops is not None else self.planned.get(run_id) or 0.0
+            self.done[run_id] = spent
+            if calibrate and flops and seconds and status in FINISHED:
+                self.cal_flops += flops
+                self.cal_seconds += seconds
+                per_tok = self.per_token.get(run_id)
+                self.cal_points.append((flops, flops / per_tok if per_tok else 0.0, seconds))
+            self.n_failed += status == "failed"
+            self.active.pop(run_id, None)
+            self.active_done.pop(run_id, None)
+            if self.progress is not None and run_id in self.sub:
+                self.progress.remove_task(self.sub.pop(run_id))
+            self.history.append((time.time() - self.t0, len(self.done), self.eta()))
+        self.refresh()
+
+    def run_started(self, run_id: str, run_dir: Path, label: str) -> None:
+        with self.lock:
+            self.active[run_id] = (run_dir, time.time())
+            if self.progress is not None:
+                self.sub[run_id] = self.progress.add_task(f"  {label}", total=1.0, info="")
+        self.refresh()
+
+    def poll(self) -> None:
+        """Read the tail of each running run's metrics.jsonl and redraw."""
+        with self.lock:
+            for run_id, (run_dir, _) in list(self.active.items()):
+                row = last_metrics(run_dir / "metrics.jsonl")
+                if not row or row.get("tokens") is None:
+                    continue
+                planned = self.planned.get(run_id)
+                per_token = self.per_token.get(run_id)
+                if per_token is not None:
+                    self.active_done[run_id] = float(row["tokens"]) * per_token
+                if self.progress is not None and run_id in self.sub:
+                    frac = self.active_done.get(run_id, 0.0) / planned if planned else 0.0
+                    loss = row.get("val_loss") or row.get("train_loss")
+                    info = f"step {row.get('step')}" + (f"  loss {loss:.4f}" if loss else "")
+                    self.progress.update(self.sub[run_id], completed=min(frac, 1.0), info=info)
+        self.refresh()
+
+    def refresh(self) -> None:
+        if self.progress is None or self.task_id is None:
+            return
+        with self.lock:
+            total = self._total()
+            done = sum(self.done.values()) + sum(self.active_done.values())
+            n_done = len(self.done)
+            rate = self.rate()
+            info = (
+                f"runs {n_done}/{len(self.planned)}"
+                + (f" ({self.n_failed} failed)" if self.n_failed else "")
+                + f"  {_fmt_flops(done)}/{_fmt_flops(total)} FLOP"
+                + (f"  {_fmt_flops(rate)}FLOP/s/worker" if rate else "")
+                + f"  ETA {_fmt_seconds(self.eta())}"
+            )
+            self.progress.update(
+                self.task_id, completed=min(done / total, 1.0) if total else 0.0, info=info
+            )
+
+
+# -- the sweep ------------------------------------------------------------------------------
+
+
+def _label(axes: Mapping[str, Any], run_id: str) -> str:
+    parts = [str(axes.get(k)) for k in ("arch", "size", "budget") if axes.get(k) is not None]
+    if axes.get("seed") is not None:
+        parts.append(f"seed={axes['seed']}")
+    extra = [f"{k}={v}" for k, v in axes.items() if "." in k]
+    return f"{run_id} " + " ".join(parts + extra)
+
+
+def _with_overrides(study: Study, overrides: Iterable[str]) -> Study:
+    overrides = list(overrides)
+    if not overrides:
+        return study
+    base = apply_overrides(study.base, overrides)
+    for section in base:
+        if section not in study.base:
+            raise ConfigError(f"override section [{section}] is not one of model, data, train")
+    return dataclasses.replace(study, base=base)
+
+
+def sweep(
+    study: Study | str | Path | Mapping[str, Any],
+    *,
+    db: str | Path = "results.db",
+    out: str | Path = "runs",
+    workers: int = 1,
+    progress: bool = True,
+    retry_failed: bool = False,
+    dry_run: bool = False,
+    overrides: Sequence[str] = (),
+    devices: Sequence[str] | None = None,
+    threads: int | None = None,
+    trainer: TrainFn | None = None,
+    sizer: Sizer | None = None,
+    counter: Counter | None = None,
+    data_probe: DataProbe | None = None,
+) -> SweepResult:
+    """Run every run of a study's grid that has not finished yet; record all in ``db``.
+
+    ``study`` is a :class:`Study`, a path to a study TOML file or its parsed mapping;
+    ``overrides`` (``"train.lr=1e-3"``) change its shared sections. Runs go to
+    ``out/<run_id>/``; points to the SQLite store ``db``. ``dry_run`` expands the grid
+    and records the plan (pending points) without training.
+
+    ``threads`` sets torch's intra-op threads: per worker when ``workers > 1`` (default
+    1), for this process when ``workers == 1`` (default: torch's own choice, restored
+    after the sweep). ``devices`` spreads workers over devices (``train.device``).
+
+    ``trainer``, ``sizer``, ``counter`` and ``data_probe`` replace
+    ``scalelab.train.train``, ``scalelab.accounting.size_for``, ``count(cfg).to_dict()``
+    and the token-cache probe (tests inject small fakes; a trainer given with
+    ``workers > 1`` must be importable by name so the spawned workers can load it).
+    """
+    if workers < 1:
+        raise ConfigError(f"workers must be at least 1, got {workers}")
+    if threads is not None and threads < 1:
+        raise ConfigError(f"threads must be at least 1, got {threads}")
+    if devices is not None and not devices:
+        raise ConfigError("devices is empty: name at least one, e.g. ['cuda:0']")
+    from scalelab.study.points import pending_row  # pandas: not needed in the workers
+
+    t_start = time.perf_counter()
+    spec = _with_overrides(as_study(study), overrides)
+    runs = expand(spec, sizer=sizer)
+    out_dir = Path(out)
+    db_path = Path(db)
+    result = SweepResult(spec.name, db_path, out_dir)
+    counter = counter or config_counts
+    counts = {r.run_id: _counts(counter, r.config) for r in runs}
+
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise StoreError(f"cannot create the runs directory {str(out_dir)!r}: {e}") from None
+    write_manifest(out_dir, spec, runs)
+    store = Store(db_path)
+    try:
+        store.put_study(spec.name, spec.to_dict(), out_dir.resolve())
+        store.put_pending(
+            pending_row(spec.name, r.run_id, r.config.to_dict(), r.axes, counts[r.run_id], out_dir)
+            for r in runs
+        )
+
+        # the token data each distinct data config needs: tokenized once here, so that
+        # workers find a warm cache instead of racing to build it, and epoch budgets
+        # can be turned into tokens for the ETA
+        unique: dict[str, int | None] = {}
+        if not dry_run:
+            probe = data_probe or _default_probe
+            for r in runs:
+                key = _data_key(r.config)
+                if key not in unique and _needs_training(out_dir / r.run_id, retry_failed):
+                    unique[key] = probe(r.config)
+        planned = {
+            r.run_id: planned_flops(r.config, counts[r.run_id], unique.get(_data_key(r.config)))
+            for r in runs
+        }
+        per_token = {
+            r.run_id: float(c["flops"]["train_per_token"])
+            for r in runs
+            if (c := counts[r.run_id]) and c.get("flops", {}).get("train_per_token") is not None
+        }
+
+        if dry_run:
+            result.runs = [
+                RunOutcome(
+                    r.run_id,
+                    r.axes,
+                    "planned",
+                    _dir_status(out_dir / r.run_id),
+                    flops=planned[r.run_id],
+                )
+                for r in runs
+            ]
+            result.wall_seconds = time.perf_counter() - t_start
+            return result
+
+        monitor = _Monitor(planned, per_token, workers, progress, f"study {spec.name}")
+        outcomes: dict[str, RunOutcome] = {}
+        todo: list[tuple[PlannedRun, _Task]] = []
+        for r in runs:
+            run_dir = out_dir / r.run_id
+            status = _dir_status(run_dir)
+            if status in FINISHED or (status == "failed" and not retry_failed):
+                rec = read_run(run_dir)
+                row = store.record_run(rec, study=spec.name, axes=r.axes, counts=counts[r.run_id])
+                outcomes[r.run_id] = RunOutcome(
+                    r.run_id,
+                    r.axes,
+                    "skipped",
+                    row["status"],
+                    row["reason"],
+                    row["loss"],
+                    0.0,
+                    row["C_exact"],
+                )
+                monitor.run_ended(
+                    r.run_id, row["C_exact"], row["wall_seconds"], row["status"], True
+                )
+                continue
+            if status == "failed":
+                _move_aside(run_dir, out_dir)
+                status = None
+            task = _Task(
+                config=r.config.to_dict(),
+                run_id=r.run_id,
+                out=str(out_dir),
+                db=str(db_path),
+                study=spec.name,
+                axes=dict(r.axes),
+                # the trainer continues from the newest checkpoint, or starts afresh if none
+                resume=run_dir.exists(),
+                counts=counts[r.run_id],
+                trainer=trainer,
+            )
+            todo.append((r, task))
+        store.close()
+
+        monitor.start()
+        try:
+            if workers == 1:
+                _run_sequential(todo, monitor, outcomes, devices, threads)
+            else:
+                _run_parallel(todo, monitor, outcomes, workers, devices, threads)
+        except KeyboardInterrupt:
+            with Store(db_path) as s:
+                for run_id in list(monitor.active):
+                    s.set_status(spec.name, run_id, "interrupted", "the sweep was interrupted")
+            raise
+        finally:
+            monitor.stop()
+        result.runs = [outcomes[r.run_id] for r in runs]
+        result.eta_history = monitor.history
+    finally:
+        store.close()
+    result.wall_seconds = time.perf_counter() - t_start
+    return result
+
+
+def _counts(counter: Counter, cfg: RunConfig) -> dict[str, Any] | None:
+    c = counter(cfg)
+    return dict(c) if c is not None else None
+
+
+def _data_key(cfg: RunConfig) -> str:
+    return repr((sorted(dataclasses.asdict(cfg.data).items()), cfg.model.vocab_size))
+
+
+def _dir_status(run_dir: Path) -> str | None:
+    """``None`` (no directory), ``interrupted`` (no summary) or the summary's status."""
+    if not (run_dir / "config.json").is_file():
+        return None
+    try:
+        return read_run(run_dir, with_metrics=False).status
+    except StoreError:
+        return "interrupted"
+
+
+def _needs_training(run_dir: Path, retry_failed: bool) -> bool:
+    status = _dir_status(run_dir)
+    return status not in FINISHED and not (status == "failed" and not retry_failed)
+
+
+def _move_aside(run_dir: Path, out_dir: Path) -> None:
+    """Keep a failed run's directory (for its logs) under ``_failed/`` before a retry."""
+    dest = out_dir / "_failed" / f"{run_dir.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(str(run_dir), dest)
+
+
+def _record(
+    monitor: _Monitor,
+    outcomes: dict[str, RunOutcome],
+    r: PlannedRun,
+    task: _Task,
+    res: Mapping[str, Any],
+) -> None:
+    action = "resumed" if task.resume else "trained"
+    outcomes[r.run_id] = RunOutcome(
+        r.run_id,
+        r.axes,
+        action,
+        res["status"],
+        res["reason"],
+        res["loss"],
+        res["seconds"],
+        res["flops"],
+    )
+    monitor.run_ended(
+        r.run_id, res["flops"], res["wall_seconds"] or res["seconds"], res["status"], True
+    )
+    mark = {
+        "finished": "[green]done[/]",
+        "stopped_early": "[green]stopped early[/]",
+        "busy": "[yellow]skipped, another process is training it:[/]",
+    }.get(res["status"], f"[red]{res['status']}[/]")
+    loss = f" loss {res['loss']:.4f}" if res["loss"] is not None else ""
+    why = f" ({res['reason']})" if res["reason"] else ""
+    monitor.print(f"{mark} {_label(r.axes, r.run_id)}{loss} in {res['seconds']:.1f}s{why}")
+
+
+def _run_sequential(
+    todo: list[tuple[PlannedRun, _Task]],
+    monitor: _Monitor,
+    outcomes: dict[str, RunOutcome],
+    devices: Sequence[str] | None,
+    threads: int | None,
+) -> None:
+    """Train in this process; a thread polls the metrics files for the progress view."""
+    import torch
+
+    saved_threads = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    stop = threading.Event()
+
+    def poll() -> None:
+        while not stop.wait(0.5):
+            monitor.poll()
+
+    poller = threading.Thread(target=poll, daemon=True)
+    poller.start()
+    try:
+        for r, task in todo:
+            monitor.run_started(r.run_id, Path(task.out) / r.run_id, _label(r.axes, r.run_id))
+            res = _execute(task, devices[0] if devices else None)
+            _record(monitor, outcomes, r, task, res)
+    finally:
+        stop.set()
+        poller.join()
+        torch.set_num_threads(saved_threads)
+
+
+def _run_parallel(
+    todo: list[tuple[PlannedRun, _Task]],
+    monitor: _Monitor,
+    outcomes: dict[str, RunOutcome],
+    workers: int,
+    devices: Sequence[str] | None,
+    threads: int | None,
+) -> None:
+    """Train in ``workers`` spawned processes, at most ``workers`` runs in flight (so the
+    runs shown as active are the ones training). Largest runs go first: the longest
+    jobs start early and the small ones fill the gaps at the end (LPT scheduling)."""
+    ctx = multiprocessing.get_context("spawn")
+    queue = sorted(todo, key=lambda rt: -(monitor.planned.get(rt[0].run_id) or 0.0))
+    crashes: dict[str, int] = {}
+
+    def new_pool() -> cf.ProcessPoolExecutor:
+        dq = None
+        if devices:
+            dq = ctx.Queue()
+            for i in range(workers):
+                dq.put(devices[i % len(devices)])
+        return cf.ProcessPoolExecutor(
+            workers, mp_context=ctx, initializer=_init_worker, initargs=(dq, threads or 1)
+        )
+
+    pool = new_pool()
+    in_flight: dict[cf.Future[dict[str, Any]], tuple[PlannedRun, _Task]] = {}
+    try:
+        while queue or in_flight:
+            while queue and len(in_flight) < workers:
+                r, task = queue.pop(0)
+                monitor.run_started(r.run_id, Path(task.out) / r.run_id, _label(r.axes, r.run_id))
+                in_flight[pool.submit(_worker_execute, task)] = (r, task)
+            done, _ = cf.wait(in_flight, timeout=0.5, return_when=cf.FIRST_COMPLETED)
+            monitor.poll()
+            broken = False
+            for fut in done:
+                r, task = in_flight.pop(fut)
+                try:
+                    _record(monitor, outcomes, r, task, fut.result())
+                except cf.process.BrokenProcessPool:
+                    broken = True
+                    crashes[r.run_id] = crashes.get(r.run_id, 0) + 1
+                    if crashes[r.run_id] >= MAX_POOL_CRASHES:
+                        _record_crash(monitor, outcomes, r, task)
+                    else:  # it may have been a neighbour that died: try once more, resuming
+                        monitor.run_ended(r.run_id, 0.0, None, "interrupted", False)
+                        monitor.done.pop(r.run_id, None)
+                        queue.insert(
+                            0,
+                            (
+                                r,
+                                dataclasses.replace(
+                                    task,
+                                    resume=(Path(task.out) / r.run_id).exists(),
+                                ),
+                            ),
+                        )
+            if broken:
+                for fut, (r, task) in list(in_flight.items()):
+                    in_flight.pop(fut)
+                    monitor.run_ended(r.run_id, 0.0, None, "interrupted", False)
+                    monitor.done.pop(r.run_id, None)
+                    queue.insert(0, (r, dataclasses.replace(task, resume=True)))
+                pool.shutdown(wait=False, cancel_futures=True)
+                monitor.print("[yellow]a worker process died; restarting the pool[/]")
+                pool = new_pool()
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+
+
+def _record_crash(
+    monitor: _Monitor, outcomes: dict[str, RunOutcome], r: PlannedRun, task: _Task
+) -> None:
+    """A run whose worker died twice: write its failure like any other."""
+    run_dir = Path(task.out) / r.run_id
+    reason = f"its worker process died {MAX_POOL_CRASHES} times (out of memory?)"
+    if not (run_dir / "config.json").is_file():
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(run_dir / "config.json", task.config)
+    write_json_atomic(run_dir / "summary.json", _failure_summary(run_dir, r.run_id, reason))
+    with Store(task.db) as store:
+        store.record_run(read_run(run_dir), study=task.study, axes=task.axes, counts=task.counts)
+    res = {
+        "status": "failed",
+        "reason": reason,
+        "loss": None,
+        "seconds": 0.0,
+        "flops": None,
+        "wall_seconds": None,
+    }
+    _record(monitor, outcomes, r, task, res)
+
+
+__all__ = ["RunOutcome", "SweepResult", "sweep"]
