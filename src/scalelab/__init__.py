@@ -39,6 +39,11 @@ _API: dict[str, str] = {
     "MarkovSource": "scalelab.data",
     "bits_per_byte": "scalelab.data",
     "perplexity": "scalelab.data",
+    # train one model: the loop, run summaries, export
+    "train": "scalelab.train",
+    "RunSummary": "scalelab.train",
+    "read_metrics": "scalelab.train",
+    "export": "scalelab.train.export",
 }
 
 

@@ -7,6 +7,7 @@ result. A ``ScalelabError`` becomes one line on stderr and exit code 2.
 from __future__ import annotations
 
 import sys
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -127,6 +128,77 @@ def presets_cmd(
 
 
 # --- train one model: train, export ----------------------------------------------------------
+
+
+@app.command("train")
+def train_cmd(
+    config: str | None = typer.Argument(
+        None, help="run config TOML with sections model, data, train (defaults if omitted)"
+    ),
+    overrides: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="section.key=value, e.g. --set train.lr=1e-3 (repeatable)"),
+    ] = None,
+    out: str = typer.Option("runs", "--out", help="runs go to OUT/<run id>/"),
+    resume: bool = typer.Option(
+        False, "--resume", help="continue from the run's last checkpoint (or reuse its result)"
+    ),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="show a progress bar"),
+    as_json: bool = typer.Option(False, "--json", help="print summary.json instead of a table"),
+) -> None:
+    """Train one model; the run is OUT/<hash of the resolved config>/."""
+    import json
+
+    from scalelab.config import load_run_config
+    from scalelab.train import train
+
+    cfg = load_run_config(config, overrides or [])
+    summary = train(cfg, out, resume=resume, progress=progress)
+    if as_json:
+        print(json.dumps(summary.to_dict(), indent=1))
+    else:
+        from rich.table import Table
+
+        def num(v: float | None, fmt: str) -> str:
+            return "-" if v is None else format(v, fmt)
+
+        t = Table(title=f"run {summary.run_id}: {summary.status}", show_header=False)
+        t.add_row("directory", summary.path)
+        t.add_row("steps", f"{summary.step} of {summary.steps}")
+        t.add_row("tokens", f"{summary.tokens:,} ({summary.epochs:.3g} epochs)")
+        t.add_row("train loss", num(summary.train_loss, ".4f"))
+        t.add_row("val loss (nats/token)", num(summary.val_loss, ".4f"))
+        t.add_row("val bits per byte", num(summary.val_bpb, ".4f"))
+        t.add_row("best val loss", num(summary.best_val_loss, ".4f"))
+        if summary.entropy_rate is not None:
+            t.add_row("entropy rate (floor)", f"{summary.entropy_rate:.4f}")
+        t.add_row(
+            "params total / non-embedding",
+            f"{summary.params['total']:,} / {summary.params['non_embedding']:,}",
+        )
+        t.add_row("training FLOPs", f"{summary.flops_total:.3g} (6ND {summary.six_nd:.3g})")
+        t.add_row("tokens/s (training steps)", num(summary.tokens_per_second, ",.0f"))
+        t.add_row("wall seconds", f"{summary.wall_seconds:.1f}")
+        t.add_row("device, precision", f"{summary.device}, {summary.precision}")
+        console.print(t)
+    if summary.status == "failed":
+        err_console.print(f"[bold red]run failed:[/] {summary.reason}", highlight=False)
+        raise typer.Exit(1)
+
+
+@app.command("export")
+def export_cmd(
+    run: str = typer.Argument(..., help="a run directory (OUT/<run id>)"),
+    format: str = typer.Option(
+        "hf", "--format", help="hf: Hugging Face config.json + model.safetensors"
+    ),
+    out: str | None = typer.Option(None, "--out", help="output directory (default RUN/hf)"),
+) -> None:
+    """Export a run's newest checkpoint (GPT2LMHeadModel or LlamaForCausalLM)."""
+    from scalelab.train.export import export
+
+    path = export(run, out, format=format)
+    console.print(f"wrote {path}", highlight=False)
 
 
 @app.command("corpus")

@@ -1,0 +1,215 @@
+"""Where a run executes and in which precision.
+
+``train.device = "auto"`` picks CUDA, then MPS, then the CPU. ``train.precision = "auto"``
+decides bf16 autocast by a rule on GPUs and by *measuring* on CPUs: whether bf16 matrix
+multiplication is fast depends on the CPU's matrix units (AMX, AVX512-BF16), not on
+PyTorch's support for the dtype. On an AVX2-only CPU, bf16 matmuls are emulated and run
+about 100x slower than fp32 (measured on this project's AMD EPYC build machine), so guessing
+would make training far slower. The CPU probe's verdict is cached per CPU, torch version and
+thread count.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from scalelab.errors import ConfigError
+
+# bf16 must beat fp32 by this factor in the probe before "auto" chooses it on a CPU: a mild
+# win in a 256-wide matmul does not survive the extra casts of autocast in a real step.
+BF16_MIN_SPEEDUP = 1.3
+
+
+def resolve_device(name: str) -> torch.device:
+    """``train.device`` -> a torch device that exists here."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(
+            f"train.device = {name!r} is not a device: use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"
+        ) from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(
+                "train.device asks for CUDA but no CUDA GPU is visible: set train.device = 'auto' or 'cpu'"
+            )
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ConfigError(
+                f"train.device = {name!r}, but only {torch.cuda.device_count()} CUDA device(s) exist"
+            )
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError("train.device = 'mps' but MPS is not available: set train.device = 'cpu'")
+    return device
+
+
+@dataclass(frozen=True)
+class Precision:
+    name: str  # "bf16" or "fp32"
+    reason: str  # why "auto" chose it (or "set by train.precision")
+
+    @property
+    def dtype(self) -> torch.dtype | None:
+        return torch.bfloat16 if self.name == "bf16" else None
+
+    def autocast(self, device: torch.device) -> contextlib.AbstractContextManager[object]:
+        """bf16 autocast around forward and loss; fp32 runs without a context."""
+        if self.name == "bf16":
+            return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+
+def resolve_precision(
+    precision: str, device: torch.device, cache_dir: str | Path | None = None
+) -> Precision:
+    if precision != "auto":
+        if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+            raise ConfigError(
+                "train.precision = 'bf16' but this GPU has no bf16 support: set train.precision = 'fp32'"
+            )
+        return Precision(precision, "set by train.precision")
+    if device.type == "cuda":
+        if torch.cuda.is_bf16_supported():
+            return Precision("bf16", "CUDA GPU with bf16 support")
+        return Precision("fp32", "CUDA GPU without bf16 support")
+    if device.type == "cpu":
+        speedup = cpu_bf16_speedup(cache_dir)
+        name = "bf16" if speedup >= BF16_MIN_SPEEDUP else "fp32"
+        return Precision(name, f"CPU probe: bf16 matmul runs {speedup:.2g}x fp32")
+    return Precision("fp32", f"no bf16 rule for device {device.type!r}")
+
+
+def matmul_flops(
+    dtype: torch.dtype = torch.float32,
+    n: int = 1024,
+    device: torch.device | str = "cpu",
+    seconds: float = 0.5,
+    max_reps: int = 1000,
+) -> float:
+    """Best measured FLOP/s of an n x n x n matmul: the peak that MFU is reported against."""
+    device = torch.device(device)
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    sync: Callable[[], None] = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    a @ b  # first call allocates and picks kernels
+    sync()
+    best, spent, reps = float("inf"), 0.0, 0
+    while (spent < seconds or reps < 3) and reps < max_reps:
+        t0 = time.perf_counter()
+        a @ b
+        sync()
+        dt = time.perf_counter() - t0
+        best, spent, reps = min(best, dt), spent + dt, reps + 1
+    return 2 * n**3 / best
+
+
+def _cpu_key() -> str:
+    model = platform.processor() or platform.machine()
+    try:  # the model name and flags identify the matrix units better than platform does
+        info = Path("/proc/cpuinfo").read_text()
+        lines = [ln for ln in info.splitlines() if ln.startswith(("model name", "flags"))][:2]
+        model = "\n".join(lines) or model
+    except OSError:
+        pass
+    blob = f"{model}|torch {torch.__version__}|threads {torch.get_num_threads()}"
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _cache_root(cache_dir: str | Path | None) -> Path:
+    if cache_dir is not None:
+        return Path(cache_dir)
+    env = os.environ.get("SCALELAB_CACHE")
+    return Path(env) if env else Path.home() / ".cache" / "scalelab"
+
+
+def cpu_bf16_speedup(cache_dir: str | Path | None = None) -> float:
+    """fp32 time / bf16 time of a 256-wide matmul on this CPU, measured once and cached."""
+    path = _cache_root(cache_dir) / "precision-probe.json"
+    key = _cpu_key()
+    try:
+        cached = json.loads(path.read_text())
+        if key in cached:
+            return float(cached[key])
+    except (OSError, ValueError):
+        cached = {}
+    # 256 wide: big enough to engage the matrix units, small enough that the emulated bf16
+    # path (about 1 GFLOP/s on AVX2-only CPUs) still finishes in a few tens of milliseconds.
+    fp32 = matmul_flops(torch.float32, n=256, seconds=0.05)
+    bf16 = matmul_flops(torch.bfloat16, n=256, seconds=0.05, max_reps=5)
+    speedup = bf16 / fp32
+    try:
+        cached[key] = speedup
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(cached, indent=1))
+        os.replace(tmp, path)
+    except OSError:
+        pass  # an unwritable cache only costs a re-measurement next time
+    return speedup
+
+
+# Below this many forward FLOPs per micro-batch a second thread buys nothing (measured on
+# the 2-core build machine: a 2-layer, d_model 32 model on 256-token micro-batches ran at
+# 82k tokens/s on 1 thread and 83k on 2; d_model 64 on 1024 tokens, 270 MFLOP, at 44k and
+# 70k), while any other process on the machine makes the threads wait for each other.
+SMALL_WORK_FLOPS = 5e7
+
+
+class ThreadPolicy:
+    """How many CPU threads a run's kernels use, fixed for the whole run.
+
+    Fork-join parallelism collapses when a machine is oversubscribed: every parallel region
+    waits for its slowest thread, and a thread that shares its core with another process
+    waits for a scheduler slice. Measured on the 2-core build machine while other jobs ran,
+    a tiny model's step was up to 20x slower on 2 threads than on 1. So runs whose
+    micro-batches are too small to gain from threads use one; bigger ones use PyTorch's
+    default (one per core). ``SCALELAB_THREADS=N`` overrides the rule: a sweep that runs k
+    jobs side by side on one machine should set N = cores / k.
+
+    The count is chosen once per run and a resumed run keeps it, because results are not
+    bit-identical across thread counts (reductions split differently): a run with
+    ``SCALELAB_THREADS=1`` and one with 2 threads drift apart by ~1e-2 in loss after a few
+    hundred steps of a tiny model. The count is recorded in ``summary.json`` and the metrics.
+    """
+
+    def __init__(
+        self, device: torch.device, work_flops: float, resumed_threads: int | None = None
+    ) -> None:
+        self.original = torch.get_num_threads()
+        self.enabled = device.type == "cpu"
+        env = os.environ.get("SCALELAB_THREADS")
+        if env:
+            try:
+                self.threads = max(1, int(env))
+            except ValueError:
+                raise ConfigError(f"SCALELAB_THREADS must be an integer, got {env!r}") from None
+            self.reason = "SCALELAB_THREADS"
+        elif resumed_threads is not None:
+            self.threads, self.reason = resumed_threads, "kept from the checkpoint"
+        elif work_flops < SMALL_WORK_FLOPS:
+            self.threads, self.reason = 1, "micro-batch too small to gain from threads"
+        else:
+            self.threads, self.reason = self.original, "one per core (PyTorch default)"
+
+    def apply(self) -> None:
+        if self.enabled and torch.get_num_threads() != self.threads:
+            torch.set_num_threads(self.threads)
+
+    def restore(self) -> None:
+        if self.enabled and torch.get_num_threads() != self.original:
+            torch.set_num_threads(self.original)

@@ -1,0 +1,762 @@
+"""``train(cfg, out) -> RunSummary``: one run, in one directory, resumable.
+
+The loop is a plain PyTorch loop written for small models on CPUs as much as for GPUs:
+
+* one optimizer update per step of ``train.batch_size`` sequences (``batch_size x context``
+  tokens), accumulated over micro-batches of ``train.micro_batch_size``;
+* AdamW (the fused kernel where this PyTorch has one for the device, else foreach) with
+  weight decay on matrices and embeddings only, gradient clipping, the learning rate of
+  :mod:`scalelab.train.schedule` ending exactly at the run's own budget;
+* no host synchronisation between log steps: losses and gradient norms stay on the device
+  until a log step reads them all at once, and NaN/inf is caught there (before any
+  checkpoint could save a damaged model);
+* evaluation on fixed validation windows every ``train.eval_every`` steps and at the end;
+* checkpoints every ``train.checkpoint_every`` steps and at the end; ``resume=True`` picks up
+  the newest intact one and continues as if never stopped (the data order and masked-LM
+  corruption are functions of the step, the RNG and optimizer state are restored).
+
+The budget is ``train.tokens``, ``train.tokens_per_param`` (times the *non-embedding*
+parameter count of :func:`scalelab.accounting.count`, as in Kaplan et al. 2020), or
+``train.epochs`` (passes over ``TokenData.train``); with none set, 20 tokens per
+non-embedding parameter (the compute-optimal ratio of Hoffmann et al. 2022). It is rounded
+to whole steps.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as dt
+import math
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from scalelab.config import RunConfig
+from scalelab.errors import ConfigError, TrainingError
+from scalelab.train import rundir
+from scalelab.train.batches import (
+    TrainSampler,
+    gather,
+    mlm_corrupt,
+    mlm_generator,
+    val_windows,
+)
+from scalelab.train.checkpoint import latest_checkpoint, save_checkpoint
+from scalelab.train.device import Precision, ThreadPolicy, resolve_device, resolve_precision
+from scalelab.train.schedule import lr_at
+
+# On CPUs, micro-batches of at most this many tokens when train.micro_batch_size is unset:
+# activations then stay in cache between the kernels of a layer. Measured on the 2-core
+# build machine, config (a) of benchmarks/train_throughput.py (4 x 128, context 128, batch
+# 32): 16.0k tokens/s unsplit, 18.2k in micro-batches of 8 sequences (1024 tokens), 17.2k
+# of 4; config (b) (6 x 384, context 256) ran at the same speed split or not. The loss is
+# the same sum either way (up to float rounding).
+CPU_MICRO_TOKENS = 1024
+DEFAULT_TOKENS_PER_PARAM = 20.0  # Hoffmann et al. 2022 (Chinchilla), table 3
+LOG_EVERY = 10  # steps between metrics lines (and host syncs), at most train.eval_every
+
+
+class TokenSource(Protocol):
+    """What the loop needs of ``scalelab.data.TokenData`` (see docs/internals.md, "Data")."""
+
+    train: np.ndarray
+    val: np.ndarray
+    vocab_size: int
+    eos_id: int
+    mask_id: int | None
+    bytes_per_token: float
+    entropy_rate: float | None
+    unique_tokens: int
+
+
+@dataclass
+class RunSummary:
+    """The content of ``summary.json`` (keys as in docs/internals.md, "Training")."""
+
+    run_id: str
+    status: str  # "finished", "stopped_early", "failed"
+    step: int
+    tokens: int
+    val_loss: float | None
+    val_bpb: float | None
+    train_loss: float | None
+    best_val_loss: float | None
+    tokens_per_second: float | None
+    wall_seconds: float
+    params: dict[str, Any]
+    flops: dict[str, Any]
+    flops_total: float
+    six_nd: float
+    unique_tokens: int
+    epochs: float
+    entropy_rate: float | None
+    reason: str | None = None
+    # beyond the contract's keys
+    steps: int = 0  # the run's planned number of updates
+    budget_tokens: int = 0  # planned tokens (steps x tokens per step)
+    budget: str = ""  # how the budget was set
+    val_ppl: float | None = None
+    best_val_bpb: float | None = None
+    bytes_per_token: float | None = None
+    eos_id: int | None = None
+    six_nd_non_embedding: float = 0.0
+    train_seconds: float = 0.0  # training steps only
+    first_step_seconds: float = 0.0  # first step of each session (allocation, compilation)
+    eval_seconds: float = 0.0
+    device: str = ""
+    precision: str = ""
+    precision_reason: str = ""
+    compile: bool = False
+    threads: int | None = None  # CPU threads (see device.ThreadPolicy)
+    micro_batch_size: int = 0  # sequences per forward/backward (train.micro_batch_size or auto)
+    torch_version: str = ""
+    started: str = ""
+    finished: str = ""
+    path: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RunSummary:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+    @classmethod
+    def load(cls, run_dir: str | Path) -> RunSummary:
+        """Read ``summary.json`` of a run directory."""
+        return cls.from_dict(rundir.read_json(Path(run_dir) / rundir.SUMMARY))
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+def check_run_config(cfg: RunConfig) -> None:
+    """Checks that involve more than one section of the config."""
+    if cfg.train.objective == "mlm" and cfg.model.causal:
+        raise ConfigError(
+            "train.objective = 'mlm' needs a bidirectional model: set model.causal = false"
+        )
+    if cfg.train.objective == "clm" and not cfg.model.causal:
+        raise ConfigError(
+            "model.causal = false lets every position see the token it must predict: "
+            "set model.causal = true for train.objective = 'clm' (or train.objective = 'mlm')"
+        )
+    if not 0.0 < cfg.train.decay_fraction <= 1.0:
+        raise ConfigError(f"train.decay_fraction must be in (0, 1], got {cfg.train.decay_fraction}")
+    if not 0.0 <= cfg.train.min_lr_ratio <= 1.0:
+        raise ConfigError(f"train.min_lr_ratio must be in [0, 1], got {cfg.train.min_lr_ratio}")
+    if cfg.train.grad_clip < 0:
+        raise ConfigError(
+            f"train.grad_clip must be >= 0 (0 turns it off), got {cfg.train.grad_clip}"
+        )
+    if cfg.train.weight_decay < 0:
+        raise ConfigError(f"train.weight_decay must be >= 0, got {cfg.train.weight_decay}")
+    for name in ("beta1", "beta2"):
+        if not 0.0 <= getattr(cfg.train, name) < 1.0:
+            raise ConfigError(f"train.{name} must be in [0, 1), got {getattr(cfg.train, name)}")
+    if cfg.train.early_stopping is not None and cfg.train.early_stopping < 1:
+        raise ConfigError(
+            f"train.early_stopping counts evaluations and must be >= 1, got {cfg.train.early_stopping}"
+        )
+
+
+def check_data(cfg: RunConfig, data: TokenSource) -> None:
+    if data.vocab_size > cfg.model.vocab_size:
+        raise ConfigError(
+            f"the tokenizer has {data.vocab_size} tokens but model.vocab_size is "
+            f"{cfg.model.vocab_size}: set model.vocab_size >= {data.vocab_size}"
+        )
+    if cfg.train.objective == "mlm" and (
+        data.mask_id is None or data.mask_id >= cfg.model.vocab_size
+    ):
+        raise ConfigError(
+            f"masked LM needs a mask token below model.vocab_size ({cfg.model.vocab_size}); "
+            f"the tokenizer's mask_id is {data.mask_id}: raise model.vocab_size"
+        )
+
+
+def budget_tokens(cfg: RunConfig, non_embedding: int, unique_tokens: int) -> tuple[int, str]:
+    """Planned training tokens and a note of where the number came from."""
+    t = cfg.train
+    if t.tokens is not None:
+        return int(t.tokens), f"train.tokens = {t.tokens}"
+    if t.epochs is not None:
+        return round(
+            t.epochs * unique_tokens
+        ), f"train.epochs = {t.epochs} x {unique_tokens} train tokens"
+    ratio = t.tokens_per_param if t.tokens_per_param is not None else DEFAULT_TOKENS_PER_PARAM
+    source = (
+        "train.tokens_per_param" if t.tokens_per_param is not None else "default tokens_per_param"
+    )
+    return round(
+        ratio * non_embedding
+    ), f"{source} = {ratio} x {non_embedding} non-embedding params"
+
+
+def auto_micro_batch(batch_size: int, context: int, device: torch.device) -> int:
+    """Sequences per micro-batch when ``train.micro_batch_size`` is unset: the whole batch
+    on accelerators; on CPUs the largest divisor of ``batch_size`` that keeps a micro-batch
+    within :data:`CPU_MICRO_TOKENS` tokens (at least one sequence)."""
+    if device.type != "cpu":
+        return batch_size
+    fits = [
+        m
+        for m in range(1, batch_size + 1)
+        if batch_size % m == 0 and m * context <= CPU_MICRO_TOKENS
+    ]
+    return max(fits, default=1)
+
+
+def make_optimizer(model: nn.Module, cfg: RunConfig, device: torch.device) -> torch.optim.AdamW:
+    """AdamW with decay on weight matrices and embeddings, none on biases and norm gains
+    (the GPT-2/nanoGPT convention); the fused kernel where available, else foreach."""
+    decay, no_decay = [], []
+    for p in model.parameters():  # parameters() yields a tied tensor once
+        if p.requires_grad:
+            (decay if p.dim() >= 2 else no_decay).append(p)
+    groups = [
+        {"params": decay, "weight_decay": cfg.train.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+    kwargs: dict[str, Any] = {"lr": cfg.train.lr, "betas": (cfg.train.beta1, cfg.train.beta2)}
+    if device.type in ("cpu", "cuda", "mps"):
+        with contextlib.suppress(RuntimeError, TypeError, ValueError):
+            return torch.optim.AdamW(groups, fused=True, **kwargs)
+    return torch.optim.AdamW(groups, foreach=device.type != "cpu" or None, **kwargs)
+
+
+@dataclass
+class _State:
+    """The loop's counters: what a checkpoint stores besides weights and optimizer."""
+
+    step: int = 0
+    train_loss: float | None = None
+    val_loss: float | None = None
+    best_val_loss: float | None = None
+    bad_evals: int = 0
+    train_seconds: float = 0.0
+    timed_tokens: int = 0
+    first_step_seconds: float = 0.0
+    eval_seconds: float = 0.0
+    wall_seconds: float = 0.0
+    started: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class _Progress:
+    """A rich progress bar with loss and tokens/s (or nothing when progress is off)."""
+
+    def __init__(self, enabled: bool, total: int, run_id: str, done: int) -> None:
+        self.bar: Any = None
+        if not enabled:
+            return
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self.bar = Progress(
+            TextColumn(f"[bold]{run_id}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[info]}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+            transient=False,
+        )
+        self.task = self.bar.add_task("train", total=total, completed=done, info="")
+        self.bar.start()
+
+    def update(self, step: int, info: str) -> None:
+        if self.bar is not None:
+            self.bar.update(self.task, completed=step, info=info)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+class _TensorBoard:
+    """TensorBoard event files in ``RUN/tensorboard`` when ``tensorboard`` is installed."""
+
+    def __init__(self, path: Path) -> None:
+        self.writer: Any = None
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:  # tensorboard is optional (pip install scalelab[tensorboard])
+            return
+        self.writer = SummaryWriter(str(path))
+
+    def log(self, row: dict[str, Any]) -> None:
+        if self.writer is None:
+            return
+        for key, value in row.items():
+            if key not in ("step", "tokens") and isinstance(value, float) and math.isfinite(value):
+                self.writer.add_scalar(key, value, row["step"])
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+@contextlib.contextmanager
+def _run_lock(run_dir: Path) -> Iterator[None]:
+    """One process per run directory: a second ``train`` of the same run fails at once."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX: no lock
+        yield
+        return
+    with (run_dir / ".lock").open("w") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise TrainingError(
+                f"run {run_dir} is being trained by another process: wait for it to finish"
+            ) from None
+        yield
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+class _Evaluator:
+    """Mean loss (nats per predicted token) on the fixed validation windows."""
+
+    def __init__(
+        self,
+        cfg: RunConfig,
+        data: TokenSource,
+        device: torch.device,
+        precision: Precision,
+        chunk: int | None = None,
+    ) -> None:
+        self.cfg, self.data, self.device, self.precision = cfg, data, device, precision
+        self.mlm = cfg.train.objective == "mlm"
+        length = cfg.model.context + (0 if self.mlm else 1)
+        starts = val_windows(np.asarray(data.val), cfg.model.context, cfg.train.eval_batches)
+        self.chunk = chunk or cfg.train.micro_batch_size or cfg.train.batch_size
+        self.batches: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self.count = 0
+        for i in range(0, len(starts), self.chunk):
+            seq = gather(data.val, starts[i : i + self.chunk], length, device)
+            if self.mlm:
+                assert data.mask_id is not None
+                gen = mlm_generator(0x7A1, i)  # no seed: the same corruption for every run
+                self.batches.append(mlm_corrupt(seq, data.mask_id, data.vocab_size, gen))
+            else:
+                self.batches.append((seq[:, :-1], seq[:, 1:]))
+            y = self.batches[-1][1]
+            self.count += int((y != -100).sum()) if self.mlm else y.numel()
+
+    @torch.no_grad()
+    def __call__(self, model: nn.Module) -> float:
+        was_training = model.training
+        model.eval()
+        total = torch.zeros((), dtype=torch.float64, device=self.device)
+        for x, y in self.batches:
+            with self.precision.autocast(self.device):
+                logits = model(x)
+            total += F.cross_entropy(
+                logits.flatten(0, 1).float(), y.flatten(), ignore_index=-100, reduction="sum"
+            )
+        model.train(was_training)
+        return float(total) / max(self.count, 1)
+
+
+def _bpb(loss: float | None, bytes_per_token: float) -> float | None:
+    """Bits per byte: nats per token / ln 2 / (UTF-8 bytes per token)."""
+    if loss is None or not bytes_per_token:
+        return None
+    return loss / math.log(2) / bytes_per_token
+
+
+def _prepare_dir(run_dir: Path, resume: bool) -> RunSummary | None:
+    """Refuse to overwrite results; with ``resume``, return a finished run's summary."""
+    summary_path = run_dir / rundir.SUMMARY
+    if summary_path.exists():
+        summary = RunSummary.load(run_dir)
+        if summary.status in ("finished", "stopped_early"):
+            if resume:
+                return summary
+            raise TrainingError(
+                f"run {run_dir} already {summary.status}: pass resume=True (--resume) to reuse "
+                "its result, or delete the directory to train it again"
+            )
+    started = (run_dir / rundir.METRICS).exists() or (run_dir / rundir.CHECKPOINTS).exists()
+    if (started or summary_path.exists()) and not resume:
+        raise TrainingError(
+            f"run {run_dir} was started before: pass resume=True (--resume) to continue it from "
+            "its last checkpoint, or delete the directory to start again"
+        )
+    return None
+
+
+def train(
+    cfg: RunConfig,
+    out: str | Path = "runs",
+    *,
+    resume: bool = False,
+    progress: bool = True,
+    data: TokenSource | None = None,
+) -> RunSummary:
+    """Train one run in ``out / cfg.run_id()`` and return its summary.
+
+    ``data`` replaces ``scalelab.data.load_tokens(cfg.data, cfg.model.vocab_size)`` (for
+    callers that hold tokens in memory, e.g. tests and benchmarks). A run that diverges
+    (NaN/inf loss or gradient) returns a summary with ``status = "failed"``; its metrics
+    and earlier checkpoints are kept.
+    """
+    check_run_config(cfg)
+    run_dir = Path(out) / cfg.run_id()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with _run_lock(run_dir):
+        done = _prepare_dir(run_dir, resume)
+        if done is not None:
+            return done
+        return _Run(cfg, run_dir, data, progress).run()
+
+
+class _Run:
+    def __init__(
+        self, cfg: RunConfig, run_dir: Path, data: TokenSource | None, progress: bool
+    ) -> None:
+        t0 = time.perf_counter()
+        self.cfg, self.dir, self.progress_on = cfg, run_dir, progress
+        if data is None:
+            from scalelab.data import load_tokens
+
+            data = load_tokens(cfg.data, cfg.model.vocab_size)
+        check_data(cfg, data)
+        self.data = data
+        from scalelab.accounting import count
+
+        counted = count(cfg.model, causal=cfg.model.causal).to_dict()
+        self.params, self.flops = counted["params"], counted["flops"]
+        tc = cfg.train
+        self.device = resolve_device(tc.device)
+        self.micro = tc.micro_batch_size or auto_micro_batch(
+            tc.batch_size, cfg.model.context, self.device
+        )
+        self.n_micro = tc.batch_size // self.micro
+        self.tokens_per_step = tc.batch_size * cfg.model.context
+        want, self.budget_note = budget_tokens(
+            cfg, self.params["non_embedding"], int(data.unique_tokens)
+        )
+        self.total_steps = max(1, round(want / self.tokens_per_step))
+        self.precision = resolve_precision(tc.precision, self.device, cfg.data.cache_dir)
+        if self.device.type == "cuda":  # TF32 tensor cores for fp32 matmuls
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
+
+        torch.manual_seed(tc.seed)
+        from scalelab.models import build_model
+
+        self.model = build_model(cfg.model).to(self.device)
+        self.model.train()
+        self.optimizer = make_optimizer(self.model, cfg, self.device)
+        self.forward: nn.Module = self.model
+        if tc.compile:
+            self.forward = torch.compile(self.model)  # type: ignore[assignment]
+        self.sampler = TrainSampler(np.asarray(data.train), cfg.model.context, tc.seed)
+        self.evaluate = _Evaluator(cfg, data, self.device, self.precision, self.micro)
+        self.metrics = rundir.MetricsLog(run_dir / rundir.METRICS)
+        self.state = _State(started=_now())
+        self.setup_seconds = time.perf_counter() - t0
+
+    # --- one update ---------------------------------------------------------------------------
+
+    def _step(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """One optimizer update; returns the step's mean loss and gradient norm (on device)."""
+        cfg, tc = self.cfg, self.cfg.train
+        lr = lr_at(step, self.total_steps, tc)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        first = step * tc.batch_size
+        if tc.objective == "mlm":
+            assert self.data.mask_id is not None
+            seq = gather(
+                self.data.train,
+                self.sampler.starts(first, tc.batch_size),
+                cfg.model.context,
+                self.device,
+            )
+            x_all, y_all = mlm_corrupt(
+                seq, self.data.mask_id, self.data.vocab_size, mlm_generator(tc.seed, step, 0)
+            )
+            denom = (y_all != -100).sum().clamp_min(1)
+        else:
+            x_all, y_all = self.sampler.batch(first, tc.batch_size, self.device)
+            denom = y_all.numel()
+        loss_sum = torch.zeros((), device=self.device)
+        for m in range(self.n_micro):
+            x = x_all[m * self.micro : (m + 1) * self.micro]
+            y = y_all[m * self.micro : (m + 1) * self.micro]
+            with self.precision.autocast(self.device):
+                logits = self.forward(x)
+            lm = (
+                F.cross_entropy(
+                    logits.flatten(0, 1).float(), y.flatten(), ignore_index=-100, reduction="sum"
+                )
+                / denom
+            )
+            loss = lm
+            aux = getattr(self.model, "aux_loss", None)
+            if aux is not None:
+                loss = loss + aux / self.n_micro
+            loss.backward()
+            loss_sum += lm.detach()
+        if tc.grad_clip > 0:
+            gnorm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), tc.grad_clip)
+        else:
+            grads = [p.grad for p in self.model.parameters() if p.grad is not None]
+            gnorm = torch.linalg.vector_norm(
+                torch.stack([torch.linalg.vector_norm(g) for g in grads])
+            )
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return loss_sum, gnorm.detach()
+
+    # --- the loop -----------------------------------------------------------------------------
+
+    def _resume(self) -> None:
+        ckpt = latest_checkpoint(self.dir / rundir.CHECKPOINTS)
+        work = float(self.flops["forward_per_token"]) * self.micro * self.cfg.model.context
+        kept = ckpt.state.get("extra", {}).get("threads") if ckpt is not None else None
+        self.threads = ThreadPolicy(self.device, work, kept)
+        self.threads.apply()
+        if ckpt is None:
+            self.metrics.truncate_after(-1)  # nothing to continue from: start afresh
+            return
+        ckpt.restore(self.model, self.optimizer)
+        s = ckpt.state
+        known = {f.name for f in dataclasses.fields(_State)}
+        self.state = _State(**{k: v for k, v in s.items() if k in known})
+        self.metrics.truncate_after(self.state.step)
+
+    def _checkpoint(self) -> None:
+        state = dataclasses.asdict(self.state)
+        state["extra"] = {
+            "next_sample": self.state.step * self.cfg.train.batch_size,
+            "total_steps": self.total_steps,
+            "threads": self.threads.threads if self.threads.enabled else None,
+        }
+        save_checkpoint(
+            self.dir / rundir.CHECKPOINTS, self.state.step, self.model, self.optimizer, state
+        )
+
+    def _eval(self, row: dict[str, Any]) -> None:
+        t0 = time.perf_counter()
+        val = self.evaluate(self.model)
+        self.state.eval_seconds += time.perf_counter() - t0
+        self.state.val_loss = val
+        row["val_loss"] = val
+        row["val_bpb"] = _bpb(val, self.data.bytes_per_token)
+        if math.isfinite(val) and (
+            self.state.best_val_loss is None or val < self.state.best_val_loss
+        ):
+            self.state.best_val_loss = val
+            self.state.bad_evals = 0
+        else:
+            self.state.bad_evals += 1
+
+    def run(self) -> RunSummary:
+        rundir.write_json(self.dir / rundir.CONFIG, self.cfg.to_dict())
+        self._resume()
+        session_start = time.perf_counter()
+        wall_before = self.state.wall_seconds
+        tc = self.cfg.train
+        log_every = min(LOG_EVERY, tc.eval_every)
+        bar = _Progress(self.progress_on, self.total_steps, self.cfg.run_id(), self.state.step)
+        tb = _TensorBoard(self.dir / "tensorboard")
+        status, reason = "finished", None
+
+        def elapsed() -> float:
+            return wall_before + self.setup_seconds + time.perf_counter() - session_start
+
+        try:
+            if self.state.step == 0 and not rundir.read_metrics(self.dir):
+                row: dict[str, Any] = {"step": 0, "tokens": 0, "elapsed": elapsed()}
+                self._eval(row)
+                self.metrics.append(row)
+            losses: list[torch.Tensor] = []
+            norms: list[torch.Tensor] = []
+            window_start = self.state.step
+            first_in_session = True
+            seg_start = time.perf_counter()
+            while self.state.step < self.total_steps:
+                step = self.state.step
+                if first_in_session and tc.compile:
+                    try:
+                        loss, gnorm = self._step(step)
+                    except Exception as e:  # inductor needs a C++ compiler, etc.
+                        raise TrainingError(
+                            f"torch.compile failed ({type(e).__name__}: {e}): "
+                            "set train.compile = false"
+                        ) from e
+                else:
+                    loss, gnorm = self._step(step)
+                losses.append(loss)
+                norms.append(gnorm)
+                self.state.step = done = step + 1
+                if first_in_session:  # allocation, kernel choice, compilation: timed apart
+                    _sync(self.device)
+                    self.state.first_step_seconds += time.perf_counter() - seg_start
+                    first_in_session = False
+                    timed_from = done
+                    seg_start = time.perf_counter()
+                is_eval = done % tc.eval_every == 0 or done == self.total_steps
+                is_ckpt = done % tc.checkpoint_every == 0 or done == self.total_steps
+                if not (is_eval or is_ckpt or done % log_every == 0):
+                    continue
+                # a log step: one host sync for the whole window of steps
+                values = torch.stack(losses).tolist()
+                gnorms = torch.stack(norms).tolist()
+                now = time.perf_counter()
+                if done > timed_from:
+                    n_timed = done - max(window_start, timed_from)
+                    self.state.train_seconds += now - seg_start
+                    self.state.timed_tokens += n_timed * self.tokens_per_step
+                bad = next(
+                    (
+                        i
+                        for i, (a, b) in enumerate(zip(values, gnorms, strict=True))
+                        if not (math.isfinite(a) and math.isfinite(b))
+                    ),
+                    None,
+                )
+                if bad is not None:
+                    what = "loss" if not math.isfinite(values[bad]) else "gradient norm"
+                    value = values[bad] if what == "loss" else gnorms[bad]
+                    self.state.step = window_start + bad + 1
+                    status = "failed"
+                    reason = f"train {what} became {value} at step {self.state.step}"
+                    break
+                self.state.train_loss = values[-1]
+                row = {
+                    "step": done,
+                    "tokens": done * self.tokens_per_step,
+                    "train_loss": sum(values) / len(values),
+                    "lr": self.optimizer.param_groups[0]["lr"],
+                    "grad_norm": gnorms[-1],
+                }
+                rate = (
+                    self.state.timed_tokens / self.state.train_seconds
+                    if self.state.train_seconds
+                    else None
+                )
+                if rate:
+                    row["tokens_per_second"] = rate
+                if is_eval:
+                    self._eval(row)
+                if self.threads.enabled:
+                    row["threads"] = self.threads.threads
+                row["elapsed"] = elapsed()
+                self.state.wall_seconds = row["elapsed"]
+                self.metrics.append(row)
+                tb.log(row)
+                info = f"loss {row['train_loss']:.3f}"
+                if self.state.val_loss is not None:
+                    info += f"  val {self.state.val_loss:.3f}"
+                if rate:
+                    info += f"  {rate:,.0f} tok/s"
+                bar.update(done, info)
+                if is_eval and not math.isfinite(row["val_loss"]):
+                    status, reason = (
+                        "failed",
+                        f"validation loss became {row['val_loss']} at step {done}",
+                    )
+                    break
+                stop = (
+                    is_eval
+                    and tc.early_stopping is not None
+                    and self.state.bad_evals >= tc.early_stopping
+                )
+                if stop and done < self.total_steps:
+                    status = "stopped_early"
+                if is_ckpt or stop:
+                    self._checkpoint()
+                if stop:
+                    break
+                losses, norms, window_start = [], [], done
+                seg_start = time.perf_counter()
+        except BaseException as e:
+            bar.close()
+            tb.close()
+            self.threads.restore()
+            if not isinstance(e, KeyboardInterrupt | TrainingError):
+                self._write_summary("failed", f"{type(e).__name__}: {e}", elapsed())
+            raise
+        bar.close()
+        tb.close()
+        self.threads.restore()
+        return self._write_summary(status, reason, elapsed())
+
+    def _write_summary(self, status: str, reason: str | None, wall: float) -> RunSummary:
+        s, tc = self.state, self.cfg.train
+        tokens = s.step * self.tokens_per_step
+        unique = int(self.data.unique_tokens)
+        rate = s.timed_tokens / s.train_seconds if s.train_seconds > 0 else None
+        if rate is None and s.first_step_seconds > 0:
+            rate = tokens / s.first_step_seconds
+        summary = RunSummary(
+            run_id=self.cfg.run_id(),
+            status=status,
+            reason=reason,
+            step=s.step,
+            tokens=tokens,
+            val_loss=s.val_loss,
+            val_bpb=_bpb(s.val_loss, self.data.bytes_per_token),
+            train_loss=s.train_loss,
+            best_val_loss=s.best_val_loss,
+            tokens_per_second=rate,
+            wall_seconds=wall,
+            params=self.params,
+            flops=self.flops,
+            flops_total=float(self.flops["train_per_token"]) * tokens,
+            six_nd=float(self.flops["six_n"]) * tokens,
+            six_nd_non_embedding=6.0 * self.params["non_embedding"] * tokens,
+            unique_tokens=unique,
+            epochs=tokens / unique if unique else 0.0,
+            entropy_rate=self.data.entropy_rate,
+            steps=self.total_steps,
+            budget_tokens=self.total_steps * self.tokens_per_step,
+            budget=self.budget_note,
+            val_ppl=math.exp(s.val_loss) if s.val_loss is not None and s.val_loss < 700 else None,
+            best_val_bpb=_bpb(s.best_val_loss, self.data.bytes_per_token),
+            bytes_per_token=self.data.bytes_per_token,
+            eos_id=int(self.data.eos_id),
+            train_seconds=s.train_seconds,
+            first_step_seconds=s.first_step_seconds,
+            eval_seconds=s.eval_seconds,
+            device=str(self.device),
+            precision=self.precision.name,
+            precision_reason=self.precision.reason,
+            compile=tc.compile,
+            threads=self.threads.threads if self.threads.enabled else None,
+            micro_batch_size=self.micro,
+            torch_version=torch.__version__,
+            started=s.started,
+            finished=_now(),
+            path=str(self.dir),
+        )
+        rundir.write_json(self.dir / rundir.SUMMARY, summary.to_dict())
+        return summary

@@ -1,0 +1,47 @@
+"""Learning-rate schedules that end exactly with the run.
+
+A schedule is a function of the update index ``step`` (0-based) and the run's own number
+of updates ``total``. The last update (``step = total - 1``) always runs at the final rate
+``lr * min_lr_ratio`` (cosine, WSD): a scaling law fitted on runs whose schedule was cut
+short, or stretched for a longer run, mis-estimates the loss of every run but the longest
+(Hoffmann et al. 2022, sec. 3 and fig. A1).
+
+* ``cosine``: linear warmup, then half a cosine from ``lr`` to ``lr * min_lr_ratio``
+  (Loshchilov & Hutter 2017, as used by GPT-3 and Chinchilla).
+* ``wsd``: warmup, stable at ``lr``, then a linear decay over the last ``decay_fraction``
+  of the updates (Hu et al. 2024, "MiniCPM"; Hägele et al. 2024).
+* ``constant``: warmup, then ``lr``.
+"""
+
+from __future__ import annotations
+
+import math
+
+from scalelab.config import TrainConfig
+
+
+def warmup_steps(cfg: TrainConfig, total: int) -> int:
+    return min(total - 1, round(cfg.warmup * total)) if total > 1 else 0
+
+
+def lr_at(step: int, total: int, cfg: TrainConfig) -> float:
+    """Learning rate of update ``step`` (0-based) in a run of ``total`` updates."""
+    if not 0 <= step < total:
+        raise ValueError(f"step {step} outside a run of {total} updates")
+    peak, floor = cfg.lr, cfg.lr * cfg.min_lr_ratio
+    warm = warmup_steps(cfg, total)
+    if step < warm:
+        return peak * (step + 1) / warm
+    if cfg.schedule == "constant":
+        return peak
+    if cfg.schedule == "wsd":
+        n_decay = max(1, round(cfg.decay_fraction * total))
+        start = max(warm, total - n_decay)
+        if step < start:
+            return peak
+        span = total - 1 - start
+        frac = 1.0 if span <= 0 else (step - start) / span
+        return peak + (floor - peak) * frac
+    span = total - 1 - warm
+    frac = 1.0 if span <= 0 else (step - warm) / span
+    return floor + (peak - floor) * 0.5 * (1.0 + math.cos(math.pi * frac))
