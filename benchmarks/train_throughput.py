@@ -142,7 +142,9 @@ class Result:
     val_loss: float
 
 
-def run_reference(spec: dict, data, init: nn.Module, steps: int, evaluate: _Evaluator, seed: int) -> Result:
+def run_reference(
+    spec: dict, data, init: nn.Module, steps: int, evaluate: _Evaluator, seed: int
+) -> Result:
     torch.manual_seed(seed)
     B, T = spec["batch_size"], spec["context"]
     model = GPT(spec["n_layer"], spec["d_model"], spec["n_head"], T, VOCAB)
@@ -156,7 +158,9 @@ def run_reference(spec: dict, data, init: nn.Module, steps: int, evaluate: _Eval
     def get_batch() -> tuple[torch.Tensor, torch.Tensor]:
         ix = torch.randint(len(train_data) - T, (B,))
         x = torch.stack([torch.from_numpy(train_data[i : i + T].astype(np.int64)) for i in ix])
-        y = torch.stack([torch.from_numpy(train_data[i + 1 : i + 1 + T].astype(np.int64)) for i in ix])
+        y = torch.stack(
+            [torch.from_numpy(train_data[i + 1 : i + 1 + T].astype(np.int64)) for i in ix]
+        )
         return x, y
 
     losses = []
@@ -198,19 +202,28 @@ def run_scalelab(cfg, data, steps: int, out: Path, evaluate: _Evaluator) -> Resu
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--configs", default="a,b")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--steps-a", type=int, default=200)
     ap.add_argument("--steps-b", type=int, default=40)
-    ap.add_argument("--set", action="append", default=[], help="extra scalelab overrides (e.g. train.compile=true)")
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        help="extra scalelab overrides (e.g. train.compile=true)",
+    )
     ap.add_argument("--json", type=Path, help="also write the results here")
     args = ap.parse_args()
 
     peak = matmul_flops(torch.float32, n=1024, seconds=1.0)
     bf16_peak = matmul_flops(torch.bfloat16, n=512, seconds=0.3, max_reps=3)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
-    print(f"measured matmul peak: fp32 {peak / 1e9:.1f} GFLOP/s, bf16 {bf16_peak / 1e9:.2f} GFLOP/s")
+    print(
+        f"measured matmul peak: fp32 {peak / 1e9:.1f} GFLOP/s, bf16 {bf16_peak / 1e9:.2f} GFLOP/s"
+    )
     report: dict = {"peak_fp32_flops": peak, "peak_bf16_flops": bf16_peak, "configs": {}}
     for name in args.configs.split(","):
         spec = CONFIGS[name]

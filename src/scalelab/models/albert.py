@@ -77,6 +77,15 @@ class Albert(CausalLM):
         self.block = Block(cfg, cfg.causal)
         self.head_down = nn.Linear(cfg.d_model, e, bias=cfg.bias)
         self.init_weights(residual_writes=2 * cfg.n_layer)
+        # The two factorisation projections get fan-in scale (std 1/sqrt(d_in)), not GPT-2's
+        # 0.02: with 0.02 on both sides of E the embedding reaches the blocks at ~0.02 x 0.02
+        # sqrt(E) (and the head sees as little), and training stalls (measured: a tiny
+        # model memorising one batch reached loss 0.7 instead of 0.002 in 150 steps). At fan-in
+        # scale the projected embedding has the embedding's own scale, as in an unfactorised
+        # model; logits stay near zero through the tied 0.02-scale head.
+        with torch.no_grad():
+            self.emb_up.weight.normal_(0.0, e**-0.5)
+            self.head_down.weight.normal_(0.0, cfg.d_model**-0.5)
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         x, rope = self.embed(idx)
