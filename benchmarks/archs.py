@@ -10,35 +10,59 @@ ratio to the transformer, and the analytic parameters and training FLOPs per tok
     .venv/bin/python benchmarks/archs.py                       # 4 x 128, context 128
     .venv/bin/python benchmarks/archs.py --n-layer 2 --d-model 64 --rounds 5
     .venv/bin/python benchmarks/archs.py --json
+    .venv/bin/python benchmarks/archs.py --trainer    # through scalelab.train.train instead
+
+With ``--trainer`` each measurement is a real run of ``scalelab.train.train`` (its thread
+policy, micro-batching and precision choice included) on a Markov corpus, and the figure is
+the run's own ``tokens_per_second`` (training steps only).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 
 import torch
 import torch.nn.functional as F
 
 from scalelab.accounting import count
-from scalelab.config import ModelConfig
-from scalelab.models import ARCHS, build_model
-
-# fields an architecture needs beyond the shared shape (glu: a gated feed-forward)
-EXTRA: dict[str, dict[str, object]] = {"glu": {"mlp": "swiglu"}}
+from scalelab.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from scalelab.models import ARCHS, build_model, example_config
 
 
 def config(arch: str, args: argparse.Namespace) -> ModelConfig:
-    return ModelConfig(
-        arch=arch,
+    return example_config(
+        arch,
         n_layer=args.n_layer,
         d_model=args.d_model,
         n_head=args.n_head,
         vocab_size=args.vocab_size,
         context=args.context,
-        **EXTRA.get(arch, {}),  # type: ignore[arg-type]
     )
+
+
+def trainer_tokens_per_s(arch: str, args: argparse.Namespace, seed: int, out: str) -> float:
+    """One real run of scalelab.train.train; its own training-steps-only throughput."""
+    from scalelab.train import train
+
+    cfg = RunConfig(
+        model=config(arch, args),
+        data=DataConfig(corpus="markov:order=1,vocab=64,seed=0,tokens=200000", cache_dir=out),
+        train=TrainConfig(
+            batch_size=args.batch,
+            tokens=args.batch * args.context * args.steps,
+            eval_every=10**6,
+            eval_batches=1,
+            checkpoint_every=10**6,
+            seed=seed,
+            device=args.device,
+        ),
+    )
+    summary = train(cfg, out, progress=False)
+    assert summary.tokens_per_second is not None
+    return summary.tokens_per_second
 
 
 def make_step(cfg: ModelConfig, batch: int, device: torch.device):  # type: ignore[no-untyped-def]
@@ -74,10 +98,40 @@ def main() -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--archs", nargs="*", default=list(ARCHS))
     p.add_argument("--json", action="store_true")
+    p.add_argument("--trainer", action="store_true", help="time real runs of scalelab.train")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="CPU threads (default: PyTorch's, or the trainer's policy); on a machine other "
+        "jobs share, 1 thread is the measurement least disturbed by them",
+    )
     args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+        os.environ["SCALELAB_THREADS"] = str(args.threads)  # the trainer's thread policy
     device = torch.device(args.device)
     archs = ["transformer", *[a for a in args.archs if a != "transformer"]]
+    tokens = args.batch * args.context
+    if args.trainer:
+        import tempfile
 
+        args.steps = max(args.steps, 8)  # a run includes its set-up; time enough steps
+        per_s: dict[str, list[float]] = {a: [] for a in archs}
+        with tempfile.TemporaryDirectory() as out:
+            for r in range(args.rounds):
+                for arch in archs:
+                    per_s[arch].append(trainer_tokens_per_s(arch, args, r, out))
+        best = {a: max(v) for a, v in per_s.items()}
+    else:
+        best = measure_steps(archs, args, device, tokens)
+    report(archs, best, args)
+
+
+def measure_steps(
+    archs: list[str], args: argparse.Namespace, device: torch.device, tokens: int
+) -> dict[str, float]:
+    """Best tokens/s over round-robin rounds of bare training steps, per architecture."""
     steps = {}
     for arch in archs:
         steps[arch] = make_step(config(arch, args), args.batch, device)
@@ -94,16 +148,17 @@ def main() -> None:
             if device.type == "cuda":
                 torch.cuda.synchronize()
             times[arch].append((time.perf_counter() - t) / args.steps)
+    return {a: tokens / min(t) for a, t in times.items()}
 
-    tokens = args.batch * args.context
+
+def report(archs: list[str], best: dict[str, float], args: argparse.Namespace) -> None:
     rows = []
     for arch in archs:
-        c = count(config(arch, args))
-        per_s = tokens / min(times[arch])
+        c = count(config(arch, args), causal=True)
         rows.append(
             {
                 "arch": arch,
-                "tokens_per_s": round(per_s),
+                "tokens_per_s": round(best[arch]),
                 "params": c.params.total,
                 "active": c.params.active,
                 "train_flops_per_token": c.flops.train_per_token,
@@ -115,10 +170,16 @@ def main() -> None:
     if args.json:
         print(json.dumps({"shape": vars(args), "threads": torch.get_num_threads(), "rows": rows}))
         return
+    threads = os.environ.get("SCALELAB_THREADS", "policy") if args.trainer else None
+    how = (
+        f"scalelab.train runs ({threads} threads)"
+        if args.trainer
+        else f"{torch.get_num_threads()} threads"
+    )
     print(
         f"{args.n_layer} x {args.d_model}, {args.n_head} heads, context {args.context}, "
-        f"batch {args.batch}, vocab {args.vocab_size}, {args.device}, "
-        f"{torch.get_num_threads()} threads; best of {args.rounds} rounds x {args.steps} steps"
+        f"batch {args.batch}, vocab {args.vocab_size}, {args.device}, {how}; "
+        f"best of {args.rounds} rounds x {args.steps} steps"
     )
     print(
         f"{'arch':<12}{'tokens/s':>10}{'x transf.':>10}{'params':>10}{'active':>10}{'MFLOP/tok':>11}"

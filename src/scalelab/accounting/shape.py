@@ -23,7 +23,8 @@ The rule, in order:
 5. **Shared weights.** When N does not change with depth (ALBERT and the Universal
    Transformer reuse one block), depth cannot fine-tune N, so widths step by ``tiny_heads``
    (4, or 8 with rotary) at every size, with ``d_model // head_dim`` heads where that count
-   divides d_model (head size near 64); depth then follows the aspect ratio alone.
+   divides d_model (head size near 64); depth then follows the aspect ratio alone (worst
+   miss from 1e5 to 1e8: 4.1% for albert, 5.9% for universal).
 
 How close it lands (worst miss measured over 161 log-spaced targets, plain / SwiGLU+rotary):
 within 2% from 1e8 up; 2-4.5% from 1e5 to 1e8, worst near d_model 256-512 where steps of one

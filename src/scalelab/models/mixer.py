@@ -48,8 +48,10 @@ class CausalTokenMixing(nn.Module):
         rows, cols = torch.tril_indices(T, T)
         self.register_buffer("rows", rows, persistent=False)
         self.register_buffer("cols", cols, persistent=False)
-        self.w1 = nn.Parameter(torch.empty(rows.numel()))
-        self.w2 = nn.Parameter(torch.empty(rows.numel()))
+        # the triangles, stored as [1, T (T + 1) / 2] rows: weight matrices are what optimisers
+        # decay (the trainer decays parameters with dim >= 2), and these are matrices
+        self.w1 = nn.Parameter(torch.empty(1, rows.numel()))
+        self.w2 = nn.Parameter(torch.empty(1, rows.numel()))
         self.b1 = nn.Parameter(torch.zeros(T)) if cfg.bias else None
         self.b2 = nn.Parameter(torch.zeros(T)) if cfg.bias else None
         self.context = T
@@ -64,7 +66,7 @@ class CausalTokenMixing(nn.Module):
             self.w2.copy_(torch.randn_like(self.w2) * std * out_scale)
 
     def matrix(self, w: torch.Tensor, T: int) -> torch.Tensor:
-        full = w.new_zeros(self.context, self.context).index_put((self.rows, self.cols), w)
+        full = w.new_zeros(self.context, self.context).index_put((self.rows, self.cols), w[0])
         return full[:T, :T]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
