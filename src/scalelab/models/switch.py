@@ -4,7 +4,8 @@
 The inductive bias is conditional computation: ``n_experts`` feed-forward networks per layer,
 and a router that sends each token to one of them, so parameters grow with the number of
 experts while the compute per token stays that of one. ``count(cfg).params.active`` is
-attention + router + one expert per layer; FLOPs are counted on active parameters.
+attention + router + one expert per layer; FLOPs are counted on active parameters (tokens over
+capacity skip their expert, so a forward with drops computes that much less than counted).
 
 Routing (sec. 2.1-2.2), token choice only: expert-choice routing (each expert picks its
 tokens) lets a token's fate depend on later tokens, which a causal LM cannot allow.
