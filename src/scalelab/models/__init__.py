@@ -3,7 +3,8 @@
 The contract every architecture keeps (and ``tests/models`` checks for each):
 
 * ``Model(cfg: ModelConfig)`` builds it; ``forward(idx)`` maps token ids ``[B, T]``
-  to logits ``[B, T, vocab_size]`` (unnormalised log-probabilities).
+  to logits ``[B, T, vocab_size]`` (log-probabilities up to a constant per position;
+  ``mos`` returns them normalised).
 * Causal: logits at position t depend on tokens ``<= t`` only (unless the
   objective is masked LM, where the trainer builds it with ``causal=False``).
 * ``model.aux_loss`` is ``None`` or a scalar tensor set by the last forward
