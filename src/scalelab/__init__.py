@@ -28,6 +28,10 @@ _API: dict[str, str] = {
     "RunConfig": "scalelab.config",
     "load_run_config": "scalelab.config",
     "build_model": "scalelab.models",
+    # architectures
+    "ARCHS": "scalelab.models",
+    "archs_table": "scalelab.models",
+    "example_config": "scalelab.models",
     # how big is it
     "count": "scalelab.accounting",
     "size_for": "scalelab.accounting",

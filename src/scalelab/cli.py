@@ -719,6 +719,51 @@ def plan(
 # --- architectures: archs --------------------------------------------------------------------
 
 
+@app.command("archs")
+def archs_cmd(
+    n_layer: int = typer.Option(4, "--n-layer", help="Shape at which to count each architecture."),
+    d_model: int = typer.Option(128, "--d-model"),
+    n_head: int = typer.Option(4, "--n-head"),
+    context: int = typer.Option(128, "--context"),
+    vocab_size: int = typer.Option(512, "--vocab-size"),
+    json_out: bool = typer.Option(False, "--json", help="Print a JSON list."),
+) -> None:
+    """Every architecture: its inductive bias, its own config fields, and its size at one shape."""
+    from scalelab.models import archs_table
+
+    table = archs_table(
+        n_layer=n_layer, d_model=d_model, n_head=n_head, context=context, vocab_size=vocab_size
+    )
+    if json_out:
+        print(table.to_json(orient="records", indent=2))
+        return
+    from rich.table import Table
+
+    out = Table(
+        title=f"{n_layer} x {d_model}, {n_head} heads, context {context}, vocab {vocab_size}",
+        title_justify="left",
+    )
+    out.add_column("arch", style="bold", no_wrap=True)
+    out.add_column("params", justify="right", no_wrap=True)
+    out.add_column("active", justify="right", no_wrap=True)
+    out.add_column("MFLOP/tok", justify="right", no_wrap=True)
+    out.add_column("inductive bias [dim](own fields)[/]")
+    for row in table.itertuples():
+        own = ", ".join(f"{k}={'auto' if v is None else v}" for k, v in row.fields.items())
+        out.add_row(
+            row.arch,
+            f"{row.params:,}",
+            f"{row.active:,}",
+            f"{row.train_flops_per_token / 1e6:.2f}",
+            row.description + (f" [dim]({own})[/]" if own else ""),
+        )
+    console.print(out)
+    console.print(
+        "MFLOP/tok: training FLOPs per token (3 x forward, causal); "
+        "active: the parameters one token passes through"
+    )
+
+
 def main() -> None:
     """Entry point: run the app, turning a ScalelabError into one line and exit code 2."""
     try:

@@ -69,6 +69,19 @@ class ModelConfig:
     tie_embeddings: bool = True
     causal: bool = True  # False: bidirectional encoder (masked-LM objective)
     init_std: float = 0.02
+    # Fields of one or a few architectures (scalelab.models declares which, and rejects them
+    # for the others); each default is the value the architecture uses when it is not set.
+    d_embed: int | None = (
+        None  # albert: factorised embedding width E; None -> min(128, d_model // 4)
+    )
+    n_experts: int = 8  # switch: experts per MoE layer
+    capacity_factor: float = 1.25  # switch: expert capacity = factor x tokens / n_experts
+    aux_loss_coef: float = 0.01  # switch: weight of the load-balancing loss (Fedus et al. alpha)
+    n_features: int | None = None  # performer: random features m; None -> round(hd ln hd)
+    feature_redraw: int = 1000  # performer: redraw features every N training forwards; 0: never
+    pool: int = 2  # funnel: shortening factor k of the middle blocks
+    kernel_size: int = 31  # lconv, dconv: widest kernel; layers widen 3, 7, 15, 31, ... up to it
+    n_softmax: int = 4  # mos: softmaxes K in the mixture
 
     def __post_init__(self) -> None:
         for name in ("n_layer", "d_model", "n_head", "vocab_size", "context"):
@@ -95,6 +108,7 @@ class ModelConfig:
         assert self.d_ff is not None
         if self.d_ff < 1:
             raise ConfigError(f"model.d_ff must be a positive integer, got {self.d_ff}")
+        _check_arch_fields(self)
         if self.pos == "rotary" and self.head_dim % 2:
             raise ConfigError(
                 f"rotary positions need an even head size; d_model/n_head = {self.head_dim}: "
@@ -104,6 +118,32 @@ class ModelConfig:
     @property
     def head_dim(self) -> int:
         return self.d_model // self.n_head
+
+
+def _check_arch_fields(cfg: ModelConfig) -> None:
+    """Ranges of the architecture-only fields (which architecture may set them is checked by
+    ``scalelab.models.check_config``)."""
+    positive = {
+        "n_experts": cfg.n_experts,
+        "pool": cfg.pool,
+        "kernel_size": cfg.kernel_size,
+        "n_softmax": cfg.n_softmax,
+        "d_embed": cfg.d_embed,
+        "n_features": cfg.n_features,
+    }
+    for name, value in positive.items():
+        if value is not None and value < 1:
+            raise ConfigError(f"model.{name} must be a positive integer, got {value}")
+    if not cfg.capacity_factor > 0:
+        raise ConfigError(
+            f"model.capacity_factor must be positive (1.0-2.0 is usual), got {cfg.capacity_factor}"
+        )
+    if cfg.aux_loss_coef < 0:
+        raise ConfigError(f"model.aux_loss_coef must be >= 0, got {cfg.aux_loss_coef}")
+    if cfg.feature_redraw < 0:
+        raise ConfigError(
+            f"model.feature_redraw is a number of training steps (0: never), got {cfg.feature_redraw}"
+        )
 
 
 @dataclass(frozen=True)

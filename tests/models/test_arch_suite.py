@@ -34,8 +34,15 @@ def _one_thread():
     torch.set_num_threads(before)
 
 
+def needs(name: str) -> dict[str, object]:
+    """The table of per-architecture fields: what a valid config of ``name`` must change from
+    ModelConfig's defaults (``register(..., defaults=...)``; glu: a gated mlp)."""
+    return dict(ARCHS[name].defaults)
+
+
 def tiny(name: str, **kw: object) -> ModelConfig:
-    return ModelConfig(arch=name, n_layer=2, d_model=32, n_head=4, vocab_size=V, context=T, **kw)
+    shape = dict(n_layer=2, d_model=32, n_head=4, vocab_size=V, context=T)
+    return ModelConfig(arch=name, **{**shape, **needs(name), **kw})  # type: ignore[arg-type]
 
 
 def built(name: str, seed: int = 0, **kw: object) -> torch.nn.Module:
@@ -146,9 +153,10 @@ def test_trains_under_scalelab_train(name, tmp_path, monkeypatch, capsys):
     from scalelab.cli import main
 
     cfg = tmp_path / "run.toml"
+    extra = "".join(f"{k} = {json.dumps(v)}\n" for k, v in needs(name).items())
     cfg.write_text(
         f'[model]\narch = "{name}"\nn_layer = 2\nd_model = 32\nn_head = 4\nvocab_size = 32\n'
-        "context = 32\n"
+        f"context = 32\n{extra}"
         "[data]\n"
         'corpus = "markov:order=1,vocab=16,seed=0,tokens=20000"\n'
         f'cache_dir = "{tmp_path / "cache"}"\n'
@@ -167,4 +175,4 @@ def test_trains_under_scalelab_train(name, tmp_path, monkeypatch, capsys):
     rows = read_metrics(summary["path"])
     assert summary["val_loss"] < rows[0]["val_loss"] - 0.1
     assert summary["params"]["total"] == count(ModelConfig(
-        arch=name, n_layer=2, d_model=32, n_head=4, vocab_size=32, context=32)).params.total  # fmt: skip
+        arch=name, n_layer=2, d_model=32, n_head=4, vocab_size=32, context=32, **needs(name))).params.total  # type: ignore[arg-type]  # fmt: skip

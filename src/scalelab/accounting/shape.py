@@ -20,6 +20,12 @@ The rule, in order:
    of a(N), the one nearest a(N) whose count is within ``tolerance`` (2%) of the target, else
    the one nearest the target.
 
+5. **Shared weights.** When N does not change with depth (ALBERT and the Universal
+   Transformer reuse one block), depth cannot fine-tune N, so widths step by ``tiny_heads``
+   (4, or 8 with rotary) at every size, with ``d_model // head_dim`` heads where that count
+   divides d_model (head size near 64); depth then follows the aspect ratio alone (worst
+   miss from 1e5 to 1e8: 4.1% for albert, 5.9% for universal).
+
 How close it lands (worst miss measured over 161 log-spaced targets, plain / SwiGLU+rotary):
 within 2% from 1e8 up; 2-4.5% from 1e5 to 1e8, worst near d_model 256-512 where steps of one
 64-wide head are coarse; 5% / 10% at 1e5 and 11% / 26% at 1e4, where one layer of width 28 is
@@ -56,6 +62,14 @@ def _widths(head_dim: int, tiny_heads: int, rotary: bool, fixed_heads: int | Non
     return [*range(2 * tiny_step, switch, tiny_step), *range(switch, _MAX_WIDTH + 1, head_dim)]
 
 
+def _depth_free(make: Any, n: str, width: int) -> bool:
+    """Whether N (definition ``n``) is the same at depths 1 and 2: shared-weight stacks."""
+    one, two = make(1, width), make(2, width)
+    if one is None or two is None:
+        return False
+    return n_of(tally_of_config(one), n) == n_of(tally_of_config(two), n)
+
+
 def size_for(
     target_params: float,
     *,
@@ -90,12 +104,6 @@ def size_for(
     rotary = base.get("pos", ModelConfig.pos) == "rotary"
     a = aspect_ratio(target_params)
 
-    widths = (
-        [int(fixed_width)]
-        if fixed_width is not None
-        else _widths(head_dim, tiny_heads, rotary, fixed_heads)
-    )
-
     def make(n_layer: int, d_model: int) -> ModelConfig | None:
         heads = fixed_heads
         if heads is None:
@@ -111,6 +119,20 @@ def size_for(
             )
         except ConfigError:
             return None  # e.g. a fixed n_kv_head that does not divide this head count
+
+    if fixed_width is not None:
+        widths = [int(fixed_width)]
+    elif fixed_layers is None and _depth_free(make, n, tiny_heads * head_dim):
+        # every width the heads rule allows, in steps of one tiny head group (rule 5)
+        step = (fixed_heads or tiny_heads) * (2 if rotary else 1)
+
+        def heads_fit(w: int) -> bool:
+            h = fixed_heads or (w // head_dim if w >= tiny_heads * head_dim else tiny_heads)
+            return w % h == 0 and not (rotary and (w // h) % 2)
+
+        widths = [w for w in range(2 * step, _MAX_WIDTH + 1, step) if heads_fit(w)]
+    else:
+        widths = _widths(head_dim, tiny_heads, rotary, fixed_heads)
 
     cache: dict[tuple[int, int], tuple[ModelConfig, int] | None] = {}
 

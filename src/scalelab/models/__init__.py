@@ -3,7 +3,8 @@
 The contract every architecture keeps (and ``tests/models`` checks for each):
 
 * ``Model(cfg: ModelConfig)`` builds it; ``forward(idx)`` maps token ids ``[B, T]``
-  to logits ``[B, T, vocab_size]`` (unnormalised log-probabilities).
+  to logits ``[B, T, vocab_size]`` (log-probabilities up to a constant per position;
+  ``mos`` returns them normalised).
 * Causal: logits at position t depend on tokens ``<= t`` only (unless the
   objective is masked LM, where the trainer builds it with ``causal=False``).
 * ``model.aux_loss`` is ``None`` or a scalar tensor set by the last forward
@@ -16,13 +17,13 @@ The contract every architecture keeps (and ``tests/models`` checks for each):
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from torch import nn
 
-from scalelab.config import ModelConfig, RunConfig
+from scalelab.config import ModelConfig, RunConfig, section_from_dict
 from scalelab.errors import ConfigError, did_you_mean
 
 if TYPE_CHECKING:
@@ -39,6 +40,12 @@ class Arch:
     # analytic parameters / active parameters / forward MACs / KV cache of a config, without
     # building it (scalelab.accounting.count uses it); None: the architecture cannot be counted
     accounting: Callable[[ModelConfig], Tally] | None = None
+    # checks across fields that a ModelConfig alone cannot make (e.g. "glu needs a gated
+    # mlp"); raises ConfigError naming the field and the fix. Called by check_config.
+    check: Callable[[ModelConfig], None] | None = None
+    # ModelConfig fields a valid config of this architecture must change from ModelConfig's
+    # defaults (glu: a gated mlp); example_config() applies them
+    defaults: Mapping[str, Any] = field(default_factory=dict)
 
 
 ARCHS: dict[str, Arch] = {}
@@ -54,9 +61,13 @@ def register(
     fields: tuple[str, ...] = (),
     bidirectional: bool = False,
     accounting: Callable[[ModelConfig], Tally] | None = None,
+    check: Callable[[ModelConfig], None] | None = None,
+    defaults: Mapping[str, Any] | None = None,
 ) -> Callable[[type[nn.Module]], type[nn.Module]]:
     def deco(cls: type[nn.Module]) -> type[nn.Module]:
-        ARCHS[name] = Arch(name, cls, description, fields, bidirectional, accounting)
+        ARCHS[name] = Arch(
+            name, cls, description, fields, bidirectional, accounting, check, dict(defaults or {})
+        )
         _ARCH_ONLY_FIELDS.update(fields)
         return cls
 
@@ -88,6 +99,50 @@ def check_config(cfg: ModelConfig) -> None:
                 f"model.{f.name} is used only by arch {', '.join(users)}, not {cfg.arch!r}: "
                 "remove it or change model.arch"
             )
+    if arch.check is not None:
+        arch.check(cfg)
+
+
+def example_config(arch: str, **fields: Any) -> ModelConfig:
+    """A valid ``ModelConfig`` of ``arch``: ModelConfig's defaults, then the architecture's
+    required changes (``Arch.defaults``), then ``fields`` (a shape, variant switches)."""
+    spec = get_arch(arch)
+    cfg = section_from_dict(ModelConfig, {"arch": arch, **spec.defaults, **fields}, "model")
+    check_config(cfg)
+    return cfg
+
+
+def archs_table(causal: bool = True, **shape: Any) -> Any:
+    """A pandas DataFrame, one row per architecture: its inductive bias, its own config fields
+    (a dict of their defaults; None: derived from the shape), whether it has a bidirectional
+    variant, and its parameters and FLOPs per
+    token at one shape (``example_config(arch, **shape)``; ModelConfig's 4 x 128 by default).
+    ``causal`` counts attention over earlier positions only, as the trainer records it."""
+    import pandas as pd
+
+    from scalelab.accounting import count
+
+    defaults = ModelConfig()
+    rows = []
+    for arch in ARCHS.values():
+        cfg = example_config(arch.name, **shape)
+        c = count(cfg, causal=causal)
+        own = {**{f: getattr(defaults, f) for f in arch.fields}, **arch.defaults}
+        rows.append(
+            {
+                "arch": arch.name,
+                "description": arch.description,
+                "fields": own,
+                "bidirectional": arch.bidirectional,
+                "n_layer": cfg.n_layer,
+                "d_model": cfg.d_model,
+                "params": c.params.total,
+                "non_embedding": c.params.non_embedding,
+                "active": c.params.active,
+                "train_flops_per_token": c.flops.train_per_token,
+            }
+        )
+    return pd.DataFrame(rows)
 
 
 def build_model(cfg: ModelConfig | RunConfig) -> nn.Module:
@@ -98,6 +153,38 @@ def build_model(cfg: ModelConfig | RunConfig) -> nn.Module:
 
 
 # Importing an architecture's module registers it.
-from scalelab.models import transformer  # noqa: E402
+from scalelab.models import (  # noqa: E402
+    albert,
+    conv,  # lconv and dconv
+    evolved,
+    funnel,
+    glu,
+    mixer,
+    mos,
+    performer,
+    switch,
+    transformer,
+    universal,
+)
 
-__all__ = ["ARCHS", "Arch", "build_model", "check_config", "get_arch", "register", "transformer"]
+__all__ = [
+    "ARCHS",
+    "Arch",
+    "albert",
+    "archs_table",
+    "build_model",
+    "check_config",
+    "conv",
+    "evolved",
+    "example_config",
+    "funnel",
+    "get_arch",
+    "glu",
+    "mixer",
+    "mos",
+    "performer",
+    "register",
+    "switch",
+    "transformer",
+    "universal",
+]
