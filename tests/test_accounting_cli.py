@@ -8,25 +8,16 @@ from scalelab.accounting import count
 from scalelab.presets import list_presets
 
 
-def run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-c", "from scalelab.cli import main; main()", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
-def test_count_json_is_count_to_dict():
-    r = run("count", "llama-3.1-8b", "--seq-len", "2048", "--device-memory", "80GiB", "--json")
+def test_count_json_is_count_to_dict(cli):
+    r = cli("count", "llama-3.1-8b", "--seq-len", "2048", "--device-memory", "80GiB", "--json")
     assert r.returncode == 0, r.stderr
     assert (
         json.loads(r.stdout) == count("llama-3.1-8b", seq_len=2048, device_memory="80GiB").to_dict()
     )
 
 
-def test_count_table_shows_exact_counts_and_the_fit():
-    r = run(
+def test_count_table_shows_exact_counts_and_the_fit(cli):
+    r = cli(
         "count", "llama-3.1-405b", "--seq-len", "8192", "--device-memory", "80GiB",
         "--tokens", "15.6T", "--devices", "16384", "--recompute", "full",
     )  # fmt: skip
@@ -41,26 +32,26 @@ def test_count_table_shows_exact_counts_and_the_fit():
         assert text in r.stdout
 
 
-def test_presets_lists_every_preset_with_both_counts():
-    r = run("presets")
+def test_presets_lists_every_preset_with_both_counts(cli):
+    r = cli("presets")
     assert r.returncode == 0, r.stderr
     for p in list_presets():
         c = count(p.name).params
         assert (
             p.name in r.stdout and f"{c.total:,}" in r.stdout and f"{c.non_embedding:,}" in r.stdout
         )
-    listed = json.loads(run("presets", "--json").stdout)
+    listed = json.loads(cli("presets", "--json").stdout)
     assert [row["name"] for row in listed] == [p.name for p in list_presets()]
 
 
-def test_bad_input_is_one_line_and_exit_2(tmp_path):
+def test_bad_input_is_one_line_and_exit_2(cli, tmp_path):
     for args in (
         ("count", "llama-3.1-8"),
         ("count", "gpt2", "--device-memory", "eighty"),
         ("count", "gpt2", "--dtype", "fp64"),
         ("count", str(tmp_path / "missing.json")),
     ):
-        r = run(*args)
+        r = cli(*args)
         assert r.returncode == 2, args
         assert "Traceback" not in r.stderr and r.stderr.count("\n") == 1, r.stderr
 

@@ -1,24 +1,13 @@
 """`scalelab archs`: every architecture with its inductive bias, a thin mirror of archs_table."""
 
 import json
-import subprocess
-import sys
 
 from scalelab.accounting import count
 from scalelab.models import ARCHS, archs_table, example_config
 
 
-def run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-c", "from scalelab.cli import main; main()", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
-def test_archs_json_lists_every_architecture_counted_at_the_shape():
-    r = run("archs", "--json", "--n-layer", "2", "--d-model", "64")
+def test_archs_json_lists_every_architecture_counted_at_the_shape(cli):
+    r = cli("archs", "--json", "--n-layer", "2", "--d-model", "64")
     assert r.returncode == 0, r.stderr
     rows = json.loads(r.stdout)
     assert [row["arch"] for row in rows] == list(ARCHS)
@@ -35,16 +24,16 @@ def test_archs_json_lists_every_architecture_counted_at_the_shape():
     assert by_arch["switch"]["active"] < by_arch["switch"]["params"]
 
 
-def test_archs_table_names_each_bias():
-    r = run("archs")
+def test_archs_table_names_each_bias(cli):
+    r = cli("archs")
     assert r.returncode == 0, r.stderr
     for arch in ARCHS:
         assert arch in r.stdout
     assert len(archs_table()) == len(ARCHS)
 
 
-def test_a_bad_shape_is_one_line_of_error():
-    r = run("archs", "--d-model", "30", "--n-head", "4")
+def test_a_bad_shape_is_one_line_of_error(cli):
+    r = cli("archs", "--d-model", "30", "--n-head", "4")
     assert r.returncode == 2
     assert "model.d_model (30) must be divisible by model.n_head (4)" in r.stderr
     assert "Traceback" not in r.stderr

@@ -1,6 +1,4 @@
 import re
-import subprocess
-import sys
 
 import pandas as pd
 import pytest
@@ -35,15 +33,6 @@ def wide_console(monkeypatch):
     import scalelab.cli
 
     monkeypatch.setattr(scalelab.cli.console, "width", 200)
-
-
-def run_main(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-c", "from scalelab.cli import main; main()", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 def test_dry_run_lists_the_grid(tmp_path):
@@ -96,10 +85,10 @@ def test_points_list_export_and_rebuild(tmp_path):
     assert len(pd.read_csv(tmp_path / "c.csv")) == 8  # two evaluations per run
 
 
-def test_errors_are_one_line(tmp_path):
+def test_errors_are_one_line(cli, tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text('[study]\nname = "x"\nsezes = []\n')
-    r = run_main("sweep", str(bad), "--dry-run", "--db", str(tmp_path / "r.db"))
+    r = cli("sweep", str(bad), "--dry-run", "--db", str(tmp_path / "r.db"))
     assert r.returncode == 2 and "did you mean 'sizes'" in r.stderr and "Traceback" not in r.stderr
-    r = run_main("points", str(tmp_path / "missing.db"))
+    r = cli("points", str(tmp_path / "missing.db"))
     assert r.returncode == 2 and "no results store" in r.stderr and "Traceback" not in r.stderr
