@@ -52,7 +52,7 @@ from scalelab.accounting.blocks import Piece, Tally
 from scalelab.config import ModelConfig
 from scalelab.models import register
 from scalelab.models.base import CausalLM, Rope, attention_piece, mlp_piece, norm_piece, tally_lm
-from scalelab.models.transformer import MLP, apply_rotary, make_norm
+from scalelab.models.transformer import MLP, Attention, make_norm
 
 CHUNK = 32  # positions per chunk of the causal prefix sum
 KEY_EXPONENT_CAP = 40.0  # key features are kept below exp(KEY_EXPONENT_CAP)
@@ -80,15 +80,12 @@ def orthogonal_gaussian(m: int, d: int, generator: torch.Generator) -> torch.Ten
     return (rows * lengths[:, None]).float()
 
 
-class FavorAttention(nn.Module):
+class FavorAttention(Attention):
+    """The transformer's projections (same q, k, v, output weights); FAVOR+ mixes the heads."""
+
     def __init__(self, cfg: ModelConfig) -> None:
-        super().__init__()
-        assert cfg.n_kv_head is not None
-        self.n_head, self.n_kv_head, self.head_dim = cfg.n_head, cfg.n_kv_head, cfg.head_dim
+        super().__init__(cfg)
         self.m, self.chunk = n_features(cfg), chunk_size(cfg)
-        out = (cfg.n_head + 2 * cfg.n_kv_head) * cfg.head_dim
-        self.qkv = nn.Linear(cfg.d_model, out, bias=cfg.bias)
-        self.proj = nn.Linear(cfg.n_head * cfg.head_dim, cfg.d_model, bias=cfg.bias)
         self.register_buffer("features", torch.zeros(self.m, self.head_dim))
         self.register_buffer("key_offset", torch.zeros(()))
 
@@ -127,14 +124,7 @@ class FavorAttention(nn.Module):
 
     def forward(self, x: torch.Tensor, rope: Rope) -> torch.Tensor:
         B, T, _ = x.shape
-        q_size, kv_size = self.n_head * self.head_dim, self.n_kv_head * self.head_dim
-        q, k, v = self.qkv(x).split([q_size, kv_size, kv_size], dim=-1)
-        q = q.view(B, T, self.n_head, self.head_dim).transpose(1, 2)
-        k = k.view(B, T, self.n_kv_head, self.head_dim).transpose(1, 2)
-        v = v.view(B, T, self.n_kv_head, self.head_dim).transpose(1, 2)
-        if rope is not None:
-            cos, sin = rope[0][:T], rope[1][:T]
-            q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
+        q, k, v = self.heads(x, rope)
         if self.n_kv_head != self.n_head:  # grouped-query heads share keys and values
             k = k.repeat_interleave(self.n_head // self.n_kv_head, dim=1)
             v = v.repeat_interleave(self.n_head // self.n_kv_head, dim=1)
@@ -142,7 +132,7 @@ class FavorAttention(nn.Module):
             qf = self.feature_map(q.float(), is_query=True)
             kf = self.feature_map(k.float(), is_query=False)
             y = self.causal_linear_attention(qf, kf, v.float())
-        return self.proj(y.to(x.dtype).transpose(1, 2).reshape(B, T, q_size))
+        return self.proj(y.to(x.dtype).transpose(1, 2).reshape(B, T, self.n_head * self.head_dim))
 
 
 class PerformerBlock(nn.Module):

@@ -70,9 +70,10 @@ class Attention(nn.Module):
         self.qkv = nn.Linear(cfg.d_model, out, bias=cfg.bias)  # one matmul for q, k and v
         self.proj = nn.Linear(cfg.n_head * cfg.head_dim, cfg.d_model, bias=cfg.bias)
 
-    def forward(
+    def heads(
         self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None
-    ) -> torch.Tensor:
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """q [B, n_head, T, hd] and k, v [B, n_kv_head, T, hd], rotated when rope is given."""
         B, T, _ = x.shape
         q_size, kv_size = self.n_head * self.head_dim, self.n_kv_head * self.head_dim
         q, k, v = self.qkv(x).split([q_size, kv_size, kv_size], dim=-1)
@@ -82,10 +83,17 @@ class Attention(nn.Module):
         if rope is not None:
             cos, sin = rope[0][:T], rope[1][:T]
             q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
+        return q, k, v
+
+    def forward(
+        self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None
+    ) -> torch.Tensor:
+        B, T, _ = x.shape
+        q, k, v = self.heads(x, rope)
         y = F.scaled_dot_product_attention(
             q, k, v, is_causal=self.causal, enable_gqa=self.n_kv_head != self.n_head
         )
-        return self.proj(y.transpose(1, 2).reshape(B, T, q_size))
+        return self.proj(y.transpose(1, 2).reshape(B, T, self.n_head * self.head_dim))
 
 
 _ACTIVATIONS = {
