@@ -6,9 +6,9 @@ for commands that never touch torch.
 
 from __future__ import annotations
 
-import importlib
 import os
-from typing import Any
+
+from scalelab._lazy import lazy_api
 
 __version__ = "0.1.0"
 
@@ -73,14 +73,7 @@ _API: dict[str, str] = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _API:
-        return getattr(importlib.import_module(_API[name]), name)
-    raise AttributeError(f"module 'scalelab' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_API])
+__getattr__, __dir__ = lazy_api(__name__, _API, globals())
 
 
 __all__ = sorted(_API)

@@ -61,31 +61,35 @@ class CorpusSpec:
     def option(self, key: str) -> str | None:
         return dict(self.options).get(key)
 
-    def int_option(self, key: str, default: int | None = None, minimum: int = 0) -> int | None:
+    def _number(self, key: str) -> float | None:
+        """The option as a float (NaN when it is not a number), or None when absent."""
         raw = self.option(key)
         if raw is None:
-            return default
+            return None
         try:
-            value = float(raw)
+            return float(raw)
         except ValueError:
-            value = float("nan")
+            return float("nan")
+
+    def int_option(self, key: str, default: int | None = None, minimum: int = 0) -> int | None:
+        value = self._number(key)
+        if value is None:
+            return default
         if not value.is_integer() or value < minimum:
             raise DataError(
-                f"data.corpus = {self.text!r}: {key} must be an integer >= {minimum}, got {raw!r}"
+                f"data.corpus = {self.text!r}: {key} must be an integer >= {minimum}, "
+                f"got {self.option(key)!r}"
             )
         return int(value)
 
     def float_option(self, key: str, default: float) -> float:
-        raw = self.option(key)
-        if raw is None:
+        value = self._number(key)
+        if value is None:
             return default
-        try:
-            value = float(raw)
-        except ValueError:
-            value = float("nan")
         if not value > 0 or value == float("inf"):
             raise DataError(
-                f"data.corpus = {self.text!r}: {key} must be a positive number, got {raw!r}"
+                f"data.corpus = {self.text!r}: {key} must be a positive number, "
+                f"got {self.option(key)!r}"
             )
         return value
 

@@ -13,8 +13,7 @@ pandas, and ``import scalelab.study.store`` stays light.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from scalelab._lazy import lazy_api
 
 _API: dict[str, str] = {
     "Budget": "scalelab.study.spec",
@@ -36,14 +35,7 @@ _API: dict[str, str] = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _API:
-        return getattr(importlib.import_module(_API[name]), name)
-    raise AttributeError(f"module 'scalelab.study' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_API])
+__getattr__, __dir__ = lazy_api(__name__, _API, globals())
 
 
 __all__ = sorted(_API)
