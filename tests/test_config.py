@@ -1,6 +1,13 @@
 import pytest
 
-from scalelab.config import ModelConfig, RunConfig, TrainConfig, load_run_config, parse_override
+from scalelab.config import (
+    DataConfig,
+    ModelConfig,
+    RunConfig,
+    TrainConfig,
+    load_run_config,
+    parse_override,
+)
 from scalelab.errors import ConfigError
 
 
@@ -66,6 +73,14 @@ def test_run_id_is_stable_and_ignores_device():
     c = RunConfig(train=TrainConfig(seed=1))
     assert a.run_id() == b.run_id() != c.run_id()
     assert len(a.run_id()) == 12
+
+
+def test_data_fraction_is_checked_and_the_default_keeps_old_run_ids():
+    assert RunConfig(data=DataConfig(fraction=1.0)).run_id() == RunConfig().run_id()
+    assert RunConfig(data=DataConfig(fraction=0.5)).run_id() != RunConfig().run_id()
+    for bad in (0.0, 1.5):
+        with pytest.raises(ConfigError, match=r"data\.fraction"):
+            DataConfig(fraction=bad)
 
 
 def test_parse_override_strings_and_numbers():

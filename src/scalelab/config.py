@@ -153,12 +153,18 @@ class DataConfig:
     corpus: str = "python-stdlib"
     tokenizer: str = "bpe"  # "bpe" (byte-level, trained at model.vocab_size) or "bytes"
     val_fraction: float = 0.02  # share of documents (by stable hash) held out for validation
+    # Share of the training split a run may see (its unique tokens); with train.epochs this is
+    # how a study repeats a small slice of the corpus (data-constrained scaling). Validation
+    # is always the full held-out split, so runs at every fraction are scored alike.
+    fraction: float = 1.0
     cache_dir: str | None = None  # None -> $SCALELAB_CACHE or ~/.cache/scalelab
 
     def __post_init__(self) -> None:
         _check_choice("data.tokenizer", self.tokenizer, ("bpe", "bytes"))
         if not 0.0 < self.val_fraction < 0.5:
             raise ConfigError(f"data.val_fraction must be in (0, 0.5), got {self.val_fraction}")
+        if not 0.0 < self.fraction <= 1.0:
+            raise ConfigError(f"data.fraction must be in (0, 1], got {self.fraction}")
 
 
 @dataclass(frozen=True)
@@ -233,9 +239,13 @@ class RunConfig:
         """Hash of the resolved config: the name of the run's directory.
 
         ``train.device`` is left out: where a run executes does not change what it is.
+        ``data.fraction`` at its default 1.0 is left out too, so runs stored before the
+        field existed keep their names (and a sweep still finds them finished).
         """
         d = self.to_dict()
         d["train"].pop("device", None)
+        if d["data"].get("fraction") == 1.0:
+            d["data"].pop("fraction")
         blob = json.dumps(d, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 

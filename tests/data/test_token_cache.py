@@ -304,3 +304,28 @@ def test_markov_floor_is_reachable_from_the_cached_splits(tmp_path):
     nll = -np.log(probs[va[:-1], va[1:]])
     assert td.entropy_rate is not None
     assert abs(nll.mean() - td.entropy_rate) < 4 * nll.std() / np.sqrt(len(nll)) + 0.005
+
+
+def test_fraction_of_train_is_spread_over_the_corpus(tmp_path):
+    from scalelab.data.cache import TokenData
+
+    stream = np.arange(1_000_000, dtype=np.uint32)  # token i sits at position i
+    data = TokenData(
+        train=stream,
+        val=stream[:10],
+        vocab_size=2**20,
+        eos_id=0,
+        mask_id=1,
+        tokenizer=None,  # type: ignore[arg-type]
+        bytes_per_token=1.0,
+        entropy_rate=None,
+        unique_tokens=len(stream),
+        corpus="test",
+        path=tmp_path,
+    )
+    part = data.fraction_of_train(0.1)
+    assert part.unique_tokens == len(part.train) == pytest.approx(100_000, rel=0.01)
+    # not a prefix: the slice reaches the end of the corpus, in contiguous runs
+    assert part.train.max() > 0.95 * len(stream)
+    assert (np.diff(part.train) == 1).mean() > 0.99
+    assert part.val is data.val and data.fraction_of_train(1.0) is data

@@ -62,19 +62,11 @@ def test_budget_kinds_union_and_fraction(monkeypatch):
         study_from_dict(study(fraction=[0.5]))
 
 
-def test_fraction_needs_a_data_field():
-    # DataConfig has no field that limits the training split yet: say so, do not ignore it
-    import dataclasses
-
-    from scalelab.config import DataConfig
-
-    if "fraction" in {f.name for f in dataclasses.fields(DataConfig)}:
-        runs = expand(study_from_dict(study(fraction=[0.25, 0.5], epochs=[1, 4])))
-        assert [r.axes["budget"] for r in runs][:2] == ["fraction=0.25x1ep", "fraction=0.25x4ep"]
-        assert runs[1].config.data.fraction == 0.25 and runs[1].config.train.epochs == 4
-    else:
-        with pytest.raises(ConfigError, match=r"data\.fraction"):
-            study_from_dict(study(fraction=[0.5], epochs=[1]))
+def test_fraction_budget_writes_data_fraction_and_epochs():
+    runs = expand(study_from_dict(study(fraction=[0.25, 0.5], epochs=[1, 4])))
+    assert [r.axes["budget"] for r in runs][:2] == ["fraction=0.25x1ep", "fraction=0.25x4ep"]
+    assert runs[1].config.data.fraction == 0.25 and runs[1].config.train.epochs == 4
+    assert len({r.run_id for r in runs}) == len(runs)
 
 
 def test_params_ladder_uses_the_sizer():

@@ -151,6 +151,19 @@ def test_budgets(make_cfg, tmp_path):
     assert e.epochs == pytest.approx(0.25, rel=0.01)
 
 
+def test_data_fraction_repeats_a_slice_of_the_corpus(make_cfg, tmp_path):
+    whole = train(make_cfg("train.epochs=0.25"), tmp_path / "whole", progress=False)
+    part = train(
+        make_cfg("data.fraction=0.25", "train.epochs=1"), tmp_path / "part", progress=False
+    )
+    # a quarter of the unique tokens, seen once: the same number of tokens as a quarter epoch
+    assert part.unique_tokens == pytest.approx(whole.unique_tokens / 4, rel=0.01)
+    assert part.tokens == pytest.approx(whole.tokens, rel=0.02)
+    assert part.epochs == pytest.approx(1.0, rel=0.02)
+    # validation is never cut: both runs are scored on the same held-out tokens
+    assert part.val_loss != whole.val_loss
+
+
 def test_gradient_accumulation_gives_the_same_updates(make_cfg, tmp_path):
     a = train(make_cfg(), tmp_path / "a", progress=False)
     b = train(make_cfg("train.micro_batch_size=2"), tmp_path / "b", progress=False)

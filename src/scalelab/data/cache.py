@@ -37,7 +37,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +80,25 @@ class TokenData:
     path: Path
     stats: dict[str, Any] = field(default_factory=dict)
     block_entropies: tuple[float, ...] | None = None  # H(X_1..X_n), n = 1..K, nats
+
+    def fraction_of_train(self, fraction: float, tile: int = 1 << 16) -> TokenData:
+        """The same corpus with only ``fraction`` of its training tokens (``data.fraction``).
+
+        Not a prefix: the training stream is in document order (for ``python-stdlib``,
+        alphabetical modules), so a prefix would be a different distribution from the
+        validation split. Instead every tile of ``tile`` tokens keeps its first
+        ``fraction``, so the subset is spread over the whole corpus while staying in
+        contiguous runs of text. Deterministic: every run at this fraction sees the same tokens.
+        """
+        if fraction >= 1.0:
+            return self
+        n = len(self.train)
+        starts = np.arange(0, n, tile)
+        keep = np.maximum(1, np.round((np.minimum(starts + tile, n) - starts) * fraction))
+        train = np.concatenate(
+            [self.train[s : s + k] for s, k in zip(starts, keep.astype(int), strict=True)]
+        )
+        return replace(self, train=train, unique_tokens=len(train))
 
     def loss_floor(self, context: int) -> float | None:
         """For a Markov source, the lowest expected mean causal-LM loss (nats/token) over

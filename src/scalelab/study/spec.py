@@ -60,8 +60,8 @@ STUDY_KEYS = (
     "grid",
 )
 PARAMS_KINDS = ("non_embedding", "total", "active")
-# The data-constrained budget needs a DataConfig field that limits the training split
-# to a fraction of the corpus; the study writes the fraction there.
+# The data-constrained budget limits the training split to a fraction of the corpus
+# (DataConfig.fraction) and repeats it train.epochs times.
 FRACTION_KEY = ("data", "fraction")
 
 
@@ -327,15 +327,6 @@ def study_from_dict(values: Mapping[str, Any], *, source: str | None = None) -> 
             f"set the data budget once: study.{{tokens,tokens_per_param,epochs}} or "
             f"train.{base_budget[0]}, not both"
         )
-    if any(b.fraction is not None for b in budgets):
-        section, key = FRACTION_KEY
-        known = {f.name for f in dataclasses.fields(SECTIONS[section])}
-        if key not in known:
-            raise ConfigError(
-                "study.fraction needs the data.fraction field (training on a fraction of the "
-                "corpus), which this version of scalelab's DataConfig lacks: use study.tokens "
-                "or study.epochs over the whole corpus"
-            )
     for key in ("train.tokens", "train.tokens_per_param", "train.epochs", "train.seed"):
         if key in grid:
             raise ConfigError(

@@ -425,6 +425,14 @@ class _Run:
 
             data = load_tokens(cfg.data, cfg.model.vocab_size)
         check_data(cfg, data)
+        if cfg.data.fraction < 1.0:
+            take = getattr(data, "fraction_of_train", None)
+            if take is None:
+                raise ConfigError(
+                    f"data.fraction = {cfg.data.fraction} needs token data that can be cut "
+                    f"(scalelab.data.TokenData); {type(data).__name__} cannot: pass it whole"
+                )
+            data = take(cfg.data.fraction)
         self.data = data
         from scalelab.accounting import count
 
