@@ -56,7 +56,7 @@ _API: dict[str, str] = {
     "Law": "scalelab.laws",
     "fit_law": "scalelab.laws",
     "plan": "scalelab.laws",
-    "preset": "scalelab.laws",
+    "published_law": "scalelab.laws",
     "isoflop": "scalelab.laws",
     "envelope": "scalelab.laws",
     "parametric": "scalelab.laws",

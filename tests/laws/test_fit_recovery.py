@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scalelab.laws import fit_law, preset
+from scalelab.laws import fit_law, published_law
 
 P = {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}
 
@@ -46,7 +46,7 @@ def test_power_in_c_defaults_c_to_6nd(synthetic):
 
 
 def test_kaplan_recovers_its_own_law():
-    k = preset("kaplan2020")
+    k = published_law("kaplan2020")
     rng = np.random.default_rng(0)
     n = np.geomspace(1e6, 1e9, 30)
     d = np.geomspace(1e8, 1e11, 30)[rng.permutation(30)]

@@ -5,26 +5,26 @@ import math
 import numpy as np
 import pytest
 
-from scalelab.laws import Law, PlanError, fit_law, plan, preset
+from scalelab.laws import Law, PlanError, fit_law, plan, published_law
 from scalelab.laws.plan import _numeric_optimum
 
 
 def test_presets_carry_the_published_numbers():
-    h = preset("hoffmann2022").params
+    h = published_law("hoffmann2022").params
     # the paper prints these rounded (eq. 10)
     assert round(h["E"], 2) == 1.69 and round(h["A"], 1) == 406.4 and round(h["B"], 1) == 410.7
     assert round(h["alpha"], 2) == 0.34 and round(h["beta"], 2) == 0.28
-    e = preset("epoch2024").params
+    e = published_law("epoch2024").params
     assert round(e["A"], 2) == 482.01 and round(e["B"], 2) == 2085.43
     assert round(e["E"], 2) == 1.82 and round(e["alpha"], 4) == 0.3478
-    m = preset("muennighoff2023").params
+    m = published_law("muennighoff2023").params
     assert m["R_D_star"] == pytest.approx(15.387756) and m["R_N_star"] == pytest.approx(5.309743)
     for name in ("hoffmann2022", "epoch2024", "muennighoff2023", "kaplan2020"):
-        assert preset(name).source
+        assert published_law(name).source
 
 
 def test_closed_form_is_the_minimum_along_6nd():
-    law = preset("hoffmann2022")
+    law = published_law("hoffmann2022")
     C = 5.76e23
     p = plan(law, C)
     assert pytest.approx(C) == 6 * p.N * p.D
@@ -43,7 +43,7 @@ def test_chinchilla_budget_gives_chinchilla_like_allocation():
 
 
 def test_inverse_round_trips():
-    law = preset("epoch2024")
+    law = published_law("epoch2024")
     p = plan(law, 1e22)
     q = plan(law, target_loss=p.loss)
     assert q.compute == pytest.approx(1e22, rel=1e-6)
@@ -56,7 +56,7 @@ def test_target_below_e_is_an_error():
 
 
 def test_kaplan_plan_is_numeric_and_consistent():
-    law = preset("kaplan2020")
+    law = published_law("kaplan2020")
     p = plan(law, 1e21)
     assert pytest.approx(1e21) == 6 * p.N * p.D
     for f in (0.8, 1.25):

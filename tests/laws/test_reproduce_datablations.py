@@ -10,7 +10,7 @@ and prints R_D* = 15.387756, R_N* = 5.309743 at objective 0.015825936570763588.
 import numpy as np
 import pytest
 
-from scalelab.laws import fit_law, preset
+from scalelab.laws import fit_law, published_law
 from scalelab.laws.forms import R_D_STAR, R_N_STAR
 
 THEIR_OBJECTIVE = 0.015825936570763588
@@ -49,7 +49,7 @@ def test_their_starts_give_r_d_near_15_4_and_r_n_near_5_3(datablations):
     assert abs(law.params[R_D_STAR] - 15.4) < 0.1
     assert abs(law.params[R_N_STAR] - 5.3) < 0.05
     for k in ("E", "A", "B", "alpha", "beta"):
-        assert law.params[k] == pytest.approx(preset("muennighoff2023").params[k])
+        assert law.params[k] == pytest.approx(published_law("muennighoff2023").params[k])
 
 
 def test_global_search_finds_a_lower_objective_and_a_wide_interval(datablations):
@@ -71,7 +71,7 @@ def test_fit_explains_the_runs_as_well_as_theirs(datablations):
     def r2(pred):
         return 1 - np.sum((y - pred) ** 2) / np.sum((y - y.mean()) ** 2)
 
-    assert r2(preset("muennighoff2023").predict(**cols)) == pytest.approx(0.7722, abs=1e-4)
+    assert r2(published_law("muennighoff2023").predict(**cols)) == pytest.approx(0.7722, abs=1e-4)
     law = fit_law(
         datablations, "data-constrained", base="muennighoff2023", bootstrap=0, extrapolation=False
     )

@@ -7,7 +7,7 @@
   approaches 2, 1 and 3 to the compute-optimal allocation.
 * :func:`plan`: compute-optimal N and D for a budget (or the budget for a target loss),
   with the data-constrained adjustment when tokens must repeat.
-* :func:`preset`: published laws (hoffmann2022, epoch2024, muennighoff2023, kaplan2020).
+* :func:`published_law`: published laws (hoffmann2022, epoch2024, muennighoff2023, kaplan2020).
 * :func:`pareto_frontier`, :func:`loglog_slope`: the frontier and the slope used to
   compare architectures.
 """
@@ -18,7 +18,7 @@ from scalelab.laws.forms import FORMS
 from scalelab.laws.frontier import loglog_slope, pareto_frontier
 from scalelab.laws.law import Law
 from scalelab.laws.plan import Plan, PlanError, plan
-from scalelab.laws.presets import PRESETS, preset, resolve_law
+from scalelab.laws.presets import PRESETS, published_law, resolve_law
 
 __all__ = [
     "FORMS",
@@ -36,6 +36,6 @@ __all__ = [
     "parametric",
     "pareto_frontier",
     "plan",
-    "preset",
+    "published_law",
     "resolve_law",
 ]

@@ -29,7 +29,7 @@ from scipy.optimize import minimize_scalar
 from scalelab.errors import ScalelabError
 from scalelab.laws.forms import R_D_STAR, R_N_STAR, DataConstrained
 from scalelab.laws.law import Law
-from scalelab.laws.presets import preset, resolve_law
+from scalelab.laws.presets import published_law, resolve_law
 
 
 class PlanError(ScalelabError):
@@ -125,7 +125,7 @@ def _dc_params(law: Law) -> tuple[dict[str, float], str]:
     """Parameters of the data-constrained law to apply to ``law`` under a token budget."""
     if law.form == "data-constrained":
         return dict(law.params), _law_name(law)
-    ref = preset("muennighoff2023").params
+    ref = published_law("muennighoff2023").params
     p = {k: law.params[k] for k in ("E", "A", "B", "alpha", "beta")}
     p[R_D_STAR], p[R_N_STAR] = ref[R_D_STAR], ref[R_N_STAR]
     return p, "muennighoff2023 (R_D*, R_N*) on this law's base"

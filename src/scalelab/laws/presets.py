@@ -114,7 +114,7 @@ _PRESETS = {
 PRESETS = tuple(_PRESETS)
 
 
-def preset(name: str) -> Law:
+def published_law(name: str) -> Law:
     """A published law by name: hoffmann2022, epoch2024, muennighoff2023, kaplan2020."""
     if name not in _PRESETS:
         raise FitError(
@@ -130,8 +130,8 @@ def resolve_law(spec: str | Path | Law) -> Law:
         return spec
     s = str(spec)
     if s in _PRESETS:
-        return preset(s)
+        return published_law(s)
     path = Path(s)
     if path.suffix.lower() == ".json" or path.exists():
         return Law.load(path)
-    return preset(s)  # raises with the list of presets
+    return published_law(s)  # raises with the list of presets
