@@ -28,3 +28,33 @@ def cli() -> CliRunner:
         )
 
     return run
+
+
+# A demo small enough for the default test run: a Markov source (its entropy rate known),
+# 3 sizes x 2 budgets of tiny transformers and the 4x held-out model, in a few seconds.
+TINY_DEMO = {
+    "corpus": "markov:order=1,vocab=8,seed=0,tokens=200000",
+    "params": (600, 1200, 2400),
+    "n_layer": 1,
+    "tokens": (10240, 20480),
+    "context": 32,
+    "batch_size": 8,
+    "bootstrap": 20,
+    "eval_every": 40,
+}
+
+
+@pytest.fixture(scope="session")
+def tiny_design():  # -> scalelab.study.demo.DemoDesign
+    from scalelab.study.demo import DemoDesign
+
+    return DemoDesign(**TINY_DEMO)
+
+
+@pytest.fixture(scope="session")
+def tiny_demo(tiny_design, tmp_path_factory: pytest.TempPathFactory):  # -> DemoResult
+    from scalelab.study.demo import demo
+
+    out = tmp_path_factory.mktemp("tiny-demo")
+    os.environ.setdefault("SCALELAB_CACHE", str(tmp_path_factory.mktemp("cache")))
+    return demo(out, tiny_design, workers=1, progress=False, log=lambda *_: None)

@@ -70,6 +70,11 @@ _API: dict[str, str] = {
     "load_points": "scalelab.study",
     "load_curves": "scalelab.study",
     "export_points": "scalelab.study",
+    # the report and the demo
+    "report": "scalelab.reporting",
+    "Section": "scalelab.reporting",
+    "demo": "scalelab.study.demo",
+    "DemoDesign": "scalelab.study.demo",
 }
 
 

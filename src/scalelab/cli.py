@@ -716,6 +716,68 @@ def plan(
 # --- report and demo ---------------------------------------------------------------------------
 
 
+@app.command("report")
+def report_cmd(
+    db: Annotated[Path, typer.Argument(help="SQLite results store written by `scalelab sweep`.")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for index.html and its PNGs.")] = Path(
+        "report"
+    ),
+    study: Annotated[
+        str | None, typer.Option("--study", help="Only this study's points (default: all).")
+    ] = None,
+    bootstrap: Annotated[
+        int, typer.Option("--bootstrap", help="Bootstrap refits for the intervals.")
+    ] = 200,
+) -> None:
+    """Write a self-contained HTML report: curves, fits, frontier, extrapolation, plans."""
+    from scalelab.reporting import report
+
+    res = report(db, out, study=study, bootstrap=bootstrap)
+    console.print(f"wrote {res.path} ({len(res.sections)} sections)")
+    if res.law_error:
+        console.print(f"[yellow]no law fitted:[/] {res.law_error}")
+
+
+@app.command("demo")
+def demo_cmd(
+    out: Annotated[Path, typer.Option("--out", help="Folder for the runs, store and report.")] = (
+        Path("demo")
+    ),
+    corpus: Annotated[
+        str, typer.Option("--corpus", help="Corpus spec, e.g. markov:order=1,vocab=16.")
+    ] = "python-stdlib",
+    workers: Annotated[
+        int | None,
+        typer.Option("--workers", help="Processes for the ladder (default: cores, max 2)."),
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of every run.")] = 0,
+) -> None:
+    """The main job on a built-in corpus: ladder, Chinchilla fit, held-out check, report."""
+    from scalelab.study.demo import DemoDesign, demo
+
+    res = demo(out, DemoDesign(corpus=corpus, seed=seed), workers=workers, log=console.print)
+    s, h = res.summary, res.summary["holdout"]
+    p = s["law"]["params"]
+    console.print(
+        f"fit: L(N, D) = {p['E']:.3f} + {p['A']:.4g}/N^{p['alpha']:.3f} + "
+        f"{p['B']:.4g}/D^{p['beta']:.3f}"
+    )
+    lo, hi = h["predicted_interval"]
+    console.print(
+        f"held-out model ({h['n_ratio']:.1f}x the largest N, N={h['N']:,.0f}, D={h['D']:,.0f}): "
+        f"predicted {h['predicted_loss']:.4f} [{lo:.4f}, {hi:.4f}], measured "
+        f"{h['actual_loss']:.4f}, error {100 * h['relative_error']:+.2f}%"
+    )
+    if "entropy_rate" in s:
+        console.print(
+            f"fitted E = {p['E']:.4f} nats/token against the source's entropy rate "
+            f"{s['entropy_rate']:.4f}"
+        )
+    console.print(
+        f"report: {res.report}; summary: {res.out / 'summary.json'}; {s['wall_seconds']:.0f} s"
+    )
+
+
 # --- architectures: archs --------------------------------------------------------------------
 
 

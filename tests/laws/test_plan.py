@@ -115,3 +115,10 @@ def test_fitted_law_gives_intervals(synthetic):
     d = p.to_dict()
     assert d["loss_interval"] == [lo, hi] and math.isfinite(d["compute"])
     assert np.isfinite(plan(law, 1e21, unique_tokens=1e9).constrained["loss_interval"]).all()
+
+
+def test_optimum_without_an_interior_minimum_is_nan_not_complex():
+    from scalelab.laws.plan import chinchilla_optimum
+
+    n, d = chinchilla_optimum({"A": 400.0, "B": 400.0, "alpha": -0.1, "beta": 0.3}, 1e20)
+    assert np.isnan(n) and np.isnan(d)

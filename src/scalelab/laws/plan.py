@@ -81,9 +81,13 @@ def _law_name(law: Law) -> str:
 # -- optimum along 6ND = C --------------------------------------------------------------------
 def chinchilla_optimum(params: Mapping[str, float], C: Any) -> tuple[Any, Any]:
     """N_opt, D_opt of the Chinchilla form at compute C (Hoffmann et al. 2022, eq. 4)."""
-    A, B, al, be = params["A"], params["B"], params["alpha"], params["beta"]
-    G = (al * A / (be * B)) ** (1.0 / (al + be))
+    A, B, al, be = (float(params[k]) for k in ("A", "B", "alpha", "beta"))
     c6 = np.asarray(C, dtype=float) / 6.0
+    if min(A, B, al, be) <= 0:
+        # no interior optimum (a bootstrap refit can land on a flat or rising term):
+        # NaN, which intervals skip, rather than a complex power
+        return np.full_like(c6, np.nan), np.full_like(c6, np.nan)
+    G = (al * A / (be * B)) ** (1.0 / (al + be))
     return G * c6 ** (be / (al + be)), c6 ** (al / (al + be)) / G
 
 

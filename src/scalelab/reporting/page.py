@@ -1,0 +1,144 @@
+"""Assemble a report: read the store, fit the law once, run the section builders, write
+``index.html`` (every PNG inlined as a data URI, no external CSS or JS) beside the PNGs."""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import json
+import os
+import re
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from scalelab.errors import ScalelabError, StoreError
+from scalelab.reporting import plots
+from scalelab.reporting.sections import BUILDERS, Builder, ReportContext, Section
+
+CSS = """
+body { font-family: system-ui, sans-serif; max-width: 1200px; margin: 2em auto;
+       padding: 0 1em; color: #222; line-height: 1.45; }
+h1 { font-size: 1.6em; } h2 { border-bottom: 1px solid #ddd; padding-bottom: .2em; }
+img { max-width: 100%; height: auto; display: block; margin: .5em 0; }
+table { border-collapse: collapse; margin: .6em 0; font-size: .92em; }
+th, td { border: 1px solid #ddd; padding: .25em .6em; text-align: left; }
+table.num td + td { text-align: right; font-variant-numeric: tabular-nums; }
+th { background: #f4f4f4; } .note { color: #8a4b00; }
+nav a { margin-right: 1em; } code { background: #f4f4f4; padding: 0 .2em; }
+"""
+
+
+@dataclass
+class ReportResult:
+    """Where the report went, what it holds, and the law it fitted (None if it could not)."""
+
+    path: Path
+    sections: list[Section] = field(default_factory=list)
+    law: Any | None = None
+    law_error: str | None = None
+
+
+def _slug(title: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")
+
+
+def _inline(section: Section) -> str:
+    """The section's HTML with every figure it names replaced by a data URI."""
+    out = section.html
+    for fig in section.figures:
+        out = out.replace(f'src="{fig.name}"', f'src="{plots.data_uri(fig)}"')
+    return out
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.chmod(tmp, 0o644)  # mkstemp makes 0600; a report is for reading
+    os.replace(tmp, path)
+
+
+def context(
+    db: str | Path, out: str | Path, *, study: str | None = None, bootstrap: int = 200
+) -> ReportContext:
+    """Read the store and fit the Chinchilla law once for every section."""
+    from scalelab.laws import fit_law
+    from scalelab.study import load_curves, load_points
+
+    db = Path(db)
+    if not db.exists():
+        raise StoreError(f"no results store at {db}: run `scalelab sweep STUDY.toml --db {db}`")
+    points = load_points(db, study=study, kind="run")
+    if points.empty:
+        where = f" for study {study!r}" if study else ""
+        raise StoreError(f"{db} has no finished runs{where}: run `scalelab sweep` first")
+    curves = load_curves(db, study=study, run_ids=points["run_id"].tolist())
+    law, err = None, None
+    try:
+        law = fit_law(points, "chinchilla", bootstrap=bootstrap)
+    except ScalelabError as e:
+        err = str(e)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    return ReportContext(db, out, study, points, curves, law, err, bootstrap)
+
+
+def report(
+    db: str | Path,
+    out: str | Path,
+    *,
+    study: str | None = None,
+    bootstrap: int = 200,
+    sections: Sequence[Builder] | None = None,
+    extra: Sequence[Section] = (),
+    title: str | None = None,
+) -> ReportResult:
+    """Write ``out/index.html`` and its PNGs for the points in ``db`` (one ``study`` or all).
+
+    ``sections`` replaces the default builders (:data:`scalelab.reporting.sections.BUILDERS`);
+    ``extra`` appends ready-made sections (the demo adds its held-out check this way).
+    A section whose builder fails says so on the page; the rest of the report is kept.
+    """
+    ctx = context(db, out, study=study, bootstrap=bootstrap)
+    built: list[Section] = []
+    for builder in sections if sections is not None else BUILDERS:
+        try:
+            s = builder(ctx)
+        except ScalelabError as e:
+            s = Section(
+                builder.__name__.replace("_", " "), f"<p class='note'>{html.escape(str(e))}</p>"
+            )
+        if s is not None:
+            built.append(s)
+    built.extend(extra)
+    name = title or f"scalelab report: {study or ctx.db.name}"
+    nav = "".join(f'<a href="#{_slug(s.title)}">{html.escape(s.title)}</a>' for s in built)
+    body = "\n".join(
+        f'<section id="{_slug(s.title)}"><h2>{html.escape(s.title)}</h2>\n{_inline(s)}</section>'
+        for s in built
+    )
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    page = (
+        f"<!doctype html>\n<html lang='en'><head><meta charset='utf-8'>"
+        f"<title>{html.escape(name)}</title><style>{CSS}</style></head><body>"
+        f"<h1>{html.escape(name)}</h1><p>Store <code>{html.escape(str(ctx.db))}</code>, "
+        f"written {stamp} by scalelab.</p><nav>{nav}</nav>\n{body}\n</body></html>\n"
+    )
+    path = ctx.out / "index.html"
+    _write_atomic(path, page)
+    data = {s.title: s.data for s in built if s.data}
+    _write_atomic(ctx.out / "report.json", json.dumps(data, indent=2, default=_jsonable) + "\n")
+    return ReportResult(path, built, ctx.law, ctx.law_error)
+
+
+def _jsonable(obj: Any) -> Any:
+    if hasattr(obj, "item"):
+        return obj.item()
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    if hasattr(obj, "to_dict"):
+        return obj.to_dict()
+    return str(obj)
