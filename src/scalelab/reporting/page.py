@@ -77,10 +77,19 @@ def context(
         raise StoreError(f"{db} has no finished runs{where}: run `scalelab sweep` first")
     curves = load_curves(db, study=study, run_ids=points["run_id"].tolist())
     law, err = None, None
-    try:
-        law = fit_law(points, "chinchilla", bootstrap=bootstrap)
-    except ScalelabError as e:
-        err = str(e)
+    archs = sorted(points["arch"].unique())
+    if len(archs) > 1:
+        # one law over several architectures mixes different curves: compare them instead
+        err = (
+            f"the store holds {len(archs)} architectures ({', '.join(archs)}); one Chinchilla "
+            "law over all of them would mix different curves: see the Architectures section, "
+            "or report one with --study"
+        )
+    else:
+        try:
+            law = fit_law(points, "chinchilla", bootstrap=bootstrap)
+        except ScalelabError as e:
+            err = str(e)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     return ReportContext(db, out, study, points, curves, law, err, bootstrap)
