@@ -70,6 +70,11 @@ _API: dict[str, str] = {
     "load_points": "scalelab.study",
     "load_curves": "scalelab.study",
     "export_points": "scalelab.study",
+    # architectures: how their scaling compares
+    "compare": "scalelab.study.compare",
+    "depth_width": "scalelab.study.compare",
+    "depth_width_toml": "scalelab.study.compare",
+    "plot_comparison": "scalelab.study.compare",
 }
 
 
