@@ -435,6 +435,8 @@ def compare(
                 f"{', '.join(sorted(set(df['arch'])))}"
             )
         df = df[df["arch"].isin(archs)]
+    # The three-parameter fits are iterative: 200 refits give their intervals already.
+    nb = min(bootstrap, 200)
     results = []
     for arch, g in df.groupby("arch", sort=False):
         loss = g[quality].to_numpy(dtype=float)
@@ -447,8 +449,10 @@ def compare(
                     g, "x_C", quality=quality, bootstrap=bootstrap, seed=seed, label=compute
                 ),
                 vs_params=slope(g, "N", quality=quality, bootstrap=bootstrap, seed=seed),
-                power_compute=power_fit(g, "x_C", quality=quality, seed=seed, label=compute),
-                power_params=power_fit(g, "N", quality=quality, seed=seed),
+                power_compute=power_fit(
+                    g, "x_C", quality=quality, bootstrap=nb, seed=seed, label=compute
+                ),
+                power_params=power_fit(g, "N", quality=quality, bootstrap=nb, seed=seed),
                 loss_range=(float(loss.min()), float(loss.max())),
                 compute_range=(float(g["x_C"].min()), float(g["x_C"].max())),
                 params_range=(float(g["N"].min()), float(g["N"].max())),
