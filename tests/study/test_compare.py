@@ -22,6 +22,7 @@ from scalelab.study.compare import (
     plot_comparison,
     prepare_points,
 )
+from scalelab.study.compare_report import architecture_section
 from scalelab.study.spec import load_study
 from scalelab.study.store import Store
 
@@ -282,3 +283,10 @@ def test_tiny_real_comparison_end_to_end(tmp_path):
     pts = load_points(db)
     assert cmp.points["x_C"].tolist() == pts["C_exact"].tolist()
     plot_comparison(cmp, tmp_path / "f.png")
+    # the report's architecture section from the same store
+    section = architecture_section(db, tmp_path / "report", bootstrap=20)
+    assert [f.name for f in section.figures] == ["arch-frontier.png", "arch-curves.png"]
+    assert all(f.stat().st_size > 5_000 for f in section.figures)
+    assert '<table class="arch-slopes">' in section.html and "arch-curves.png" in section.html
+    assert "not fitted" in section.html  # two sizes: the slopes are missing, and say why
+    json.dumps(section.data)
