@@ -290,3 +290,17 @@ def test_tiny_real_comparison_end_to_end(tmp_path):
     assert '<table class="arch-slopes">' in section.html and "arch-curves.png" in section.html
     assert "not fitted" in section.html  # two sizes: the slopes are missing, and say why
     json.dumps(section.data)
+
+
+def test_study_fills_an_architectures_required_fields():
+    """glu needs a gated mlp: a study listing it beside the transformer gets one for glu
+    only, and a study that sets mlp itself keeps its choice."""
+    spec = {
+        "study": {"name": "g", "arch": ["transformer", "glu"], "params": [2e4], "tokens": [1000]},
+        "model": {"vocab_size": 18, "context": 32},
+    }
+    mlp = {r.axes["arch"]: r.config.model.mlp for r in expand(study_from_dict(spec))}
+    assert mlp == {"transformer": "gelu", "glu": "swiglu"}
+    spec["model"]["mlp"] = "geglu"
+    spec["study"]["arch"] = ["glu"]
+    assert expand(study_from_dict(spec))[0].config.model.mlp == "geglu"
