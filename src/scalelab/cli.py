@@ -848,11 +848,19 @@ def compare_cmd(
     for front in (cmp.frontier_compute, cmp.frontier_params):
         regions = "; ".join(f"{r['arch']} {r['from']:.3g}-{r['to']:.3g}" for r in front.regions)
         console.print(f"frontier vs {front.cost}: {regions}", highlight=False)
-    for c in cmp.crossovers("C"):
-        where = "inside" if c["inside_range"] else "outside"
+    crossings = cmp.crossovers("C")
+    for c in crossings:
+        if c["inside_range"]:
+            console.print(
+                f"{c['arch']} vs transformer: lines cross at {compute} {c['x']:.3g}, inside the "
+                f"measured range: {c['ahead_below']} ahead below, {c['ahead_above']} above",
+                highlight=False,
+            )
+    outside = [c["arch"] for c in crossings if not c["inside_range"]]
+    if outside:
         console.print(
-            f"{c['arch']} vs transformer: lines cross at {compute} {c['x']:.3g} ({where} the "
-            f"measured range); {c['ahead_below']} ahead below, {c['ahead_above']} above",
+            f"[dim]lines that cross the transformer's only outside the measured range "
+            f"(--json for where): {', '.join(outside)}[/]",
             highlight=False,
         )
     for note in cmp.notes():
