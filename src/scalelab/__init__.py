@@ -75,6 +75,11 @@ _API: dict[str, str] = {
     "Section": "scalelab.reporting",
     "demo": "scalelab.study.demo",
     "DemoDesign": "scalelab.study.demo",
+    # architectures: how their scaling compares
+    "compare": "scalelab.study.compare",
+    "depth_width": "scalelab.study.compare",
+    "depth_width_toml": "scalelab.study.compare",
+    "plot_comparison": "scalelab.study.compare",
 }
 
 

@@ -826,6 +826,111 @@ def archs_cmd(
     )
 
 
+def _alpha_cell(sl: Any) -> str:
+    if sl.alpha is None:
+        return "[dim]-[/]"
+    lo, hi = sl.ci if sl.ci else (float("nan"), float("nan"))
+    return f"{sl.alpha:.3f} [dim][{lo:.3f}, {hi:.3f}][/]"
+
+
+@app.command("compare")
+def compare_cmd(
+    db: Annotated[Path, typer.Argument(help="The study's SQLite store (scalelab sweep --db).")],
+    study: str | None = typer.Option(None, "--study", help="Only this study's points."),
+    compute: str = typer.Option(
+        "C_exact", "--compute", help="Compute axis: C_exact (trainer's FLOPs) or C (6ND)."
+    ),
+    quality: str = typer.Option("loss", "--quality", help="Column fitted (loss, val_bpb)."),
+    bootstrap: int = typer.Option(1000, "--bootstrap", help="Bootstrap resamples per slope."),
+    plot: Annotated[
+        Path | None, typer.Option("--plot", help="Write the frontier figure (PNG).")
+    ] = None,
+    depth_width: bool = typer.Option(
+        False, "--depth-width", help="Depth-vs-width slopes (a depth-width study's store)."
+    ),
+    json_out: bool = typer.Option(False, "--json", help="Print the analysis as JSON."),
+) -> None:
+    """How the architectures of a study scale: alpha vs compute and N, the frontier."""
+    import json
+
+    from scalelab.study.compare import compare, plot_comparison
+    from scalelab.study.compare import depth_width as dw
+
+    if not db.exists():
+        raise ScalelabError(f"no store at {db}: give the --db path of a scalelab sweep")
+    if depth_width:
+        rows = dw(db, study=study, quality=quality, compute=compute, bootstrap=bootstrap)
+        if json_out:
+            print(json.dumps([r.to_dict() for r in rows], indent=2))
+            return
+        from rich.table import Table
+
+        t = Table(
+            title=f"depth vs width: {quality} ~ x^-alpha (95% bootstrap)", title_justify="left"
+        )
+        for c in ("arch", "direction", "fixed", "values", f"alpha vs {compute}", "alpha vs N"):
+            t.add_column(c, no_wrap=True)
+        for r in rows:
+            fixed = f"d_model={r.fixed}" if r.direction == "depth" else f"n_layer={r.fixed}"
+            t.add_row(
+                r.arch,
+                r.direction,
+                fixed,
+                ",".join(map(str, r.values)),
+                _alpha_cell(r.vs_compute),
+                _alpha_cell(r.vs_params),
+            )
+        console.print(t)
+        return
+    cmp = compare(db, study=study, quality=quality, compute=compute, bootstrap=bootstrap)
+    if plot is not None:
+        plot_comparison(cmp, plot)
+    if json_out:
+        print(json.dumps(cmp.to_dict(), indent=2, default=float))
+        return
+    from rich.table import Table
+
+    t = Table(
+        title=f"{quality} ~ k x^-alpha per architecture (95% bootstrap, {bootstrap} resamples)",
+        title_justify="left",
+    )
+    for c in ("arch", "pts", f"alpha vs {compute}", "alpha vs N", "E + A N^-a: E, a", "loss"):
+        t.add_column(c, no_wrap=True, justify="left" if c == "arch" else "right")
+    for a in sorted(cmp.archs, key=lambda a: -(a.vs_compute.alpha or -1e9)):
+        p = a.power_params.params
+        t.add_row(
+            a.arch + (" [dim](active N)[/]" if a.n_kind == "active_non_embedding" else ""),
+            str(a.n_points),
+            _alpha_cell(a.vs_compute),
+            _alpha_cell(a.vs_params),
+            f"{p['E']:.3g}, {p['alpha']:.3f}" if p else "[dim]-[/]",
+            f"{a.loss_range[1]:.3f} -> {a.loss_range[0]:.3f}",
+        )
+    console.print(t)
+    for front in (cmp.frontier_compute, cmp.frontier_params):
+        regions = "; ".join(f"{r['arch']} {r['from']:.3g}-{r['to']:.3g}" for r in front.regions)
+        console.print(f"frontier vs {front.cost}: {regions}", highlight=False)
+    crossings = cmp.crossovers("C")
+    for c in crossings:
+        if c["inside_range"]:
+            console.print(
+                f"{c['arch']} vs transformer: lines cross at {compute} {c['x']:.3g}, inside the "
+                f"measured range: {c['ahead_below']} ahead below, {c['ahead_above']} above",
+                highlight=False,
+            )
+    outside = [c["arch"] for c in crossings if not c["inside_range"]]
+    if outside:
+        console.print(
+            f"[dim]lines that cross the transformer's only outside the measured range "
+            f"(--json for where): {', '.join(outside)}[/]",
+            highlight=False,
+        )
+    for note in cmp.notes():
+        console.print(f"[dim]note: {note}[/]", highlight=False)
+    if plot is not None:
+        console.print(f"figure: {plot}")
+
+
 def main() -> None:
     """Entry point: run the app, turning a ScalelabError into one line and exit code 2."""
     try:

@@ -1,0 +1,716 @@
+"""How architectures scale: per-architecture slopes, the cross-architecture frontier, and
+the depth-vs-width protocol (after Tay et al. 2022, "Scaling Laws vs Model Architectures:
+How does Inductive Bias Influence Scaling?").
+
+Tay et al. summarise each architecture by the slope alpha of a straight line in log-log
+space, log L = log k - alpha log x, with x the training FLOPs or the parameter count
+(their Fig. 1 and Table 2): a larger alpha gains more from scale, whatever the offset k.
+This module computes those slopes from a study's points with the laws' own fitters
+(:func:`scalelab.laws.loglog_slope`, :func:`scalelab.laws.fit_law` for ``E + A x^-alpha``),
+never by re-implementing them, and reports where fits are impossible instead of failing.
+
+Choices a user should know:
+
+* ``N`` is the non-embedding parameter count (Kaplan et al. 2020), except for
+  mixture-of-experts models (``switch``), whose ``N`` is the *active* non-embedding count
+  (the parameters one token passes through: what its compute scales with). Its total is
+  kept as ``N_non_embedding``.
+* Compute is ``C_exact``, the trainer's exact training FLOPs, by default: 6ND would hide
+  exactly what distinguishes the architectures (Performer's features, the funnel's short
+  sequence, mixture-of-softmaxes' K heads). ``compute="C"`` uses 6ND instead.
+* Downstream accuracy does not exist in scalelab yet: ``quality`` names the column fitted
+  (``loss`` by default; ``val_bpb`` works), so a downstream metric column plugs in as
+  ``quality="accuracy", higher_is_better=True`` once runs carry one.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from scalelab.errors import FitError, ScalelabError
+from scalelab.laws import fit_law, loglog_slope, pareto_frontier
+
+# Architectures whose per-token compute follows the active, not the total, parameters.
+SPARSE_ARCHS = frozenset({"switch"})
+COMPUTE_AXES = ("C_exact", "C")
+
+
+def _numbers(values: Any) -> np.ndarray:
+    return pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(dtype=float)
+
+
+def prepare_points(
+    points: Any,
+    *,
+    study: str | None = None,
+    sparse_n: str = "active",
+    compute: str = "C_exact",
+) -> pd.DataFrame:
+    """The points of a store (a path) or a DataFrame (``load_points``' columns), with ``N``
+    the non-embedding count (active non-embedding for sparse architectures), ``x_C`` the
+    compute axis and ``N_kind`` saying which N each row uses. Only final points of
+    finished runs; rows without a loss are dropped."""
+    if compute not in COMPUTE_AXES:
+        raise FitError(f"compute must be one of {', '.join(COMPUTE_AXES)}, not {compute!r}")
+    if sparse_n not in ("active", "total"):
+        raise FitError(f"sparse_n must be 'active' or 'total', not {sparse_n!r}")
+    if isinstance(points, (str, Path)):
+        from scalelab.study import load_points
+
+        df = load_points(points, study=study)
+    else:
+        df = pd.DataFrame(points).copy()
+        if study is not None and "study" in df.columns:
+            df = df[df["study"] == study]
+    if "arch" not in df.columns:
+        df["arch"] = "transformer"
+    if "loss" not in df.columns:
+        raise FitError("the comparison needs a 'loss' column (validation loss per point)")
+    df = df[np.isfinite(_numbers(df["loss"]))].copy()
+    if df.empty:
+        where = f" of study {study!r}" if study else ""
+        raise FitError(f"no finished points{where} to compare: run the study first")
+    if "N_non_embedding" in df.columns:
+        n = _numbers(df["N_non_embedding"])
+        df["N_kind"] = "non_embedding"
+        if sparse_n == "active" and {"N_total", "N_active"} <= set(df.columns):
+            # Embeddings are always active, so active non-embedding = non-embedding minus
+            # the parameters a token skips (the other experts).
+            sparse = df["arch"].isin(SPARSE_ARCHS).to_numpy()
+            skipped = _numbers(df["N_total"]) - _numbers(df["N_active"])
+            n = np.where(sparse, n - skipped, n)
+            df.loc[sparse, "N_kind"] = "active_non_embedding"
+        df["N"] = n
+    elif "N" not in df.columns:
+        raise FitError("the comparison needs N (or N_non_embedding) for every point")
+    else:
+        df["N_kind"] = "N"
+    if compute == "C_exact" and "C_exact" in df.columns and df["C_exact"].notna().all():
+        df["x_C"] = _numbers(df["C_exact"])
+    elif {"N", "D"} <= set(df.columns):
+        df["x_C"] = 6.0 * _numbers(df["N"]) * _numbers(df["D"])
+    else:
+        raise FitError("the comparison needs C_exact, or N and D, for every point")
+    return df.reset_index(drop=True)
+
+
+@dataclass(frozen=True)
+class Slope:
+    """alpha of log y = log k - alpha log x with its bootstrap interval, or why not."""
+
+    x: str
+    alpha: float | None = None
+    ci: tuple[float, float] | None = None
+    k: float | None = None
+    n_points: int = 0
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "x": self.x,
+            "alpha": self.alpha,
+            "ci": list(self.ci) if self.ci else None,
+            "k": self.k,
+            "n_points": self.n_points,
+            "error": self.error,
+        }
+
+
+@dataclass(frozen=True)
+class PowerFit:
+    """``quality = E + A x^-alpha`` for one architecture, or why it could not be fitted."""
+
+    x: str
+    params: dict[str, float] | None = None
+    ci: dict[str, tuple[float, float]] | None = None
+    n_points: int = 0
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "x": self.x,
+            "params": self.params,
+            "ci": {k: list(v) for k, v in (self.ci or {}).items()} or None,
+            "n_points": self.n_points,
+            "error": self.error,
+        }
+
+
+def _distinct_x(x: np.ndarray) -> int:
+    return len(np.unique(np.round(np.log(x[x > 0]), 9)))
+
+
+def slope(
+    df: pd.DataFrame,
+    x: str,
+    *,
+    quality: str = "loss",
+    bootstrap: int = 1000,
+    seed: int = 0,
+    label: str | None = None,
+) -> Slope:
+    """The log-log slope of ``quality`` against column ``x`` (laws.loglog_slope), as a
+    :class:`Slope` that carries the FitError's message instead of raising it; ``label``
+    names the axis in the result (default ``x``)."""
+    pts = df[[x, quality]].astype(float).rename(columns={x: "X"})
+    x = label or x
+    n = len(pts)
+    if _distinct_x(pts["X"].to_numpy()) < 3:
+        return Slope(
+            x,
+            n_points=n,
+            error=(
+                f"needs at least 3 distinct values of {x} (has "
+                f"{_distinct_x(pts['X'].to_numpy())}): add sizes to the study"
+            ),
+        )
+    # loglog_slope fits against N or C; the column is renamed so any axis can be used.
+    pts = pts.rename(columns={"X": "N"})
+    try:
+        law = loglog_slope(pts, x="N", y=quality, bootstrap=bootstrap, seed=seed)
+    except FitError as e:
+        return Slope(x, n_points=n, error=str(e))
+    ci = law.ci.get("alpha") if law.ci else None
+    return Slope(
+        x,
+        alpha=float(law.params["alpha"]),
+        ci=(float(ci[0]), float(ci[1])) if ci else None,
+        k=float(law.params["k"]),
+        n_points=n,
+    )
+
+
+def power_fit(
+    df: pd.DataFrame,
+    x: str,
+    *,
+    quality: str = "loss",
+    bootstrap: int = 200,
+    seed: int = 0,
+    label: str | None = None,
+) -> PowerFit:
+    """``quality = E + A x^-alpha`` (laws.fit_law, form ``power``) where the points allow it:
+    three free parameters need at least four distinct sizes."""
+    pts = df[[x, quality]].astype(float).rename(columns={x: "N", quality: "loss"})
+    x = label or x
+    n = len(pts)
+    distinct = _distinct_x(pts["N"].to_numpy())
+    if distinct < 4:
+        return PowerFit(
+            x,
+            n_points=n,
+            error=f"E + A x^-alpha has 3 parameters: needs 4 distinct {x} values, has {distinct}",
+        )
+    try:
+        law = fit_law(pts, "power", x="N", bootstrap=bootstrap, seed=seed, extrapolation=False)
+    except FitError as e:
+        return PowerFit(x, n_points=n, error=str(e))
+    params = {k: float(v) for k, v in law.params.items()}
+    ci = {k: (float(v[0]), float(v[1])) for k, v in (law.ci or {}).items()}
+    return PowerFit(x, params=params, ci=ci or None, n_points=n)
+
+
+@dataclass(frozen=True)
+class ArchScaling:
+    """One architecture's scaling: slopes against compute and parameters, and power fits."""
+
+    arch: str
+    n_points: int
+    n_kind: str
+    vs_compute: Slope
+    vs_params: Slope
+    power_compute: PowerFit
+    power_params: PowerFit
+    loss_range: tuple[float, float]
+    compute_range: tuple[float, float]
+    params_range: tuple[float, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "arch": self.arch,
+            "n_points": self.n_points,
+            "N": self.n_kind,
+            "alpha_C": self.vs_compute.to_dict(),
+            "alpha_N": self.vs_params.to_dict(),
+            "power_C": self.power_compute.to_dict(),
+            "power_N": self.power_params.to_dict(),
+            "loss_range": list(self.loss_range),
+            "compute_range": list(self.compute_range),
+            "params_range": list(self.params_range),
+        }
+
+
+@dataclass(frozen=True)
+class Handover:
+    """Where the frontier passes from one architecture to another: between ``cost_before``
+    (the last frontier point of ``before``) and ``cost_after`` (the first of ``after``)."""
+
+    before: str
+    after: str
+    cost_before: float
+    cost_after: float
+
+
+@dataclass(frozen=True)
+class Frontier:
+    """The Pareto frontier over all architectures on one cost axis, and who holds it where."""
+
+    cost: str
+    points: pd.DataFrame  # arch, size, cost, quality of each frontier point, by cost
+    regions: list[dict[str, Any]]  # {"arch", "from", "to", "n_points"}, by cost
+    handovers: list[Handover]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "cost": self.cost,
+            "points": self.points.to_dict(orient="records"),
+            "regions": self.regions,
+            "handovers": [h.__dict__ for h in self.handovers],
+        }
+
+
+def frontier(
+    df: pd.DataFrame, cost: str = "x_C", quality: str = "loss", *, label: str | None = None
+) -> Frontier:
+    """The lower-left frontier of (cost, quality) over every architecture's points
+    (laws.pareto_frontier), with the contiguous cost regions each architecture holds and the
+    handovers between them (Tay et al.'s "some models win at small compute and lose at
+    large" read directly off the measured points)."""
+    if df.empty:
+        raise FitError("the frontier needs at least one point")
+    pts = df[df[cost] > 0]
+    front = pareto_frontier(pts, cost=cost, quality=quality)
+    keep = [c for c in ("arch", "size", "run_id", cost, quality) if c in front.columns]
+    front = front[keep].reset_index(drop=True)
+    regions: list[dict[str, Any]] = []
+    handovers: list[Handover] = []
+    for arch, c in zip(front["arch"], front[cost], strict=True):
+        if regions and regions[-1]["arch"] == arch:
+            regions[-1]["to"] = float(c)
+            regions[-1]["n_points"] += 1
+            continue
+        if regions:
+            handovers.append(Handover(regions[-1]["arch"], str(arch), regions[-1]["to"], float(c)))
+        regions.append({"arch": str(arch), "from": float(c), "to": float(c), "n_points": 1})
+    return Frontier(label or cost, front, regions, handovers)
+
+
+def crossover(a: Slope, b: Slope) -> float | None:
+    """The x at which two fitted lines cross (log k_a - alpha_a lx = log k_b - alpha_b lx),
+    or None where a line is missing or they are parallel. Beyond it the steeper one wins."""
+    if None in (a.alpha, b.alpha, a.k, b.k) or math.isclose(a.alpha, b.alpha):  # type: ignore[arg-type]
+        return None
+    lx = (math.log(a.k) - math.log(b.k)) / (a.alpha - b.alpha)  # type: ignore[arg-type,operator]
+    return float(math.exp(lx)) if -700 < lx < 700 else None
+
+
+@dataclass
+class Comparison:
+    """The per-architecture analysis of one study's points."""
+
+    quality: str
+    compute: str
+    archs: list[ArchScaling]
+    frontier_compute: Frontier
+    frontier_params: Frontier
+    reference: str | None = "transformer"
+    points: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
+
+    def table(self) -> pd.DataFrame:
+        """One row per architecture: alpha against compute and parameters with 95%
+        intervals, the power-law fit's E and alpha, ranges; sorted by alpha_C."""
+        rows = []
+        for a in self.archs:
+            pc = a.power_compute.params or {}
+            pn = a.power_params.params or {}
+            rows.append(
+                {
+                    "arch": a.arch,
+                    "points": a.n_points,
+                    "N": a.n_kind,
+                    "alpha_C": a.vs_compute.alpha,
+                    "alpha_C_lo": a.vs_compute.ci[0] if a.vs_compute.ci else None,
+                    "alpha_C_hi": a.vs_compute.ci[1] if a.vs_compute.ci else None,
+                    "alpha_N": a.vs_params.alpha,
+                    "alpha_N_lo": a.vs_params.ci[0] if a.vs_params.ci else None,
+                    "alpha_N_hi": a.vs_params.ci[1] if a.vs_params.ci else None,
+                    "power_N_E": pn.get("E"),
+                    "power_N_alpha": pn.get("alpha"),
+                    "power_C_E": pc.get("E"),
+                    "power_C_alpha": pc.get("alpha"),
+                    "loss_min": a.loss_range[0],
+                    "loss_max": a.loss_range[1],
+                    "N_min": a.params_range[0],
+                    "N_max": a.params_range[1],
+                }
+            )
+        return pd.DataFrame(rows).sort_values("alpha_C", ascending=False, na_position="last")
+
+    def crossovers(self, axis: str = "C") -> list[dict[str, Any]]:
+        """For each architecture against the reference (the transformer): the x where
+        their fitted lines cross, who is ahead below it, and whether it lies inside the
+        measured range (a crossing far outside it is an extrapolation of a short line)."""
+        ref = next((a for a in self.archs if a.arch == self.reference), None)
+        if ref is None:
+            return []
+        out = []
+        for a in self.archs:
+            if a.arch == ref.arch:
+                continue
+            sa, sr = (a.vs_compute, ref.vs_compute) if axis == "C" else (a.vs_params, ref.vs_params)
+            x = crossover(sa, sr)
+            if x is None:
+                continue
+            rng = a.compute_range if axis == "C" else a.params_range
+            rr = ref.compute_range if axis == "C" else ref.params_range
+            lo, hi = max(rng[0], rr[0]), min(rng[1], rr[1])
+            steeper = a.arch if sa.alpha > sr.alpha else ref.arch  # type: ignore[operator]
+            other = ref.arch if steeper == a.arch else a.arch
+            out.append(
+                {
+                    "arch": a.arch,
+                    "x": x,
+                    "ahead_below": other,
+                    "ahead_above": steeper,
+                    "inside_range": bool(lo <= x <= hi),
+                }
+            )
+        return out
+
+    def notes(self) -> list[str]:
+        """What could not be fitted, per architecture, in words."""
+        out = []
+        for a in self.archs:
+            for what in (a.vs_compute, a.vs_params, a.power_compute, a.power_params):
+                if what.error:
+                    kind = "alpha" if isinstance(what, Slope) else "E + A x^-alpha"
+                    out.append(f"{a.arch}: {kind} vs {what.x}: {what.error}")
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "quality": self.quality,
+            "compute": self.compute,
+            "downstream": None,  # no downstream tasks yet: see the module docstring
+            "archs": [a.to_dict() for a in self.archs],
+            "frontier_compute": self.frontier_compute.to_dict(),
+            "frontier_params": self.frontier_params.to_dict(),
+            "crossovers_compute": self.crossovers("C"),
+            "crossovers_params": self.crossovers("N"),
+            "notes": self.notes(),
+        }
+
+
+def compare(
+    points: Any,
+    *,
+    study: str | None = None,
+    quality: str = "loss",
+    compute: str = "C_exact",
+    sparse_n: str = "active",
+    archs: Sequence[str] | None = None,
+    bootstrap: int = 1000,
+    seed: int = 0,
+) -> Comparison:
+    """Compare the architectures of a study: ``points`` is a store path or a DataFrame of
+    ``load_points`` rows. Each architecture gets alpha vs compute and vs N (log-log line,
+    bootstrap interval), the ``E + A x^-alpha`` fits where there are enough sizes, and
+    the frontiers over all of them. Slopes are always positive when quality improves
+    with scale; a negative alpha means the architecture got worse as it grew."""
+    df = prepare_points(points, study=study, sparse_n=sparse_n, compute=compute)
+    if quality not in df.columns:
+        raise FitError(f"no column {quality!r} in the points; columns: {', '.join(df.columns)}")
+    if archs is not None:
+        unknown = sorted(set(archs) - set(df["arch"]))
+        if unknown:
+            raise FitError(
+                f"archs {', '.join(unknown)} have no points; present: "
+                f"{', '.join(sorted(set(df['arch'])))}"
+            )
+        df = df[df["arch"].isin(archs)]
+    # The three-parameter fits are iterative: 200 refits give their intervals already.
+    nb = min(bootstrap, 200)
+    results = []
+    for arch, g in df.groupby("arch", sort=False):
+        loss = g[quality].to_numpy(dtype=float)
+        results.append(
+            ArchScaling(
+                arch=str(arch),
+                n_points=len(g),
+                n_kind=str(g["N_kind"].iloc[0]),
+                vs_compute=slope(
+                    g, "x_C", quality=quality, bootstrap=bootstrap, seed=seed, label=compute
+                ),
+                vs_params=slope(g, "N", quality=quality, bootstrap=bootstrap, seed=seed),
+                power_compute=power_fit(
+                    g, "x_C", quality=quality, bootstrap=nb, seed=seed, label=compute
+                ),
+                power_params=power_fit(g, "N", quality=quality, bootstrap=nb, seed=seed),
+                loss_range=(float(loss.min()), float(loss.max())),
+                compute_range=(float(g["x_C"].min()), float(g["x_C"].max())),
+                params_range=(float(g["N"].min()), float(g["N"].max())),
+            )
+        )
+    return Comparison(
+        quality=quality,
+        compute=compute,
+        archs=results,
+        frontier_compute=frontier(df, "x_C", quality, label=compute),
+        frontier_params=frontier(df, "N", quality, label="N"),
+        points=df,
+    )
+
+
+# --- depth vs width -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DirectionScaling:
+    """One architecture scaled in one direction (depth: n_layer at fixed d_model; width:
+    d_model at fixed n_layer)."""
+
+    arch: str
+    direction: str
+    fixed: int  # the d_model (depth) or n_layer (width) held fixed
+    values: tuple[int, ...]  # the n_layer (depth) or d_model (width) values
+    vs_compute: Slope
+    vs_params: Slope
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "arch": self.arch,
+            "direction": self.direction,
+            "fixed": self.fixed,
+            "values": list(self.values),
+            "alpha_C": self.vs_compute.to_dict(),
+            "alpha_N": self.vs_params.to_dict(),
+        }
+
+
+def depth_width_sizes(
+    *,
+    depths: Iterable[int],
+    widths: Iterable[int],
+    base_layers: int,
+    base_width: int,
+    n_head: int = 4,
+) -> list[dict[str, Any]]:
+    """The ``[[study.sizes]]`` of the depth-vs-width protocol: ``n_layer`` in ``depths`` at
+    ``d_model = base_width``, and ``d_model`` in ``widths`` at ``n_layer = base_layers``
+    (the shared base shape appears once)."""
+    depths, widths = sorted(set(depths)), sorted(set(widths))
+    if base_width not in widths or base_layers not in depths:
+        raise ScalelabError(
+            f"the base shape {base_layers} x {base_width} must be on both ladders: put "
+            f"{base_layers} in depths and {base_width} in widths"
+        )
+    for d in widths:
+        if d % n_head:
+            raise ScalelabError(f"width {d} is not a multiple of n_head = {n_head}: change widths")
+    if min(depths) < 1 or len(depths) < 3 or len(widths) < 3:
+        raise ScalelabError("depths and widths each need at least 3 positive values for a slope")
+    sizes = [
+        {"name": f"L{n}-d{base_width}", "n_layer": n, "d_model": base_width, "n_head": n_head}
+        for n in depths
+    ]
+    sizes += [
+        {"name": f"L{base_layers}-d{d}", "n_layer": base_layers, "d_model": d, "n_head": n_head}
+        for d in widths
+        if d != base_width
+    ]
+    return sizes
+
+
+def depth_width_toml(
+    archs: Sequence[str],
+    *,
+    depths: Iterable[int] = (1, 2, 4, 8),
+    widths: Iterable[int] = (32, 64, 128, 192),
+    base_layers: int = 2,
+    base_width: int = 64,
+    tokens: int = 500_000,
+    corpus: str = "python-stdlib:max_bytes=4000000",
+    name: str = "depth-width",
+) -> str:
+    """A study TOML for the depth-vs-width protocol over ``archs``: every architecture
+    on both ladders with the same token budget (as Tay et al. train every size for the
+    same steps), so slopes differ only through the shape."""
+    if len(archs) < 1:
+        raise ScalelabError("depth_width_toml needs at least one architecture")
+    sizes = depth_width_sizes(
+        depths=depths, widths=widths, base_layers=base_layers, base_width=base_width
+    )
+    lines = [
+        f"# Depth vs width (Tay et al. 2022, sec. 4): n_layer at d_model={base_width}, and",
+        f"# d_model at n_layer={base_layers}; {len(sizes)} shapes x {len(archs)} architectures,",
+        f"# {tokens:,} tokens each. Written by scalelab.study.compare.depth_width_toml.",
+        "#",
+        f"#   scalelab sweep studies/{name}.toml --db runs/{name}.db --workers 2 --threads 1",
+        f"#   scalelab compare runs/{name}.db --depth-width",
+        "[study]",
+        f'name = "{name}"',
+        f'corpus = "{corpus}"',
+        'tokenizer = "bytes"',
+        "arch = [" + ", ".join(f'"{a}"' for a in archs) + "]",
+        f"tokens = [{tokens}]",
+        "seeds = [0]",
+        "",
+    ]
+    for s in sizes:
+        lines += [
+            "[[study.sizes]]",
+            f'name = "{s["name"]}"',
+            f"n_layer = {s['n_layer']}",
+            f"d_model = {s['d_model']}",
+            f"n_head = {s['n_head']}",
+            "",
+        ]
+    lines += [
+        "[model]",
+        "vocab_size = 258",
+        "context = 128",
+        "",
+        "[train]",
+        "batch_size = 16",
+        "lr = 3e-3",
+        "eval_every = 100",
+        "eval_batches = 8",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def depth_width(
+    points: Any,
+    *,
+    study: str | None = None,
+    quality: str = "loss",
+    compute: str = "C_exact",
+    bootstrap: int = 1000,
+    seed: int = 0,
+) -> list[DirectionScaling]:
+    """Per architecture, the slope of ``quality`` when only depth grows (the longest
+    n_layer series at one d_model) and when only width grows (the longest d_model series
+    at one n_layer). Architectures whose N does not grow with depth (shared weights:
+    universal, albert) get no slope against N for depth, with the reason."""
+    df = prepare_points(points, study=study, compute=compute)
+    for col in ("n_layer", "d_model"):
+        if col not in df.columns:
+            raise FitError(f"depth vs width needs the shape column {col!r} in the points")
+    out: list[DirectionScaling] = []
+    for arch, g in df.groupby("arch", sort=False):
+        for direction, fixed_col, vary_col in (
+            ("depth", "d_model", "n_layer"),
+            ("width", "n_layer", "d_model"),
+        ):
+            best = None
+            for fixed, s in g.groupby(fixed_col):
+                k = s[vary_col].nunique()
+                if k >= 2 and (best is None or k > best[1].nunique()):
+                    best = (int(fixed), s[vary_col], s)
+            if best is None:
+                continue
+            fixed, _, s = best
+            vs_c = slope(s, "x_C", quality=quality, bootstrap=bootstrap, seed=seed, label=compute)
+            vs_n = slope(s, "N", quality=quality, bootstrap=bootstrap, seed=seed)
+            if direction == "depth" and s["N"].nunique() == 1:
+                vs_n = Slope(
+                    "N",
+                    n_points=len(s),
+                    error=f"{arch} shares weights across layers: N does not change with depth",
+                )
+            out.append(
+                DirectionScaling(
+                    str(arch),
+                    direction,
+                    fixed,
+                    tuple(sorted(int(v) for v in s[vary_col].unique())),
+                    vs_c,
+                    vs_n,
+                )
+            )
+    return out
+
+
+# --- figures ------------------------------------------------------------------------------
+
+
+def plot_comparison(cmp: Comparison, out: str | Path, *, dpi: int = 120) -> Path:
+    """A two-panel PNG: loss against compute and against N, every architecture's points
+    and fitted log-log line, the frontier over all of them drawn through its points.
+    Written atomically (temporary name, then ``os.replace``)."""
+    import os
+    import tempfile
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = Path(out)
+    df = cmp.points
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5.2))
+    colors = plt.get_cmap("tab20").colors
+    panels = (
+        ("x_C", f"training FLOPs ({cmp.compute})", cmp.frontier_compute, "vs_compute"),
+        ("N", "parameters N (non-embedding; switch: active)", cmp.frontier_params, "vs_params"),
+    )
+    for ax, (col, xlabel, front, which) in zip(axes, panels, strict=True):
+        for i, a in enumerate(cmp.archs):
+            g = df[df["arch"] == a.arch].sort_values(col)
+            color = colors[(2 * i) % 20 if i < 10 else (2 * (i - 10) + 1) % 20]
+            sl: Slope = getattr(a, which)
+            lab = a.arch + (f" ({sl.alpha:.3f})" if sl.alpha is not None else "")
+            ax.plot(g[col], g[cmp.quality], "o", color=color, ms=4, label=lab)
+            if sl.alpha is not None and sl.k is not None:
+                xs = np.geomspace(g[col].min(), g[col].max(), 20)
+                ax.plot(xs, sl.k * xs ** (-sl.alpha), "-", color=color, lw=1, alpha=0.8)
+        fp = front.points
+        ax.plot(fp[col], fp[cmp.quality], "k--", lw=1.2, alpha=0.6, label="frontier")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(f"validation {cmp.quality}")
+        ax.legend(fontsize=7, ncol=2, title="arch (alpha)", title_fontsize=7)
+        ax.grid(True, which="both", alpha=0.2)
+    axes[0].set_title("loss vs compute")
+    axes[1].set_title("loss vs parameters")
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".png", dir=out.parent)
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=dpi)
+        os.replace(tmp, out)
+    finally:
+        plt.close(fig)
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return out
+
+
+__all__ = [
+    "ArchScaling",
+    "Comparison",
+    "DirectionScaling",
+    "Frontier",
+    "Handover",
+    "PowerFit",
+    "Slope",
+    "compare",
+    "crossover",
+    "depth_width",
+    "depth_width_sizes",
+    "depth_width_toml",
+    "frontier",
+    "plot_comparison",
+    "prepare_points",
+    "slope",
+]
