@@ -77,6 +77,12 @@ def _ci(law: Any, name: str) -> str:
     return f"[{_fmt(lo_hi[0])}, {_fmt(lo_hi[1])}]" if lo_hi else "-"
 
 
+def _multi_arch(ctx: ReportContext) -> bool:
+    """A store of several architectures is shown by the Architectures section, per
+    architecture; the single-family sections (one law, one frontier) would mix them."""
+    return bool(ctx.points["arch"].nunique() > 1)
+
+
 def _no_law(ctx: ReportContext) -> str:
     return f"<p class='note'>No law fitted: {esc(ctx.law_error)}</p>"
 
@@ -125,6 +131,8 @@ def _cpu_name() -> str:
 
 
 def curves(ctx: ReportContext) -> Section | None:
+    if _multi_arch(ctx):
+        return None
     c = ctx.curves.dropna(subset=["val_loss"])
     c = c[c["tokens"] > 0]
     if c.empty:
@@ -164,7 +172,9 @@ def _budget_paths(p: pd.DataFrame) -> list[tuple[str, pd.DataFrame, float, float
     return out
 
 
-def loss_vs_n(ctx: ReportContext) -> Section:
+def loss_vs_n(ctx: ReportContext) -> Section | None:
+    if _multi_arch(ctx):
+        return None
     p, law = ctx.points, ctx.law
     fig, ax = plots.figure()
     paths = _budget_paths(p)
@@ -195,7 +205,9 @@ def loss_vs_n(ctx: ReportContext) -> Section:
     return Section("Loss against N", text + img(png, "loss against N"), [png])
 
 
-def loss_vs_c(ctx: ReportContext) -> Section:
+def loss_vs_c(ctx: ReportContext) -> Section | None:
+    if _multi_arch(ctx):
+        return None
     from scalelab.laws import envelope, pareto_frontier, plan
 
     p, law = ctx.points, ctx.law
@@ -251,8 +263,10 @@ def _with_curves(ctx: ReportContext) -> pd.DataFrame:
     return load_points(ctx.db, study=ctx.study, curves=True, kind="run")
 
 
-def isoflop_curves(ctx: ReportContext) -> Section:
+def isoflop_curves(ctx: ReportContext) -> Section | None:
     """Approach 2 needs several N at one compute; say how to get them when the grid has none."""
+    if _multi_arch(ctx):
+        return None
     from scalelab.laws import isoflop
 
     try:
@@ -280,7 +294,7 @@ def isoflop_curves(ctx: ReportContext) -> Section:
                 label=f"C={g['C'].median():.2g}",
             )
     if iso.optima is not None:
-        ax.plot(iso.optima["N"], iso.optima["loss"], "k*", ms=10, label="parabola minimum")
+        ax.plot(iso.optima["N_opt"], iso.optima["loss_opt"], "k*", ms=10, label="parabola minimum")
     plots.log_axes(ax, values=pts["loss"])
     ax.set_xlabel("N (non-embedding parameters)")
     ax.set_ylabel("validation loss (nats/token)")
@@ -322,7 +336,9 @@ def parameters(ctx: ReportContext) -> Section:
     )
 
 
-def extrapolation(ctx: ReportContext) -> Section:
+def extrapolation(ctx: ReportContext) -> Section | None:
+    if _multi_arch(ctx):
+        return None
     law = ctx.law
     if law is None:
         return Section("Extrapolation check", _no_law(ctx))
@@ -349,7 +365,9 @@ def extrapolation(ctx: ReportContext) -> Section:
     return Section("Extrapolation check", text + table(header, rows, "num"), data=ex)
 
 
-def plans(ctx: ReportContext) -> Section:
+def plans(ctx: ReportContext) -> Section | None:
+    if _multi_arch(ctx):
+        return None
     from scalelab.laws import plan
 
     law = ctx.law
@@ -391,8 +409,19 @@ def plans(ctx: ReportContext) -> Section:
     return Section("Plans", text + table(header, rows, "num"), data={"plans": data})
 
 
+def architectures(ctx: ReportContext) -> Section | None:
+    """Issue 5's comparison (scalelab.study.compare): slopes, frontier, curves, depth vs width."""
+    if ctx.points["arch"].nunique() < 2:
+        return None
+    from scalelab.study.compare_report import architecture_section
+
+    arch = architecture_section(ctx.db, ctx.out, study=ctx.study, bootstrap=max(ctx.bootstrap, 100))
+    return Section(arch.title, arch.html, list(arch.figures), arch.data)
+
+
 BUILDERS: list[Builder] = [
     overview,
+    architectures,
     curves,
     loss_vs_n,
     loss_vs_c,
