@@ -290,6 +290,13 @@ def test_tiny_real_comparison_end_to_end(tmp_path):
     assert '<table class="arch-slopes">' in section.html and "arch-curves.png" in section.html
     assert "not fitted" in section.html  # two sizes: the slopes are missing, and say why
     json.dumps(section.data)
+    # ... and the whole report: the Architectures section, no single law over both
+    from scalelab.reporting import report
+
+    rep = report(db, tmp_path / "page", bootstrap=20)
+    assert [s.title for s in rep.sections] == ["What was measured", "Architectures", "Fitted law"]
+    assert rep.law is None and "2 architectures" in rep.law_error
+    assert "data:image/png;base64," in rep.path.read_text()
 
 
 def test_study_fills_an_architectures_required_fields():
