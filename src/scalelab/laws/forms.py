@@ -131,9 +131,9 @@ class Chinchilla(Form):
 
     def from_public(self, params: Mapping[str, float]) -> Array:
         p = params
-        return np.array(
-            [np.log(p["A"]), np.log(p["B"]), np.log(p["E"]), p["alpha"], p["beta"]], dtype=float
-        )
+        # an E that underflowed to 0 in exp() maps back to a very negative log, not -inf
+        lg = [float(np.log(max(p[k], 1e-300))) for k in ("A", "B", "E")]
+        return np.array([*lg, p["alpha"], p["beta"]], dtype=float)
 
     def grid(self) -> Array:
         # Hoffmann et al. 2022, sec. D.2 (as run by Besiroglu et al. 2024): 4500 starts
