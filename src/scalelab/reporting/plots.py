@@ -78,7 +78,7 @@ def colors(values: Sequence[float], cmap: str = "viridis") -> dict[float, Any]:
     return {v: cm(0.9 * (lv - logs[0]) / span) for v, lv in zip(distinct, logs, strict=True)}
 
 
-def save(fig: Any, path: str | Path) -> Path:
+def save(fig: Any, path: str | Path, dpi: int = DPI) -> Path:
     """Write ``fig`` as a PNG atomically (temp name, then ``os.replace``) and close it."""
     plt = pyplot()
     out = Path(path)
@@ -87,7 +87,7 @@ def save(fig: Any, path: str | Path) -> Path:
     os.close(fd)
     try:
         fig.tight_layout()
-        fig.savefig(tmp, dpi=DPI)
+        fig.savefig(tmp, dpi=dpi)
         os.chmod(tmp, 0o644)  # mkstemp makes 0600; a report is for reading
         os.replace(tmp, out)
     finally:

@@ -149,13 +149,28 @@ def curves(ctx: ReportContext) -> Section | None:
         ax.plot([], [], color=color, label=f"N={plots.si(n)}")
     for b in budgets:
         ax.plot([], [], styles[budgets.index(b) % len(styles)], color="grey", label=b)
-    plots.log_axes(ax, values=c["val_loss"])
-    ax.set_xlabel("tokens seen")
-    ax.set_ylabel("validation loss (nats/token)")
-    ax.set_title("Loss curves (colour: N, line: data budget)")
-    ax.legend(fontsize=7, ncol=2)
-    png = plots.save(fig, ctx.out / "curves.png")
+    png = _finish(
+        fig,
+        ax,
+        ctx.out / "curves.png",
+        "Loss curves (colour: N, line: data budget)",
+        "tokens seen",
+        c["val_loss"],
+        ncol=2,
+    )
     return Section("Loss curves", img(png, "validation loss against tokens per run"), [png])
+
+
+def _finish(
+    fig: Any, ax: Any, path: Path, title: str, xlabel: str, losses: Any, ncol: int = 1
+) -> Path:
+    """The common end of a loss figure: log axes limited to the losses, labels, legend, PNG."""
+    plots.log_axes(ax, values=losses)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("validation loss (nats/token)")
+    ax.set_title(title)
+    ax.legend(fontsize=7, ncol=ncol)
+    return plots.save(fig, path)
 
 
 def _budget_paths(p: pd.DataFrame) -> list[tuple[str, pd.DataFrame, float, float]]:
@@ -191,12 +206,14 @@ def loss_vs_n(ctx: ReportContext) -> Section | None:
                 law.params["E"], color="grey", ls=":", lw=1, label=f"E = {law.params['E']:.3g}"
             )
         ax.plot([], [], "-", color="grey", label="fitted surface along each budget")
-    plots.log_axes(ax, values=p["loss"])
-    ax.set_xlabel("N (non-embedding parameters)")
-    ax.set_ylabel("validation loss (nats/token)")
-    ax.set_title("Loss against N per data budget")
-    ax.legend(fontsize=7)
-    png = plots.save(fig, ctx.out / "loss-vs-n.png")
+    png = _finish(
+        fig,
+        ax,
+        ctx.out / "loss-vs-n.png",
+        "Loss against N per data budget",
+        "N (non-embedding parameters)",
+        p["loss"],
+    )
     text = (
         "<p>Points: final validation loss. Lines: the fitted Chinchilla law "
         "L(N, D) = E + A/N<sup>&alpha;</sup> + B/D<sup>&beta;</sup> evaluated along each "
@@ -243,12 +260,14 @@ def loss_vs_c(ctx: ReportContext) -> Section | None:
             ax.plot(cs, losses, "--", color="crimson", lw=1.2, label="law: compute-optimal")
         except ScalelabError as e:
             notes.append(f"No compute-optimal curve: {esc(e)}")
-    plots.log_axes(ax, values=c["val_loss"] if len(c) else p["loss"])
-    ax.set_xlabel("C = 6ND (FLOPs)")
-    ax.set_ylabel("validation loss (nats/token)")
-    ax.set_title("Loss against compute (colour: N)")
-    ax.legend(fontsize=7)
-    png = plots.save(fig, ctx.out / "loss-vs-c.png")
+    png = _finish(
+        fig,
+        ax,
+        ctx.out / "loss-vs-c.png",
+        "Loss against compute (colour: N)",
+        "C = 6ND (FLOPs)",
+        c["val_loss"] if len(c) else p["loss"],
+    )
     text = "".join(f"<p>{n}</p>" for n in notes)
     return Section("Loss against compute", img(png, "loss against compute") + text, [png], data)
 
@@ -295,12 +314,14 @@ def isoflop_curves(ctx: ReportContext) -> Section | None:
             )
     if iso.optima is not None:
         ax.plot(iso.optima["N_opt"], iso.optima["loss_opt"], "k*", ms=10, label="parabola minimum")
-    plots.log_axes(ax, values=pts["loss"])
-    ax.set_xlabel("N (non-embedding parameters)")
-    ax.set_ylabel("validation loss (nats/token)")
-    ax.set_title("IsoFLOP profiles (approach 2)")
-    ax.legend(fontsize=7)
-    png = plots.save(fig, ctx.out / "isoflop.png")
+    png = _finish(
+        fig,
+        ax,
+        ctx.out / "isoflop.png",
+        "IsoFLOP profiles (approach 2)",
+        "N (non-embedding parameters)",
+        pts["loss"],
+    )
     text = (
         f"<p>N<sub>opt</sub> &prop; C<sup>{iso.a:.2f}</sup> {_fmt_ci(iso.ci.get('a'))}, "
         f"D<sub>opt</sub> &prop; C<sup>{iso.b:.2f}</sup> {_fmt_ci(iso.ci.get('b'))}.</p>"

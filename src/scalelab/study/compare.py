@@ -646,8 +646,6 @@ def plot_comparison(cmp: Comparison, out: str | Path, *, dpi: int = 120) -> Path
     """A two-panel PNG: loss against compute and against N, every architecture's points
     and fitted log-log line, the frontier over all of them drawn through its points.
     Written atomically (temporary name, then ``os.replace``)."""
-    import os
-    import tempfile
 
     import matplotlib
 
@@ -682,18 +680,9 @@ def plot_comparison(cmp: Comparison, out: str | Path, *, dpi: int = 120) -> Path
         ax.grid(True, which="both", alpha=0.2)
     axes[0].set_title("loss vs compute")
     axes[1].set_title("loss vs parameters")
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".png", dir=out.parent)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=dpi)
-        os.replace(tmp, out)
-    finally:
-        plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return out
+    from scalelab.reporting.plots import save
+
+    return save(fig, out, dpi=dpi)  # atomic, closes the figure
 
 
 __all__ = [

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import html
 import math
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -141,23 +139,9 @@ def plot_curves(db: str | Path, out: str | Path, *, study: str | None = None) ->
     for ax in axes[:, 0]:
         ax.set_ylabel("val loss (nats)")
     fig.tight_layout()
-    return _save(fig, Path(out))
+    from scalelab.reporting.plots import save
 
-
-def _save(fig: Any, out: Path) -> Path:
-    import matplotlib.pyplot as plt
-
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".png", dir=out.parent)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=110)
-        os.replace(tmp, out)
-    finally:
-        plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return out
+    return save(fig, Path(out))
 
 
 def architecture_section(
