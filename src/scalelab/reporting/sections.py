@@ -56,10 +56,10 @@ def esc(x: Any) -> str:
     return html.escape(str(x))
 
 
-def table(header: list[str], rows: list[list[Any]], cls: str = "") -> str:
-    head = "".join(f"<th>{esc(h)}</th>" for h in header)
+def table(header: list[str] | None, rows: list[list[Any]], cls: str = "") -> str:
+    head = "<tr>" + "".join(f"<th>{esc(h)}</th>" for h in header) + "</tr>" if header else ""
     body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>" for r in rows)
-    return f'<table class="{cls}"><tr>{head}</tr>{body}</table>'
+    return f'<table class="{cls}">{head}{body}</table>'
 
 
 def img(path: Path, alt: str) -> str:
@@ -117,7 +117,7 @@ def overview(ctx: ReportContext) -> Section:
         "held-out tokens for every run on a corpus); N is the non-embedding parameter count "
         "(Kaplan et al. 2020), D the tokens trained on, C = 6ND.</p>"
     )
-    return Section("What was measured", text + table(["", ""], rows, "kv"), data={"runs": len(p)})
+    return Section("What was measured", text + table(None, rows, "kv"), data={"runs": len(p)})
 
 
 def _cpu_name() -> str:
