@@ -43,3 +43,9 @@ def test_design_needs_enough_points_to_fit():
         DemoDesign(params=(1e4, 2e4))
     with pytest.raises(ConfigError, match="holdout_factor"):
         DemoDesign(holdout_factor=1.0)
+
+
+def test_cli_demo_on_a_missing_corpus_is_one_clear_line(cli, tmp_path):
+    r = cli("demo", "--out", str(tmp_path / "d"), "--corpus", f"text:{tmp_path / 'nothing'}")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "nothing" in r.stderr and r.stderr.count("\n") == 1
