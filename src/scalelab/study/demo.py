@@ -39,7 +39,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from scalelab.errors import ConfigError
+from scalelab.errors import ConfigError, TrainingError
 
 DEFAULT_PARAMS = (1e4, 2e4, 4e4, 8e4, 1.6e5)  # non-embedding targets for size_for
 DEFAULT_TOKENS = (1_000_000, 2_000_000, 4_000_000)
@@ -153,10 +153,10 @@ def demo(
         threads=1 if workers > 1 else None,
         progress=progress,
     )
+    # only this design's runs: an earlier design in the same OUT shares the study name
     points = load_points(db, study="demo", kind="run")
+    points = points[points["run_id"].isin({r.run_id for r in swept.runs})]
     if len(points) < len(design.params) * len(design.tokens):
-        from scalelab.errors import TrainingError
-
         raise TrainingError(
             f"only {len(points)} of {len(design.params) * len(design.tokens)} ladder runs "
             f"finished (see {runs}): fix the failed runs and run the demo again"
@@ -170,7 +170,14 @@ def demo(
     log(f"3/4 held-out model: {n_h:.3g} non-embedding parameters, {d_h:,} tokens")
     held = _study(design, "demo-holdout", vocab, params=[n_h], tokens=[d_h])
     swept_h = sweep(held, db=db, out=runs, workers=1, progress=progress)
-    h = load_points(db, study="demo-holdout", kind="run").iloc[0]
+    held_pts = load_points(db, study="demo-holdout", kind="run")
+    held_pts = held_pts[held_pts["run_id"].isin({r.run_id for r in swept_h.runs})]
+    if held_pts.empty:
+        raise TrainingError(
+            f"the held-out run did not finish (see {runs}, study demo-holdout): the ladder "
+            "and its fit are kept; run the demo again to retry it"
+        )
+    h = held_pts.iloc[0]
     predicted = float(law.predict(N=float(h["N"]), D=float(h["D"])))
     lo, hi = law.predict_interval(N=float(h["N"]), D=float(h["D"]))
     actual = float(h["loss"])
