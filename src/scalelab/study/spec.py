@@ -247,8 +247,8 @@ def study_from_dict(values: Mapping[str, Any], *, source: str | None = None) -> 
     """Parse a study from a mapping (a TOML document), validating every key and every run."""
     where = source or "study"
     for key in values:
-        if key != "study" and key not in SECTIONS:
-            allowed = ["study", *SECTIONS]
+        if key not in ("study", "tune") and key not in SECTIONS:  # [tune]: scalelab.tune
+            allowed = ["study", "tune", *SECTIONS]
             raise ConfigError(
                 f"{where}: unknown section [{key}]{did_you_mean(key, allowed)}; "
                 "a study has [study], [model], [data] and [train]"

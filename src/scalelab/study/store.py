@@ -210,9 +210,11 @@ class Store:
         study: str = "",
         axes: Mapping[str, Any] | None = None,
         counts: Mapping[str, Any] | None = None,
+        fields: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """Write a run's point and its curves in one transaction; returns the point row."""
-        row = point_row(rec, study=study, axes=axes, counts=counts)
+        """Write a run's point and its curves in one transaction; returns the point row.
+        ``fields`` set point columns beyond the run's own (``kind``, ``extra_json``, ...)."""
+        row = {**point_row(rec, study=study, axes=axes, counts=counts), **(fields or {})}
         curves = curve_rows(rec)
         with self.transaction():
             self._upsert_point(row)

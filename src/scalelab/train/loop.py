@@ -29,7 +29,7 @@ import dataclasses
 import datetime as dt
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -55,6 +55,8 @@ from scalelab.train.schedule import lr_at
 
 DEFAULT_TOKENS_PER_PARAM = 20.0  # Hoffmann et al. 2022 (Chinchilla), table 3
 LOG_EVERY = 10  # steps between metrics lines (and host syncs), at most train.eval_every
+
+EvalHook = Callable[[int, float], str | None]  # (step, val_loss) -> a reason to stop, or None
 
 
 class TokenSource(Protocol):
@@ -199,13 +201,22 @@ def budget_tokens(cfg: RunConfig, non_embedding: int, unique_tokens: int) -> tup
 def make_optimizer(model: nn.Module, cfg: RunConfig, device: torch.device) -> torch.optim.AdamW:
     """AdamW with decay on weight matrices and embeddings, none on biases and norm gains
     (the GPT-2/nanoGPT convention); the fused kernel where available, else foreach."""
-    decay, no_decay = [], []
+    # A model may scale the learning rate per parameter (muP: ``model.lr_scale(p)``, see
+    # scalelab.models.mup); each (decay, scale) pair is one group, the unscaled ones first so
+    # ``param_groups[0]["lr"]`` stays the schedule's own value.
+    lr_scale = getattr(model, "lr_scale", None)
+    buckets: dict[tuple[float, bool], list[nn.Parameter]] = {}
     for p in model.parameters():  # parameters() yields a tied tensor once
         if p.requires_grad:
-            (decay if p.dim() >= 2 else no_decay).append(p)
+            scale = float(lr_scale(p)) if lr_scale is not None else 1.0
+            buckets.setdefault((scale, p.dim() < 2), []).append(p)
     groups = [
-        {"params": decay, "weight_decay": cfg.train.weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
+        {
+            "params": params,
+            "weight_decay": 0.0 if no_decay else cfg.train.weight_decay,
+            "lr_scale": scale,
+        }
+        for (scale, no_decay), params in sorted(buckets.items(), key=lambda kv: kv[0][0] != 1.0)
     ]
     kwargs: dict[str, Any] = {"lr": cfg.train.lr, "betas": (cfg.train.beta1, cfg.train.beta2)}
     if device.type in ("cpu", "cuda", "mps"):
@@ -396,8 +407,13 @@ def train(
     resume: bool = False,
     progress: bool = True,
     data: TokenSource | None = None,
+    on_eval: EvalHook | None = None,
 ) -> RunSummary:
     """Train one run in ``out / cfg.run_id()`` and return its summary.
+
+    ``on_eval(step, val_loss)`` is called after every evaluation before the last step; a
+    string it returns stops the run there as ``stopped_early`` with that string as the
+    reason (a hyperparameter search prunes a bad trial this way, :mod:`scalelab.tune`).
 
     ``data`` replaces ``scalelab.data.load_tokens(cfg.data, cfg.model.vocab_size)`` (for
     callers that hold tokens in memory, e.g. tests and benchmarks). A run that diverges
@@ -411,10 +427,14 @@ def train(
         done = _prepare_dir(run_dir, resume)
         if done is not None:
             return done
-        return _Run(cfg, run_dir, data, progress).run()
+        run = _Run(cfg, run_dir, data, progress)
+        run.on_eval = on_eval
+        return run.run()
 
 
 class _Run:
+    on_eval: EvalHook | None = None
+
     def __init__(
         self, cfg: RunConfig, run_dir: Path, data: TokenSource | None, progress: bool
     ) -> None:
@@ -474,7 +494,7 @@ class _Run:
         cfg, tc = self.cfg, self.cfg.train
         lr = lr_at(step, self.total_steps, tc)
         for group in self.optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group.get("lr_scale", 1.0)
         first = step * tc.batch_size
         if tc.objective == "mlm":
             assert self.data.mask_id is not None
@@ -675,6 +695,10 @@ class _Run:
                     and tc.early_stopping is not None
                     and self.state.bad_evals >= tc.early_stopping
                 )
+                if is_eval and self.on_eval is not None and done < self.total_steps:
+                    why = self.on_eval(done, row["val_loss"])
+                    if why:
+                        stop, reason = True, why
                 if stop and done < self.total_steps:
                     status = "stopped_early"
                 if is_ckpt or stop:

@@ -1,0 +1,150 @@
+"""What a search found, per size, and how the best hyperparameters move with N.
+
+``best_trials(db, study)`` is one row per group (size x budget x seed x grid point): the
+best trial's value and parameters, how many trials ran, and the neighbourhood of the
+optimum (the range of each parameter among trials within ``within`` of the best value:
+a flat basin says the exact value matters little). ``fit_hyperparameter(best, "train.lr")``
+fits ``h*(N) = k N^-alpha`` through the best values, the form DeepSeek LLM (2024, sec. 3.1:
+eta_opt = 0.3118 C^-0.125, B_opt = 0.292 C^0.3271, against compute) and Porian et al.
+(2024) fit, so a plan can name a learning rate for a size nobody tuned.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from scalelab.errors import FitError, StoreError
+
+
+def trial_points(db: str | Path, study: str | None = None) -> Any:
+    """Every trial of the store as a DataFrame (``load_points(kind="trial")``, every
+    status), with its ``group``, ``trial`` number, whether it was ``pruned``, and one
+    column per searched key (``train.lr``)."""
+    import pandas as pd
+
+    from scalelab.study.points import load_points
+    from scalelab.study.store import Store
+
+    df = load_points(db, study=study, kind="trial", status=None)
+    with Store(db, create=False) as store:
+        rows = store.query(
+            "SELECT study, run_id, extra_json FROM points WHERE kind = 'trial'"
+            + (" AND study = ?" if study else ""),
+            (study,) if study else (),
+        )
+    extra = {(r["study"], r["run_id"]): json.loads(r["extra_json"] or "{}") for r in rows}
+    info = [extra.get((s, r), {}) for s, r in zip(df["study"], df["run_id"], strict=True)]
+    df["group"] = [e.get("group") for e in info]
+    df["trial"] = [e.get("trial") for e in info]
+    df["pruned"] = df["reason"].fillna("").astype(str).str.startswith("pruned")
+    return pd.DataFrame(df)
+
+
+def best_trials(
+    db: str | Path, study: str | None = None, *, metric: str = "loss", within: float = 0.01
+) -> Any:
+    """One row per group: ``size``, ``N``, ``best`` (the lowest ``metric`` of a trial that
+    ran to its end), the best trial's ``run_id`` and searched values (``train.lr``, ...),
+    ``trials``, ``pruned``, ``near`` (trials within ``within`` relative of the best) and
+    for each searched key ``KEY_lo``/``KEY_hi``: its range among those near trials."""
+    import pandas as pd
+
+    df = trial_points(db, study)
+    if df.empty:
+        raise StoreError(
+            f"{db}: no trials{f' of study {study!r}' if study else ''}: run `scalelab tune`"
+        )
+    keys = sorted(
+        {k for k in df.columns if "." in k and k.split(".")[0] in ("model", "data", "train")}
+    )
+    rows = []
+    for group, g in df.groupby("group", sort=False):
+        ok = g[(g["status"] == "finished") & ~g["pruned"] & g[metric].notna()]
+        row: dict[str, Any] = {
+            "group": group,
+            "study": g["study"].iloc[0],
+            "size": g["size"].iloc[0],
+            "budget": g["budget"].iloc[0],
+            "N": g["N"].iloc[0],
+            "trials": len(g),
+            "pruned": int(g["pruned"].sum()),
+            "failed": int((g["status"] == "failed").sum()),
+        }
+        if ok.empty:
+            rows.append({**row, "best": None})
+            continue
+        best = ok.loc[ok[metric].idxmin()]
+        near = ok[ok[metric] <= best[metric] * (1 + within)]
+        row.update(best=float(best[metric]), run_id=best["run_id"], near=len(near))
+        for k in keys:
+            row[k] = best[k]
+            row[f"{k}_lo"], row[f"{k}_hi"] = near[k].min(), near[k].max()
+        rows.append(row)
+    return pd.DataFrame(rows).sort_values("N", kind="stable").reset_index(drop=True)
+
+
+@dataclass
+class HyperparameterLaw:
+    """``value*(N) = k N^-alpha`` through the best value per size (alpha > 0: it falls)."""
+
+    key: str
+    k: float
+    alpha: float
+    ci: dict[str, tuple[float, float]]
+    n_points: int
+    points: list[tuple[float, float]]  # (N, best value)
+
+    def predict(self, N: float) -> float:
+        return float(self.k * N ** (-self.alpha))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "form": f"{self.key}*(N) = k N^-alpha",
+            "k": self.k,
+            "alpha": self.alpha,
+            "ci": {k: list(v) for k, v in self.ci.items()},
+            "n_points": self.n_points,
+            "points": [list(p) for p in self.points],
+        }
+
+
+def fit_hyperparameter(
+    best: Any, key: str = "train.lr", *, bootstrap: int = 1000, seed: int = 0
+) -> HyperparameterLaw:
+    """Fit the best ``key`` against N (a straight line in log-log space, least squares,
+    bootstrap interval): :func:`scalelab.laws.loglog_slope` on the rows of ``best_trials``
+    (one per size; several budgets or seeds per size are fitted as they are)."""
+    import pandas as pd
+
+    from scalelab.laws import loglog_slope
+
+    df = pd.DataFrame(best)
+    if key not in df.columns:
+        raise FitError(f"no searched key {key!r} in these trials; searched: "
+                       f"{', '.join(c for c in df.columns if '.' in c and not c.endswith(('_lo', '_hi')))}")  # fmt: skip
+    pts = df[df["best"].notna() & df[key].notna() & (df["N"] > 0)]
+    pts = pts.assign(N=pts["N"].astype(float), value=pts[key].astype(float))
+    if pts["N"].nunique() < 2:
+        raise FitError(
+            f"fitting {key} against N needs best values at 2 or more sizes, got {pts['N'].nunique()}"
+        )
+    if not (pts["value"] > 0).all():
+        raise FitError(f"{key} must be positive to fit a power law")
+    law = loglog_slope(pts, x="N", y="value", bootstrap=bootstrap, seed=seed)
+    k, alpha = float(law.params["k"]), float(law.params["alpha"])
+    ci = {name: (float(lo), float(hi)) for name, (lo, hi) in law.ci.items()} if law.ci else {}
+    return HyperparameterLaw(
+        key,
+        k,
+        alpha,
+        ci,
+        len(pts),
+        [(float(n), float(v)) for n, v in zip(pts["N"], pts["value"], strict=True)],
+    )
+
+
+__all__ = ["HyperparameterLaw", "best_trials", "fit_hyperparameter", "trial_points"]

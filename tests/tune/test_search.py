@@ -1,0 +1,205 @@
+"""Searches on a synthetic objective (no training): samplers, grid, pruning, resume, trends."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tune_fakes import fake_train, optimum_lr
+
+from scalelab.errors import ConfigError
+from scalelab.study import load_points
+from scalelab.tune import best_trials, fit_hyperparameter, tune
+from scalelab.tune.storage import optuna_storage
+
+HERE = Path(__file__).parent
+
+
+def study(sizes: tuple[int, ...] = (64,)) -> dict[str, Any]:
+    return {
+        "study": {
+            "name": "syn",
+            "corpus": "markov:order=1,vocab=8",
+            "tokenizer": "bytes",
+            "sizes": [{"name": f"w{d}", "n_layer": 1, "d_model": d, "n_head": 2} for d in sizes],
+        },
+        "model": {"vocab_size": 300, "context": 16},
+        "train": {"tokens": 1000},
+    }
+
+
+LR = {"low": 1e-5, "high": 1e-1, "log": True}
+
+
+def run(tmp_path: Path, space: dict[str, Any], sizes=(64,), **tune_kw: Any):
+    spec = {"space": space, **{k: tune_kw.pop(k) for k in list(tune_kw) if k in (
+        "sampler", "trials", "pruner", "startup", "seed")}}  # fmt: skip
+    return tune(
+        study(sizes),
+        tune_spec=spec,
+        db=tmp_path / "r.db",
+        out=tmp_path / "runs",
+        trainer=fake_train,
+        progress=False,
+        **tune_kw,
+    )
+
+
+@pytest.mark.parametrize(
+    ("sampler", "trials", "tol"),
+    [("random", 30, 0.35), ("tpe", 30, 0.25), ("gp", 16, 0.25), ("cmaes", 30, 0.3)],
+)
+def test_samplers_find_the_optimum(tmp_path: Path, sampler: str, trials: int, tol: float) -> None:
+    res = run(tmp_path, {"train.lr": LR}, sampler=sampler, trials=trials)
+    (g,) = res.groups
+    lr = g.best_params["train.lr"]
+    # the bowl's minimum is 2.0 at lr = 3e-3: within tol decades of it
+    assert abs(math.log10(lr) - math.log10(optimum_lr(64))) < tol, (sampler, lr)
+    assert g.best_value == pytest.approx(2.2 + math.log10(lr / 3e-3) ** 2)  # + 1/10 + batch 32
+    assert g.n_trials == trials
+
+
+def test_grid_enumerates_exactly_the_grid(tmp_path: Path) -> None:
+    space = {
+        "train.lr": {"low": 1e-4, "high": 1e-2, "log": True, "n": 3},
+        "train.batch_size": [8, 16],
+    }
+    res = run(tmp_path, space, sampler="grid")  # trials default to the grid's size
+    seen = sorted(
+        (round(t.params["train.lr"], 12), t.params["train.batch_size"]) for t in res.trials
+    )
+    assert seen == sorted((lr, b) for lr in (1e-4, 1e-3, 1e-2) for b in (8, 16))
+    assert len({t.run_id for t in res.trials}) == 6
+    again = run(tmp_path, space, sampler="grid", trials=50)  # capped at the grid; all done
+    assert again.trials == [] and again.groups[0].n_trials == 6
+
+
+def test_trials_are_points_of_kind_trial_and_best_per_size(tmp_path: Path) -> None:
+    run(tmp_path, {"train.lr": {"low": 1e-4, "high": 1e-1, "log": True, "n": 7}},
+        sizes=(32, 64, 128, 256), sampler="grid")  # fmt: skip
+    pts = load_points(tmp_path / "r.db", kind="trial")
+    assert len(pts) == 28 and set(pts["kind"]) == {"trial"} and "train.lr" in pts
+    assert load_points(tmp_path / "r.db", kind="run").empty  # the ladder's fits see none
+    best = best_trials(tmp_path / "r.db", "syn")
+    assert list(best["size"]) == ["w32", "w64", "w128", "w256"]
+    # the grid's nearest point to 3e-3 * 64 / width is the best of each size
+    grid = [1e-4 * 10 ** (i / 2) for i in range(7)]
+    for _, row in best.iterrows():
+        want = min(grid, key=lambda g: abs(math.log10(g / optimum_lr(int(row["size"][1:])))))
+        assert row["train.lr"] == pytest.approx(want)
+        assert row["train.lr_lo"] <= row["train.lr"] <= row["train.lr_hi"]
+    law = fit_hyperparameter(best, "train.lr", bootstrap=50)
+    # the best grid values fall about as 1/width; N grows about as width^2 at 1 layer
+    assert 0.3 < law.alpha < 0.8 and law.n_points == 4
+    assert law.predict(float(best["N"].iloc[1])) == pytest.approx(best["train.lr"].iloc[1], rel=1.0)
+
+
+def test_median_pruner_stops_bad_trials(tmp_path: Path) -> None:
+    res = run(tmp_path, {"train.lr": LR}, sampler="random", trials=16, pruner="median", startup=3)
+    states = [t.state for t in res.trials]
+    assert "PRUNED" in states and "COMPLETE" in states
+    pts = load_points(tmp_path / "r.db", kind="trial", status=None)
+    pruned = pts[pts["reason"].fillna("").str.startswith("pruned")]
+    assert len(pruned) == states.count("PRUNED")
+    assert (pruned["status"] == "stopped_early").all() and (pruned["step"] < 10).all()
+    best = best_trials(tmp_path / "r.db")
+    assert best["pruned"].iloc[0] == states.count("PRUNED")
+
+
+def test_optuna_state_lives_in_the_store_file(tmp_path: Path) -> None:
+    run(tmp_path, {"train.lr": LR}, sampler="random", trials=3)
+    import optuna
+
+    (summary,) = optuna.get_all_study_summaries(optuna_storage(tmp_path / "r.db"))
+    assert summary.study_name.startswith("syn/") and summary.n_trials == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.db", "runs"] or not any(
+        p.suffix == ".log" for p in tmp_path.iterdir()
+    )
+
+
+def test_two_workers_share_the_search(tmp_path: Path) -> None:
+    res = run(tmp_path, {"train.lr": LR}, sampler="tpe", trials=6, workers=2)
+    assert len(res.trials) == 6 and res.groups[0].n_trials == 6
+
+
+SCRIPT = """
+import sys
+sys.path.insert(0, {here!r})
+from tune_fakes import fake_train
+from test_search import study
+from scalelab.tune import tune
+tune(study(), tune_spec={{"sampler": "grid", "space": {{"train.lr": {{"low": 1e-4, "high": 1e-2, "log": True, "n": 5}}}}}},
+     db={db!r}, out={out!r}, trainer=fake_train, progress=False)
+"""
+
+
+def test_killed_tune_resumes_without_repeating_a_finished_trial(tmp_path: Path) -> None:
+    log = tmp_path / "calls.jsonl"
+    script = SCRIPT.format(here=str(HERE), db=str(tmp_path / "r.db"), out=str(tmp_path / "runs"))
+    env = {**os.environ, "FAKE_TRAIN_LOG": str(log), "FAKE_TRAIN_SLEEP": "0.05"}
+    proc = subprocess.Popen([sys.executable, "-c", script], env=env)
+    # kill -9 in the middle of the third trial (2 finished, 1 with a checkpoint)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        calls = log.read_text().splitlines() if log.is_file() else []
+        if len(calls) >= 3:
+            time.sleep(0.2)
+            break
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    first = [json.loads(x) for x in log.read_text().splitlines()]
+    assert len(first) == 3
+    killed = first[-1]["run_id"]
+    assert not (tmp_path / "runs" / killed / "summary.json").exists()
+    env.pop("FAKE_TRAIN_SLEEP")
+    subprocess.run([sys.executable, "-c", script], env=env, check=True)
+    calls = [json.loads(x)["run_id"] for x in log.read_text().splitlines()]
+    # every grid point trained once, except the killed one, which resumed once
+    assert len(set(calls)) == 5
+    assert calls.count(killed) == 2 and len(calls) == 6
+    assert calls[3] == killed  # the interrupted trial is asked again first
+    import optuna
+
+    storage = optuna_storage(tmp_path / "r.db")
+    (s,) = optuna.get_all_study_summaries(storage)
+    trials = optuna.load_study(study_name=s.study_name, storage=storage).trials
+    complete = [t for t in trials if t.state.name == "COMPLETE"]
+    assert len(complete) == 5 and len({t.params["train.lr"] for t in complete}) == 5
+    metrics = (tmp_path / "runs" / killed / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(m)["step"] for m in metrics] == list(range(1, 11))  # continued, not redone
+
+
+@pytest.mark.parametrize(
+    ("space", "match"),
+    [
+        ({"train.lr": {"low": 1e-2, "high": 1e-3}}, "low .* must be below high"),
+        ({"train.lr": {"low": 0, "high": 1e-3, "log": True}}, "log range needs low > 0"),
+        ({"train.lrr": {"low": 1e-4, "high": 1e-3}}, "did you mean"),
+        ({"train.batch_size": {"low": 1.5, "high": 8}}, "integer key"),
+        ({"train.lr": []}, "empty list"),
+        ({"train.lr": {"low": 1e-4, "high": 1e-3, "lg": True}}, "unknown key"),
+        ({"train.lr": {"low": -1.0, "high": 1e-3}}, "train.lr must be positive"),
+    ],
+)
+def test_bad_spaces_are_config_errors(tmp_path: Path, space: dict[str, Any], match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        run(tmp_path, space, sampler="random", trials=1)
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_bad_tune_options(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not one of grid, random, tpe, gp, cmaes"):
+        run(tmp_path, {"train.lr": LR}, sampler="bayes")
+    with pytest.raises(ConfigError, match="needs its number of points"):
+        run(tmp_path, {"train.lr": LR}, sampler="grid")
+    with pytest.raises(ConfigError, match="pruner"):
+        run(tmp_path, {"train.lr": LR}, pruner="asha")

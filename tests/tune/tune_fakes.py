@@ -1,0 +1,92 @@
+"""A trainer stand-in with a known optimum, so searches can be tested without training.
+
+``fake_train`` writes a run directory as the real trainer does (config, metrics with
+evaluations, summary) whose validation loss is a bowl in log10(lr) around
+``optimum_lr(d_model)``; it calls ``on_eval`` at every evaluation and stops early with its
+reason, as ``scalelab.train`` does. ``$FAKE_TRAIN_LOG`` gets one line per call;
+``$FAKE_TRAIN_SLEEP`` seconds are slept per step (for the kill-and-resume test).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from scalelab.config import RunConfig
+from scalelab.study.cost import config_counts
+
+STEPS = 10
+EVAL_EVERY = 2
+
+
+def optimum_lr(d_model: int) -> float:
+    """The synthetic optimum: 3e-3 at width 64, falling as 1/width (muP-like)."""
+    return 3e-3 * 64 / d_model
+
+
+def final_loss(cfg: RunConfig) -> float:
+    gap = math.log10(cfg.train.lr) - math.log10(optimum_lr(cfg.model.d_model))
+    return 2.0 + gap * gap + 0.1 * math.log2(cfg.train.batch_size / 16) ** 2
+
+
+def fake_train(
+    cfg: RunConfig,
+    out: str | Path = "runs",
+    *,
+    resume: bool = False,
+    progress: bool = True,
+    on_eval: Any = None,
+) -> dict[str, Any]:
+    run_dir = Path(out) / cfg.run_id()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    summary_path = run_dir / "summary.json"
+    if summary_path.is_file():
+        done = json.loads(summary_path.read_text())
+        if done["status"] in ("finished", "stopped_early"):
+            return done
+    if log := os.environ.get("FAKE_TRAIN_LOG"):
+        with open(log, "a") as f:
+            f.write(json.dumps({"run_id": cfg.run_id(), "lr": cfg.train.lr}) + "\n")
+    (run_dir / "config.json").write_text(json.dumps(cfg.to_dict()))
+    ckpt = run_dir / "checkpoint.json"
+    start = json.loads(ckpt.read_text())["step"] if resume and ckpt.is_file() else 0
+    counts = config_counts(cfg)
+    target = final_loss(cfg)
+    sleep = float(os.environ.get("FAKE_TRAIN_SLEEP", "0"))
+    status, reason, val, step = "finished", None, float("nan"), start
+    with open(run_dir / "metrics.jsonl", "a") as f:
+        for step in range(start + 1, STEPS + 1):
+            val = target + 1.0 / step  # the curve falls toward the final loss
+            row: dict[str, Any] = {"step": step, "tokens": step * 100, "train_loss": val}
+            if step % EVAL_EVERY == 0:
+                row["val_loss"] = val
+            f.write(json.dumps(row) + "\n")
+            f.flush()
+            ckpt.write_text(json.dumps({"step": step}))
+            if sleep:
+                time.sleep(sleep)
+            if step % EVAL_EVERY == 0 and step < STEPS and on_eval is not None:
+                why = on_eval(step, val)
+                if why:
+                    status, reason = "stopped_early", why
+                    break
+    summary = {
+        "run_id": cfg.run_id(),
+        "status": status,
+        "reason": reason,
+        "step": step,
+        "tokens": step * 100,
+        "val_loss": val,
+        "val_bpb": val / math.log(2),
+        "train_loss": val,
+        "best_val_loss": val,
+        "wall_seconds": 0.01,
+        "params": counts["params"],
+        "flops": counts["flops"],
+    }
+    summary_path.write_text(json.dumps(summary))
+    return summary
