@@ -33,6 +33,7 @@ NORMS = ("layernorm", "rmsnorm")
 POSITIONS = ("learned", "rotary", "none")
 MLPS = ("gelu", "relu", "swiglu", "geglu", "reglu")
 GATED_MLPS = ("swiglu", "geglu", "reglu")
+PARAMETRIZATIONS = ("sp", "mup")
 
 
 def _default_d_ff(d_model: int, mlp: str) -> int:
@@ -82,6 +83,10 @@ class ModelConfig:
     pool: int = 2  # funnel: shortening factor k of the middle blocks
     kernel_size: int = 31  # lconv, dconv: widest kernel; layers widen 3, 7, 15, 31, ... up to it
     n_softmax: int = 4  # mos: softmaxes K in the mixture
+    # transformer: "sp" (standard) or "mup" (Maximal Update Parametrisation, Yang et al. 2022;
+    # scalelab.models.mup), whose hyperparameters transfer from the width base_width
+    parametrization: str = "sp"
+    base_width: int = 128  # mup: the d_model at which muP and SP coincide
 
     def __post_init__(self) -> None:
         for name in ("n_layer", "d_model", "n_head", "vocab_size", "context"):
@@ -92,6 +97,7 @@ class ModelConfig:
         _check_choice("model.norm", self.norm, NORMS)
         _check_choice("model.pos", self.pos, POSITIONS)
         _check_choice("model.mlp", self.mlp, MLPS)
+        _check_choice("model.parametrization", self.parametrization, PARAMETRIZATIONS)
         if self.d_model % self.n_head:
             raise ConfigError(
                 f"model.d_model ({self.d_model}) must be divisible by model.n_head ({self.n_head})"
@@ -130,6 +136,7 @@ def _check_arch_fields(cfg: ModelConfig) -> None:
         "n_softmax": cfg.n_softmax,
         "d_embed": cfg.d_embed,
         "n_features": cfg.n_features,
+        "base_width": cfg.base_width,
     }
     for name, value in positive.items():
         if value is not None and value < 1:
@@ -240,12 +247,16 @@ class RunConfig:
 
         ``train.device`` is left out: where a run executes does not change what it is.
         ``data.fraction`` at its default 1.0 is left out too, so runs stored before the
-        field existed keep their names (and a sweep still finds them finished).
+        field existed keep their names (and a sweep still finds them finished); so are
+        ``model.parametrization = "sp"`` and its ``base_width``.
         """
         d = self.to_dict()
         d["train"].pop("device", None)
         if d["data"].get("fraction") == 1.0:
             d["data"].pop("fraction")
+        if d["model"].get("parametrization") == "sp":  # likewise for runs before muP
+            d["model"].pop("parametrization")
+            d["model"].pop("base_width", None)
         blob = json.dumps(d, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 

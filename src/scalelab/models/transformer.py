@@ -37,6 +37,7 @@ from torch import nn
 from scalelab.accounting.transformer import tally_transformer
 from scalelab.config import GATED_MLPS, ModelConfig
 from scalelab.models import register
+from scalelab.models.mup import attention_scale, init_mup, lr_scales, output_mult
 
 
 def make_norm(cfg: ModelConfig) -> nn.Module:
@@ -66,6 +67,7 @@ class Attention(nn.Module):
         assert cfg.n_kv_head is not None
         self.n_head, self.n_kv_head, self.head_dim = cfg.n_head, cfg.n_kv_head, cfg.head_dim
         self.causal = causal
+        self.scale = attention_scale(cfg)  # None: 1/sqrt(head_dim); muP: 1/head_dim
         out = (cfg.n_head + 2 * cfg.n_kv_head) * cfg.head_dim
         self.qkv = nn.Linear(cfg.d_model, out, bias=cfg.bias)  # one matmul for q, k and v
         self.proj = nn.Linear(cfg.n_head * cfg.head_dim, cfg.d_model, bias=cfg.bias)
@@ -91,7 +93,12 @@ class Attention(nn.Module):
         B, T, _ = x.shape
         q, k, v = self.heads(x, rope)
         y = F.scaled_dot_product_attention(
-            q, k, v, is_causal=self.causal, enable_gqa=self.n_kv_head != self.n_head
+            q,
+            k,
+            v,
+            is_causal=self.causal,
+            enable_gqa=self.n_kv_head != self.n_head,
+            scale=self.scale,
         )
         return self.proj(y.transpose(1, 2).reshape(B, T, self.n_head * self.head_dim))
 
@@ -158,6 +165,7 @@ def init_weights(model: nn.Module, cfg: ModelConfig) -> None:
 @register(
     "transformer",
     "dense self-attention over every earlier token: the baseline",
+    fields=("parametrization", "base_width"),
     bidirectional=True,
     accounting=tally_transformer,
 )
@@ -178,6 +186,10 @@ class Transformer(nn.Module):
         init_weights(self, cfg)
         if cfg.tie_embeddings:
             self.head.weight = self.tok_emb.weight
+        self.output_mult = output_mult(cfg)  # muP: logits / (d_model / base_width)
+        if cfg.parametrization == "mup":
+            init_mup(self, cfg)
+            self.lr_scale = lr_scales(self, cfg)  # per-parameter Adam lr (make_optimizer)
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         T = idx.shape[1]
@@ -191,4 +203,5 @@ class Transformer(nn.Module):
         rope = (self.rope_cos, self.rope_sin) if self.cfg.pos == "rotary" else None
         for block in self.blocks:
             x = block(x, rope)
-        return self.head(self.norm_f(x))
+        logits = self.head(self.norm_f(x))
+        return logits * self.output_mult if self.output_mult != 1.0 else logits

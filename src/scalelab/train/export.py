@@ -41,6 +41,11 @@ def hf_layout(cfg: ModelConfig) -> str:
         raise ConfigError(
             f"Hugging Face export covers model.arch = 'transformer' only, not {cfg.arch!r}"
         )
+    if cfg.parametrization != "sp":
+        raise ConfigError(
+            "a muP model scales its logits and attention in ways GPT2LMHeadModel and "
+            "LlamaForCausalLM cannot hold: export covers model.parametrization = 'sp' only"
+        )
     if not cfg.causal:
         raise ConfigError(
             "GPT2LMHeadModel and LlamaForCausalLM are causal: export needs model.causal = true"

@@ -1,0 +1,94 @@
+"""muP, the Maximal Update Parametrisation (Yang et al. 2022, "Tensor Programs V"), for the
+transformer: with it the best learning rate (and init scale) found at a small width stays
+the best as the model widens, so a search at width ``base_width`` transfers.
+
+The rules, for Adam, as the paper's Table 3 gives them (with m = d_model / base_width the
+width multiplier, so that at ``d_model == base_width`` muP and SP are the same model):
+
+* **input weights** (token and position embeddings) and every vector (norm gains, biases):
+  initialised and updated as in SP (their fan-in does not grow with width);
+* **hidden weights** (attention qkv and projection, MLP fc and projection): init variance
+  proportional to 1/fan_in (``init_std^2 x base_width / d_model`` here) and Adam learning
+  rate ``lr / m``, so each update moves a hidden unit by O(1) at every width;
+* **readout**: logits multiplied by ``1 / m`` (the "output multiplier", Table 3's
+  alternative to a 1/fan_in readout learning rate), the head zero-initialised when it is
+  not tied to the embedding (Yang et al. sec. D.2: a zero readout removes the width-
+  dependent noise in the initial function);
+* **attention** logits scaled by ``1 / d_head`` instead of ``1 / sqrt(d_head)`` (sec. 6,
+  eq. 4: queries and keys become correlated during training, so their dot product grows
+  like d_head), times ``sqrt(base_width / n_head)`` so the base model keeps SP's scale;
+  the query weights are zero-initialised (sec. D.2), so attention starts uniform.
+
+Why not the ``mup`` package (Microsoft, 1.0.0, 2022): its install requires ``torchvision``
+and ``seaborn``, and it works by building a base and a delta model per run
+(``set_base_shapes``) to attach ``infshape`` to every parameter, replacing the readout with
+its ``MuReadout`` and the optimizer with its ``MuAdam``; the attention scale and the
+zero-initialised query stay the model's job anyway. The rules are a few lines on shapes
+scalelab already knows (``base_width``, ``d_model``), so they live here, on our modules,
+and the trainer's fused AdamW takes the per-parameter rates through ``model.lr_scale``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from scalelab.config import ModelConfig
+
+
+def width_mult(cfg: ModelConfig) -> float:
+    """m = d_model / base_width (1 under SP)."""
+    return cfg.d_model / cfg.base_width if cfg.parametrization == "mup" else 1.0
+
+
+def attention_scale(cfg: ModelConfig) -> float | None:
+    """The softmax temperature: ``None`` (SDPA's 1/sqrt(d_head)) under SP; under muP
+    ``sqrt(base_head) / d_head`` with ``base_head = base_width / n_head``."""
+    if cfg.parametrization != "mup":
+        return None
+    return math.sqrt(cfg.base_width / cfg.n_head) / cfg.head_dim
+
+
+def output_mult(cfg: ModelConfig) -> float:
+    """The factor on the logits: 1 / m under muP."""
+    return 1.0 / width_mult(cfg)
+
+
+def _is_hidden(name: str, p: nn.Parameter) -> bool:
+    return p.dim() >= 2 and not name.startswith(("tok_emb", "pos_emb", "head"))
+
+
+@torch.no_grad()
+def init_mup(model: nn.Module, cfg: ModelConfig) -> None:
+    """Re-initialise a transformer built under SP (``init_weights``) with muP's rules: hidden
+    matrices' std times sqrt(base_width / d_model) (variance 1/fan_in; the residual
+    projections keep their extra 1/sqrt(2 n_layer)), queries and an untied head at zero."""
+    m = width_mult(cfg)
+    for name, p in model.named_parameters():
+        if _is_hidden(name, p):
+            p.mul_(1.0 / math.sqrt(m))
+        if name.endswith("attn.qkv.weight"):
+            q_rows = cfg.n_head * cfg.head_dim
+            p[:q_rows].zero_()
+    if not cfg.tie_embeddings:
+        head = getattr(model, "head", None)
+        if isinstance(head, nn.Linear):
+            head.weight.zero_()
+
+
+def lr_scales(model: nn.Module, cfg: ModelConfig) -> Callable[[torch.Tensor], float]:
+    """``p -> multiplier of the Adam learning rate``: 1/m for hidden matrices, 1 otherwise
+    (the trainer's ``make_optimizer`` groups parameters by it)."""
+    m = width_mult(cfg)
+    hidden = {id(p) for name, p in model.named_parameters() if _is_hidden(name, p)}
+
+    def scale(p: torch.Tensor) -> float:
+        return 1.0 / m if id(p) in hidden else 1.0
+
+    return scale
+
+
+__all__ = ["attention_scale", "init_mup", "lr_scales", "output_mult", "width_mult"]
