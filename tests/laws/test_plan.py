@@ -86,9 +86,9 @@ def test_plan_with_kaplan_preset_is_the_brute_force_optimum():
     loss = ((6.4e13 / n) ** (0.076 / 0.103) + 1.8e13 / (c / (6 * n))) ** 0.103
     best = n[np.argmin(loss)]
     p = plan("kaplan2020", c)
-    assert p.N == pytest.approx(best, rel=1e-3)
+    assert pytest.approx(best, rel=1e-3) == p.N
     assert p.loss == pytest.approx(loss.min(), rel=1e-9)
-    assert p.N == pytest.approx(6.23e9, rel=1e-2)
+    assert pytest.approx(6.23e9, rel=1e-2) == p.N
 
 
 def test_one_variable_law_cannot_plan():

@@ -73,14 +73,17 @@ def test_points_list_export_and_rebuild(tmp_path):
     r = runner.invoke(app, ["points", "--db", str(db)])
     assert r.exit_code == 0 and re.search(r"4\s+points", r.output)
     assert len(re.findall(r"\d\.\d{4}", r.output)) >= 4  # a loss per point
-    r = runner.invoke(app, ["points", "--db", str(db), "--csv", str(tmp_path / "p.csv"), "--n", "total"])
+    r = runner.invoke(
+        app, ["points", "--db", str(db), "--csv", str(tmp_path / "p.csv"), "--n", "total"]
+    )
     assert r.exit_code == 0, r.output
     df = pd.read_csv(tmp_path / "p.csv")
     assert len(df) == 4 and (df["N"] == df["N_total"]).all()
     r = runner.invoke(app, ["points", "--from-runs", str(out), "--db", str(tmp_path / "new.db")])
     assert r.exit_code == 0 and "4 points from 4 run directories" in r.output
     r = runner.invoke(
-        app, ["points", "--db", str(tmp_path / "new.db"), "--curves", "--csv", str(tmp_path / "c.csv")]
+        app,
+        ["points", "--db", str(tmp_path / "new.db"), "--curves", "--csv", str(tmp_path / "c.csv")],
     )
     assert len(pd.read_csv(tmp_path / "c.csv")) == 8  # two evaluations per run
 

@@ -16,10 +16,15 @@ from __future__ import annotations
 
 import sys
 
-# in the order of the help's panels: how big, train, studies, laws, report
-from scalelab.cli import models, training, studies, laws, reports  # noqa: I001
+from scalelab.cli import laws, models, reports, studies, training
 from scalelab.cli._app import app, console, error_line
 from scalelab.errors import ScalelabError
+
+# the help lists the groups in the order a user meets them, whatever the import order
+_PANELS = (models.PANEL, training.PANEL, studies.PANEL, laws.PANEL, reports.PANEL)
+app.registered_commands.sort(
+    key=lambda c: _PANELS.index(c.rich_help_panel) if c.rich_help_panel in _PANELS else 99
+)
 
 __all__ = ["app", "console", "laws", "main", "models", "reports", "studies", "training"]
 

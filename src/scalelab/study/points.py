@@ -117,7 +117,9 @@ def load_points(
         known = _read_sql(db, "SELECT DISTINCT study FROM points ORDER BY study", [])["study"]
         if study not in set(known):
             have = ", ".join(map(str, known)) or "none"
-            raise StoreError(f"--study {study!r}: the store {db} has no such study (it has: {have})")
+            raise StoreError(
+                f"--study {study!r}: the store {db} has no such study (it has: {have})"
+            )
     if one_per_run:
         df = df.drop_duplicates("run_id", keep="first").reset_index(drop=True)
     df["N"] = df[f"N_{n}"]
