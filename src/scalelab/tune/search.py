@@ -4,8 +4,8 @@ A *group* is one run of the study's grid (arch x size x budget x seed x grid poi
 config is the base every trial of that group starts from; the trial sets the keys of
 ``[tune.space]`` and trains an ordinary run (its own directory named by the config hash,
 resumable) whose point enters the store with ``kind = "trial"``. Each group is one Optuna
-study, named ``STUDY/BASE_RUN_ID``, kept in the same store file
-(:mod:`scalelab.tune.storage`).
+study, kept in the same store file
+(:mod:`scalelab.tune.storage`), named ``STUDY/BASE_RUN_ID/SAMPLER``.
 
 Resuming: the same command continues a search. Finished trials (complete, pruned, failed)
 count toward ``trials`` and are never trained again; a trial left *running* by a killed
@@ -114,8 +114,11 @@ def _pruner(spec: TuneSpec) -> Any:
     return optuna.pruners.NopPruner()
 
 
-def group_name(study: str, run: PlannedRun) -> str:
-    return f"{study}/{run.run_id}"
+def group_name(study: str, run: PlannedRun, sampler: str) -> str:
+    """The Optuna study of one group: ``STUDY/BASE_RUN_ID/SAMPLER``. Another sampler is
+    another search (so two samplers can be compared on one ladder); trials that land on
+    the same config still share its run directory."""
+    return f"{study}/{run.run_id}/{sampler}"
 
 
 def trial_config(base: RunConfig, params: Mapping[str, Any]) -> RunConfig:
@@ -273,6 +276,7 @@ def tune(
     workers: int = 1,
     threads: int | None = None,
     tune_spec: TuneSpec | Mapping[str, Any] | None = None,
+    sampler: str | None = None,
     trainer: TrainFn | None = None,
     progress: bool = True,
     log: Callable[[str], None] | None = None,
@@ -281,7 +285,8 @@ def tune(
 
     ``study`` is a path to a study TOML with a ``[tune]`` section (or a parsed ``Study``
     with ``tune_spec``). ``workers`` trials train at once in spawned processes of
-    ``threads`` torch threads each (default 1, as in ``sweep``). ``trainer`` replaces
+    ``threads`` torch threads each (default 1, as in ``sweep``). ``sampler`` replaces
+    ``tune.sampler`` (a separate search of the same space). ``trainer`` replaces
     ``scalelab.train`` (tests). Returns each group's best trial and the trials run now.
     """
     import optuna
@@ -301,6 +306,8 @@ def tune(
     if workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {workers}")
     ts: TuneSpec = tune_spec
+    if sampler is not None:  # --sampler: the same space searched another way
+        ts = parse_tune({**_raw(ts), "sampler": sampler})
     runs = expand(spec_study)
     _check_space(ts.space, runs)
     n_trials = ts.trials_per_group(trials)
@@ -322,7 +329,7 @@ def tune(
     studies: dict[str, Any] = {}
     bases: dict[str, PlannedRun] = {}
     for run in runs:
-        name = group_name(spec_study.name, run)
+        name = group_name(spec_study.name, run, ts.sampler)
         ostudy = optuna.create_study(
             study_name=name,
             storage=storage,
@@ -410,6 +417,19 @@ def tune(
         result.groups.append(_group_result(name, bases[name], ostudy))
     result.wall_seconds = time.perf_counter() - t0
     return result
+
+
+def _raw(ts: TuneSpec) -> dict[str, Any]:
+    """A TuneSpec back as its TOML table (to re-parse with one key changed)."""
+    space: dict[str, Any] = {}
+    for p in ts.space:
+        if p.kind == "categorical":
+            space[p.key] = list(p.choices)
+        else:
+            rng = {"low": p.low, "high": p.high, "log": p.log, "step": p.step, "n": p.n}
+            space[p.key] = {k: v for k, v in rng.items() if v is not None}
+    d = {k: v for k, v in ts.to_dict().items() if k != "space" and v is not None}
+    return {**d, "space": space}
 
 
 def _interleave(left: Mapping[str, int]) -> list[str]:

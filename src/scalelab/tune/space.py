@@ -82,7 +82,9 @@ class Param:
             inner = [math.exp(a + (b - a) * i / last) for i in range(1, last)]
         else:
             inner = [lo + (hi - lo) * i / last for i in range(1, last)]
-        return [lo, *inner, hi]  # the ends exactly as written (no rounding out of range)
+        # the ends exactly as written (no rounding out of range), the inner points to 12
+        # significant digits (2^-8 is 0.00390625, not 0.003906250000000001)
+        return [lo, *(float(f"{v:.12g}") for v in inner), hi]
 
     def suggest(self, trial: Any) -> Any:
         """Ask an Optuna trial for this dimension's value."""
