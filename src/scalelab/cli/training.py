@@ -32,13 +32,26 @@ def train_cmd(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print summary.json instead of a table.")
     ] = False,
+    nproc: Annotated[
+        int,
+        typer.Option("--nproc", help="Data-parallel processes on this machine (gloo/NCCL)."),
+    ] = 1,
 ) -> None:
     """Train one model; the run is RUNS/<hash of the resolved config>/."""
     from scalelab.config import load_run_config
     from scalelab.train import train
+    from scalelab.train.distributed import torchrun_rank, train_distributed, train_torchrun
 
     cfg = load_run_config(config, overrides or [])
-    summary = train(cfg, runs, resume=resume, progress=not quiet)
+    placed = torchrun_rank()
+    if placed is not None:  # torchrun --nproc-per-node N -m scalelab train CONFIG
+        summary = train_torchrun(cfg, runs, resume=resume, progress=not quiet)
+        if summary is None or placed[0] != 0:  # rank 0 reports
+            return
+    elif nproc != 1:
+        summary = train_distributed(cfg, runs, nproc=nproc, resume=resume, progress=not quiet)
+    else:
+        summary = train(cfg, runs, resume=resume, progress=not quiet)
     if as_json:
         print(json.dumps(summary.to_dict(), indent=1))
     else:

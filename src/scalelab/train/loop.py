@@ -436,10 +436,20 @@ class _Run:
     on_eval: EvalHook | None = None
 
     def __init__(
-        self, cfg: RunConfig, run_dir: Path, data: TokenSource | None, progress: bool
+        self,
+        cfg: RunConfig,
+        run_dir: Path,
+        data: TokenSource | None,
+        progress: bool,
+        *,
+        rank: int = 0,
+        world: int = 1,
     ) -> None:
         t0 = time.perf_counter()
         self.cfg, self.dir, self.progress_on = cfg, run_dir, progress
+        # data parallel (scalelab.train.distributed): this process trains rows
+        # [rank * local, (rank + 1) * local) of every global batch; rank 0 alone writes
+        self.rank, self.world, self.writer = rank, world, rank == 0
         if data is None:
             from scalelab.data import load_tokens
 
@@ -460,8 +470,9 @@ class _Run:
         self.params, self.flops = counted["params"], counted["flops"]
         tc = cfg.train
         self.device = resolve_device(tc.device)
-        self.micro = tc.micro_batch_size or tc.batch_size
-        self.n_micro = tc.batch_size // self.micro
+        self.local_batch = tc.batch_size // world
+        self.micro = min(tc.micro_batch_size or self.local_batch, self.local_batch)
+        self.n_micro = self.local_batch // self.micro
         self.tokens_per_step = tc.batch_size * cfg.model.context
         want, self.budget_note = budget_tokens(
             cfg, self.params["non_embedding"], int(data.unique_tokens)
@@ -481,9 +492,13 @@ class _Run:
         self.forward: nn.Module = self.model
         if tc.compile:
             self.forward = torch.compile(self.model)  # type: ignore[assignment]
+        if world > 1:  # gradients averaged across ranks in buckets during backward
+            from torch.nn.parallel import DistributedDataParallel
+
+            self.forward = DistributedDataParallel(self.model)
         self.sampler = TrainSampler(np.asarray(data.train), cfg.model.context, tc.seed)
         self.evaluate = _Evaluator(cfg, data, self.device, self.precision, self.micro)
-        self.metrics = rundir.MetricsLog(run_dir / rundir.METRICS)
+        self.metrics = rundir.MetricsLog(run_dir / rundir.METRICS) if self.writer else _NoLog()
         self.state = _State(started=_now())
         self.setup_seconds = time.perf_counter() - t0
 
@@ -511,11 +526,18 @@ class _Run:
         else:
             x_all, y_all = self.sampler.batch(first, tc.batch_size, self.device)
             denom = y_all.numel()
+        if self.world > 1:  # this rank's slice of the global batch (the same data order)
+            lo = self.rank * self.local_batch
+            x_all, y_all = x_all[lo : lo + self.local_batch], y_all[lo : lo + self.local_batch]
         loss_sum = torch.zeros((), device=self.device)
         for m in range(self.n_micro):
             x = x_all[m * self.micro : (m + 1) * self.micro]
             y = y_all[m * self.micro : (m + 1) * self.micro]
-            with self.precision.autocast(self.device):
+            sync = self.world == 1 or m == self.n_micro - 1  # all-reduce once per step
+            with (
+                contextlib.nullcontext() if sync else self.forward.no_sync(),  # type: ignore[operator]
+                self.precision.autocast(self.device),
+            ):
                 logits = self.forward(x)
             lm = (
                 F.cross_entropy(
@@ -523,11 +545,11 @@ class _Run:
                 )
                 / denom
             )
-            loss = lm
+            loss = lm * self.world  # DDP averages over ranks; the global mean is their sum
             aux = getattr(self.model, "aux_loss", None)
             if aux is not None:
                 loss = loss + aux / self.n_micro
-            loss.backward()
+            loss.backward()  # DDP reduces in the backward of a forward made outside no_sync
             loss_sum += lm.detach()
         if tc.grad_clip > 0:
             gnorm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), tc.grad_clip)
@@ -558,6 +580,8 @@ class _Run:
         self.metrics.truncate_after(self.state.step)
 
     def _checkpoint(self) -> None:
+        if not self.writer:
+            return
         state = dataclasses.asdict(self.state)
         state["extra"] = {
             "next_sample": self.state.step * self.cfg.train.batch_size,
@@ -584,14 +608,15 @@ class _Run:
             self.state.bad_evals += 1
 
     def run(self) -> RunSummary:
-        rundir.write_json(self.dir / rundir.CONFIG, self.cfg.to_dict())
+        if self.writer:
+            rundir.write_json(self.dir / rundir.CONFIG, self.cfg.to_dict())
         self._resume()
         session_start = time.perf_counter()
         wall_before = self.state.wall_seconds
         tc = self.cfg.train
         log_every = min(LOG_EVERY, tc.eval_every)
         bar = _Progress(self.progress_on, self.total_steps, self.cfg.run_id(), self.state.step)
-        tb = _TensorBoard(self.dir / "tensorboard")
+        tb = _TensorBoard(self.dir / "tensorboard") if self.writer else _NoLog()
         status, reason = "finished", None
 
         def elapsed() -> float:
@@ -633,7 +658,10 @@ class _Run:
                 if not (is_eval or is_ckpt or done % log_every == 0):
                     continue
                 # a log step: one host sync for the whole window of steps
-                values = torch.stack(losses).tolist()
+                stacked = torch.stack(losses)
+                if self.world > 1:  # each rank holds its share of the global mean loss
+                    torch.distributed.all_reduce(stacked)
+                values = stacked.tolist()
                 gnorms = torch.stack(norms).tolist()
                 now = time.perf_counter()
                 if done > timed_from:
@@ -711,7 +739,7 @@ class _Run:
             bar.close()
             tb.close()
             self.threads.restore()
-            if not isinstance(e, KeyboardInterrupt | TrainingError):
+            if self.writer and not isinstance(e, KeyboardInterrupt | TrainingError):
                 self._write_summary("failed", f"{type(e).__name__}: {e}", elapsed())
             raise
         bar.close()
@@ -767,5 +795,15 @@ class _Run:
             finished=_now(),
             path=str(self.dir),
         )
-        rundir.write_json(self.dir / rundir.SUMMARY, summary.to_dict())
+        if self.writer:
+            rundir.write_json(self.dir / rundir.SUMMARY, summary.to_dict())
         return summary
+
+
+class _NoLog:
+    """What a rank other than 0 has for its metrics log and TensorBoard: nothing."""
+
+    def truncate_after(self, step: int) -> None: ...
+    def append(self, row: dict[str, Any]) -> None: ...
+    def log(self, row: dict[str, Any]) -> None: ...
+    def close(self) -> None: ...
