@@ -35,6 +35,7 @@ from typing import Any
 from scalelab.config import RunConfig, run_config_from_dict
 from scalelab.errors import ConfigError, ScalelabError
 from scalelab.study.cost import config_counts
+from scalelab.study.executor import _busy
 from scalelab.study.grid import PlannedRun, expand
 from scalelab.study.rundir import read_run, write_json_atomic
 from scalelab.study.spec import Study, as_study, load_study
@@ -194,10 +195,15 @@ def _run_trial(task: _TrialTask) -> dict[str, Any]:
         trainer = task.trainer
     t0 = time.perf_counter()
     error = None
-    try:
-        trainer(cfg, task.out, resume=True, progress=False, on_eval=on_eval)
-    except ScalelabError as e:  # a failed trial is recorded, never allowed to stop the search
-        error = f"{type(e).__name__}: {e}"
+    while True:
+        try:
+            trainer(cfg, task.out, resume=True, progress=False, on_eval=on_eval)
+        except ScalelabError as e:  # a failed trial is recorded, never stops the search
+            if _busy(run_dir):  # another search (or sweep) trains this very config: wait
+                time.sleep(2.0)
+                continue
+            error = f"{type(e).__name__}: {e}"
+        break
     seconds = time.perf_counter() - t0
     if not (run_dir / "config.json").is_file():
         run_dir.mkdir(parents=True, exist_ok=True)
