@@ -87,6 +87,7 @@ class ModelConfig:
     # scalelab.models.mup), whose hyperparameters transfer from the width base_width
     parametrization: str = "sp"
     base_width: int = 128  # mup: the d_model at which muP and SP coincide
+    mup_zero_readout: bool = False  # mup: zero-initialised untied head (Yang et al. sec. D.2)
 
     def __post_init__(self) -> None:
         for name in ("n_layer", "d_model", "n_head", "vocab_size", "context"):
@@ -257,6 +258,7 @@ class RunConfig:
         if d["model"].get("parametrization") == "sp":  # likewise for runs before muP
             d["model"].pop("parametrization")
             d["model"].pop("base_width", None)
+            d["model"].pop("mup_zero_readout", None)
         blob = json.dumps(d, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 

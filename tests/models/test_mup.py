@@ -69,7 +69,9 @@ def test_mup_rules_on_the_built_model() -> None:
     model = build_model(c.model)
     q_rows = 4 * 32
     assert model.blocks[0].attn.qkv.weight[:q_rows].abs().sum() == 0  # zero query
-    assert model.head.weight.abs().sum() == 0  # zero readout (untied)
+    assert model.head.weight.abs().sum() > 0  # the head as usual, unless asked
+    zero = build_model(ModelConfig(**{**c.model.__dict__, "mup_zero_readout": True}))
+    assert zero.head.weight.abs().sum() == 0  # zero readout (untied)
     assert model.output_mult == pytest.approx(32 / 128)
     assert model.blocks[0].attn.scale == pytest.approx(math.sqrt(32 / 4) / 32)
     # hidden init variance 1/fan_in: std 0.02 * sqrt(32/128) (times 1/sqrt(2L) on projections)

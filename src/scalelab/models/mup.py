@@ -11,9 +11,12 @@ width multiplier, so that at ``d_model == base_width`` muP and SP are the same m
   proportional to 1/fan_in (``init_std^2 x base_width / d_model`` here) and Adam learning
   rate ``lr / m``, so each update moves a hidden unit by O(1) at every width;
 * **readout**: logits multiplied by ``1 / m`` (the "output multiplier", Table 3's
-  alternative to a 1/fan_in readout learning rate), the head zero-initialised when it is
-  not tied to the embedding (Yang et al. sec. D.2: a zero readout removes the width-
-  dependent noise in the initial function);
+  alternative to a 1/fan_in readout learning rate), so the initial logits shrink like
+  1/sqrt(m); with ``model.mup_zero_readout = true`` an untied head starts at zero instead
+  (Yang et al. sec. D.2). Off by default because it cost us: at widths 32 and 128 (2
+  layers, python-stdlib, lr 2^-8, 65k tokens) the zero readout ended 0.23 and 0.34 nats
+  above the same muP model with the head initialised as usual (5.317 vs 5.089, 5.364 vs
+  5.026), which itself matched SP (5.088, 5.031);
 * **attention** logits scaled by ``1 / d_head`` instead of ``1 / sqrt(d_head)`` (sec. 6,
   eq. 4: queries and keys become correlated during training, so their dot product grows
   like d_head), times ``sqrt(base_width / n_head)`` so the base model keeps SP's scale;
@@ -65,7 +68,8 @@ def _is_hidden(name: str, p: nn.Parameter) -> bool:
 def init_mup(model: nn.Module, cfg: ModelConfig) -> None:
     """Re-initialise a transformer built under SP (``init_weights``) with muP's rules: hidden
     matrices' std times sqrt(base_width / d_model) (variance 1/fan_in; the residual
-    projections keep their extra 1/sqrt(2 n_layer)), queries and an untied head at zero."""
+    projections keep their extra 1/sqrt(2 n_layer)), queries at zero, and an untied head
+    at zero if ``mup_zero_readout``."""
     m = width_mult(cfg)
     for name, p in model.named_parameters():
         if _is_hidden(name, p):
@@ -73,7 +77,7 @@ def init_mup(model: nn.Module, cfg: ModelConfig) -> None:
         if name.endswith("attn.qkv.weight"):
             q_rows = cfg.n_head * cfg.head_dim
             p[:q_rows].zero_()
-    if not cfg.tie_embeddings:
+    if cfg.mup_zero_readout and not cfg.tie_embeddings:
         head = getattr(model, "head", None)
         if isinstance(head, nn.Linear):
             head.weight.zero_()

@@ -165,7 +165,7 @@ def init_weights(model: nn.Module, cfg: ModelConfig) -> None:
 @register(
     "transformer",
     "dense self-attention over every earlier token: the baseline",
-    fields=("parametrization", "base_width"),
+    fields=("parametrization", "base_width", "mup_zero_readout"),
     bidirectional=True,
     accounting=tally_transformer,
 )

@@ -440,6 +440,13 @@ def architectures(ctx: ReportContext) -> Section | None:
     return Section(arch.title, arch.html, list(arch.figures), arch.data)
 
 
+def tuning(ctx: ReportContext) -> Section | None:
+    """Issue 14's searches (scalelab.tune): loss against the searched values, best per size."""
+    from scalelab.tune.report import tuning_section
+
+    return tuning_section(ctx)  # type: ignore[no-any-return]
+
+
 BUILDERS: list[Builder] = [
     overview,
     architectures,
@@ -450,4 +457,5 @@ BUILDERS: list[Builder] = [
     parameters,
     extrapolation,
     plans,
+    tuning,
 ]
