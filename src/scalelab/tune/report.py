@@ -13,13 +13,20 @@ from scalelab.errors import ScalelabError
 SIZE_AXES = ("size", "budget", "seed", "arch", "target_params", "params_kind")
 
 
+def searched_keys(trials: Any) -> list[str]:
+    """The keys the search varied (``train.lr`` first)."""
+    keys = sorted({k for s in trials["searched"] for k in str(s).split(",") if k})
+    return sorted(keys, key=lambda k: k != "train.lr")
+
+
 def panel_keys(trials: Any, key: str) -> list[str]:
     """Columns of the study's own grid axes (``model.parametrization``): one panel each."""
+    searched = set(searched_keys(trials)) if "searched" in trials else {key}
     return [
         c
         for c in trials.columns
-        if "." in c and c != key and c.split(".")[0] in ("model", "data", "train")
-        and trials[c].nunique(dropna=True) > 1
+        if "." in c and c != key and c not in searched and not c.endswith(("_lo", "_hi"))
+        and c.split(".")[0] in ("model", "data", "train") and trials[c].nunique(dropna=True) > 1
     ]  # fmt: skip
 
 
@@ -66,8 +73,7 @@ def plot_search(trials: Any, path: str | Path, key: str = "train.lr", title: str
 def best_shift(best: Any, key: str = "train.lr", grid: list[float] | None = None) -> dict[str, Any]:
     """How far the best value moves from the narrowest to the widest size, per panel: in
     factors and (with the search's ``grid``) in grid steps."""
-    panels = [c for c in best.columns if "." in c and c != key and not c.endswith(("_lo", "_hi"))
-              and best[c].nunique(dropna=True) > 1]  # fmt: skip
+    panels = panel_keys(best, key)
     out: dict[str, Any] = {}
     for label, g in best.groupby(panels, sort=True) if panels else [("all", best)]:
         g = g[g["best"].notna()].sort_values("N")
@@ -105,13 +111,12 @@ def tuning_section(ctx: Any) -> Any:
         return None
     if trials.empty:
         return None
-    keys = sorted({c for c in trials.columns if "." in c and c.split(".")[0] in ("model", "data", "train")} - set(panel_keys(trials, "")))  # fmt: skip
-    key = "train.lr" if "train.lr" in keys else keys[0]
+    key = searched_keys(trials)[0]
     fig = plot_search(trials, ctx.out / "tune-search.png", key)
     best = best_trials(ctx.db, ctx.study)
     rows = []
     for r in best.to_dict("records"):
-        extra = [str(r.get(c)) for c in panel_keys(best, key)]
+        extra = [str(r.get(c)) for c in panel_keys(trials, key)]
         rng = (
             f"{r.get(f'{key}_lo'):.3g} to {r.get(f'{key}_hi'):.3g}"
             if r.get("best") is not None
@@ -137,7 +142,7 @@ def tuning_section(ctx: Any) -> Any:
     )
     data: dict[str, Any] = {"best": best.to_dict("records"), "shift": best_shift(best, key)}
     law_html = ""
-    if not panel_keys(best, key):
+    if not panel_keys(trials, key):
         try:
             law = fit_hyperparameter(best, key, bootstrap=max(ctx.bootstrap, 100))
             ci = law.ci.get("alpha")

@@ -39,6 +39,7 @@ def trial_points(db: str | Path, study: str | None = None) -> Any:
     info = [extra.get((s, r), {}) for s, r in zip(df["study"], df["run_id"], strict=True)]
     df["group"] = [e.get("group") for e in info]
     df["trial"] = [e.get("trial") for e in info]
+    df["searched"] = [",".join(sorted(e.get("params", {}))) for e in info]
     df["pruned"] = df["reason"].fillna("").astype(str).str.startswith("pruned")
     return pd.DataFrame(df)
 
