@@ -102,8 +102,9 @@ def test_trials_are_points_of_kind_trial_and_best_per_size(tmp_path: Path) -> No
     assert law.predict(float(best["N"].iloc[1])) == pytest.approx(best["train.lr"].iloc[1], rel=1.0)
 
 
-def test_median_pruner_stops_bad_trials(tmp_path: Path) -> None:
-    res = run(tmp_path, {"train.lr": LR}, sampler="random", trials=16, pruner="median", startup=3)
+@pytest.mark.parametrize("pruner", ["median", "hyperband"])
+def test_pruners_stop_bad_trials(tmp_path: Path, pruner: str) -> None:
+    res = run(tmp_path, {"train.lr": LR}, sampler="random", trials=16, pruner=pruner, startup=3)
     states = [t.state for t in res.trials]
     assert "PRUNED" in states and "COMPLETE" in states
     pts = load_points(tmp_path / "r.db", kind="trial", status=None)
