@@ -204,3 +204,16 @@ def test_bad_tune_options(tmp_path: Path) -> None:
         run(tmp_path, {"train.lr": LR}, sampler="grid")
     with pytest.raises(ConfigError, match="pruner"):
         run(tmp_path, {"train.lr": LR}, pruner="asha")
+
+
+def test_sampler_comparison_at_equal_trials(tmp_path: Path) -> None:
+    from scalelab.tune.trends import sampler_comparison
+
+    space = {"train.lr": {"low": 1e-5, "high": 1e-1, "log": True, "n": 9}}
+    run(tmp_path, space, sampler="grid")
+    run(tmp_path, space, sampler="tpe", trials=9, startup=3)
+    cmp = sampler_comparison(tmp_path / "r.db", "syn")
+    assert sorted(cmp["sampler"]) == ["grid", "tpe"] and set(cmp["size"]) == {"w64"}
+    assert (cmp["trials"] == 9).all() and (cmp["to_within"] <= 9).all()
+    grid = cmp[cmp["sampler"] == "grid"].iloc[0]
+    assert grid["train.lr"] == pytest.approx(10**-2.5, rel=1e-9)  # the point nearest 3e-3

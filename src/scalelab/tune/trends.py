@@ -148,4 +148,48 @@ def fit_hyperparameter(
     )
 
 
-__all__ = ["HyperparameterLaw", "best_trials", "fit_hyperparameter", "trial_points"]
+def sampler_comparison(db: str | Path, study: str, *, within: float = 0.01) -> Any:
+    """Samplers side by side on each group of ``study`` (from Optuna's own record, in trial
+    order): ``size``, ``sampler``, ``trials`` (complete), ``best``, the best ``params``, and
+    ``to_within``: how many trials it took to come within ``within`` (relative) of its own
+    best value (the first trial counts 1)."""
+    import optuna
+    import pandas as pd
+
+    from scalelab.study.store import Store
+    from scalelab.tune.storage import optuna_storage
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    with Store(db, create=False) as store:
+        rows_ = store.query(
+            "SELECT size, extra_json FROM points WHERE study = ? AND kind = 'trial'", (study,)
+        )
+    sizes = {json.loads(r["extra_json"] or "{}").get("group"): r["size"] for r in rows_}
+    storage = optuna_storage(db)
+    rows = []
+    for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):
+        parts = summary.study_name.split("/")
+        if len(parts) != 3 or parts[0] != study:
+            continue
+        base, sampler = parts[1], parts[2]
+        trials = optuna.load_study(study_name=summary.study_name, storage=storage).get_trials(
+            deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)
+        )
+        if not trials:
+            continue
+        trials = sorted(trials, key=lambda t: t.number)
+        best = min(trials, key=lambda t: t.value)
+        reach = next(i + 1 for i, t in enumerate(trials) if t.value <= best.value * (1 + within))
+        rows.append({"group": base, "size": sizes.get(summary.study_name),
+                     "sampler": sampler, "trials": len(trials), "best": best.value,
+                     **best.params, "to_within": reach})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+__all__ = [
+    "HyperparameterLaw",
+    "best_trials",
+    "fit_hyperparameter",
+    "sampler_comparison",
+    "trial_points",
+]
