@@ -61,6 +61,7 @@ POINT_COLUMNS: dict[str, str] = {
     "entropy_rate": "REAL",
     "wall_seconds": "REAL",
     "tokens_per_second": "REAL",
+    "precision": "TEXT",  # what the run used (train.precision = "auto" resolves per machine)
     "seed": "INTEGER",
     "step": "INTEGER",
     "status": "TEXT NOT NULL",
