@@ -105,7 +105,7 @@ class Store:
         if not create and not self.path.is_file():
             raise StoreError(
                 f"no results store at {str(self.path)!r}: run `scalelab sweep STUDY.toml --db "
-                f"{self.path}` first, or rebuild it with `scalelab points --rebuild RUNS_DIR`"
+                f"{self.path}` first, or rebuild it with `scalelab points --from-runs RUNS_DIR`"
             )
         if create:
             self.path.parent.mkdir(parents=True, exist_ok=True)
