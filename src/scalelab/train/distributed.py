@@ -129,9 +129,8 @@ def train_distributed(
     ``threads``: torch threads per process (default: the trainer's policy, i.e. one thread
     for small models); ``SCALELAB_THREADS`` in the environment does the same.
     """
-    from scalelab.train.loop import RunSummary, check_run_config
+    from scalelab.train.loop import RunSummary
 
-    check_run_config(cfg)
     check_nproc(cfg, nproc)
     if nproc == 1:
         from scalelab.train import train
@@ -174,12 +173,11 @@ def train_torchrun(
 ) -> Any:
     """The body of ``torchrun ... -m scalelab train CONFIG``: this process's rank of the run
     (the group from torchrun's environment, ``env://``); returns rank 0's summary."""
-    from scalelab.train.loop import RunSummary, check_run_config
+    from scalelab.train.loop import RunSummary
 
     found = torchrun_rank()
     assert found is not None
     rank, world = found
-    check_run_config(cfg)
     check_nproc(cfg, world)
     _rank_main(rank, world, cfg, str(out), resume, progress, "env://", None)
     path = Path(out) / cfg.run_id()
