@@ -48,10 +48,10 @@ def _best_table(best: Any, title: str) -> None:
 
     keys = [c for c in best.columns if "." in c and not c.endswith(("_lo", "_hi"))]
     table = Table(title=title, title_justify="left")
-    for col in ("size", "budget", "N", "trials", "pruned", "failed", "best", *keys, "near"):
-        table.add_column(col, justify="left" if col in ("size", "budget") else "right")
+    for col in ("size", "sampler", "N", "trials", "pruned", "failed", "best", *keys, "near"):
+        table.add_column(col, justify="left" if col in ("size", "sampler") else "right")
     for r in best.to_dict("records"):
-        cells = [_fmt(r.get(c)) for c in ("size", "budget", "N", "trials", "pruned", "failed")]
+        cells = [_fmt(r.get(c)) for c in ("size", "sampler", "N", "trials", "pruned", "failed")]
         cells.append(_fmt(r.get("best")))
         for k in keys:
             lo, hi = r.get(f"{k}_lo"), r.get(f"{k}_hi")
@@ -132,6 +132,9 @@ def tuned_cmd(
         list[str] | None,
         typer.Option("--at", help="Name the fitted value at this N (e.g. 1e8; repeatable)."),
     ] = None,
+    sampler: Annotated[
+        str | None, typer.Option("--sampler", help="Only the searches of this sampler.")
+    ] = None,
     within: Annotated[
         float, typer.Option("--within", help="Relative gap to the best that counts as near.")
     ] = 0.01,
@@ -145,7 +148,7 @@ def tuned_cmd(
     power law of the best value against N, to name it for an untuned size (--at 1e8)."""
     from scalelab.tune import best_trials, fit_hyperparameter
 
-    best = best_trials(db, study, within=within)
+    best = best_trials(db, study, within=within, sampler=sampler)
     laws = [
         fit_hyperparameter(best, key, bootstrap=count_option(bootstrap, "--bootstrap"))
         for key in fit or []

@@ -122,7 +122,7 @@ def tuning_section(ctx: Any) -> Any:
             if r.get("best") is not None
             else "-"
         )
-        rows.append([r["size"], *extra, f"{r['N']:.3g}", r["trials"], r["pruned"],
+        rows.append([r["size"], r["sampler"], *extra, f"{r['N']:.3g}", r["trials"], r["pruned"],
                      f"{r['best']:.4f}" if r.get("best") is not None else "-",
                      f"{r.get(key):.3g}" if r.get("best") is not None else "-", rng])  # fmt: skip
     header = [

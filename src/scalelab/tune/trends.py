@@ -45,15 +45,23 @@ def trial_points(db: str | Path, study: str | None = None) -> Any:
 
 
 def best_trials(
-    db: str | Path, study: str | None = None, *, metric: str = "loss", within: float = 0.01
+    db: str | Path,
+    study: str | None = None,
+    *,
+    metric: str = "loss",
+    within: float = 0.01,
+    sampler: str | None = None,
 ) -> Any:
-    """One row per group: ``size``, ``N``, ``best`` (the lowest ``metric`` of a trial that
+    """One row per group (``sampler``: only that sampler's searches): ``size``, ``sampler``,
+    ``N``, ``best`` (the lowest ``metric`` of a trial that
     ran to its end), the best trial's ``run_id`` and searched values (``train.lr``, ...),
     ``trials``, ``pruned``, ``near`` (trials within ``within`` relative of the best) and
     for each searched key ``KEY_lo``/``KEY_hi``: its range among those near trials."""
     import pandas as pd
 
     df = trial_points(db, study)
+    if sampler is not None:  # the searches of one sampler (the group name ends with it)
+        df = df[df["group"].fillna("").str.endswith(f"/{sampler}")]
     if df.empty:
         raise StoreError(
             f"{db}: no trials{f' of study {study!r}' if study else ''}: run `scalelab tune`"
@@ -66,6 +74,7 @@ def best_trials(
         ok = g[(g["status"] == "finished") & ~g["pruned"] & g[metric].notna()]
         row: dict[str, Any] = {
             "group": group,
+            "sampler": str(group).rsplit("/", 1)[-1],
             "study": g["study"].iloc[0],
             "size": g["size"].iloc[0],
             "budget": g["budget"].iloc[0],
