@@ -89,9 +89,10 @@ def test_kill_9_of_one_rank_stops_the_run_and_resume_continues(
     extra = ("train.precision=fp32", "train.tokens=30720")  # 120 steps
     cfg = make_cfg(*extra)
     sets = [f"data.corpus={CORPUS}", f"data.cache_dir={cache_dir}", *TINY, *extra]
+    values = dict(o.split("=", 1) for o in sets)  # a later setting wins, as --set does
     toml = tmp_path / "run.toml"
     toml.write_text("".join(f"[{s}]\n" + "".join(
-        f"{k.split('.')[1]} = {_toml(v)}\n" for k, v in (o.split("=", 1) for o in sets)
+        f"{k.split('.')[1]} = {_toml(v)}\n" for k, v in values.items()
         if k.startswith(s + ".")) for s in ("model", "data", "train")))  # fmt: skip
     cmd = [sys.executable, "-m", "scalelab", "train", str(toml), "--nproc", "2",
            "--runs", str(tmp_path / "runs"), "--quiet"]  # fmt: skip
