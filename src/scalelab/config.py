@@ -158,9 +158,14 @@ class DataConfig:
     # is always the full held-out split, so runs at every fraction are scored alike.
     fraction: float = 1.0
     cache_dir: str | None = None  # None -> $SCALELAB_CACHE or ~/.cache/scalelab
+    # A selection file (scalelab select ... --out SEL.json): the run trains on its kept
+    # training documents or chunks only (applied before data.fraction); validation untouched.
+    select: str | None = None
 
     def __post_init__(self) -> None:
         _check_choice("data.tokenizer", self.tokenizer, ("bpe", "bytes"))
+        if self.select is not None and not str(self.select).strip():
+            raise ConfigError("data.select must be the path of a selection JSON file, got ''")
         if not 0.0 < self.val_fraction < 0.5:
             raise ConfigError(f"data.val_fraction must be in (0, 0.5), got {self.val_fraction}")
         if not 0.0 < self.fraction <= 1.0:
@@ -226,6 +231,13 @@ class TrainConfig:
             )
 
 
+def _file_sha256(path: str) -> str | None:
+    try:
+        return hashlib.sha256(Path(path).expanduser().read_bytes()).hexdigest()
+    except OSError:
+        return None  # a missing file fails when the run loads it, with the fix named
+
+
 @dataclass(frozen=True)
 class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -240,12 +252,17 @@ class RunConfig:
 
         ``train.device`` is left out: where a run executes does not change what it is.
         ``data.fraction`` at its default 1.0 is left out too, so runs stored before the
-        field existed keep their names (and a sweep still finds them finished).
+        field existed keep their names (and a sweep still finds them finished); so is an
+        unset ``data.select``, and a set one adds the SHA-256 of the selection file.
         """
         d = self.to_dict()
         d["train"].pop("device", None)
         if d["data"].get("fraction") == 1.0:
             d["data"].pop("fraction")
+        if d["data"].get("select") is None:
+            d["data"].pop("select", None)
+        else:  # the selection's content, not only its path, names the run
+            d["data"]["select_sha256"] = _file_sha256(d["data"]["select"])
         blob = json.dumps(d, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
