@@ -98,9 +98,9 @@ def select(
     elif reference is not None:
         from scalelab.select.reference import check_finished, load_reference
 
+        ref = load_reference(reference)
         if method != "active":
             check_finished(Path(reference))
-        ref = load_reference(reference)
         template = ref.cfg
 
     if template is not None:
