@@ -232,10 +232,20 @@ class TrainConfig:
 
 
 def _file_sha256(path: str) -> str | None:
+    """SHA-256 of a selection file's content, its timing (``seconds``) left out so that
+    making the same selection again names the same runs."""
     try:
-        return hashlib.sha256(Path(path).expanduser().read_bytes()).hexdigest()
+        raw = Path(path).expanduser().read_bytes()
     except OSError:
         return None  # a missing file fails when the run loads it, with the fix named
+    try:
+        value = json.loads(raw)
+        if isinstance(value, dict):
+            value.pop("seconds", None)
+            raw = json.dumps(value, sort_keys=True).encode()
+    except ValueError:
+        pass
+    return hashlib.sha256(raw).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -253,7 +263,8 @@ class RunConfig:
         ``train.device`` is left out: where a run executes does not change what it is.
         ``data.fraction`` at its default 1.0 is left out too, so runs stored before the
         field existed keep their names (and a sweep still finds them finished); so is an
-        unset ``data.select``, and a set one adds the SHA-256 of the selection file.
+        unset ``data.select``, and a set one counts by the SHA-256 of the selection file's
+        content, not by its path.
         """
         d = self.to_dict()
         d["train"].pop("device", None)
@@ -261,8 +272,9 @@ class RunConfig:
             d["data"].pop("fraction")
         if d["data"].get("select") is None:
             d["data"].pop("select", None)
-        else:  # the selection's content, not only its path, names the run
-            d["data"]["select_sha256"] = _file_sha256(d["data"]["select"])
+        elif (digest := _file_sha256(d["data"]["select"])) is not None:
+            # the selection's content names the run, wherever the file lies
+            d["data"]["select"] = f"sha256:{digest}"
         blob = json.dumps(d, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
