@@ -440,6 +440,13 @@ def architectures(ctx: ReportContext) -> Section | None:
     return Section(arch.title, arch.html, list(arch.figures), arch.data)
 
 
+def data(ctx: ReportContext) -> Section | None:
+    """Issue 12's data section (keep fractions, overfitting): scalelab.reporting.data_section."""
+    from scalelab.reporting.data_section import data_section
+
+    return data_section(ctx)
+
+
 BUILDERS: list[Builder] = [
     overview,
     architectures,
@@ -450,4 +457,5 @@ BUILDERS: list[Builder] = [
     parameters,
     extrapolation,
     plans,
+    data,
 ]
