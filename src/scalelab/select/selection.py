@@ -142,7 +142,7 @@ class Selection:
     @property
     def label(self) -> str:
         order = self.params.get("order")
-        return f"{self.method}{'-' + str(order) if order else ''}@{self.keep:g}"
+        return f"{self.method}{'-' + str(order) if order else ''}@{self.keep:.3g}"
 
     def summary(self) -> dict[str, Any]:
         """What a run's summary.json records of the selection it trained on."""
