@@ -70,7 +70,7 @@ def main() -> int:
                 f"clusters, {1 - sel.kept_fraction:.1%} of the tokens"
             )
         print(
-            f"{method:10s} {wall:7.1f} s  ({wall / floor:,.0f}x the floor)  "
+            f"{method:10s} {wall:7.1f} s  ({wall / floor:,.1f}x the floor)  "
             f"{'ok' if ok else 'MISSES'} < {TARGET_S:.0f} s{found}"
         )
     return 1 if failed else 0
