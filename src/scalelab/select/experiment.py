@@ -37,7 +37,11 @@ class KeepDesign:
     unit: str = "chunk"  # 24 files are too few documents to choose among: 512-token chunks
     chunk_tokens: int = 512
     methods: tuple[str, ...] = ("random", "dedup", "perplexity-low", "prototype-hard")
+    # (the reference run's config is also the small model of every active round)
     keeps: tuple[float, ...] = (0.1, 0.3, 0.6)
+    # active learning (Li et al. 2023) at these keeps only: each round trains a small model
+    active_keeps: tuple[float, ...] = (0.3,)
+    active_rounds: int = 2
     params: tuple[float, ...] = (1.2e4, 4e4)  # non-embedding
     tokens: int = 250_000  # about one pass over the whole training split
     ladder_tokens: tuple[int, ...] = (62_500, 125_000)
@@ -56,6 +60,7 @@ class KeepDesign:
             method, _, order = m.partition("-")
             for k in self.keeps:
                 out.append((f"{m}@{k:g}", method, order or None, k))
+        out += [(f"active@{k:g}", "active", None, k) for k in self.active_keeps]
         return out
 
 
@@ -158,7 +163,8 @@ def make_selections(
                 design.corpus,
                 method,
                 keep,
-                reference=reference if method in ("perplexity", "prototype") else None,
+                reference=reference if method in ("perplexity", "prototype", "active") else None,
+                rounds=design.active_rounds if method == "active" else None,
                 order=order,
                 unit=design.unit,
                 chunk_tokens=design.chunk_tokens,
