@@ -7,6 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import pytest
 from tests.select.conftest import tiny_config, write_jsonl
 
 from scalelab.data import load_tokens
@@ -15,6 +16,7 @@ from scalelab.select.dedup import unit_texts
 from scalelab.select.selection import units_of
 
 
+@pytest.mark.slow
 def test_active_adds_the_documents_unlike_the_seed_set_first(tmp_path: Path, cache: Path) -> None:
     rng = np.random.default_rng(0)
     alphabet = "abcdefghijklmnop"
