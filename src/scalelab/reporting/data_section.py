@@ -52,8 +52,11 @@ def _keep_part(ctx: ReportContext) -> tuple[str, list[Any], dict[str, Any]] | No
             f = full[full["N"] == n]
             xs = list(g["keep"]) + ([1.0] if len(f) else [])
             ys = list(g["loss"]) + (list(f["loss"])[:1] if len(f) else [])
+            sd = list(g["loss_sd"].fillna(0)) + (list(f["loss_sd"].fillna(0))[:1] if len(f) else [])
             label = f"{method}, N={plots.si(n)}"
-            axes[0].plot(xs, ys, styles[si % 4], marker="o", color=cmap(mi), label=label)
+            # error bars: the spread over seeds (differences inside it are noise)
+            axes[0].errorbar(xs, ys, yerr=sd, fmt=styles[si % 4], marker="o", color=cmap(mi),
+                             label=label, capsize=2, lw=1)  # fmt: skip
             axes[1].plot(g["keep"], g["d_mult"], styles[si % 4], marker="o", color=cmap(mi))
     for si, n in enumerate(sizes):
         f = full[full["N"] == n]
@@ -66,9 +69,9 @@ def _keep_part(ctx: ReportContext) -> tuple[str, list[Any], dict[str, Any]] | No
     axes[1].set_xlabel("kept share of the training tokens")
     axes[0].set_ylabel("validation loss (nats/token), mean of seeds")
     axes[1].set_ylabel("effective data D_eff / D")
-    axes[0].set_title("Loss against kept share (grey: all data)")
+    axes[0].set_title("Loss against kept share (grey: all data; bars: seed sd)")
     axes[1].set_title("Effective-data multiplier (plain law)")
-    axes[0].legend(fontsize=7)
+    axes[0].legend(fontsize=6, ncol=2)
     png = plots.save(fig, ctx.out / "data-keep.png")
     rows = [
         [r.method, _f(r.keep, 3), plots.si(r.N), int(r.n_seeds), _f(r.loss), f"{r.rel:+.2%}",
@@ -135,6 +138,7 @@ def _overfit_part(ctx: ReportContext) -> tuple[str, list[Any], dict[str, Any]] |
                 best = r[r["fraction"] == f][metric].min()
                 if len(v):
                     grid[i, j] = float(v.iloc[0]) - best
+        ax.grid(False)
         im = ax.imshow(grid, origin="lower", aspect="auto", cmap="magma_r")
         reps = [r[r["fraction"] == f]["epochs"].mean() for f in fracs]
         ax.set_xticks(range(len(fracs)), [f"{e:.2g}" for e in reps])
