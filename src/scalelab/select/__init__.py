@@ -164,7 +164,7 @@ def select(
             rounds=rounds or DEFAULT_ROUNDS,
             seed=seed_,
             initial=initial,
-            corpus=data_cfg.corpus,
+            data_cfg=data_cfg,
             progress=progress,
         )
     if out is not None:

@@ -4,7 +4,8 @@ Li et al. 2023 ("Exploiting redundancy in large materials datasets") start from 
 share, train a model, and add the pool samples it predicts worst (highest uncertainty),
 round after round; a small informative part then trains as well as all of it. Here: start
 with ``keep / (rounds + 1)`` of the training tokens at random (or ``initial`` unit ids),
-train a small model on it (the ``template`` run config: its model, optimiser and budget),
+train a small model on it (the ``template`` run config: its model, optimiser and budget; the
+data settings ``data_cfg``, which must read the corpus as ``data`` was read),
 score the remaining pool by that model's mean loss per unit, add the highest-loss units
 until the next ``(keep - start) / rounds`` of tokens is in, and repeat ``rounds`` times.
 
@@ -23,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from scalelab.config import RunConfig
+from scalelab.config import DataConfig, RunConfig
 from scalelab.data.cache import TokenData
 from scalelab.select.random import random_scores
 from scalelab.select.reference import load_reference, unit_stats
@@ -48,7 +49,7 @@ def select_active(
     rounds: int = DEFAULT_ROUNDS,
     seed: int = 0,
     initial: Sequence[int] | None = None,
-    corpus: str | None = None,
+    data_cfg: DataConfig | None = None,
     progress: bool = False,
 ) -> Selection:
     from scalelab.train import train
@@ -87,12 +88,7 @@ def select_active(
         path = sel_r.save(work / f"round-{r}.json")
         cfg = replace(
             template,
-            data=replace(
-                template.data,
-                corpus=corpus or template.data.corpus,
-                select=str(path.resolve()),
-                fraction=1.0,
-            ),
+            data=replace(data_cfg or template.data, select=str(path.resolve()), fraction=1.0),
             train=replace(template.train, seed=seed),
         )
         summary = train(cfg, work / "runs", resume=True, progress=progress)
