@@ -14,8 +14,9 @@ def test_the_studies_cover_every_selection_and_the_ladder(tmp_path: Path) -> Non
     runs = expand(keep)
     labels = {Path(r.config.data.select).stem if r.config.data.select else "full" for r in runs}
     assert labels == {"full", "random@0.2", "random@0.5", "perplexity-low@0.2",
-                      "perplexity-low@0.5", "active@0.3"}  # fmt: skip
-    assert len(runs) == 6 * len(design.params) * len(design.seeds)
+                      "perplexity-low@0.5", "active@0.3", "active@0.3-round1"}  # fmt: skip
+    # random@0.2 (the share after active round 1) is already a keep: no second copy
+    assert len(runs) == 7 * len(design.params) * len(design.seeds)
     assert {r.config.train.tokens for r in runs} == {design.tokens}
     # selection paths resolve to the experiment's folder, wherever the study file lies
     assert all(

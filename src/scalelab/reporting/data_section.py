@@ -108,6 +108,14 @@ def _keep_part(ctx: ReportContext) -> tuple[str, list[Any], dict[str, Any]] | No
         + img(png, "loss and effective data against the kept share")
         + law_txt
         + best_txt
+        + (
+            "<p>Active learning against random growth at equal data: <code>active</code> "
+            "starts from a random share (the same seeded draw as <code>random</code> at that "
+            "share) and each round adds the chunks its small model finds hardest; its points "
+            "at the intermediate shares are the kept sets after each round.</p>"
+            if (t["method"] == "active").any()
+            else ""
+        )
         + "<p>Smallest kept share whose mean validation loss is within 1% / 5% of the "
         "full-data run:</p>"
         + table(["method", "N", "within 1%", "within 5%"], small, "num")

@@ -61,6 +61,14 @@ class KeepDesign:
             for k in self.keeps:
                 out.append((f"{m}@{k:g}", method, order or None, k))
         out += [(f"active@{k:g}", "active", None, k) for k in self.active_keeps]
+        # active learning against random growth at equal data: the kept set after each
+        # intermediate round, and random at the same share (the start is random@keep/(R+1))
+        for k in self.active_keeps:
+            for r in range(1, self.active_rounds):
+                share = round(k / (self.active_rounds + 1) * (1 + r), 6)
+                out.append((f"active@{k:g}-round{r}", "active", None, share))
+                if not any(m == "random" and abs(kk - share) < 1e-9 for _, m, _, kk in out):
+                    out.append((f"random@{share:g}", "random", None, share))
         return out
 
 
@@ -157,6 +165,14 @@ def make_selections(
     paths: dict[str, Path] = {}
     for label, method, order, keep in design.selection_labels():
         path = out / f"{label}.json"
+        if "-round" in label:  # written by the active selection it belongs to
+            base, _, r = label.partition("-round")
+            rounds = out / f"{base}.rounds" / f"round-{r}.json"
+            if not rounds.is_file():
+                raise SelectionError(f"{rounds} is missing: make {base} first")
+            path.write_bytes(rounds.read_bytes())
+            paths[label] = path
+            continue
         if not path.is_file():
             t0 = time.perf_counter()
             sel = select(
