@@ -110,8 +110,8 @@ def _keep_part(ctx: ReportContext) -> tuple[str, list[Any], dict[str, Any]] | No
         + best_txt
         + (
             "<p>Active learning against random growth at equal data: <code>active</code> "
-            "starts from a random share (the same seeded draw as <code>random</code> at that "
-            "share) and each round adds the chunks its small model finds hardest; its points "
+            "starts from a random share (drawn in the same seeded order as <code>random</code>) "
+            "and each round adds the chunks its small model finds hardest; its points "
             "at the intermediate shares are the kept sets after each round.</p>"
             if (t["method"] == "active").any()
             else ""
