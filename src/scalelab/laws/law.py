@@ -54,6 +54,9 @@ class Law:
     name: str | None = None  # a preset's name
     source: str | None = None  # citation of a published law
     notes: str | None = None
+    subset: dict[str, Any] | None = None  # the min_n / min_c bounds and the points kept
+    resample: str | None = None  # what the bootstrap resampled: "row" or "size"
+    selection: dict[str, Any] | None = None  # select_law's table when the form was chosen
 
     # -- the maths ---------------------------------------------------------------------------
     @property
@@ -142,7 +145,7 @@ class Law:
         d["n_points"] = self.n_points
         if self.delta is not None:
             d["huber_delta"] = self.delta
-        for k in ("name", "source", "notes"):
+        for k in ("name", "source", "notes", "subset", "resample", "selection"):
             if getattr(self, k) is not None:
                 d[k] = getattr(self, k)
         if self.samples is not None:
@@ -176,6 +179,9 @@ class Law:
             name=d.get("name"),
             source=d.get("source"),
             notes=d.get("notes"),
+            subset=d.get("subset"),
+            resample=d.get("resample"),
+            selection=d.get("selection"),
         )
         missing = [p for p in law.spec.public if p not in law.params]
         if missing:
