@@ -350,13 +350,16 @@ def check_fix(law: str, fix: Mapping[str, float], x: str | None = None) -> dict[
             raise FitError(f"fix {k}={v!r}: the value must be a number") from None
         if not np.isfinite(out[k]):
             raise FitError(f"fix {k}={v!r}: the value must be finite")
-    with np.errstate(all="ignore"):
-        theta = make_form(law, x=x).from_public({**dict.fromkeys(public, 1.5), **out})
-    if not np.all(np.isfinite(theta)):
-        raise FitError(
-            f"fix {', '.join(f'{k}={v:g}' for k, v in out.items())}: out of the {law} "
-            "law's range (coefficients such as E, A, B must be positive)"
-        )
+    # a coefficient that the form holds as its log (E, A, B, ...) must be positive: probe
+    # which coordinates are logs by where 1.5 lands
+    base = make_form(law, x=x)
+    ref = dict.fromkeys(public, 1.5)
+    for k, v in out.items():
+        moved = base.from_public({**ref, k: 2.5}) - base.from_public(ref)
+        if np.isclose(moved[moved != 0][0], np.log(2.5 / 1.5)) and v <= 0:
+            raise FitError(
+                f"fix {k}={v:g}: {k} is a coefficient of the {law} law and must be positive"
+            )
     return out
 
 

@@ -10,8 +10,12 @@ by that use, as time series are validated by rolling origin (Hyndman & Athanasop
   fitted on the sizes below s only and scored by its mean absolute relative error on the
   points at s;
 * a form's score is the mean of those errors over the held-out sizes; the chosen form has
-  the lowest, ties (within ``TIE``) going to the form with fewer free parameters, then
-  to the earlier one in ``forms``; it is refitted on every point;
+  the lowest, ties going to the form with fewer free parameters, then to the earlier one
+  in ``forms``; it is refitted on every point. A tie is a score within one standard error
+  of the best, the standard error of the paired per-point differences in absolute error
+  (the one-standard-error rule of Breiman et al. 1984, sec. 3.4.3, made paired): a form
+  nested in another (tied in free) fits no worse on the smaller sizes, and only an
+  extrapolation that is better beyond the noise should buy the extra parameter;
 * on every split each prediction gets a bootstrap prediction interval: the fit points are
   resampled by model size (whole sizes, since the runs of one size share a model and are
   not independent draws), each resample refitted, and to each refit's prediction a log
@@ -50,7 +54,7 @@ from scalelab.laws.robust import DELTA, bootstrap
 DEFAULT_FORMS = ("chinchilla", "chinchilla-tied", "overtrain")
 SELECTABLE = ("chinchilla", "chinchilla-tied", "overtrain", "kaplan")  # laws of N and D
 LEVEL = 0.9
-TIE = 1e-4  # mean errors closer than 0.01 percentage point are a tie
+TIE = 1e-4  # mean errors closer than 0.01 percentage point are a tie, whatever the noise
 
 
 @dataclass
@@ -160,24 +164,24 @@ def select_law(
 
     rng = np.random.default_rng(seed)
     rows = []
+    errors: dict[str, list[Array]] = {name: [] for name in specs}  # per held-out point
     for j in range(n_sizes - k, n_sizes):
         fit_pts, held = pts[labels < j], pts[labels == j]
         split_seed = int(rng.integers(2**31))
         for name, form in specs.items():
-            rows.append(
-                _score_split(
-                    form,
-                    fit_pts,
-                    held,
-                    labels[labels < j],
-                    bootstrap,
-                    level,
-                    split_seed,
-                    delta,
-                    n_starts,
-                )
-                | {"form": name}
+            row, rel = _score_split(
+                form,
+                fit_pts,
+                held,
+                labels[labels < j],
+                bootstrap,
+                level,
+                split_seed,
+                delta,
+                n_starts,
             )
+            rows.append(row | {"form": name})
+            errors[name].append(np.abs(rel))
     table = pd.DataFrame(rows)[
         [
             "form",
@@ -192,7 +196,7 @@ def select_law(
         ]
     ]
     summary = _summarise(table, specs, bootstrap)
-    chosen = _choose(summary)
+    chosen = _choose(summary, {f: np.concatenate(e) for f, e in errors.items()})
     summary["chosen"] = summary["form"] == chosen
     cov = float(summary.loc[summary["chosen"], "coverage"].iloc[0])
     if bootstrap > 0 and np.isfinite(cov) and cov < level:
@@ -253,7 +257,7 @@ def _score_split(
     seed: int,
     delta: float,
     n_starts: int,
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], Array]:
     actual = held["loss"].to_numpy()
     out: dict[str, Any] = {
         "held_out_N": float(held["N"].median()),
@@ -270,7 +274,7 @@ def _score_split(
         theta, _ = _fit_once(form, fit_pts, delta, n_starts)
     except FitError as e:
         out["note"] = str(e)
-        return out
+        return out, np.full(len(held), np.nan)
     feats = form.features(_cols(fit_pts, form))
     held_feats = form.features(_cols(held, form))
     logy = np.log(fit_pts["loss"].to_numpy())
@@ -286,7 +290,7 @@ def _score_split(
             form, feats, logy, theta, held_feats, groups, n_boot, level, seed, delta
         )
         out["covered"] = int(np.sum((actual >= lo) & (actual <= hi)))
-    return out
+    return out, rel
 
 
 def prediction_interval(
@@ -335,11 +339,18 @@ def _summarise(table: pd.DataFrame, specs: Mapping[str, Form], n_boot: int) -> p
     return pd.DataFrame(rows)
 
 
-def _choose(summary: pd.DataFrame) -> str:
+def _choose(summary: pd.DataFrame, errors: Mapping[str, Array]) -> str:
+    """The best-scoring form, or a simpler one whose score is within the noise of it."""
     scores = summary["mean_abs_rel_error"].to_numpy()
     if not np.isfinite(scores).any():
         raise FitError("no candidate form could be fitted on the smaller model sizes")
-    best = np.min(scores)
-    tied = summary[scores <= best + TIE]
+    best = str(summary["form"].iloc[int(np.argmin(scores))])
+    tied = []
+    for name, score in zip(summary["form"], scores, strict=True):
+        d = errors[name] - errors[best]  # paired: the same held-out points
+        se = float(np.std(d, ddof=1) / np.sqrt(d.size)) if d.size > 1 else 0.0
+        if np.isfinite(score) and score - scores.min() <= max(TIE, se):
+            tied.append(name)
+    cands = summary[summary["form"].isin(tied)]
     # fewer free parameters first; among equals, the order the forms were given
-    return str(tied.sort_values("n_params", kind="stable")["form"].iloc[0])
+    return str(cands.sort_values("n_params", kind="stable")["form"].iloc[0])
