@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from scalelab.errors import FitError
-from scalelab.laws import fit_law, select_law
+from scalelab.laws import fit_law, plan, select_law
 from scalelab.laws.forms import make_form
 
 TRUE = {
@@ -77,6 +77,8 @@ def test_selection_survives_the_fit_json(tmp_path):
 
     sel = select_law(ladder("overtrain"), bootstrap=10)
     back = Law.load(sel.law.save(tmp_path / "fit.json"))
+    pl = plan(back, 1e21)  # plan uses the chosen law, with its size-bootstrap intervals
+    assert pl.law == "fitted overtrain" and pl.loss_interval[0] < pl.loss < pl.loss_interval[1]
     assert back.form == "overtrain" and back.selection == sel.law.selection
     assert back.predict(N=1e10, D=2e11, C=6 * (1e10 + 5e7) * 2e11) == pytest.approx(
         sel.predict(N=1e10, D=2e11, C=6 * (1e10 + 5e7) * 2e11)
