@@ -137,7 +137,7 @@ def test_tied_and_overtrain_laws_plan_as_their_chinchilla_equivalent(form):
     law = Law(form=form, params=params)
     twin = Law(form="chinchilla", params=as_chinchilla(form, params))
     got, want = plan(law, 1e22), plan(twin, 1e22)
-    assert got.N == pytest.approx(want.N, rel=1e-9) and got.D == pytest.approx(want.D, rel=1e-9)
+    np.testing.assert_allclose([got.N, got.D], [want.N, want.D], rtol=1e-9)
     assert got.loss == pytest.approx(want.loss, rel=1e-12)
     # the optimum minimises this law's own loss along 6ND = C
     for f in (0.8, 1.25):
