@@ -156,7 +156,7 @@ def select_law(
         raise FitError(
             f"the points have {n_sizes} model sizes; choosing a law by extrapolation needs at "
             f"least {min_fit_sizes + 1} ({min_fit_sizes} to fit, 1 to predict): add sizes or "
-            "fit a named law (--law chinchilla)"
+            "fit a named form (--form chinchilla)"
         )
     notes = []
     if k < holdout:
