@@ -162,13 +162,25 @@ def select_law(
     if k < holdout:
         notes.append(f"held out {k} size(s), not {holdout}: {min_fit_sizes} must remain to fit")
 
+    same = _same_as_tied(specs, pts, fix)
+    if same:
+        notes.append(
+            "overtrain: C = 6ND at every point, so it is chinchilla-tied reparametrised "
+            "(Gadre et al. 2024, eq. 4 from eq. 3) and scored as the same law"
+        )
     rng = np.random.default_rng(seed)
     rows = []
     errors: dict[str, list[Array]] = {name: [] for name in specs}  # per held-out point
     for j in range(n_sizes - k, n_sizes):
         fit_pts, held = pts[labels < j], pts[labels == j]
         split_seed = int(rng.integers(2**31))
-        for name, form in specs.items():
+        done: dict[str, tuple[dict[str, Any], Array]] = {}
+        for name, form in sorted(specs.items(), key=lambda kv: kv[0] == "overtrain"):
+            if same and name == "overtrain":
+                row, rel = done["chinchilla-tied"]
+                rows.append(row | {"form": name})
+                errors[name].append(np.abs(rel))
+                continue
             row, rel = _score_split(
                 form,
                 fit_pts,
@@ -180,8 +192,11 @@ def select_law(
                 delta,
                 n_starts,
             )
+            done[name] = (row, rel)
             rows.append(row | {"form": name})
             errors[name].append(np.abs(rel))
+    order = {name: i for i, name in enumerate(specs)}
+    rows.sort(key=lambda r: (r["held_out_N"], order[r["form"]]))
     table = pd.DataFrame(rows)[
         [
             "form",
@@ -221,6 +236,15 @@ def select_law(
     sel = Selection(law, chosen, table, summary, level, k, bootstrap, notes)
     law.selection = sel.to_dict()
     return sel
+
+
+def _same_as_tied(specs: Mapping[str, Form], pts: pd.DataFrame, fix: Any) -> bool:
+    """Whether the over-training form is the tied one here: both candidates, C = 6ND at
+    every point, and nothing fixed but E (which both share). Then its fits are not redone."""
+    if not {"overtrain", "chinchilla-tied"} <= set(specs) or set(fix or {}) - {"E"}:
+        return False
+    six_nd = 6.0 * pts["N"].to_numpy() * pts["D"].to_numpy()
+    return bool(np.allclose(pts["C"].to_numpy(), six_nd, rtol=1e-9, atol=0.0))
 
 
 def _check_forms(forms: Sequence[str]) -> tuple[str, ...]:
