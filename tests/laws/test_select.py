@@ -77,6 +77,12 @@ def test_selection_survives_the_fit_json(tmp_path):
 
     sel = select_law(ladder("overtrain"), bootstrap=10)
     back = Law.load(sel.law.save(tmp_path / "fit.json"))
+    assert np.array_equal(back.residuals, sel.law.residuals) and len(back.residuals) == 40
+    # the interval of one run is wider than the law's own, and holds its prediction
+    at = {"N": 1e9, "D": 2e10, "C": 6 * (1e9 + 5e7) * 2e10}
+    lo, hi = back.predict_interval(**at)
+    lo_r, hi_r = back.predict_interval(run=True, **at)
+    assert lo_r < lo < back.predict(**at) < hi < hi_r
     pl = plan(back, 1e21)  # plan uses the chosen law, with its size-bootstrap intervals
     assert pl.law == "fitted overtrain" and pl.loss_interval[0] < pl.loss < pl.loss_interval[1]
     assert back.form == "overtrain" and back.selection == sel.law.selection
@@ -188,3 +194,9 @@ def test_overtrain_is_scored_as_tied_when_c_is_6nd():
     # with another C, the two are fitted apart
     other = select_law(ladder("overtrain"), bootstrap=0)
     assert not any("reparametrised" in n for n in other.notes)
+
+
+def test_run_interval_needs_residuals():
+    law = fit_law(ladder("chinchilla"), bootstrap=5)
+    with pytest.raises(FitError, match="no residuals"):
+        law.predict_interval(N=1e9, D=2e10, run=True)

@@ -233,6 +233,10 @@ def select_law(
     if min_n is not None or min_c is not None:
         # the subset was taken above; say so on the law as fit_law would have
         _, law.subset = subset_points(check_frame(points), min_n=min_n, min_c=min_c)
+    # the refit's log residuals: predict_interval(run=True), the interval checked above
+    law.residuals = np.log(pts["loss"].to_numpy()) - np.log(
+        law.spec.predict(law.params, _cols(pts, law.spec))
+    )
     sel = Selection(law, chosen, table, summary, level, k, bootstrap, notes)
     law.selection = sel.to_dict()
     return sel

@@ -231,7 +231,8 @@ def _auto_choice(points: Any, h: Any, design: DemoDesign) -> dict[str, Any]:
         return {"skipped": str(e)}
     n, d, actual = float(h["N"]), float(h["D"]), float(h["loss"])
     predicted = float(sel.law.predict(N=n, D=d))
-    lo, hi = sel.law.predict_interval(N=n, D=d) if design.bootstrap > 0 else (None, None)
+    # the interval of one run's loss, the kind whose coverage select_law measured
+    lo, hi = sel.law.predict_interval(N=n, D=d, run=True) if design.bootstrap else (None, None)
     return {
         "form": sel.chosen,
         "predicted_loss": predicted,
