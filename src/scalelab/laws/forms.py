@@ -574,6 +574,10 @@ class Pinned(Form):
     """
 
     base: Form = field(default_factory=lambda: Chinchilla())
+    # set in __post_init__: the coordinates of theta that are free and pinned, and the values
+    _free: Any = field(init=False, repr=False, compare=False, default=None)
+    _pin: Any = field(init=False, repr=False, compare=False, default=None)
+    _pin_values: Any = field(init=False, repr=False, compare=False, default=None)
 
     def __post_init__(self) -> None:
         b = self.base
@@ -605,8 +609,8 @@ class Pinned(Form):
     def _full(self, theta: Array) -> Array:
         theta = np.asarray(theta, dtype=float)
         full = np.empty((*theta.shape[:-1], len(self.base.internal)))
-        full[..., self._free] = theta  # type: ignore[attr-defined]
-        full[..., self._pin] = self._pin_values  # type: ignore[attr-defined]
+        full[..., self._free] = theta
+        full[..., self._pin] = self._pin_values
         return full
 
     def features(self, cols: Mapping[str, Array]) -> dict[str, Array]:
@@ -617,7 +621,7 @@ class Pinned(Form):
 
     def log_model_grad(self, theta: Array, feats: Mapping[str, Array]) -> tuple[Array, Array]:
         val, jac = self.base.log_model_grad(self._full(theta), feats)
-        return val, jac[:, self._free]  # type: ignore[attr-defined]
+        return val, jac[:, self._free]
 
     def to_public(self, theta: Array) -> Array:
         out = np.array(self.base.to_public(self._full(theta)), dtype=float)
@@ -626,13 +630,13 @@ class Pinned(Form):
         return out
 
     def from_public(self, params: Mapping[str, float]) -> Array:
-        return self.base.from_public({**params, **self.fixed})[self._free]  # type: ignore[attr-defined]
+        return self.base.from_public({**params, **self.fixed})[self._free]
 
     def grid(self) -> Array:
-        return np.unique(self.base.grid()[:, self._free], axis=0)  # type: ignore[attr-defined]
+        return np.unique(self.base.grid()[:, self._free], axis=0)
 
     def grid_for(self, feats: Mapping[str, Array]) -> Array:
-        return np.unique(self.base.grid_for(feats)[:, self._free], axis=0)  # type: ignore[attr-defined]
+        return np.unique(self.base.grid_for(feats)[:, self._free], axis=0)
 
     def predict(self, params: Mapping[str, float], cols: Mapping[str, Array]) -> Array:
         return self.base.predict({**params, **self.fixed}, cols)
