@@ -105,6 +105,8 @@ def test_fix_and_subset_options(cli, ladder_csv):
         (["--forms", "chinchilla,power"], "laws of N and D"),
         (["--min-n", "1e12"], "no point is at or above"),
         (["--min-n", "3e8"], "2 model sizes"),
+        (["--x", "N"], "apply to a named --form"),
+        (["--resample", "size"], "apply to a named --form"),
     ],
 )
 def test_auto_errors_are_one_line(cli, ladder_csv, args, message):

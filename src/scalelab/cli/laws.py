@@ -196,6 +196,12 @@ def fit_cmd(
     if form == AUTO:
         from scalelab.laws import select_law
 
+        if x is not None or base is not None or resample != "row":
+            raise FitError(
+                "--form auto chooses among laws of N and D and resamples whole sizes: "
+                "--x, --base and --resample apply to a named --form"
+            )
+
         sel = select_law(
             df,
             forms.split(","),
