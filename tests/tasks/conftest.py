@@ -80,3 +80,9 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory, code_corpus: str) -> Path
     cfg = run_config_from_dict(tiny_config(code_corpus, base / "cache"))
     summary = train(cfg, base / "runs", progress=False)
     return Path(summary.path)
+
+
+@pytest.fixture(autouse=True)
+def one_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tiny models on a shared 2-core machine: one thread is many times faster (ThreadPolicy)."""
+    monkeypatch.setenv("SCALELAB_THREADS", "1")

@@ -8,7 +8,8 @@ fitness for it are checked before any model is loaded, so a bad request fails at
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,14 @@ from scalelab.tasks.results import put_task_results, write_run_results
 from scalelab.tasks.runs import check_causal, load_run, read_config, run_tokenizer
 
 DEFAULT_ITEMS = 500
+
+
+@contextmanager
+def threads_restored(threads: Any) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        threads.restore()
 
 
 def check_task_fits(task: Task, cfg: RunConfig) -> None:
@@ -65,10 +74,15 @@ def evaluate(
     check_causal(cfg, "zero-shot evaluation")
     if n is not None and n < 1:
         raise ConfigError(f"the number of items must be positive, got {n}")
+    from scalelab.train.device import ThreadPolicy
+
     loaded = load_run(run)
     tokenizer = run_tokenizer(cfg)
     rows = []
-    with torch.inference_mode():
+    n_params = sum(p.numel() for p in loaded.model.parameters())
+    threads = ThreadPolicy(torch.device("cpu"), 2.0 * n_params * batch_size * cfg.model.context)
+    threads.apply()
+    with threads_restored(threads), torch.inference_mode():
         for task in resolved:
             t0 = time.perf_counter()
             its = items(task.name, cfg.data, n, seed)
