@@ -155,6 +155,8 @@ def _work_flops(D: int, batch: Any) -> float:
     """Forward FLOPs of one batch, roughly (2 D per example, or per token for token ids): only
     to pick the thread count (:class:`scalelab.train.device.ThreadPolicy`)."""
     first = batch[0] if isinstance(batch, tuple | list) and batch else batch
+    if isinstance(first, dict) and first:
+        first = next(iter(first.values()))
     if not isinstance(first, torch.Tensor) or first.dim() == 0:
         return 2.0 * D
     rows = first.numel() if not first.is_floating_point() else first.shape[0]

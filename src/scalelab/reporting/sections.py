@@ -440,6 +440,13 @@ def architectures(ctx: ReportContext) -> Section | None:
     return Section(arch.title, arch.html, list(arch.figures), arch.data)
 
 
+def downstream(ctx: ReportContext) -> Section | None:
+    """Issue 13's section (scalelab.reporting.downstream): tasks, fine-tuning, d90."""
+    from scalelab.reporting.downstream import downstream as build
+
+    return build(ctx)
+
+
 BUILDERS: list[Builder] = [
     overview,
     architectures,
@@ -450,4 +457,5 @@ BUILDERS: list[Builder] = [
     parameters,
     extrapolation,
     plans,
+    downstream,
 ]

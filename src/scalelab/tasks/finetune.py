@@ -92,7 +92,7 @@ def finetune_config(overrides: list[str] | tuple[str, ...] = (), **fields: Any) 
 # -- the model ---------------------------------------------------------------------------------
 
 
-def _task_model(lm: nn.Module, task: Task, cfg: FinetuneConfig) -> nn.Module:
+def task_model(lm: nn.Module, task: Task, cfg: FinetuneConfig) -> nn.Module:
     from torch import nn
 
     class TaskModel(nn.Module):
@@ -103,12 +103,17 @@ def _task_model(lm: nn.Module, task: Task, cfg: FinetuneConfig) -> nn.Module:
             super().__init__()
             self.lm = lm
             self._hidden: list[Any] = []
-            lm.head.register_forward_pre_hook(lambda _m, args: self._hidden.append(args[0]))
+            # a bound method, not a lambda: a deep copy of the model (full training in the
+            # intrinsic-dimension search) then hooks into the copy's own list
+            lm.head.register_forward_pre_hook(self._keep)
             width = lm.head.in_features
             self.cls = nn.Linear(width, task.n_classes) if task.output == "class" else None
             if self.cls is not None:
                 nn.init.normal_(self.cls.weight, std=width**-0.5)
                 nn.init.zeros_(self.cls.bias)
+
+        def _keep(self, _module: nn.Module, args: tuple[Any, ...]) -> None:
+            self._hidden.append(args[0])
 
         def forward(self, idx: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
             self._hidden.clear()
@@ -261,8 +266,11 @@ def _id(parent: str, task: str, cfg: FinetuneConfig) -> str:
     return "ft-" + hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
-def prepare(run: str | Path, task_name: str, cfg: FinetuneConfig) -> tuple[Any, Task, Splits]:
-    """(loaded run, task, examples), every check done before training."""
+def prepare(
+    run: str | Path, task_name: str, cfg: FinetuneConfig, *, initial: bool = False
+) -> tuple[Any, Task, Splits]:
+    """(loaded run, task, examples), every check done before training (``initial``: the
+    run's weights before training, see :func:`scalelab.tasks.runs.load_run`)."""
     from scalelab.tasks.evaluation import check_task_fits
     from scalelab.tasks.runs import check_causal, load_run, read_config, run_tokenizer
     from scalelab.tasks.supervised import build
@@ -276,7 +284,7 @@ def prepare(run: str | Path, task_name: str, cfg: FinetuneConfig) -> tuple[Any, 
         )
     check_task_fits(task, run_cfg)
     check_causal(run_cfg, "fine-tuning")
-    loaded = load_run(run)
+    loaded = load_run(run, initial=initial)
     splits = build(task.name, run_cfg.data, run_tokenizer(run_cfg), run_cfg.model.context, cfg.seed)
     return loaded, task, splits
 
@@ -325,7 +333,7 @@ def finetune(
         },
     )
     torch.manual_seed(cfg.seed)
-    model = _task_model(loaded.model, t, cfg)
+    model = task_model(loaded.model, t, cfg)
     params = [p for p in model.parameters() if p.requires_grad]
     n_trainable = sum(p.numel() for p in params)
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)

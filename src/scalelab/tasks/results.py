@@ -39,11 +39,33 @@ TASK_COLUMNS: dict[str, str] = {
 }
 
 
+INTRINSIC_COLUMNS: dict[str, str] = {
+    "run_id": "TEXT NOT NULL",
+    "task": "TEXT NOT NULL",
+    "projection": "TEXT NOT NULL",
+    "said": "INTEGER NOT NULL",
+    "initial": "INTEGER NOT NULL",  # 1: from the run's initial weights (no pretraining)
+    "d90": "INTEGER",
+    "D": "INTEGER",
+    "full_performance": "REAL",
+    "target": "REAL",
+    "step": "INTEGER",
+    "seconds": "REAL",
+    "trials_json": "TEXT",
+    "updated_at": "REAL",
+}
+
+
 def _ensure(store: Store) -> None:
     cols = ", ".join(f'"{k}" {v}' for k, v in TASK_COLUMNS.items())
     with store.transaction() as conn:
         conn.execute(
             f"CREATE TABLE IF NOT EXISTS tasks ({cols}, PRIMARY KEY (run_id, task, method))"
+        )
+        icols = ", ".join(f'"{k}" {v}' for k, v in INTRINSIC_COLUMNS.items())
+        conn.execute(
+            f"CREATE TABLE IF NOT EXISTS intrinsic ({icols}, "
+            "PRIMARY KEY (run_id, task, projection, said, initial))"
         )
 
 
@@ -76,6 +98,30 @@ def load_task_results(db: str | Path) -> Any:
         _ensure(store)
         rows = store.query("SELECT * FROM tasks ORDER BY run_id, task, method")
     return pd.DataFrame([dict(r) for r in rows], columns=list(TASK_COLUMNS))
+
+
+def put_intrinsic(db: str | Path, row: Mapping[str, Any]) -> None:
+    """Insert or replace one d90 result (keys: :data:`INTRINSIC_COLUMNS`)."""
+    with Store(db) as store:
+        _ensure(store)
+        values = {k: row.get(k) for k in INTRINSIC_COLUMNS}
+        values["updated_at"] = time.time()
+        with store.transaction() as conn:
+            conn.execute(
+                f"INSERT OR REPLACE INTO intrinsic ({', '.join(values)}) "
+                f"VALUES ({', '.join('?' for _ in values)})",
+                list(values.values()),
+            )
+
+
+def load_intrinsic(db: str | Path) -> Any:
+    """Every d90 result in the store as a DataFrame (columns :data:`INTRINSIC_COLUMNS`)."""
+    import pandas as pd
+
+    with Store(db, create=False) as store:
+        _ensure(store)
+        rows = store.query("SELECT * FROM intrinsic ORDER BY run_id, task")
+    return pd.DataFrame([dict(r) for r in rows], columns=list(INTRINSIC_COLUMNS))
 
 
 def write_run_results(run_dir: Path, rows: Iterable[Mapping[str, Any]]) -> None:
