@@ -55,14 +55,15 @@ def _accuracy_figures(ctx: ReportContext, df: pd.DataFrame, summary: list[dict])
 
 
 def _intrinsic_figure(ctx: ReportContext, it: pd.DataFrame, points: pd.DataFrame) -> Any:
-    p = points[["run_id", "N", "D"]].drop_duplicates("run_id")
-    it = it.merge(p, on="run_id", how="inner")
+    # the intrinsic table's D is the parameter count; the points' D the pretraining tokens
+    p = points[["run_id", "N", "D"]].drop_duplicates("run_id").rename(columns={"D": "seen"})
+    it = it.drop(columns=["D"]).merge(p, on="run_id", how="inner")
     if it.empty:
         return None
-    it = it.assign(tokens=np.where(it["initial"] == 1, 0, it["D"]))
+    it = it.assign(tokens=np.where(it["initial"] == 1, 0, it["seen"]))
     fig, (a1, a2) = plots.figure(ncols=2)
     trained = it[it["initial"] == 0]
-    for (task, proj, budget), g in trained.groupby(["task", "projection", "D"]):
+    for (task, proj, budget), g in trained.groupby(["task", "projection", "seen"]):
         g = g.sort_values("N")
         a1.plot(g["N"], g["d90"], "o-", label=f"{task}, {proj}, D={plots.si(budget)}")
     a1.set_xscale("log")

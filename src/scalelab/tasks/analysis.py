@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +64,9 @@ def gadre_fit(loss: np.ndarray, error: np.ndarray) -> dict[str, Any]:
             gamma0,
         )
         try:
-            p, _ = curve_fit(form, loss, error, p0=p0, maxfev=20000)
+            with warnings.catch_warnings():  # no covariance at an exact fit: not needed here
+                warnings.simplefilter("ignore")
+                p, _ = curve_fit(form, loss, error, p0=p0, maxfev=20000)
         except (RuntimeError, ValueError):
             continue
         rms = float(np.sqrt(np.mean((form(loss, *p) - error) ** 2)))
