@@ -34,6 +34,12 @@ BAD: list[tuple[str, ...]] = [
     ("report", "--db", "MISSING.db"),
     ("report", "--bootstrap", "-1"),
     ("demo", "--corpus", "nosuch:x", "--out", "OUT"),
+    ("tasks", "--bogus"),
+    ("eval", "MISSING"),  # no --task: a usage error
+    ("eval", "MISSING", "--task", "cloze"),
+    ("eval", "MISSING", "--task", "clozee"),
+    ("finetune", "MISSING", "--task", "copy", "--set", "finetune.method=adapter"),
+    ("intrinsic", "MISSING", "--task", "syntax", "--dims", "ten"),
 ]
 
 

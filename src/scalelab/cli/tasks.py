@@ -55,7 +55,9 @@ def eval_cmd(
     run: Annotated[str, typer.Argument(help="A run directory (RUNS/<run id>).")],
     task: TaskOption,
     n: Annotated[str, typer.Option("--n", help="Items per task (at most; 0: all).")] = "500",
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the item draw.")] = 0,
+    items_seed: Annotated[
+        int, typer.Option("--items-seed", help="Seed of the draw of items from the pool.")
+    ] = 0,
     db: OptionalDb = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -64,7 +66,7 @@ def eval_cmd(
     from scalelab.tasks import evaluate
 
     items = None if n.strip() == "0" else int(number(n, "--n", integer=True))
-    df = evaluate(run, task, n=items, seed=seed, db=db)
+    df = evaluate(run, task, n=items, seed=items_seed, db=db)
     if as_json:
         print(json.dumps(df.to_dict(orient="records"), indent=1))
         return
