@@ -123,3 +123,12 @@ def test_model_is_left_unchanged():
     intrinsic_dimension(model, loss, data, dims=(8, 64), steps=20)
     assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
     assert all(p.requires_grad for p in model.parameters())
+
+
+def test_no_d90_when_full_training_stays_at_chance():
+    model, loss, data = _teacher_task()
+    r = intrinsic_dimension(
+        model, loss, data, performance=lambda m: 0.5, min_full=0.55, dims=(8, 64), steps=5
+    )
+    assert r.d90 is None and "chance" in r.note
+    assert [t.phase for t in r.trials] == ["full"]  # no search was run

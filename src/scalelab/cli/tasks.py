@@ -171,7 +171,11 @@ def intrinsic_cmd(
         for t in res.curve().itertuples()
     ]
     _table(f"{task}: {projection}", ["d", "phase", "performance", "loss", "seconds"], rows)
-    found = f"d90 = {res.d90}" if res.d90 is not None else "no d in the sweep reached the target"
+    found = (
+        f"d90 = {res.d90}"
+        if res.d90 is not None
+        else res.note or "no d in the sweep reached the target"
+    )
     say(
         f"{found} (target {res.target:.4f} = {res.threshold:g} x full {res.full_performance:.4f}, "
         f"D = {res.D:,}; {res.seconds:.0f} s)"

@@ -13,11 +13,17 @@ step-0 point of a d90-against-pretraining curve. Results go to
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from scalelab.intrinsic.search import DEFAULT_DIMS, IntrinsicResult, intrinsic_dimension
+
+
+def _wilson_floor(chance: float, n: int) -> float:
+    """The accuracy a guesser at ``chance`` exceeds 2.5% of the time on ``n`` items."""
+    return chance + 1.96 * math.sqrt(chance * (1 - chance) / n)
 
 
 def run_intrinsic(
@@ -82,6 +88,8 @@ def run_intrinsic(
         steps=steps,
         lr=lr,
         full_lr=full_lr,
+        # above chance by the binomial margin of the validation split, else d90 is undefined
+        min_full=None if t.output != "class" else _wilson_floor(t.chance, len(splits.val)),
         resolution=resolution,
         seed=seed,
         log=log,
@@ -122,6 +130,7 @@ def run_intrinsic(
                 "step": loaded.step,
                 "seconds": result.seconds,
                 "trials_json": json.dumps(payload["trials"]),
+                "note": result.note,
             },
         )
     return result

@@ -54,6 +54,7 @@ class IntrinsicResult:
     D: int
     trials: list[Trial] = field(default_factory=list)
     seconds: float = 0.0
+    note: str | None = None  # why there is no d90 beyond "the sweep never reached it"
 
     def curve(self) -> Any:
         """The trials as a DataFrame (``d``, ``performance``, ``loss``, ``seconds``,
@@ -178,6 +179,7 @@ def intrinsic_dimension(
     lr: float = 0.1,
     full_lr: float = 1e-3,
     full: float | None = None,
+    min_full: float | None = None,
     optimizer: str = "adam",
     resolution: float = 0.1,
     seed: int = 0,
@@ -190,7 +192,9 @@ def intrinsic_dimension(
     ``performance(module) -> float`` scores a trained module (higher is better; default: the
     loss reduction on ``eval_data``, which defaults to ``data``). ``full`` is full training's
     performance when already known; otherwise every parameter of a copy of ``model`` is
-    trained with ``full_lr`` for ``steps``. ``model`` itself is never changed.
+    trained with ``full_lr`` for ``steps``. ``min_full``: a full performance at or below it
+    (chance, for a task) leaves d90 undefined: no search, ``note`` says why (90% of a model
+    that learned nothing is reached by any subspace). ``model`` itself is never changed.
     """
     if projection not in PROJECTIONS:
         raise ConfigError(f"projection {projection!r} is not one of {', '.join(PROJECTIONS)}")
@@ -221,6 +225,7 @@ def intrinsic_dimension(
             lr,
             full_lr,
             full,
+            min_full,
             optimizer,
             resolution,
             seed,
@@ -245,6 +250,7 @@ def _search(
     lr: float,
     full_lr: float,
     full: float | None,
+    min_full: float | None,
     optimizer: str,
     resolution: float,
     seed: int,
@@ -282,6 +288,18 @@ def _search(
         if log:
             log(f"full training ({D:,} parameters): performance {full:.4g}")
     target = threshold * full
+    if min_full is not None and full <= min_full:
+        for p, flag in zip(model.parameters(), flags, strict=True):
+            p.requires_grad_(flag)
+        return IntrinsicResult(
+            d90=None, target=target, full_performance=full, threshold=threshold,
+            projection=projection, said=said, D=D, trials=trials,
+            seconds=time.perf_counter() - t_start,
+            note=(
+                f"full training reached {full:.4g}, not above {min_full:.4g} (chance): d90 is "
+                "undefined; train longer (steps) or with another full_lr"
+            ),
+        )  # fmt: skip
 
     def train_at(d: int) -> float:
         t0 = time.perf_counter()

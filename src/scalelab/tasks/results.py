@@ -52,6 +52,7 @@ INTRINSIC_COLUMNS: dict[str, str] = {
     "step": "INTEGER",
     "seconds": "REAL",
     "trials_json": "TEXT",
+    "note": "TEXT",
     "updated_at": "REAL",
 }
 
