@@ -38,7 +38,7 @@ def test_section_from_a_scored_study(code_corpus, tmp_path):
     res = report(db, tmp_path / "report", bootstrap=20)
     section = next(s for s in res.sections if s.title == "Downstream and fine-tuning")
     names = {f.name for f in section.figures}
-    assert {"downstream-vs-n.png", "downstream-vs-loss.png", "intrinsic-d90.png"} <= names
+    assert {"downstream-vs-n.png", "downstream-vs-loss.png"} <= names
     assert "Wilson" in section.html and "d90" in section.html
     assert len(section.data["summary"]) == 1 and section.data["summary"][0]["n_points"] == 4
     assert len(section.data["intrinsic"]) == 8  # 4 runs, pretrained and initial

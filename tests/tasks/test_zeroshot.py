@@ -1,6 +1,7 @@
 import json
 
 import pytest
+import torch
 
 from scalelab.config import DataConfig
 from scalelab.errors import ConfigError, DataError, StoreError
@@ -36,8 +37,8 @@ def test_items_are_deterministic_and_brackets_balanced(code_corpus):
     assert a == items("code-next-line", data, n=40, seed=3)
     assert a != items("code-next-line", data, n=40, seed=4)
     br = items("code-brackets", data, n=None)
-    counts = [sum(it.answer == k for it in br) for k in range(3)]
-    assert counts[0] == counts[1] and counts[0] > counts[2]
+    counts = [sum(it.answer == k for it in br) for k in range(2)]
+    assert counts[0] == counts[1] > 0 and all(len(it.choices) == 2 for it in br)
 
 
 def test_wilson_interval():
@@ -64,11 +65,32 @@ def test_evaluate_writes_run_dir_and_store(tiny_run, tmp_path):
     )
 
 
-def test_trained_model_beats_its_initial_weights_on_brackets(tiny_run):
-    """Scoring reads the checkpoint: the trained model knows ')' from '}' better than chance."""
-    df = evaluate(tiny_run, ["code-brackets"], n=None)
-    acc = float(df["accuracy"][0])
-    assert acc > 1 / 3 + 0.1, acc
+class Favours(torch.nn.Module):
+    """A 'language model' that puts most of its mass on one byte at every position."""
+
+    def __init__(self, byte: int) -> None:
+        super().__init__()
+        self.byte = byte
+        self.w = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, idx):
+        logits = torch.zeros(*idx.shape, 258)
+        logits[..., self.byte] = 10.0
+        return logits + self.w
+
+
+def test_scorer_picks_the_most_likely_choice(code_corpus):
+    from scalelab.data.tokenizer import ByteTokenizer
+    from scalelab.tasks.scoring import score_items
+
+    data = DataConfig(corpus=code_corpus, tokenizer="bytes", val_fraction=0.3)
+    br = items("code-brackets", data, n=None)
+    tok = ByteTokenizer()
+    for byte, choice in ((ord(")"), 0), (ord("]"), 1)):
+        picks = score_items(Favours(byte), tok, br, context=64)
+        assert set(picks) == {choice}
+        # balanced: always answering one bracket is exactly chance
+        assert sum(p == it.answer for p, it in zip(picks, br, strict=True)) == len(br) // 2
 
 
 def test_bad_requests(tiny_run, tmp_path):

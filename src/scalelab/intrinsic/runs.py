@@ -21,9 +21,11 @@ from typing import Any
 from scalelab.intrinsic.search import DEFAULT_DIMS, IntrinsicResult, intrinsic_dimension
 
 
-def _wilson_floor(chance: float, n: int) -> float:
-    """The accuracy a guesser at ``chance`` exceeds 2.5% of the time on ``n`` items."""
-    return chance + 1.96 * math.sqrt(chance * (1 - chance) / n)
+def _chance_floor(chance: float, n: int) -> float:
+    """The accuracy full fine-tuning must exceed for d90 to mean something: chance plus the
+    binomial margin a guesser exceeds 2.5% of the time on ``n`` items, and at least 0.05
+    (an exact-match task has chance ~0, where 90% of 1% would be no finding)."""
+    return chance + max(0.05, 1.96 * math.sqrt(chance * (1 - chance) / n))
 
 
 def run_intrinsic(
@@ -54,7 +56,6 @@ def run_intrinsic(
         task_loss,
         task_model,
     )
-    from scalelab.tasks.results import put_intrinsic
     from scalelab.train import rundir
 
     cfg = finetune_config(method="full", batch_size=batch_size, seed=seed)
@@ -89,7 +90,7 @@ def run_intrinsic(
         lr=lr,
         full_lr=full_lr,
         # above chance by the binomial margin of the validation split, else d90 is undefined
-        min_full=None if t.output != "class" else _wilson_floor(t.chance, len(splits.val)),
+        min_full=_chance_floor(t.chance, len(splits.val)),
         resolution=resolution,
         seed=seed,
         log=log,
@@ -115,22 +116,29 @@ def run_intrinsic(
     }
     rundir.write_json(out_dir / f"{name}.json", payload)
     if db is not None:
-        put_intrinsic(
-            db,
-            {
-                "run_id": loaded.run_id,
-                "task": t.name,
-                "projection": projection,
-                "said": int(said),
-                "initial": int(initial),
-                "d90": result.d90,
-                "D": result.D,
-                "full_performance": result.full_performance,
-                "target": result.target,
-                "step": loaded.step,
-                "seconds": result.seconds,
-                "trials_json": json.dumps(payload["trials"]),
-                "note": result.note,
-            },
-        )
+        record_intrinsic(db, payload)
     return result
+
+
+def record_intrinsic(db: str | Path, payload: dict[str, Any]) -> None:
+    """Put one ``RUN/intrinsic/*.json`` payload into the store's ``intrinsic`` table."""
+    from scalelab.tasks.results import put_intrinsic
+
+    put_intrinsic(
+        db,
+        {
+            "run_id": payload["run_id"],
+            "task": payload["task"],
+            "projection": payload["projection"],
+            "said": int(payload["said"]),
+            "initial": int(payload["initial"]),
+            "d90": payload["d90"],
+            "D": payload["D"],
+            "full_performance": payload["full_performance"],
+            "target": payload["target"],
+            "step": payload["step"],
+            "seconds": payload["seconds"],
+            "trials_json": json.dumps(payload["trials"]),
+            "note": payload.get("note"),
+        },
+    )

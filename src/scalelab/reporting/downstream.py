@@ -58,6 +58,7 @@ def _intrinsic_figure(ctx: ReportContext, it: pd.DataFrame, points: pd.DataFrame
     # the intrinsic table's D is the parameter count; the points' D the pretraining tokens
     p = points[["run_id", "N", "D"]].drop_duplicates("run_id").rename(columns={"D": "seen"})
     it = it.drop(columns=["D"]).merge(p, on="run_id", how="inner")
+    it = it[it["d90"].notna()]  # no d90 (full training at chance): in the table, not drawn
     if it.empty:
         return None
     it = it.assign(tokens=np.where(it["initial"] == 1, 0, it["seen"]))

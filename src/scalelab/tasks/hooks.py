@@ -97,7 +97,7 @@ def after_run(
 
                 finetune(run_dir, t, db=db)
         if intrinsic:
-            from scalelab.intrinsic.runs import run_intrinsic
+            from scalelab.intrinsic.runs import record_intrinsic, run_intrinsic
 
             settings = {k: v for k, v in intrinsic.items() if k not in ("task", "initial")}
             for initial in (False, True) if intrinsic.get("initial") else (False,):
@@ -105,7 +105,14 @@ def after_run(
                     f"{intrinsic['task']}-{settings.get('projection', 'fastfood')}"
                     f"{'-said' if settings.get('said') else ''}{'-initial' if initial else ''}"
                 )
-                if not (run_dir / "intrinsic" / f"{name}.json").exists():
+                path = run_dir / "intrinsic" / f"{name}.json"
+                saved = rundir.read_json(path) if path.exists() else None
+                asked = {k: v for k, v in settings.items() if k not in ("projection", "said")}
+                if saved is not None and all(
+                    saved.get("settings", {}).get(k) == v for k, v in asked.items()
+                ):
+                    record_intrinsic(db, saved)  # measured already, with these settings
+                else:
                     run_intrinsic(run_dir, intrinsic["task"], initial=initial, db=db, **settings)
     except ScalelabError as e:
         warnings.warn(f"{run_dir.name}: downstream measurement skipped: {e}", stacklevel=2)

@@ -106,11 +106,11 @@ register(
         "code-brackets",
         "zero-shot",
         "accuracy",
-        1 / 3,
-        "which bracket closes next: ')', ']' or '}' at a real closing position of held-out "
-        "code (as many ')' as ']', every '}')",
+        0.5,
+        "which bracket closes next, ')' or ']', at a real closing position of held-out code "
+        "(as many of each, so always answering ')' is chance)",
         needs=("text", "python"),
-        n_choices=3,
+        n_choices=2,
     )
 )
 register(

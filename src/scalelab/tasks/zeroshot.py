@@ -5,9 +5,9 @@ draws ``n`` of them with a seeded generator. An item's ``context`` is the held-o
 up to the point of the question (the scorer keeps its last ``context`` tokens), its
 ``choices`` the strings to score after it, ``answer`` the index of the true one.
 
-Items are chosen where a model must know something: brackets are balanced across the three
-kinds (``)`` alone is 80% of closing brackets in Python, so an unbalanced set would reward a
-model that always says ``)``), indentation is asked where it *changes* (a line at the
+Items are chosen where a model must know something: brackets are balanced between ``)``
+and ``]`` (``)`` alone is 80% of closing brackets in Python, so an unbalanced set would reward
+a model that always says ``)``), indentation is asked where it *changes* (a line at the
 previous line's indentation is the easy, frequent case), and next-line distractors share the
 true line's indentation (so the indentation alone gives nothing away).
 """
@@ -77,13 +77,14 @@ def next_line(data: DataConfig, seed: int = 0) -> list[Item]:
     return items
 
 
-_CLOSERS = (")", "]", "}")
+_CLOSERS = (")", "]")
 
 
 def brackets(data: DataConfig, seed: int = 0) -> list[Item]:
-    """Real closing-bracket positions (found by Python's tokenizer, so none inside strings or
-    comments): as many ``)`` as ``]`` and every ``}`` (braces are rare in Python: 11 in the
-    held-out standard library), so always answering ``)`` scores under one half."""
+    """Real positions where ``)`` or ``]`` closes (found by Python's tokenizer, so none
+    inside strings or comments), as many of each: a model that always answers ``)`` (the
+    commonest, 80% of closers in Python) scores exactly chance. Braces are left out: the
+    held-out standard library has 11, too few to balance a third class."""
     rng = random.Random(seed)
     by_kind: dict[str, list[Item]] = {c: [] for c in _CLOSERS}
     for doc in python_documents(data, task="code-brackets"):
@@ -98,9 +99,9 @@ def brackets(data: DataConfig, seed: int = 0) -> list[Item]:
             if tok.type == tokenize.OP and tok.string in _CLOSERS:
                 pos = starts[tok.start[0] - 1] + tok.start[1]
                 by_kind[tok.string].append(Item(doc[:pos], _CLOSERS, _CLOSERS.index(tok.string)))
-    per_kind = min(len(by_kind[")"]), len(by_kind["]"]))
-    items = list(by_kind["}"])
-    for kind in ")]":
+    per_kind = min(len(v) for v in by_kind.values())
+    items = []
+    for kind in _CLOSERS:
         items.extend(rng.sample(by_kind[kind], per_kind))
     return items
 
