@@ -140,6 +140,9 @@ def intrinsic_cmd(
     full_lr: Annotated[
         float, typer.Option("--full-lr", help="Learning rate of full fine-tuning.")
     ] = 1e-3,
+    full_steps: Annotated[
+        int | None, typer.Option("--full-steps", help="Updates of full fine-tuning (--steps).")
+    ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of P and of the head.")] = 0,
     db: OptionalDb = None,
     quiet: QuietOption = False,
@@ -159,6 +162,7 @@ def intrinsic_cmd(
         steps=steps,
         lr=lr,
         full_lr=full_lr,
+        full_steps=full_steps,
         seed=seed,
         db=db,
         log=None if quiet or as_json else say,

@@ -39,6 +39,7 @@ def run_intrinsic(
     steps: int = 200,
     lr: float = 0.1,
     full_lr: float = 1e-3,
+    full_steps: int | None = None,
     batch_size: int = 32,
     threshold: float = 0.9,
     resolution: float = 0.1,
@@ -89,6 +90,7 @@ def run_intrinsic(
         steps=steps,
         lr=lr,
         full_lr=full_lr,
+        full_steps=full_steps,
         # above chance by the binomial margin of the validation split, else d90 is undefined
         min_full=_chance_floor(t.chance, len(splits.val)),
         resolution=resolution,
@@ -108,6 +110,7 @@ def run_intrinsic(
             "steps": steps,
             "lr": lr,
             "full_lr": full_lr,
+            "full_steps": full_steps,
             "batch_size": batch_size,
             "dims": list(dims),
             "resolution": resolution,

@@ -178,6 +178,7 @@ def intrinsic_dimension(
     steps: int = 200,
     lr: float = 0.1,
     full_lr: float = 1e-3,
+    full_steps: int | None = None,
     full: float | None = None,
     min_full: float | None = None,
     optimizer: str = "adam",
@@ -192,7 +193,7 @@ def intrinsic_dimension(
     ``performance(module) -> float`` scores a trained module (higher is better; default: the
     loss reduction on ``eval_data``, which defaults to ``data``). ``full`` is full training's
     performance when already known; otherwise every parameter of a copy of ``model`` is
-    trained with ``full_lr`` for ``steps``. ``min_full``: a full performance at or below it
+    trained with ``full_lr`` for ``full_steps`` (default ``steps``). ``min_full``: a full performance at or below it
     (chance, for a task) leaves d90 undefined: no search, ``note`` says why (90% of a model
     that learned nothing is reached by any subspace). ``model`` itself is never changed.
     """
@@ -224,6 +225,7 @@ def intrinsic_dimension(
             steps,
             lr,
             full_lr,
+            full_steps or steps,
             full,
             min_full,
             optimizer,
@@ -249,6 +251,7 @@ def _search(
     steps: int,
     lr: float,
     full_lr: float,
+    full_steps: int,
     full: float | None,
     min_full: float | None,
     optimizer: str,
@@ -280,7 +283,11 @@ def _search(
         for p in params:
             p.requires_grad_(True)
         optimise(
-            params, lambda s: loss_fn(twin, batch(s)), steps=steps, lr=full_lr, optimizer=optimizer
+            params,
+            lambda s: loss_fn(twin, batch(s)),
+            steps=full_steps,
+            lr=full_lr,
+            optimizer=optimizer,
         )
         twin.eval()
         full, full_loss = score(twin)

@@ -29,6 +29,7 @@ INTRINSIC_KEYS: dict[str, type | tuple[type, ...]] = {
     "steps": int,
     "lr": (int, float),
     "full_lr": (int, float),
+    "full_steps": int,
     "batch_size": int,
     "resolution": (int, float),
     "seed": int,
