@@ -9,12 +9,14 @@ run zero-shot (``scalelab eval``), ``finetune(run, task)`` fine-tunes it
 from __future__ import annotations
 
 from scalelab._lazy import lazy_api
+
+# Bound here, not lazily: the function shares its module's name, and a lazy lookup after the
+# module was imported would find the module (finetune.py imports torch only when it runs).
+from scalelab.tasks.finetune import FinetuneConfig, finetune
 from scalelab.tasks.registry import TASKS, Task, get_task, task_names, tasks_table
 
 _LAZY = {
     "evaluate": "scalelab.tasks.evaluation",
-    "finetune": "scalelab.tasks.finetune",
-    "FinetuneConfig": "scalelab.tasks.finetune",
     "load_task_results": "scalelab.tasks.results",
     "put_task_results": "scalelab.tasks.results",
     "rebuild_task_results": "scalelab.tasks.results",
@@ -24,4 +26,13 @@ _LAZY = {
 __getattr__, __dir__ = lazy_api(__name__, _LAZY, globals())
 
 
-__all__ = ["TASKS", "Task", "get_task", "task_names", "tasks_table", *_LAZY]
+__all__ = [
+    "TASKS",
+    "FinetuneConfig",
+    "Task",
+    "finetune",
+    "get_task",
+    "task_names",
+    "tasks_table",
+    *_LAZY,
+]
