@@ -10,8 +10,8 @@ Methods (``finetune.method``):
   explicitly): scalelab's blocks are plain ``nn.Linear`` modules, so peft fits them without a
   Hugging Face model class, on every architecture of the zoo.
 
-The head reads the model's last hidden state (the input of its output layer, so it works for
-every architecture) at the last token (``pool = "last"``: in a causal model the only position
+The head reads the model's last hidden state (the final norm's output, which every
+architecture of the zoo has) at the last token (``pool = "last"``: in a causal model the only position
 that has seen the whole input) or averaged over the tokens (``"mean"``). A token task (copy,
 add) has no head: the model's own next-token predictions are trained on the answer tokens.
 
@@ -96,7 +96,7 @@ def task_model(lm: nn.Module, task: Task, cfg: FinetuneConfig) -> nn.Module:
     from torch import nn
 
     class TaskModel(nn.Module):
-        """The pretrained LM with a hook on its output layer's input (the last hidden state)
+        """The pretrained LM with a hook on its final norm's output (the last hidden state)
         and, for a class task, a linear head over it."""
 
         def __init__(self) -> None:
@@ -105,15 +105,17 @@ def task_model(lm: nn.Module, task: Task, cfg: FinetuneConfig) -> nn.Module:
             self._hidden: list[Any] = []
             # a bound method, not a lambda: a deep copy of the model (full training in the
             # intrinsic-dimension search) then hooks into the copy's own list
-            lm.head.register_forward_pre_hook(self._keep)
-            width = lm.head.in_features
+            # The final norm's output is the last hidden state in every architecture of the zoo
+            # (the output layer's input is not: ALBERT projects it down, MoS splits it in K).
+            lm.norm_f.register_forward_hook(self._keep)
+            width = lm.cfg.d_model
             self.cls = nn.Linear(width, task.n_classes) if task.output == "class" else None
             if self.cls is not None:
                 nn.init.normal_(self.cls.weight, std=width**-0.5)
                 nn.init.zeros_(self.cls.bias)
 
-        def _keep(self, _module: nn.Module, args: tuple[Any, ...]) -> None:
-            self._hidden.append(args[0])
+        def _keep(self, _module: nn.Module, _args: tuple[Any, ...], out: Any) -> None:
+            self._hidden.append(out)
 
         def forward(self, idx: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
             self._hidden.clear()
