@@ -124,7 +124,10 @@ def _dims(text: str) -> list[int]:
 @app.command("intrinsic", rich_help_panel=PANEL)
 def intrinsic_cmd(
     run: Annotated[str, typer.Argument(help="A run directory (RUNS/<run id>).")],
-    task: Annotated[str, typer.Option("--task", help="A fine-tune task (scalelab tasks).")],
+    task: Annotated[
+        str,
+        typer.Option("--task", help="A fine-tune task, or lm: pretraining from scratch."),
+    ],
     dims: Annotated[
         str, typer.Option("--dims", help="Sweep of subspace sizes d, e.g. 10,30,100,300,1000.")
     ] = "10,30,100,300,1000,3000",

@@ -52,9 +52,12 @@ def check_intrinsic_settings(values: Mapping[str, Any]) -> dict[str, Any]:
             raise ConfigError(f"study.intrinsic.{key} has the wrong type: {value!r}")
     if "task" not in values:
         raise ConfigError('study.intrinsic needs a task, e.g. task = "syntax"')
-    task = get_task(values["task"])
-    if task.kind != "fine-tune":
-        raise ConfigError(f"study.intrinsic.task {task.name!r} must be a fine-tune task")
+    if values["task"] != "lm":  # "lm": pretraining from scratch, the run's own objective
+        task = get_task(values["task"])
+        if task.kind != "fine-tune":
+            raise ConfigError(
+                f"study.intrinsic.task {task.name!r} must be a fine-tune task (or lm)"
+            )
     dims = values.get("dims", [10, 30, 100, 300, 1000])
     if not dims or not all(isinstance(d, int) and d > 0 for d in dims):
         raise ConfigError(f"study.intrinsic.dims must be positive integers, got {dims!r}")
