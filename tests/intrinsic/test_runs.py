@@ -2,10 +2,11 @@
 
 import json
 
-from scalelab.intrinsic import run_intrinsic
-from scalelab.tasks.results import load_intrinsic
 from tests.tasks.conftest import code_corpus as code_corpus  # the fixtures
 from tests.tasks.conftest import tiny_run as tiny_run
+
+from scalelab.intrinsic import run_intrinsic
+from scalelab.tasks.results import load_intrinsic
 
 
 def test_pretraining_from_scratch_has_a_d90(tiny_run, tmp_path):
@@ -17,7 +18,7 @@ def test_pretraining_from_scratch_has_a_d90(tiny_run, tmp_path):
     assert res.full_performance > 0.3  # 30 steps of full training lower the loss from ln 258
     from scalelab.tasks.runs import load_run
 
-    assert res.D == sum(p.numel() for p in load_run(tiny_run).model.parameters())
+    assert sum(p.numel() for p in load_run(tiny_run).model.parameters()) == res.D
     assert res.d90 in (16, 256, 4096)
     saved = json.loads((tiny_run / "intrinsic" / "lm-fastfood-initial.json").read_text())
     assert saved["d90"] == res.d90 and saved["initial"] is True
