@@ -96,6 +96,7 @@ SAME_MEANING = {
     "--study": "study",
     "--quiet": "progress",
     "--runs": "run directories",
+    "--n": "non_embedding",
 }
 
 

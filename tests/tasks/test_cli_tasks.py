@@ -15,7 +15,7 @@ def test_tasks_json_lists_name_kind_metric_chance(cli):
 
 def test_eval_prints_accuracy_and_writes_the_store(cli, tiny_run, tmp_path):
     db = tmp_path / "cli.db"
-    r = cli("eval", str(tiny_run), "--task", "code-brackets", "--n", "40", "--db", str(db),
+    r = cli("eval", str(tiny_run), "--task", "code-brackets", "--items", "40", "--db", str(db),
             "--json")  # fmt: skip
     assert r.returncode == 0, r.stderr
     row = json.loads(r.stdout)[0]

@@ -54,7 +54,7 @@ def tasks_cmd(as_json: JsonOption = False) -> None:
 def eval_cmd(
     run: Annotated[str, typer.Argument(help="A run directory (RUNS/<run id>).")],
     task: TaskOption,
-    n: Annotated[str, typer.Option("--n", help="Items per task (at most; 0: all).")] = "500",
+    n: Annotated[str, typer.Option("--items", help="Items per task (at most; 0: all).")] = "500",
     items_seed: Annotated[
         int, typer.Option("--items-seed", help="Seed of the draw of items from the pool.")
     ] = 0,
@@ -65,7 +65,7 @@ def eval_cmd(
     RUN/tasks.json (and the store's tasks table with --db)."""
     from scalelab.tasks import evaluate
 
-    items = None if n.strip() == "0" else int(number(n, "--n", integer=True))
+    items = None if n.strip() == "0" else int(number(n, "--items", integer=True))
     df = evaluate(run, task, n=items, seed=items_seed, db=db)
     if as_json:
         print(json.dumps(df.to_dict(orient="records"), indent=1))
