@@ -23,7 +23,10 @@ tables of ModelConfig keys (plus an optional ``name``). Data budgets are the uni
 of ``tokens = [...]``, ``tokens_per_param = [...]`` and ``epochs = [...]``; with
 ``fraction = [...]`` the epochs are taken over that fraction of the training split
 (a data-constrained study in the sense of Muennighoff et al. 2023: unique tokens
-``fraction * corpus``, seen ``epochs`` times).
+``fraction * corpus``, seen ``epochs`` times). ``select = [...]`` makes data selections
+an axis: selection files written by ``scalelab select`` (paths relative to the study
+file) and ``"full"`` for the whole training split; with ``tokens`` fixed a smaller
+selection is repeated more, with ``epochs`` fixed it is seen for fewer tokens.
 
 Keys are validated when the file is read (unknown keys are rejected with the nearest
 valid name); every run of the grid is validated as a ``RunConfig`` when the grid is
@@ -57,7 +60,10 @@ STUDY_KEYS = (
     "epochs",
     "fraction",
     "seeds",
+    "select",
     "grid",
+    "tasks",  # downstream tasks scored on every run as it finishes (scalelab.tasks)
+    "intrinsic",  # d90 settings measured on every run as it finishes (scalelab.intrinsic)
 )
 PARAMS_KINDS = ("non_embedding", "total", "active")
 # The data-constrained budget limits the training split to a fraction of the corpus
@@ -129,6 +135,8 @@ class Study:
     grid: tuple[tuple[str, tuple[Any, ...]], ...] = ()  # (("train.lr", (1e-3, 3e-3)), ...)
     description: str = ""
     source: str | None = None  # the TOML file it came from
+    tasks: tuple[str, ...] = ()  # downstream tasks scored on every finished run
+    intrinsic: Mapping[str, Any] = field(default_factory=dict)  # d90 settings, per run
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -288,6 +296,11 @@ def study_from_dict(values: Mapping[str, Any], *, source: str | None = None) -> 
             else:
                 grid[path] = values_
 
+    if "select" in s:
+        if "data.select" in grid or "select" in base["data"]:
+            raise ConfigError("set data.select once: study.select, study.grid or [data], not all")
+        grid["data.select"] = _select_axis(s["select"], source)
+
     archs = tuple(str(a) for a in _as_list("arch", s["arch"])) if "arch" in s else ()
     if archs and "arch" in base["model"]:
         raise ConfigError("set the architecture once: study.arch or model.arch, not both")
@@ -350,8 +363,46 @@ def study_from_dict(values: Mapping[str, Any], *, source: str | None = None) -> 
         grid=tuple((k, tuple(v)) for k, v in grid.items()),
         description=str(s.get("description", "")),
         source=source,
+        tasks=_parse_tasks(s.get("tasks", [])),
+        intrinsic=_parse_intrinsic(s.get("intrinsic", {})),
     )
     return study
+
+
+def _select_axis(value: Any, source: str | None) -> list[str | None]:
+    """``study.select``: selection files (``scalelab select ... --out``), relative to the
+    study file, and ``"full"`` for the whole training split (no selection)."""
+    out: list[str | None] = []
+    for v in _as_list("select", value):
+        if not isinstance(v, str) or not v.strip():
+            raise ConfigError(f"study.select holds selection file paths or 'full', got {v!r}")
+        if v == "full":
+            out.append(None)
+            continue
+        path = Path(v).expanduser()
+        if not path.is_absolute() and source is not None:
+            path = Path(source).resolve().parent / path
+        out.append(str(path.resolve()))
+    if len(set(out)) != len(out):
+        raise ConfigError(f"study.select has repeated entries: {value}")
+    return out
+
+
+def _parse_tasks(value: Any) -> tuple[str, ...]:
+    from scalelab.tasks.registry import get_task  # torch-free
+
+    names = [value] if isinstance(value, str) else value
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise ConfigError('study.tasks is a list of task names, e.g. ["cloze", "code-brackets"]')
+    return tuple(get_task(n).name for n in names)
+
+
+def _parse_intrinsic(value: Any) -> dict[str, Any]:
+    from scalelab.tasks.hooks import check_intrinsic_settings  # torch-free
+
+    if not isinstance(value, dict):
+        raise ConfigError('study.intrinsic is a table, e.g. {task = "syntax", dims = [10, 100]}')
+    return check_intrinsic_settings(value) if value else {}
 
 
 def _positive_or_zero_ints(name: str, value: Any) -> list[int]:
