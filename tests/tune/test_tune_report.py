@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from types import SimpleNamespace
 
-from test_search import run
+from tune_fakes import run
 
 from scalelab.reporting.sections import BUILDERS, tuning
 from scalelab.tune.report import best_shift, tuning_section

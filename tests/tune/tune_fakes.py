@@ -18,6 +18,7 @@ from typing import Any
 
 from scalelab.config import RunConfig
 from scalelab.study.cost import config_counts
+from scalelab.tune import tune
 
 STEPS = 10
 EVAL_EVERY = 2
@@ -90,3 +91,33 @@ def fake_train(
     }
     summary_path.write_text(json.dumps(summary))
     return summary
+
+
+def study(sizes: tuple[int, ...] = (64,)) -> dict[str, Any]:
+    return {
+        "study": {
+            "name": "syn",
+            "corpus": "markov:order=1,vocab=8",
+            "tokenizer": "bytes",
+            "sizes": [{"name": f"w{d}", "n_layer": 1, "d_model": d, "n_head": 2} for d in sizes],
+        },
+        "model": {"vocab_size": 300, "context": 16},
+        "train": {"tokens": 1000},
+    }
+
+
+LR = {"low": 1e-5, "high": 1e-1, "log": True}
+
+
+def run(tmp_path: Path, space: dict[str, Any], sizes=(64,), **tune_kw: Any):
+    spec = {"space": space, **{k: tune_kw.pop(k) for k in list(tune_kw) if k in (
+        "sampler", "trials", "pruner", "startup", "seed")}}  # fmt: skip
+    return tune(
+        study(sizes),
+        tune_spec=spec,
+        db=tmp_path / "r.db",
+        out=tmp_path / "runs",
+        trainer=fake_train,
+        progress=False,
+        **tune_kw,
+    )

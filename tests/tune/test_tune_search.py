@@ -13,44 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tune_fakes import fake_train, optimum_lr
+from tune_fakes import LR, optimum_lr, run
 
 from scalelab.errors import ConfigError
 from scalelab.study import load_points
-from scalelab.tune import best_trials, fit_hyperparameter, tune
+from scalelab.tune import best_trials, fit_hyperparameter
 from scalelab.tune.storage import optuna_storage
 
 HERE = Path(__file__).parent
-
-
-def study(sizes: tuple[int, ...] = (64,)) -> dict[str, Any]:
-    return {
-        "study": {
-            "name": "syn",
-            "corpus": "markov:order=1,vocab=8",
-            "tokenizer": "bytes",
-            "sizes": [{"name": f"w{d}", "n_layer": 1, "d_model": d, "n_head": 2} for d in sizes],
-        },
-        "model": {"vocab_size": 300, "context": 16},
-        "train": {"tokens": 1000},
-    }
-
-
-LR = {"low": 1e-5, "high": 1e-1, "log": True}
-
-
-def run(tmp_path: Path, space: dict[str, Any], sizes=(64,), **tune_kw: Any):
-    spec = {"space": space, **{k: tune_kw.pop(k) for k in list(tune_kw) if k in (
-        "sampler", "trials", "pruner", "startup", "seed")}}  # fmt: skip
-    return tune(
-        study(sizes),
-        tune_spec=spec,
-        db=tmp_path / "r.db",
-        out=tmp_path / "runs",
-        trainer=fake_train,
-        progress=False,
-        **tune_kw,
-    )
 
 
 @pytest.mark.parametrize(
@@ -135,7 +105,7 @@ SCRIPT = """
 import sys
 sys.path.insert(0, {here!r})
 from tune_fakes import fake_train
-from test_search import study
+from tune_fakes import study
 from scalelab.tune import tune
 tune(study(), tune_spec={{"sampler": "grid", "space": {{"train.lr": {{"low": 1e-4, "high": 1e-2, "log": True, "n": 5}}}}}},
      db={db!r}, out={out!r}, trainer=fake_train, progress=False)
