@@ -212,6 +212,11 @@ def point_row(
         "axes_json": json.dumps(dict(axes or {}), sort_keys=True, default=str),
         "run_dir": str(rec.path.resolve()),
     }
+    distill = s.get("distill") if s else None
+    if isinstance(distill, Mapping):  # a distilled student (scalelab.techniques.distill)
+        row["kind"], row["technique"] = "distilled", "distill"
+        row["parent_run_id"] = distill.get("teacher_run_id")
+        row["extra_json"] = json.dumps(dict(distill), sort_keys=True, default=str)
     return row
 
 

@@ -114,6 +114,8 @@ class RunSummary:
     started: str = ""
     finished: str = ""
     path: str = ""
+    # knowledge distillation: the teacher and C_student / C_teacher / C_total (techniques.distill)
+    distill: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -457,6 +459,11 @@ class _Run:
 
         self.model = build_model(cfg.model).to(self.device)
         self.model.train()
+        self.distiller: Any = None
+        if cfg.distill.active:  # after build_model: init_every may overwrite the weights
+            from scalelab.techniques.distill import Distiller
+
+            self.distiller = Distiller(cfg, run_dir.parent, self.device, self.precision, self.model)
         self.optimizer = make_optimizer(self.model, cfg, self.device)
         self.forward: nn.Module = self.model
         if tc.compile:
@@ -504,6 +511,8 @@ class _Run:
                 / denom
             )
             loss = lm
+            if self.distiller is not None:
+                loss = self.distiller.loss(lm, logits, x, y, denom)
             aux = getattr(self.model, "aux_loss", None)
             if aux is not None:
                 loss = loss + aux / self.n_micro
@@ -743,5 +752,7 @@ class _Run:
             finished=_now(),
             path=str(self.dir),
         )
+        if self.distiller is not None:
+            summary.distill = self.distiller.summary(tokens, summary.flops_total)
         rundir.write_json(self.dir / rundir.SUMMARY, summary.to_dict())
         return summary
