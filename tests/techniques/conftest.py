@@ -64,3 +64,24 @@ def teacher_dir(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> Pa
     s = train(cfg, out, progress=False)
     assert s.status == "finished"
     return out / cfg.run_id()
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> Path:
+    """A finished 2-layer, d_model 16 run (6,864 parameters; 20 steps, about a second)."""
+    from scalelab.train import train
+
+    out = tmp_path_factory.mktemp("tiny-runs")
+    cfg = load_run_config(
+        None,
+        [
+            f"data.corpus={CORPUS}",
+            f"data.cache_dir={cache_dir}",
+            *TINY,
+            "model.d_model=16",
+            "model.context=8",
+            "train.tokens=1280",
+        ],
+    )
+    assert train(cfg, out, progress=False).status == "finished"
+    return out / cfg.run_id()

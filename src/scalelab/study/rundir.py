@@ -217,6 +217,11 @@ def point_row(
         row["kind"], row["technique"] = "distilled", "distill"
         row["parent_run_id"] = distill.get("teacher_run_id")
         row["extra_json"] = json.dumps(dict(distill), sort_keys=True, default=str)
+    comp = s.get("compression") if s else None
+    if isinstance(comp, Mapping):  # a compressed model (scalelab.techniques.compress)
+        row["kind"], row["technique"] = "compressed", comp.get("method")
+        row["parent_run_id"] = comp.get("parent_run_id")
+        row["extra_json"] = json.dumps(dict(comp), sort_keys=True, default=str)
     return row
 
 
