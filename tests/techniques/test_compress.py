@@ -30,23 +30,23 @@ def _logits(run_dir: Path) -> torch.Tensor:
 
 
 def test_bits_of_4bit_quant_by_hand(tiny_run: Path, tmp_path: Path) -> None:
-    r = compress(tiny_run, "quant", 4, out=tmp_path)
+    r = compress(tiny_run, "quant", 4)
     # per row: a 16-bit scale + a 4-bit zero point; codes 4 bits per weight
     block = (768 * 4 + 48 * 20) + (256 * 4 + 16 * 20) + (1024 * 4 + 64 * 20) + (1024 * 4 + 16 * 20)
     assert block == 15168
     assert r.bits == DENSE_BITS + 2 * block == 41856
     assert r.parent_bits == PARENT_BITS == 109824
-    g = compress(tiny_run, "quant", 4, group=32, out=tmp_path)
+    g = compress(tiny_run, "quant", 4, group=32)
     # only mlp.proj (64 inputs) has two groups of 32 per row
     assert g.bits == 41856 + 2 * (16 * 20)
 
 
 def test_bits_of_pruning_and_sharing_by_hand(tiny_run: Path, tmp_path: Path) -> None:
-    r = compress(tiny_run, "prune", 0.5, out=tmp_path)
+    r = compress(tiny_run, "prune", 0.5)
     # a bitmask (1 bit per weight) + 16 bits per nonzero is the cheapest encoding here
     block = (768 + 384 * 16) + (256 + 128 * 16) + (1024 + 512 * 16) + (1024 + 512 * 16)
     assert r.bits == DENSE_BITS + 2 * block == 66816
-    s = compress(tiny_run, "share", 2, out=tmp_path)
+    s = compress(tiny_run, "share", 2)
     assert s.bits == (512 + 128 + 16 + 3104) * 16  # the two blocks stored once
 
 
@@ -67,16 +67,16 @@ def test_sparsity_is_exact(tiny_run: Path) -> None:
 
 def test_full_rank_svd_and_16_bit_quant_reproduce_the_logits(tiny_run: Path, tmp_path) -> None:
     ref = _logits(tiny_run)
-    full = compress(tiny_run, "lowrank", 64, out=tmp_path)
+    full = compress(tiny_run, "lowrank", 64)
     assert (_logits(full.run_dir) - ref).abs().max().item() < 1e-5
-    q16 = compress(tiny_run, "quant", 16, out=tmp_path)
+    q16 = compress(tiny_run, "quant", 16)
     assert (_logits(q16.run_dir) - ref).abs().max().item() < 1e-5
     assert q16.val_loss == pytest.approx(q16.parent_loss, abs=1e-5)
 
 
 def test_pruned_and_recovered_model_keeps_its_zeros(teacher_dir: Path, tmp_path: Path) -> None:
-    bare = compress(teacher_dir, "prune", 0.9, out=tmp_path)
-    rec = compress(teacher_dir, "prune", 0.9, recover=8192, out=tmp_path)
+    bare = compress(teacher_dir, "prune", 0.9)
+    rec = compress(teacher_dir, "prune", 0.9, recover=8192)
     assert rec.recover_tokens == 8192
     zeros = {}
     for r in (bare, rec):
@@ -110,8 +110,8 @@ def test_rtn_codes_fit_the_bits() -> None:
 
 
 def test_gptq_on_a_run_is_no_worse_than_rtn(teacher_dir: Path, tmp_path: Path) -> None:
-    r = compress(teacher_dir, "quant", 3, out=tmp_path)
-    g = compress(teacher_dir, "quant", 3, algorithm="gptq", out=tmp_path)
+    r = compress(teacher_dir, "quant", 3)
+    g = compress(teacher_dir, "quant", 3, algorithm="gptq")
     assert g.bits == r.bits
     assert g.val_loss < r.val_loss
 
@@ -129,7 +129,7 @@ def test_derived_run_and_store_point(tiny_run: Path, tmp_path: Path) -> None:
     from scalelab.study import load_points
 
     db = tmp_path / "r.db"
-    r = compress(tiny_run, "lowrank", 0.9, recover=256, db=db, out=tmp_path)
+    r = compress(tiny_run, "lowrank", 0.9, recover=256, db=db, out=tmp_path / "derived")
     summary = json.loads((r.run_dir / "summary.json").read_text())
     assert summary["compression"]["parent_run_id"] == tiny_run.name
     assert summary["tokens"] == json.loads((tiny_run / "summary.json").read_text())["tokens"] + 256
@@ -138,6 +138,7 @@ def test_derived_run_and_store_point(tiny_run: Path, tmp_path: Path) -> None:
     pts = load_points(db)
     assert list(pts["kind"]) == ["compressed"] and list(pts["technique"]) == ["lowrank"]
     assert list(pts["parent_run_id"]) == [tiny_run.name]
+    assert r.run_dir == tmp_path / "derived"
     assert not list(tmp_path.glob(".*.tmp"))
 
 

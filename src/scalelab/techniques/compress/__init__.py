@@ -126,8 +126,8 @@ def compress(
     calib_sequences: int = CALIB_SEQUENCES,
     device: str = "cpu",
 ) -> CompressResult:
-    """Compress a finished run; see the module docstring. ``out`` is the directory the
-    derived run directory is created in (default: the parent's own directory's parent)."""
+    """Compress a finished run; see the module docstring. ``out`` is the derived run's
+    directory (default: beside the parent, named ``<parent id>-<method>-<level>...``)."""
     import torch
 
     from scalelab.techniques.compress import base
@@ -212,7 +212,7 @@ def compress(
     val_loss = base.evaluate(cfg, model, data, dev)
     name = f"{parent.run_id}-{_tag(method, level, opts, recover)}"
     result = CompressResult(
-        run_dir=Path(out or parent.run_dir.parent) / name,
+        run_dir=Path(out) if out is not None else parent.run_dir.parent / name,
         run_id=name,
         parent_run_id=parent.run_id,
         method=method,
