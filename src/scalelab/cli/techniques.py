@@ -21,16 +21,24 @@ PANEL = "Small vs large"
 
 @app.command("compress", rich_help_panel=PANEL)
 def compress_cmd(
-    run: Annotated[str, typer.Argument(help="A finished run directory (RUNS/<run id>).")],
-    method: Annotated[str, typer.Option("--method", help="prune, quant, lowrank or share.")],
-    level: Annotated[
+    run: Annotated[
         str,
+        typer.Argument(
+            help="A finished run directory (RUNS/<run id>), or a compression study TOML "
+            "(studies/compression.toml: every method and level on a ladder's runs)."
+        ),
+    ],
+    method: Annotated[
+        str | None, typer.Option("--method", help="prune, quant, lowrank or share.")
+    ] = None,
+    level: Annotated[
+        str | None,
         typer.Option(
             "--level",
             help="prune: fraction removed (0.5); quant: bits (2-8, 16); lowrank: rank (8) or "
             "energy fraction (0.9); share: adjacent blocks per group (2).",
         ),
-    ],
+    ] = None,
     recover: Annotated[
         str | None,
         typer.Option("--recover", help="Fine-tune this many tokens after compressing (100k)."),
@@ -64,8 +72,20 @@ def compress_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Compress a finished run into a derived run: its val loss and exact size in bits."""
+    from scalelab.errors import ConfigError
     from scalelab.techniques.compress import compress
 
+    if run.endswith(".toml"):
+        from scalelab.techniques.compress.plan import run_study
+
+        if method is not None or level is not None:
+            raise ConfigError(
+                "a compression study lists its methods and levels: drop --method/--level"
+            )
+        run_study(run, db or Path("results.db"), log=(lambda _m: None) if quiet else say)
+        return
+    if method is None or level is None:
+        raise ConfigError("give --method and --level (or a compression study TOML as RUN)")
     lv = number(level, "--level") if level.strip() not in ("0", "0.0") else 0.0
     rec = int(number(recover, "--recover", integer=True)) if recover is not None else None
     r = compress(
