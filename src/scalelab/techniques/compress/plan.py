@@ -82,9 +82,10 @@ def load_compression_study(path: str | Path) -> CompressionStudy:
 
 def parents(spec: CompressionStudy) -> Any:
     """The ladder's plain runs to compress (one per size, the study's seed), smallest first."""
-    from scalelab.study import load_points
+    from scalelab.techniques.small_large import load_all
 
-    pts = load_points(spec.db, study=spec.study, kind="run")
+    pts = load_all(spec.db, study=spec.study)
+    pts = pts[pts["kind"] == "run"]
     pts = pts[pts["seed"] == spec.seed]
     if spec.sizes is not None:
         missing = sorted(set(spec.sizes) - set(pts["size"]))
