@@ -75,3 +75,31 @@ def test_effective_n_from_a_law_file(cli, tmp_path: Path) -> None:
     assert "below the law's floor" in r.stdout
     r = cli("effective", "--law", str(path), "--loss", "2.5")
     assert r.returncode == 2 and "--tokens" in r.stderr
+
+
+def test_points_keep_technique_points_apart(cli, tiny_run: Path, tmp_path: Path) -> None:
+    from scalelab.study.rundir import point_row, read_run
+    from scalelab.study.store import Store
+
+    db = tmp_path / "p.db"
+    with Store(db) as s:
+        s.put_point(point_row(read_run(tiny_run), study="t"))
+    r = cli(
+        "compress",
+        str(tiny_run),
+        "--method",
+        "prune",
+        "--level",
+        "0.5",
+        "--db",
+        str(db),
+        "--out",
+        str(tmp_path / "pruned"),
+        "--quiet",
+    )
+    assert r.returncode == 0, r.stderr
+    plain = cli("points", "--db", str(db), "--csv", str(tmp_path / "a.csv"))
+    every = cli("points", "--db", str(db), "--csv", str(tmp_path / "b.csv"), "--kind", "all")
+    assert "wrote 1 points" in plain.stdout and "wrote 2 points" in every.stdout
+    bad = cli("points", "--db", str(db), "--kind", "pruned")
+    assert bad.returncode == 2 and "--kind" in bad.stderr
