@@ -48,7 +48,12 @@ def load_all(db: str | Path, study: str | None = None) -> pd.DataFrame:
     from scalelab.study import load_points
     from scalelab.study.store import Store
 
-    pts = load_points(db, study=study).drop_duplicates(["kind", "run_id"])
+    pts = load_points(db, study=study)
+    # a run recorded in two studies: keep the row that knows its ladder size
+    pts = pts.assign(_sized=pts["size"].notna()).sort_values(
+        "_sized", ascending=False, kind="stable"
+    )
+    pts = pts.drop_duplicates(["kind", "run_id"]).drop(columns="_sized").sort_index()
     with Store(db, create=False) as s:
         rows = s.query("SELECT DISTINCT kind, run_id, extra_json, run_dir FROM points")
     internal = pd.DataFrame(

@@ -114,7 +114,9 @@ def run_study(
     with Store(db) as store:
         for _, p in parents(spec).iterrows():
             parent_dir = Path(p["run_dir"])
-            store.put_point(point_row(read_run(parent_dir), study=spec.name))
+            store.put_point(
+                point_row(read_run(parent_dir), study=spec.name, axes={"size": p["size"]})
+            )
             for e in spec.entries:
                 opts = {k: e[k] for k in ("structure", "scope", "algorithm", "group") if k in e}
                 for level in e["levels"]:
