@@ -114,6 +114,8 @@ def test_multipliers_and_total_compute(store: Path) -> None:
     assert not kd["wins_at_total_compute"]
     q = table[table["run_id"] == "q2"].iloc[0]
     assert q["multiplier"] < 1  # worse than its parent: a multiplier below one
+    q4 = table[table["run_id"] == "q4"].iloc[0]
+    assert 0.9 < q4["multiplier_vs_parent"] < 1.0  # 0.001 + seed offset above its parent
     s = distill_summary(table)
     assert s.iloc[0]["gap"] == pytest.approx(law_loss(1e4) * (1 - 0.001) - law_loss(2e4))
 

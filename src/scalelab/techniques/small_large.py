@@ -130,7 +130,12 @@ def technique_table(
                 wins_at_total_compute=bool(float(p["loss"]) < at_total),
             )
         else:
+            # against the parent's own effective N: a parent off the law by seed noise
+            # does not make a lossless compression look like a loss
+            par = None if twin is None else effective_n(law, float(twin["loss"]), float(p["D"]))
+            ok = par is not None and par.status == "ok" and eff.status == "ok"
             row.update(
+                multiplier_vs_parent=eff.value / par.value if ok else None,
                 method=ex.get("method"),
                 level=ex.get("level"),
                 options=ex.get("options"),
@@ -260,6 +265,10 @@ def _mult(r: Any) -> str:
     lo, hi = r.get("multiplier_lo"), r.get("multiplier_hi")
     ci = f" [{_f(lo, 3)}, {_f(hi, 3)}]" if lo is not None and hi is not None else ""
     return f"x{_f(r['multiplier'], 3)}{ci}"
+
+
+def _opts(o: Any) -> str:
+    return ", ".join(f"{k} {v}" for k, v in (o or {}).items())
 
 
 def plot_plane(db: str | Path, table: pd.DataFrame, law: Any, out: Path) -> Path:
