@@ -311,7 +311,7 @@ def plot_bits(bits: pd.DataFrame, out: Path) -> Path:
     from scalelab.laws import pareto_frontier
     from scalelab.reporting import plots
 
-    fig, ax = plots.figure()
+    fig, ax = plots.figure(width=9.0)
     cmap = plots.pyplot().get_cmap("tab20")
     labels = sorted(set(bits["label"]) - {"16-bit (plain)"})
     plain = bits[bits["label"] == "16-bit (plain)"]
@@ -332,7 +332,7 @@ def plot_bits(bits: pd.DataFrame, out: Path) -> Path:
     ax.set_xlabel("model bits (counted: codes, scales, zero points, indices)")
     ax.set_ylabel("validation loss (nats/token)")
     ax.set_title("Loss against model bits")
-    ax.legend(fontsize=5, ncol=2)
+    ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return plots.save(fig, out / "small-large-bits.png")
 
 

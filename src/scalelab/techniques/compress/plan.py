@@ -23,6 +23,7 @@ already on disk is reused) and records the points, plus the parents, in ``db``.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -100,6 +101,19 @@ def parents(spec: CompressionStudy) -> Any:
     return pts.drop_duplicates("size").sort_values("N")
 
 
+def _axes(spec: CompressionStudy, p: Any) -> dict[str, Any]:
+    """The parent's axes in its ladder study (size, budget, ...), kept on its copy here."""
+    from scalelab.study.store import Store
+
+    with Store(spec.db, create=False) as s:
+        got = s.query(
+            "SELECT axes_json FROM points WHERE study = ? AND run_id = ?",
+            (spec.study, p["run_id"]),
+        )
+    axes = json.loads(got[0]["axes_json"]) if got and got[0]["axes_json"] else {}
+    return {"size": p["size"], **axes}
+
+
 def run_study(
     path: str | Path, db: str | Path, *, log: Callable[[str], None] = print
 ) -> list[dict[str, Any]]:
@@ -114,9 +128,7 @@ def run_study(
     with Store(db) as store:
         for _, p in parents(spec).iterrows():
             parent_dir = Path(p["run_dir"])
-            store.put_point(
-                point_row(read_run(parent_dir), study=spec.name, axes={"size": p["size"]})
-            )
+            store.put_point(point_row(read_run(parent_dir), study=spec.name, axes=_axes(spec, p)))
             for e in spec.entries:
                 opts = {k: e[k] for k in ("structure", "scope", "algorithm", "group") if k in e}
                 for level in e["levels"]:
