@@ -14,6 +14,7 @@ TITLES = [
     "Loss against N",
     "Loss against compute",
     "IsoFLOP curves",
+    "Choosing the law",
     "Fitted law",
     "Extrapolation check",
     "Plans",
@@ -72,8 +73,9 @@ def test_sections_are_extensible(tiny_demo, tmp_path):
     )
     text = res.path.read_text()
     assert "<p>6 points</p>" in text and "<h2>Extra</h2>" in text
-    # + Architectures (several archs) and Small vs large (technique points), absent here
-    assert len(BUILDERS) == len(TITLES) + 2
+    # + Architectures (several archs), Data (selections, the overfit study) and Small vs
+    # large (technique points), absent here
+    assert len(BUILDERS) == len(TITLES) + 3
 
 
 def test_missing_or_empty_store_is_a_clear_error(tmp_path):

@@ -9,6 +9,7 @@ tables. Each group module registers its commands on import:
 * ``laws``: fit, plan
 * ``reports``: report, demo
 * ``techniques``: compress, effective
+* ``selection``: select
 
 A ``ScalelabError`` becomes one plain line on stderr and exit code 2.
 """
@@ -17,7 +18,9 @@ from __future__ import annotations
 
 import sys
 
-from scalelab.cli import laws, models, reports, studies, techniques, training
+import typer
+
+from scalelab.cli import laws, models, reports, selection, studies, techniques, training
 from scalelab.cli._app import app, console, error_line
 from scalelab.errors import ScalelabError
 
@@ -25,6 +28,7 @@ from scalelab.errors import ScalelabError
 _PANELS = (
     models.PANEL,
     training.PANEL,
+    selection.PANEL,
     studies.PANEL,
     laws.PANEL,
     techniques.PANEL,
@@ -41,6 +45,7 @@ __all__ = [
     "main",
     "models",
     "reports",
+    "selection",
     "studies",
     "techniques",
     "training",
@@ -61,9 +66,28 @@ def version() -> None:
 
 
 def main() -> None:
-    """Entry point: run the app, turning a ScalelabError into one line and exit code 2."""
+    """Entry point: every bad input (a ScalelabError, or a usage error such as an unknown
+    option or a missing argument) becomes one plain line on stderr and exit code 2."""
+    try:  # typer >= 0.20 carries its own copy of click
+        from typer._click import exceptions as click
+    except ImportError:  # pragma: no cover - older typer uses click itself
+        from click import exceptions as click  # type: ignore[no-redef]
+
     try:
-        app()
+        code = app(standalone_mode=False, prog_name="scalelab")
     except ScalelabError as e:
         error_line(e)
         sys.exit(2)
+    except getattr(click, "NoArgsIsHelpError", ()) as e:  # `scalelab` alone: the help
+        e.show()
+        sys.exit(0)
+    except click.UsageError as e:
+        where = f" (see `{e.ctx.command_path} --help`)" if e.ctx is not None else ""
+        error_line(f"{e.format_message()}{where}")
+        sys.exit(2)
+    except click.ClickException as e:  # e.g. a file option that cannot be opened
+        error_line(e.format_message())
+        sys.exit(e.exit_code)
+    except typer.Abort:  # Ctrl-C outside a command's own handler
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -10,6 +10,8 @@
 * :func:`published_law`: published laws (hoffmann2022, epoch2024, muennighoff2023, kaplan2020).
 * :func:`effective_n`, :func:`effective_d`: the N (or D) a plain run needs to reach a
   loss under a fitted law; a technique's effective multiplier with its interval.
+* :func:`select_law`: choose the form that best predicts the larger model sizes from the
+  smaller ones (rolling origin), with bootstrap-by-size intervals and their coverage.
 * :func:`pareto_frontier`, :func:`loglog_slope`: the frontier and the slope used to
   compare architectures.
 """
@@ -22,6 +24,7 @@ from scalelab.laws.frontier import loglog_slope, pareto_frontier
 from scalelab.laws.law import Law
 from scalelab.laws.plan import Plan, PlanError, plan
 from scalelab.laws.presets import PRESETS, published_law, resolve_law
+from scalelab.laws.select import Selection, select_law
 
 __all__ = [
     "FORMS",
@@ -31,6 +34,7 @@ __all__ = [
     "Law",
     "Plan",
     "PlanError",
+    "Selection",
     "check_points",
     "effective_d",
     "effective_n",
@@ -44,4 +48,5 @@ __all__ = [
     "plan",
     "published_law",
     "resolve_law",
+    "select_law",
 ]

@@ -204,6 +204,7 @@ def point_row(
         "entropy_rate": _num(s.get("entropy_rate")),
         "wall_seconds": _num(s.get("wall_seconds")) if s else _num(last.get("elapsed")),
         "tokens_per_second": _num(s.get("tokens_per_second")),
+        "precision": s.get("precision"),
         "seed": _int(train.get("seed")),
         "step": _int(s.get("step")) if s else _int(last.get("step")),
         "status": rec.status,
@@ -212,6 +213,13 @@ def point_row(
         "axes_json": json.dumps(dict(axes or {}), sort_keys=True, default=str),
         "run_dir": str(rec.path.resolve()),
     }
+    if data.get("select"):  # trained on a data selection (scalelab.select): a technique's point
+        sel = s.get("selection") if isinstance(s.get("selection"), Mapping) else {}
+        order = sel.get("order")
+        row["kind"] = "select"
+        row["technique"] = f"{sel['method']}{'-' + order if order else ''}" if sel else None
+        row["parent_run_id"] = sel.get("reference")
+        row["extra_json"] = json.dumps({"selection": dict(sel)}, sort_keys=True) if sel else None
     distill = s.get("distill") if s else None
     if isinstance(distill, Mapping):  # a distilled student (scalelab.techniques.distill)
         row["kind"], row["technique"] = "distilled", "distill"
