@@ -130,14 +130,14 @@ def points_cmd(
     ] = False,
     kind: Annotated[
         str,
-        typer.Option("--kind", help="run (plain runs), distilled, compressed, or all."),
+        typer.Option("--kind", help="run (plain runs), distilled, compressed, select, or all."),
     ] = "run",
 ) -> None:
     """List, export (--csv/--parquet) or rebuild (--from-runs RUNS) the points of a store."""
     from scalelab.study import export_points, load_points
     from scalelab.study import rebuild as rebuild_store
 
-    kinds = ("run", "distilled", "compressed", "all")
+    kinds = ("run", "distilled", "compressed", "select", "all")
     if kind not in kinds:
         raise ConfigError(f"--kind {kind!r} is not one of {', '.join(kinds)}")
     if from_runs is not None:
