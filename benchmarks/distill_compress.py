@@ -73,6 +73,8 @@ def distill_step(out: Path, teacher_dir: Path, steps: int) -> float:
         (out / name).mkdir(parents=True, exist_ok=True)
     plain = _Run(plain_cfg, out / "plain", None, False)
     kd = _Run(kd_cfg, out / "kd", None, False)
+    for run in (plain, kd):
+        run._resume()  # threads and precision, as run() does first
     teacher = kd.distiller.teacher.model
     sampler = TrainSampler(plain.data.train, 128, 0)
     t_forward = []

@@ -234,12 +234,10 @@ def init_from_teacher(student: nn.Module, teacher: nn.Module, every: int) -> lis
 class Distiller:
     """The loop's hook: holds the teacher and mixes the KD term into the loss."""
 
-    def __init__(
-        self, cfg: RunConfig, out: Path, device: torch.device, precision: Any, student: nn.Module
-    ) -> None:
+    def __init__(self, cfg: RunConfig, out: Path, device: torch.device, student: nn.Module) -> None:
         assert cfg.distill.teacher is not None
         self.cfg = cfg.distill
-        self.precision = precision
+        self.precision: Any = None  # the run's Precision, set by the loop once resolved
         self.device = device
         self.mlm = cfg.train.objective == "mlm"
         # building the teacher draws from the RNG: fork it so the student's run is unchanged

@@ -429,7 +429,7 @@ class _Run:
         if cfg.distill.active:  # after build_model: init_every may overwrite the weights
             from scalelab.techniques.distill import Distiller
 
-            self.distiller = Distiller(cfg, run_dir.parent, self.device, self.precision, self.model)
+            self.distiller = Distiller(cfg, run_dir.parent, self.device, self.model)
         self.optimizer = make_optimizer(self.model, cfg, self.device)
         self.forward: nn.Module = self.model
         if tc.compile:
@@ -509,6 +509,8 @@ class _Run:
             tc.precision, self.device, self.cfg.data.cache_dir, kept=extra.get("precision")
         )
         self.evaluate = _Evaluator(self.cfg, self.data, self.device, self.precision, self.micro)
+        if self.distiller is not None:  # the teacher runs in the student's precision
+            self.distiller.precision = self.precision
         if ckpt is None:
             self.metrics.truncate_after(-1)  # nothing to continue from: start afresh
             return
