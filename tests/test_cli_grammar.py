@@ -43,6 +43,10 @@ BAD: list[tuple[str, ...]] = [
     ("eval", "MISSING", "--task", "clozee"),
     ("finetune", "MISSING", "--task", "copy", "--set", "finetune.method=adapter"),
     ("intrinsic", "MISSING", "--task", "syntax", "--dims", "ten"),
+    ("compress", "MISSING", "--method", "prune", "--level", "0.5"),
+    ("compress", "MISSING", "--method", "zip", "--level", "0.5"),
+    ("compress", "MISSING"),
+    ("effective", "--law", "MISSING", "--loss", "2.5", "--tokens", "1e9"),
 ]
 
 
@@ -55,7 +59,7 @@ def _options(command: str) -> set[str]:
 @pytest.mark.parametrize("args", BAD, ids=lambda a: " ".join(a))
 def test_bad_argument_is_one_line_exit_2_naming_real_options(args, tmp_path, monkeypatch, capsys):
     section = tmp_path / "section.toml"
-    section.write_text("[distill]\nteacher = 'x'\n")
+    section.write_text("[distil]\nteacher = 'x'\n")  # a misspelt section ([distill] exists)
     subs = {
         "MISSING.toml": str(tmp_path / "missing.toml"),
         "SECTION.toml": str(section),
@@ -80,14 +84,14 @@ def test_bad_argument_is_one_line_exit_2_naming_real_options(args, tmp_path, mon
 
 
 def test_error_text_is_printed_as_text_not_markup(tmp_path, monkeypatch, capsys):
-    """Brackets survive: "unknown section [distill]; sections are [model], [data], [train]"."""
+    """Brackets survive: "unknown section [distil]; sections are [model], [data], [train], ..."."""
     cfg = tmp_path / "run.toml"
-    cfg.write_text("[distill]\nteacher = 'x'\n")
+    cfg.write_text("[distil]\nteacher = 'x'\n")  # misspelt: [distill] is a section
     monkeypatch.setattr(sys, "argv", ["scalelab", "train", str(cfg)])
     with pytest.raises(SystemExit):
         main()
     err = capsys.readouterr().err
-    assert "unknown section [distill]" in err and "[model], [data], [train]" in err
+    assert "unknown section [distil]" in err and "[model], [data], [train]" in err
 
 
 # one meaning per option name across commands (the README's CLI table)

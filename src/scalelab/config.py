@@ -6,6 +6,8 @@ names are a contract shared by the Python API, the TOML files and the CLI:
 * ``[model]``  :class:`ModelConfig`  (``arch``, ``n_layer``, ``d_model``, ``n_head``, ...)
 * ``[data]``   :class:`DataConfig`   (``corpus`` spec string, ``tokenizer``)
 * ``[train]``  :class:`TrainConfig`  (``batch_size``, ``tokens``, ``lr``, ``seed``, ...)
+* ``[distill]`` :class:`DistillConfig` (``teacher``, ``alpha``, ``temperature``, ``loss``, ...),
+  optional: knowledge distillation from a finished run (``scalelab.techniques.distill``)
 
 Unknown keys are rejected with the nearest valid name suggested; values are
 type-checked (an integral float such as ``1e6`` is accepted for an int field,
@@ -279,6 +281,55 @@ def _file_sha256(path: str) -> str | None:
     return hashlib.sha256(raw).hexdigest()
 
 
+DISTILL_LOSSES = ("forward_kl", "reverse_kl", "mse_logits")
+
+
+@dataclass(frozen=True)
+class DistillConfig:
+    """Knowledge distillation (see :mod:`scalelab.techniques.distill`).
+
+    The training loss is ``(1 - alpha) CE + alpha KD``; ``alpha = 0`` is plain training.
+    ``teacher`` is a finished run directory, or a run-config TOML whose run is trained
+    first (into the same runs directory) when it is not there yet.
+    """
+
+    teacher: str | None = None
+    alpha: float = 0.0  # weight of the distillation term
+    temperature: float = 1.0
+    loss: str = "forward_kl"  # forward_kl (Hinton 2015), reverse_kl (MiniLLM), mse_logits
+    top_k: int | None = None  # keep only the teacher's top-k logits
+    init_every: int | None = None  # initialise student block i from teacher block i * k
+
+    def __post_init__(self) -> None:
+        _check_choice("distill.loss", self.loss, DISTILL_LOSSES)
+        if not 0.0 <= self.alpha <= 1.0:
+            raise ConfigError(
+                f"distill.alpha must be in [0, 1] (0: no distillation), got {self.alpha}"
+            )
+        if not self.temperature > 0:
+            raise ConfigError(f"distill.temperature must be positive, got {self.temperature}")
+        if self.top_k is not None and self.top_k < 1:
+            raise ConfigError(f"distill.top_k must be a positive integer, got {self.top_k}")
+        if self.init_every is not None and self.init_every < 1:
+            raise ConfigError(
+                f"distill.init_every must be a positive integer, got {self.init_every}"
+            )
+        if self.teacher is None and (self.alpha > 0 or self.init_every is not None):
+            raise ConfigError(
+                "distillation needs a teacher: set distill.teacher to a finished run directory "
+                "(or a run-config TOML)"
+            )
+
+    @property
+    def active(self) -> bool:
+        """True when the teacher changes the run (alpha > 0 or a teacher initialisation).
+
+        With alpha = 0 and no initialisation the run *is* the plain run: same directory,
+        same losses bit for bit, no teacher loaded.
+        """
+        return self.teacher is not None and (self.alpha > 0 or self.init_every is not None)
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """A run's resolved config. Every check runs when one is made (each section checks its
@@ -288,6 +339,7 @@ class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -315,7 +367,9 @@ class RunConfig:
         field existed keep their names (and a sweep still finds them finished); so is an
         unset ``data.select``, and a set one counts by the SHA-256 of the selection file's
         content, not by its path; so are ``model.parametrization = "sp"`` and its
-        muP-only fields.
+        muP-only fields, and a ``[distill]`` section that changes nothing (no teacher, or
+        alpha = 0 without a teacher initialisation: the scratch twin of a distilled run is
+        the plain run).
         """
         d = self.to_dict()
         d["train"].pop("device", None)
@@ -330,6 +384,8 @@ class RunConfig:
         elif (digest := _file_sha256(d["data"]["select"])) is not None:
             # the selection's content names the run, wherever the file lies
             d["data"]["select"] = f"sha256:{digest}"
+        if not self.distill.active:
+            d.pop("distill")
         blob = json.dumps(d, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
@@ -360,7 +416,12 @@ def budget_tokens(cfg: RunConfig, non_embedding: int, unique_tokens: int) -> tup
     ), f"{source} = {ratio} x {non_embedding} non-embedding params"
 
 
-SECTIONS: dict[str, type] = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig}
+SECTIONS: dict[str, type] = {
+    "model": ModelConfig,
+    "data": DataConfig,
+    "train": TrainConfig,
+    "distill": DistillConfig,
+}
 
 
 def _check_choice(name: str, value: str, choices: Iterable[str]) -> None:

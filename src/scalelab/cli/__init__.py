@@ -8,6 +8,7 @@ tables. Each group module registers its commands on import:
 * ``studies``: sweep, points, compare
 * ``laws``: fit, plan
 * ``reports``: report, demo
+* ``techniques``: compress, effective
 * ``selection``: select
 * ``tasks``: tasks, eval, finetune, intrinsic
 * ``tuning``: tune, tuned
@@ -21,7 +22,17 @@ import sys
 
 import typer
 
-from scalelab.cli import laws, models, reports, selection, studies, tasks, training, tuning
+from scalelab.cli import (
+    laws,
+    models,
+    reports,
+    selection,
+    studies,
+    tasks,
+    techniques,
+    training,
+    tuning,
+)
 from scalelab.cli._app import app, console, error_line
 from scalelab.errors import ScalelabError
 
@@ -33,6 +44,7 @@ _PANELS = (
     studies.PANEL,
     tuning.PANEL,
     laws.PANEL,
+    techniques.PANEL,
     reports.PANEL,
     tasks.PANEL,
 )
@@ -50,6 +62,7 @@ __all__ = [
     "selection",
     "studies",
     "tasks",
+    "techniques",
     "training",
     "tuning",
 ]

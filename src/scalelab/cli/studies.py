@@ -22,7 +22,7 @@ from scalelab.cli._app import (
     say,
     warn,
 )
-from scalelab.errors import StoreError
+from scalelab.errors import ConfigError, StoreError
 
 PANEL = "Studies"
 
@@ -128,11 +128,18 @@ def points_cmd(
     curves: Annotated[
         bool, typer.Option("--curves", help="Every evaluation of every run as a point.")
     ] = False,
+    kind: Annotated[
+        str,
+        typer.Option("--kind", help="run (plain runs), distilled, compressed, select, or all."),
+    ] = "run",
 ) -> None:
     """List, export (--csv/--parquet) or rebuild (--from-runs RUNS) the points of a store."""
     from scalelab.study import export_points, load_points
     from scalelab.study import rebuild as rebuild_store
 
+    kinds = ("run", "distilled", "compressed", "select", "all")
+    if kind not in kinds:
+        raise ConfigError(f"--kind {kind!r} is not one of {', '.join(kinds)}")
     if from_runs is not None:
         res = rebuild_store(from_runs, db, study=study)
         say(
@@ -151,6 +158,7 @@ def points_cmd(
         "study": study,
         "status": None if all_ else ("finished", "stopped_early"),
         "curves": curves,
+        "kind": None if kind == "all" else kind,
     }
     for path, fmt in ((csv, "csv"), (parquet, "parquet")):
         if path is not None:

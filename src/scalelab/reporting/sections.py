@@ -495,6 +495,14 @@ def architectures(ctx: ReportContext) -> Section | None:
     return Section(arch.title, arch.html, list(arch.figures), arch.data)
 
 
+def small_vs_large(ctx: ReportContext) -> Section | None:
+    """Distilled and compressed points read as effective sizes (scalelab.techniques)."""
+    from scalelab.techniques.small_large import small_large_section
+
+    sec = small_large_section(ctx.db, ctx.out, study=ctx.study, bootstrap=ctx.bootstrap)
+    return None if sec is None else Section(sec.title, sec.html, list(sec.figures), sec.data)
+
+
 def data(ctx: ReportContext) -> Section | None:
     """Issue 12's data section (keep fractions, overfitting): scalelab.reporting.data_section."""
     from scalelab.reporting.data_section import data_section
@@ -527,6 +535,7 @@ BUILDERS: list[Builder] = [
     parameters,
     extrapolation,
     plans,
+    small_vs_large,
     data,
     downstream,
     tuning,

@@ -220,6 +220,16 @@ def point_row(
         row["technique"] = f"{sel['method']}{'-' + order if order else ''}" if sel else None
         row["parent_run_id"] = sel.get("reference")
         row["extra_json"] = json.dumps({"selection": dict(sel)}, sort_keys=True) if sel else None
+    distill = s.get("distill") if s else None
+    if isinstance(distill, Mapping):  # a distilled student (scalelab.techniques.distill)
+        row["kind"], row["technique"] = "distilled", "distill"
+        row["parent_run_id"] = distill.get("teacher_run_id")
+        row["extra_json"] = json.dumps(dict(distill), sort_keys=True, default=str)
+    comp = s.get("compression") if s else None
+    if isinstance(comp, Mapping):  # a compressed model (scalelab.techniques.compress)
+        row["kind"], row["technique"] = "compressed", comp.get("method")
+        row["parent_run_id"] = comp.get("parent_run_id")
+        row["extra_json"] = json.dumps(dict(comp), sort_keys=True, default=str)
     return row
 
 

@@ -117,6 +117,8 @@ class RunSummary:
     started: str = ""
     finished: str = ""
     path: str = ""
+    # knowledge distillation: the teacher and C_student / C_teacher / C_total (techniques.distill)
+    distill: dict[str, Any] | None = None
     # data.select: method, label, keep, kept_fraction, unit, corpus_hash, reference
     selection: dict[str, Any] | None = None
 
@@ -454,6 +456,11 @@ class _Run:
 
         self.model = build_model(cfg.model).to(self.device)
         self.model.train()
+        self.distiller: Any = None
+        if cfg.distill.active:  # after build_model: init_every may overwrite the weights
+            from scalelab.techniques.distill import Distiller
+
+            self.distiller = Distiller(cfg, run_dir.parent, self.device, self.model)
         self.optimizer = make_optimizer(self.model, cfg, self.device)
         self.forward: nn.Module = self.model
         if tc.compile:
@@ -510,7 +517,10 @@ class _Run:
                 )
                 / denom
             )
-            loss = lm * self.world  # DDP averages over ranks; the global mean is their sum
+            loss = lm
+            if self.distiller is not None:
+                loss = self.distiller.loss(lm, logits, x, y, denom)
+            loss = loss * self.world  # DDP averages over ranks; the global mean is their sum
             aux = getattr(self.model, "aux_loss", None)
             if aux is not None:
                 loss = loss + aux / self.n_micro
@@ -542,6 +552,8 @@ class _Run:
             tc.precision, self.device, self.cfg.data.cache_dir, kept=extra.get("precision")
         )
         self.evaluate = _Evaluator(self.cfg, self.data, self.device, self.precision, self.micro)
+        if self.distiller is not None:  # the teacher runs in the student's precision
+            self.distiller.precision = self.precision
         if ckpt is None:
             self.metrics.truncate_after(-1)  # nothing to continue from: start afresh
             return
@@ -771,6 +783,8 @@ class _Run:
             path=str(self.dir),
             selection=self.selection,
         )
+        if self.distiller is not None:
+            summary.distill = self.distiller.summary(tokens, summary.flops_total)
         if self.writer:
             rundir.write_json(self.dir / rundir.SUMMARY, summary.to_dict())
         return summary

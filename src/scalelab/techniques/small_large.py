@@ -1,0 +1,463 @@
+"""Small vs large: every technique point read as an effective size on the ladder's law.
+
+``technique_table(db)`` returns one row per technique point (distilled students and
+compressed models) with its loss, its plain twin's loss, and the effective N read off the
+plain ladder's law (:func:`scalelab.laws.effective_n`) with its bootstrap interval. The
+law is the Chinchilla L(N, D) when the plain runs span two or more token budgets, else,
+at the single D they share, ``L = E + A / N^alpha``.
+
+For distilled students the row also carries the three compute accountings
+(``C_student``, ``C_teacher``, ``C_total``) and whether the student beats the plain
+ladder at *equal total compute*: the law's loss for a plain model of
+``N_c = C_total / (6 D)`` at the same D (a plain run given the teacher's FLOPs as extra
+parameters; Busbridge et al. 2025 frame the question this way).
+
+``bits_table(db)`` puts plain runs (at 16 bits per parameter) and compressed models on
+the loss-against-model-bits plane; ``small_large_section(db, out)`` writes the report's
+"Small vs large" figures and HTML (it depends on nothing of the report package; the
+report's builder only calls it).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from scalelab.errors import FitError, StoreError
+
+TITLE = "Small vs large"
+TECHNIQUE_KINDS = ("distilled", "compressed")
+
+
+def _extra(row: Any) -> dict[str, Any]:
+    raw = row.get("extra_json") if hasattr(row, "get") else None
+    return json.loads(raw) if isinstance(raw, str) and raw else {}
+
+
+def load_all(db: str | Path, study: str | None = None) -> pd.DataFrame:
+    """Every finished point of the store (runs and techniques), one per (kind, run id),
+    with the technique's ``extra_json`` and the ``run_dir`` (which ``load_points`` leaves
+    out as internal)."""
+    from scalelab.study import load_points
+    from scalelab.study.store import Store
+
+    pts = load_points(db, study=study)
+    # a run recorded in two studies: keep the row that knows its ladder size
+    pts = pts.assign(_sized=pts["size"].notna()).sort_values(
+        "_sized", ascending=False, kind="stable"
+    )
+    pts = pts.drop_duplicates(["kind", "run_id"]).drop(columns="_sized").sort_index()
+    with Store(db, create=False) as s:
+        rows = s.query("SELECT DISTINCT kind, run_id, extra_json, run_dir FROM points")
+    internal = pd.DataFrame(
+        [dict(r) for r in rows], columns=["kind", "run_id", "extra_json", "run_dir"]
+    ).drop_duplicates(["kind", "run_id"])
+    return pts.merge(internal, on=["kind", "run_id"], how="left").reset_index(drop=True)
+
+
+def ladder_law(plain: pd.DataFrame, bootstrap: int = 200, seed: int = 0) -> Any:
+    """The plain ladder's law: Chinchilla over several budgets, else a power law in N."""
+    from scalelab.laws import fit_law
+
+    if plain["N"].nunique() < 3:
+        raise FitError(
+            f"the plain ladder has {plain['N'].nunique()} sizes; effective sizes need >= 3"
+        )
+    if plain["D"].nunique() >= 2:
+        return fit_law(plain, "chinchilla", bootstrap=bootstrap, seed=seed, extrapolation=False)
+    return fit_law(plain, "power", x="N", bootstrap=bootstrap, seed=seed, extrapolation=False)
+
+
+def technique_table(
+    db: str | Path, study: str | None = None, *, bootstrap: int = 200
+) -> tuple[pd.DataFrame, Any]:
+    """One row per technique point with its effective N; and the law used."""
+    from scalelab.laws.effective import effective_n
+
+    pts = load_all(db, study)
+    plain = pts[pts["kind"] == "run"]
+    tech = pts[pts["kind"].isin(TECHNIQUE_KINDS)]
+    if tech.empty:
+        raise StoreError(f"{db} has no distilled or compressed points")
+    law = ladder_law(plain, bootstrap=bootstrap)
+    by_id = plain.set_index("run_id")
+    rows = []
+    for _, p in tech.iterrows():
+        ex = _extra(p)
+        twin_id = ex.get("scratch_run_id") if p["kind"] == "distilled" else p["parent_run_id"]
+        twin = by_id.loc[twin_id] if twin_id in by_id.index else None
+        if isinstance(twin, pd.DataFrame):
+            twin = twin.iloc[0]
+        eff = effective_n(law, float(p["loss"]), float(p["D"]), N=float(p["N"]))
+        row: dict[str, Any] = {
+            "run_id": p["run_id"],
+            "kind": p["kind"],
+            "technique": p["technique"],
+            "size": (twin["size"] if twin is not None else None) or p.get("size"),
+            "seed": p.get("seed"),
+            "N": p["N"],
+            "D": p["D"],
+            "loss": p["loss"],
+            "twin_run_id": twin_id,
+            "twin_loss": None if twin is None else float(twin["loss"]),
+            "N_eff": eff.value,
+            "multiplier": eff.multiplier,
+            "multiplier_lo": (eff.multiplier_ci or (None, None))[0],
+            "multiplier_hi": (eff.multiplier_ci or (None, None))[1],
+            "status": eff.status,
+        }
+        if p["kind"] == "distilled":
+            c_total = float(ex.get("C_total") or 0.0)
+            n_c = c_total / (6.0 * float(p["D"]))
+            at_total = float(law.predict(N=n_c, D=float(p["D"])))
+            row.update(
+                alpha=ex.get("alpha"),
+                teacher=ex.get("teacher_run_id"),
+                teacher_N=ex.get("teacher_N_non_embedding"),
+                teacher_loss=ex.get("teacher_loss"),
+                C_student=ex.get("C_student"),
+                C_teacher=ex.get("C_teacher"),
+                C_total=c_total,
+                N_at_total_compute=n_c,
+                plain_loss_at_total_compute=at_total,
+                wins_at_total_compute=bool(float(p["loss"]) < at_total),
+            )
+        else:
+            # against the parent's own effective N: a parent off the law by seed noise
+            # does not make a lossless compression look like a loss
+            par = None if twin is None else effective_n(law, float(twin["loss"]), float(p["D"]))
+            ok = par is not None and par.status == "ok" and eff.status == "ok"
+            row.update(
+                multiplier_vs_parent=eff.value / par.value if ok else None,
+                method=ex.get("method"),
+                level=ex.get("level"),
+                options=ex.get("options"),
+                recover_tokens=ex.get("recover_tokens"),
+                bits=ex.get("bits"),
+                bits_per_param=ex.get("bits_per_param"),
+                parent_bits=ex.get("parent_bits"),
+            )
+        rows.append(row)
+    return pd.DataFrame(rows), law
+
+
+def distill_summary(table: pd.DataFrame) -> pd.DataFrame:
+    """Per student size and alpha (and teacher): mean loss over seeds, the scratch twins'
+    mean, the gap and the seed spreads, and the mean multiplier."""
+    d = table[table["kind"] == "distilled"]
+    if d.empty:
+        return pd.DataFrame()
+    out = []
+    for (size, alpha, teacher), g in d.groupby(["size", "alpha", "teacher"], dropna=False):
+        twins = g["twin_loss"].dropna()
+        out.append(
+            {
+                "size": size,
+                "N": float(g["N"].iloc[0]),
+                "alpha": alpha,
+                "teacher": teacher,
+                "teacher_N": g["teacher_N"].iloc[0],
+                "teacher_loss": g["teacher_loss"].iloc[0],
+                "seeds": len(g),
+                "loss": g["loss"].mean(),
+                "loss_spread": g["loss"].max() - g["loss"].min(),
+                "scratch_loss": twins.mean() if len(twins) else math.nan,
+                "scratch_spread": twins.max() - twins.min() if len(twins) else math.nan,
+                "gap": (twins.mean() - g["loss"].mean()) if len(twins) else math.nan,
+                "multiplier": g["multiplier"].mean(),
+                "multiplier_lo": g["multiplier_lo"].min(),
+                "multiplier_hi": g["multiplier_hi"].max(),
+                "C_teacher_share": (g["C_teacher"] / g["C_total"]).mean(),
+                "wins_at_total_compute": bool(g["wins_at_total_compute"].all()),
+            }
+        )
+    return pd.DataFrame(out).sort_values(["N", "alpha"]).reset_index(drop=True)
+
+
+def bits_table(db: str | Path, study: str | None = None) -> pd.DataFrame:
+    """Plain runs (16 bits per parameter) and compressed models: total bits and loss."""
+    pts = load_all(db, study)
+    rows = []
+    plain = pts[pts["kind"] == "run"]
+    parents = set(pts.loc[pts["kind"] == "compressed", "parent_run_id"])
+    for _, p in plain.iterrows():
+        rows.append(
+            {
+                "run_id": p["run_id"],
+                "label": "16-bit (plain)",
+                "parent": p["run_id"],
+                "N_total": p["N_total"],
+                "bits": 16.0 * float(p["N_total"]),
+                "loss": p["loss"],
+                "is_parent": p["run_id"] in parents,
+            }
+        )
+    for _, p in pts[pts["kind"] == "compressed"].iterrows():
+        ex = _extra(p)
+        opts = ex.get("options") or {}
+        m = ex.get("method")
+        if m == "quant":
+            g = opts.get("group") or 0
+            label = f"{opts.get('algorithm')} {ex.get('level'):g}-bit" + (f" g{g}" if g else "")
+        elif m == "prune":
+            label = f"prune {opts.get('structure')}" + (
+                f" {opts.get('scope')}" if opts.get("structure") == "unstructured" else ""
+            )
+        else:
+            label = str(m)
+        if ex.get("recover_tokens"):
+            label += " +recover"
+        rows.append(
+            {
+                "run_id": p["run_id"],
+                "label": label,
+                "method": m,
+                "level": ex.get("level"),
+                "parent": p["parent_run_id"],
+                "N_total": p["N_total"],
+                "bits": float(ex.get("bits")),
+                "loss": p["loss"],
+                "is_parent": False,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+# --- the report section ------------------------------------------------------------------
+
+
+@dataclass
+class SmallLargeSection:
+    title: str
+    html: str
+    figures: list[Path] = field(default_factory=list)
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+def _f(x: Any, digits: int = 4) -> str:
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "-"
+    if isinstance(x, (int, float)):
+        return f"{x:.{digits}g}"
+    return str(x)
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> str:
+    head = "<tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr>"
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(_f(c))}</td>" for c in r) + "</tr>" for r in rows
+    )
+    return f"<table>{head}{body}</table>"
+
+
+def _mult(r: Any) -> str:
+    if r["status"] == "unreachable":
+        return "beyond any N"
+    if r["multiplier"] is None or not math.isfinite(r["multiplier"]):
+        return "-"
+    lo, hi = r.get("multiplier_lo"), r.get("multiplier_hi")
+    ci = f" [{_f(lo, 3)}, {_f(hi, 3)}]" if lo is not None and hi is not None else ""
+    return f"x{_f(r['multiplier'], 3)}{ci}"
+
+
+def _opts(o: Any) -> str:
+    return ", ".join(f"{k} {v}" for k, v in (o or {}).items())
+
+
+def plot_plane(db: str | Path, table: pd.DataFrame, law: Any, out: Path) -> Path:
+    """The size-loss plane: the plain ladder, its law, distilled students with arrows from
+    their scratch twins."""
+    from scalelab.reporting import plots
+
+    pts = load_all(db)
+    plain = pts[pts["kind"] == "run"]
+    fig, ax = plots.figure()
+    ax.plot(plain["N"], plain["loss"], "o", color="black", ms=4, label="plain runs")
+    n = np.geomspace(plain["N"].min() / 1.5, plain["N"].max() * 3, 100)
+    d = float(np.median(plain["D"]))
+    ax.plot(n, law.predict(N=n, D=d), "-", color="grey", lw=1, label=f"law at D = {plots.si(d)}")
+    dist = table[table["kind"] == "distilled"]
+    alphas = sorted(dist["alpha"].dropna().unique())
+    cmap = plots.pyplot().get_cmap("tab10")
+    for i, a in enumerate(alphas):
+        g = dist[dist["alpha"] == a]
+        ax.plot(g["N"], g["loss"], "s", color=cmap(i + 1), ms=5, label=f"distilled, alpha {a:g}")
+        for _, r in g.iterrows():
+            if r["twin_loss"] is not None and math.isfinite(r["twin_loss"]):
+                ax.annotate(
+                    "",
+                    xy=(r["N"], r["loss"]),
+                    xytext=(r["N"], r["twin_loss"]),
+                    arrowprops={"arrowstyle": "->", "color": cmap(i + 1), "lw": 0.8},
+                )
+    plots.log_axes(ax, values=pd.concat([plain["loss"], dist["loss"]]))
+    ax.set_xlabel("N (non-embedding parameters)")
+    ax.set_ylabel("validation loss (nats/token)")
+    ax.set_title("Distilled students on the plain ladder's plane")
+    ax.legend(fontsize=7)
+    return plots.save(fig, out / "small-large-plane.png")
+
+
+def plot_bits(bits: pd.DataFrame, out: Path) -> Path:
+    """Loss against model bits: every compressed model, arrows from its 16-bit parent, and
+    the frontier (Dettmers and Zettlemoyer 2023, fig. 1)."""
+    from scalelab.laws import pareto_frontier
+    from scalelab.reporting import plots
+
+    fig, ax = plots.figure(width=9.0)
+    cmap = plots.pyplot().get_cmap("tab20")
+    labels = sorted(set(bits["label"]) - {"16-bit (plain)"})
+    plain = bits[bits["label"] == "16-bit (plain)"]
+    ax.plot(plain["bits"], plain["loss"], "o", color="black", ms=5, label="16-bit (plain)")
+    by_id = plain.set_index("run_id")
+    for i, lab in enumerate(labels):
+        g = bits[bits["label"] == lab]
+        ax.plot(g["bits"], g["loss"], ".", color=cmap(i % 20), ms=6, label=lab)
+    comp = bits[bits["label"] != "16-bit (plain)"]
+    for _, r in comp.iterrows():
+        if r["parent"] in by_id.index:
+            p = by_id.loc[r["parent"]]
+            p = p.iloc[0] if isinstance(p, pd.DataFrame) else p
+            ax.plot([p["bits"], r["bits"]], [p["loss"], r["loss"]], "-", color="grey", lw=0.3)
+    front = pareto_frontier(bits, cost="bits", quality="loss")
+    ax.step(front["bits"], front["loss"], where="post", color="red", lw=1.2, label="frontier")
+    plots.log_axes(ax, values=bits["loss"].clip(upper=bits["loss"].min() * 2.0))
+    ax.set_xlabel("model bits (counted: codes, scales, zero points, indices)")
+    ax.set_ylabel("validation loss (nats/token)")
+    ax.set_title("Loss against model bits")
+    ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    return plots.save(fig, out / "small-large-bits.png")
+
+
+def small_large_section(
+    db: str | Path, out: str | Path, *, study: str | None = None, bootstrap: int = 200
+) -> SmallLargeSection | None:
+    """The report's "Small vs large" section, or None when the store has no technique point."""
+    from scalelab.laws import pareto_frontier
+
+    out = Path(out)
+    pts = load_all(db, study)
+    if not pts["kind"].isin(TECHNIQUE_KINDS).any():
+        return None
+    try:
+        table, law = technique_table(db, study, bootstrap=bootstrap)
+    except FitError as e:
+        return SmallLargeSection(TITLE, f"<p class='note'>{html.escape(str(e))}</p>")
+    parts, figs = [], []
+    form = (
+        "L(N, D) = E + A/N^alpha + B/D^beta"
+        if law.form == "chinchilla"
+        else ("L(N) = E + A/N^alpha at the ladder's one D")
+    )
+    parts.append(
+        f"<p>Effective N: the size a plain run would need, under the plain ladder's law "
+        f"({html.escape(form)}, {len(law.samples) if law.samples is not None else 0} "
+        "bootstrap refits), to reach the technique's loss at its D; the multiplier is "
+        "N<sub>eff</sub>/N with its 95% interval.</p>"
+    )
+    summary = distill_summary(table)
+    if not summary.empty:
+        figs.append(plot_plane(db, table, law, out))
+        parts.append(f'<img src="{figs[-1].name}" alt="distillation plane">')
+        parts.append("<h3>Distillation</h3>")
+        parts.append(
+            _table(
+                [
+                    "student",
+                    "N",
+                    "alpha",
+                    "teacher N",
+                    "seeds",
+                    "loss",
+                    "seed spread",
+                    "scratch loss",
+                    "scratch spread",
+                    "gap",
+                    "multiplier",
+                    "teacher FLOPs share",
+                    "wins at equal total compute",
+                ],
+                [
+                    [
+                        r["size"],
+                        r["N"],
+                        r["alpha"],
+                        r["teacher_N"],
+                        r["seeds"],
+                        r["loss"],
+                        r["loss_spread"],
+                        r["scratch_loss"],
+                        r["scratch_spread"],
+                        r["gap"],
+                        f"x{_f(r['multiplier'], 3)} [{_f(r['multiplier_lo'], 3)}, "
+                        f"{_f(r['multiplier_hi'], 3)}]",
+                        r["C_teacher_share"],
+                        "yes" if r["wins_at_total_compute"] else "no",
+                    ]
+                    for _, r in summary.iterrows()
+                ],
+            )
+        )
+        parts.append(
+            "<p>Gap: scratch twins' mean loss minus the students' (positive: distillation "
+            "helps). Equal total compute: the law's loss for a plain model with "
+            "N = C<sub>total</sub>/(6D), i.e. the teacher's forward FLOPs spent on a larger "
+            "student instead.</p>"
+        )
+    comp = table[table["kind"] == "compressed"]
+    if not comp.empty:
+        bits = bits_table(db, study)
+        figs.append(plot_bits(bits, out))
+        parts.append("<h3>Compression</h3>")
+        parts.append(f'<img src="{figs[-1].name}" alt="loss against model bits">')
+        front = pareto_frontier(bits, cost="bits", quality="loss")
+        parts.append(
+            "<p>Frontier (lowest loss at each bit budget): "
+            + html.escape(
+                ", ".join(
+                    f"{lab} ({_f(b, 3)} bits)"
+                    for lab, b in zip(front["label"], front["bits"], strict=True)
+                )
+            )
+            + "</p>"
+        )
+        parts.append(
+            _table(
+                [
+                    "parent",
+                    "method",
+                    "level",
+                    "recover",
+                    "bits/param",
+                    "loss",
+                    "parent loss",
+                    "multiplier",
+                ],
+                [
+                    [
+                        r["size"],
+                        r["technique"],
+                        r["level"],
+                        r["recover_tokens"],
+                        r["bits_per_param"],
+                        r["loss"],
+                        r["twin_loss"],
+                        _mult(r),
+                    ]
+                    for _, r in comp.sort_values(["N", "technique", "level"]).iterrows()
+                ],
+            )
+        )
+    data = {
+        "law": law.to_dict(samples=False),
+        "distillation": summary.to_dict("records") if not summary.empty else [],
+        "techniques": table.to_dict("records"),
+    }
+    return SmallLargeSection(TITLE, "\n".join(parts), figs, data)

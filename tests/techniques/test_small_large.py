@@ -1,0 +1,145 @@
+"""The Small vs large analysis: multipliers off the ladder's law, total compute, the bits plane."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from scalelab.study.store import Store
+from scalelab.techniques.small_large import (
+    bits_table,
+    distill_summary,
+    small_large_section,
+    technique_table,
+)
+
+E, A, ALPHA = 1.5, 40.0, 0.35
+D = 1_000_000
+
+
+def law_loss(n: float) -> float:
+    return E + A / n**ALPHA
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Path:
+    db = tmp_path / "s.db"
+    with Store(db) as s:
+        for i, n in enumerate((1e4, 2e4, 4e4, 8e4)):
+            for seed in (0, 1):
+                s.put_point(
+                    {
+                        "run_id": f"p{i}s{seed}",
+                        "study": "x",
+                        "kind": "run",
+                        "status": "finished",
+                        "arch": "transformer",
+                        "budget": "1M",
+                        "wall_seconds": 1.0,
+                        "size": f"s{i}",
+                        "seed": seed,
+                        "N_non_embedding": int(n),
+                        "N_total": int(n) + 5000,
+                        "D": D,
+                        "loss": law_loss(n) * (1 + 0.002 * (seed - 0.5)),
+                    }
+                )
+        # a distilled 1e4 student as good as the plain 2e4 model: multiplier about 2
+        extra = {
+            "scratch_run_id": "p0s0",
+            "alpha": 0.5,
+            "teacher_run_id": "T",
+            "teacher_N_non_embedding": 1e6,
+            "teacher_loss": 1.9,
+            "C_student": 6e4 * D,
+            "C_teacher": 2e6 * D,
+            "C_total": 6e4 * D + 2e6 * D,
+        }
+        s.put_point(
+            {
+                "run_id": "kd",
+                "study": "x",
+                "kind": "distilled",
+                "technique": "distill",
+                "parent_run_id": "T",
+                "status": "finished",
+                "size": "s0",
+                "seed": 0,
+                "N_non_embedding": 10000,
+                "N_total": 15000,
+                "D": D,
+                "loss": law_loss(2e4),
+                "extra_json": json.dumps(extra),
+            }
+        )
+        for bits, loss in ((4, law_loss(8e4) + 0.001), (2, law_loss(8e4) + 0.5)):
+            comp = {
+                "method": "quant",
+                "level": bits,
+                "options": {"algorithm": "rtn", "group": 0},
+                "bits": bits * 85000 + 1000,
+                "bits_per_param": (bits * 85000 + 1000) / 85000,
+                "parent_bits": 16 * 85000,
+                "recover_tokens": 0,
+            }
+            s.put_point(
+                {
+                    "run_id": f"q{bits}",
+                    "study": "x",
+                    "kind": "compressed",
+                    "technique": "quant",
+                    "parent_run_id": "p3s0",
+                    "status": "finished",
+                    "N_non_embedding": 80000,
+                    "N_total": 85000,
+                    "D": D,
+                    "loss": loss,
+                    "extra_json": json.dumps(comp),
+                }
+            )
+    return db
+
+
+def test_multipliers_and_total_compute(store: Path) -> None:
+    table, law = technique_table(store, bootstrap=30)
+    assert law.form == "power"  # one D: a power law in N
+    kd = table[table["kind"] == "distilled"].iloc[0]
+    assert kd["multiplier"] == pytest.approx(2.0, rel=0.05)
+    assert kd["multiplier_lo"] < kd["multiplier"] < kd["multiplier_hi"]
+    # the teacher's FLOPs would buy a plain model of ~3.4e5 parameters: far better
+    assert kd["N_at_total_compute"] == pytest.approx((6e4 + 2e6) / 6, rel=1e-9)
+    assert not kd["wins_at_total_compute"]
+    q = table[table["run_id"] == "q2"].iloc[0]
+    assert q["multiplier"] < 1  # worse than its parent: a multiplier below one
+    q4 = table[table["run_id"] == "q4"].iloc[0]
+    assert 0.9 < q4["multiplier_vs_parent"] < 1.0  # 0.001 + seed offset above its parent
+    s = distill_summary(table)
+    assert s.iloc[0]["gap"] == pytest.approx(law_loss(1e4) * (1 - 0.001) - law_loss(2e4))
+
+
+def test_bits_plane_and_frontier(store: Path, tmp_path: Path) -> None:
+    bits = bits_table(store)
+    assert set(bits["label"]) == {"16-bit (plain)", "rtn 4-bit", "rtn 2-bit"}
+    plain = bits[bits["run_id"] == "p3s0"].iloc[0]
+    assert plain["bits"] == 16 * 85000 and plain["is_parent"]
+    sec = small_large_section(store, tmp_path / "out", bootstrap=30)
+    assert sec is not None and sec.title == "Small vs large"
+    assert [f.name for f in sec.figures] == ["small-large-plane.png", "small-large-bits.png"]
+    assert all(f.stat().st_size > 1000 for f in sec.figures)
+    assert "rtn 4-bit" in sec.html and "wins at equal total compute" in sec.html
+    assert math.isfinite(sec.data["distillation"][0]["multiplier"])
+
+
+def test_report_has_the_section(store: Path, tmp_path: Path) -> None:
+    from scalelab.reporting import report
+    from scalelab.reporting.sections import BUILDERS, small_vs_large
+
+    assert small_vs_large in BUILDERS
+    res = report(store, tmp_path / "rep", bootstrap=20, sections=[small_vs_large])
+    titles = [s.title for s in res.sections]
+    assert titles == ["Small vs large"]
+    page = (tmp_path / "rep" / "index.html").read_text()
+    assert "data:image/png;base64" in page and "Distillation" in page
