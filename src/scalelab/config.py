@@ -147,6 +147,30 @@ def _check_arch_fields(cfg: ModelConfig) -> None:
 
 
 @dataclass(frozen=True)
+class CanaryConfig:
+    """``data.canaries``: random token sequences inserted into the training stream at known
+    repetition counts (scalelab.memorization.canaries): ``count`` canaries per entry of
+    ``repeats``, each ``prefix + length`` tokens, each inserted ``r`` times per pass."""
+
+    count: int = 16
+    length: int = 32  # the secret a model may emit: the tokens after the prefix
+    repeats: tuple[int, ...] = (1, 4, 16, 64)
+    seed: int = 0
+    prefix: int = 32  # tokens before the secret (extraction prompts are its last k)
+
+    def __post_init__(self) -> None:
+        for name in ("count", "length", "prefix"):
+            if getattr(self, name) < 1:
+                raise ConfigError(
+                    f"data.canaries.{name} must be a positive integer, got {getattr(self, name)}"
+                )
+        if not self.repeats or any(r < 1 for r in self.repeats):
+            raise ConfigError(
+                f"data.canaries.repeats must be a list of positive integers, got {self.repeats}"
+            )
+
+
+@dataclass(frozen=True)
 class DataConfig:
     """Where tokens come from. ``corpus`` is a spec string (see ``scalelab.data``)."""
 
@@ -158,6 +182,7 @@ class DataConfig:
     # is always the full held-out split, so runs at every fraction are scored alike.
     fraction: float = 1.0
     cache_dir: str | None = None  # None -> $SCALELAB_CACHE or ~/.cache/scalelab
+    canaries: CanaryConfig | None = None  # a table: {count, length, repeats, seed}
 
     def __post_init__(self) -> None:
         _check_choice("data.tokenizer", self.tokenizer, ("bpe", "bytes"))
@@ -246,6 +271,8 @@ class RunConfig:
         d["train"].pop("device", None)
         if d["data"].get("fraction") == 1.0:
             d["data"].pop("fraction")
+        if d["data"].get("canaries", 0) is None:  # the same for runs stored before canaries
+            d["data"].pop("canaries")
         blob = json.dumps(d, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
@@ -285,6 +312,15 @@ def _coerce(name: str, value: Any, hint: Any) -> Any:
     elif hint is str:
         if isinstance(value, str):
             return value
+    elif dataclasses.is_dataclass(hint):  # a nested table, e.g. data.canaries
+        if isinstance(value, hint):
+            return value
+        if isinstance(value, Mapping):
+            return section_from_dict(hint, value, name)  # type: ignore[type-var]
+    elif typing.get_origin(hint) is tuple:  # tuple[int, ...]: a TOML list
+        if isinstance(value, (list, tuple)):
+            item = typing.get_args(hint)[0]
+            return tuple(_coerce(f"{name}[{i}]", v, item) for i, v in enumerate(value))
     else:  # pragma: no cover - only the hints above are used in configs
         return value
     raise ConfigError(f"{name} must be {getattr(hint, '__name__', hint)}, got {value!r}")

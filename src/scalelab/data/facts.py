@@ -149,7 +149,7 @@ def _template_words() -> list[str]:
         for phrase in phrases:
             words.update(w for w in phrase.split() if w != "{}")
     words.discard(".")
-    return sorted(words) + ["##."]
+    return [*sorted(words), "##."]
 
 
 WORDS: list[str] = FIRST_SYLLABLES + SECOND_SYLLABLES + MONTHS + DAYS + YEARS + _template_words()
