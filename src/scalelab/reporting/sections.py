@@ -279,7 +279,7 @@ def _fmt_ci(ci: tuple[float, float] | None) -> str:
 def _with_curves(ctx: ReportContext) -> pd.DataFrame:
     from scalelab.study import load_points
 
-    return load_points(ctx.db, study=ctx.study, curves=True, kind="run")
+    return load_points(ctx.db, study=ctx.study, curves=True, kind="run", one_per_run=True)
 
 
 def isoflop_curves(ctx: ReportContext) -> Section | None:

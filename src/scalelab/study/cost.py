@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from scalelab.config import RunConfig, run_config_from_dict
+from scalelab.config import RunConfig, budget_tokens, run_config_from_dict
 
 
 def _as_config(cfg: RunConfig | Mapping[str, Any]) -> RunConfig:
@@ -32,8 +32,6 @@ def planned_tokens(
     """The training tokens a run will see, by the trainer's own budget rule (whole steps of
     ``batch_size x context`` tokens), or ``None`` where it cannot be known yet (a budget
     in epochs before the corpus is tokenized, or a budget per parameter without counts)."""
-    from scalelab.train.loop import budget_tokens
-
     n = (counts or {}).get("params", {}).get("non_embedding")
     needs_n = cfg.train.tokens is None and cfg.train.epochs is None
     if (cfg.train.epochs is not None and unique_tokens is None) or (needs_n and n is None):

@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from scalelab.config import RunConfig
+from scalelab.config import RunConfig, budget_tokens
 from scalelab.errors import ConfigError, TrainingError
 from scalelab.train import rundir
 from scalelab.train.batches import (
@@ -53,7 +53,6 @@ from scalelab.train.checkpoint import latest_checkpoint, save_checkpoint
 from scalelab.train.device import Precision, ThreadPolicy, resolve_device, resolve_precision
 from scalelab.train.schedule import lr_at
 
-DEFAULT_TOKENS_PER_PARAM = 20.0  # Hoffmann et al. 2022 (Chinchilla), table 3
 LOG_EVERY = 10  # steps between metrics lines (and host syncs), at most train.eval_every
 
 
@@ -80,6 +79,8 @@ class RunSummary:
     tokens: int
     val_loss: float | None
     val_bpb: float | None
+    # mean training loss over the last logged window of steps (the last metrics row's
+    # train_loss), not one step's loss
     train_loss: float | None
     best_val_loss: float | None
     tokens_per_second: float | None
@@ -105,7 +106,7 @@ class RunSummary:
     first_step_seconds: float = 0.0  # first step of each session (allocation, compilation)
     eval_seconds: float = 0.0
     device: str = ""
-    precision: str = ""
+    precision: str = ""  # what the run used: fp32 or bf16 (train.precision may say auto)
     precision_reason: str = ""
     compile: bool = False
     threads: int | None = None  # CPU threads (see device.ThreadPolicy)
@@ -133,36 +134,6 @@ def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
-def check_run_config(cfg: RunConfig) -> None:
-    """Checks that involve more than one section of the config."""
-    if cfg.train.objective == "mlm" and cfg.model.causal:
-        raise ConfigError(
-            "train.objective = 'mlm' needs a bidirectional model: set model.causal = false"
-        )
-    if cfg.train.objective == "clm" and not cfg.model.causal:
-        raise ConfigError(
-            "model.causal = false lets every position see the token it must predict: "
-            "set model.causal = true for train.objective = 'clm' (or train.objective = 'mlm')"
-        )
-    if not 0.0 < cfg.train.decay_fraction <= 1.0:
-        raise ConfigError(f"train.decay_fraction must be in (0, 1], got {cfg.train.decay_fraction}")
-    if not 0.0 <= cfg.train.min_lr_ratio <= 1.0:
-        raise ConfigError(f"train.min_lr_ratio must be in [0, 1], got {cfg.train.min_lr_ratio}")
-    if cfg.train.grad_clip < 0:
-        raise ConfigError(
-            f"train.grad_clip must be >= 0 (0 turns it off), got {cfg.train.grad_clip}"
-        )
-    if cfg.train.weight_decay < 0:
-        raise ConfigError(f"train.weight_decay must be >= 0, got {cfg.train.weight_decay}")
-    for name in ("beta1", "beta2"):
-        if not 0.0 <= getattr(cfg.train, name) < 1.0:
-            raise ConfigError(f"train.{name} must be in [0, 1), got {getattr(cfg.train, name)}")
-    if cfg.train.early_stopping is not None and cfg.train.early_stopping < 1:
-        raise ConfigError(
-            f"train.early_stopping counts evaluations and must be >= 1, got {cfg.train.early_stopping}"
-        )
-
-
 def check_data(cfg: RunConfig, data: TokenSource) -> None:
     if data.vocab_size > cfg.model.vocab_size:
         raise ConfigError(
@@ -176,24 +147,6 @@ def check_data(cfg: RunConfig, data: TokenSource) -> None:
             f"masked LM needs a mask token below model.vocab_size ({cfg.model.vocab_size}); "
             f"the tokenizer's mask_id is {data.mask_id}: raise model.vocab_size"
         )
-
-
-def budget_tokens(cfg: RunConfig, non_embedding: int, unique_tokens: int) -> tuple[int, str]:
-    """Planned training tokens and a note of where the number came from."""
-    t = cfg.train
-    if t.tokens is not None:
-        return int(t.tokens), f"train.tokens = {t.tokens}"
-    if t.epochs is not None:
-        return round(
-            t.epochs * unique_tokens
-        ), f"train.epochs = {t.epochs} x {unique_tokens} train tokens"
-    ratio = t.tokens_per_param if t.tokens_per_param is not None else DEFAULT_TOKENS_PER_PARAM
-    source = (
-        "train.tokens_per_param" if t.tokens_per_param is not None else "default tokens_per_param"
-    )
-    return round(
-        ratio * non_embedding
-    ), f"{source} = {ratio} x {non_embedding} non-embedding params"
 
 
 def make_optimizer(model: nn.Module, cfg: RunConfig, device: torch.device) -> torch.optim.AdamW:
@@ -404,7 +357,6 @@ def train(
     (NaN/inf loss or gradient) returns a summary with ``status = "failed"``; its metrics
     and earlier checkpoints are kept.
     """
-    check_run_config(cfg)
     run_dir = Path(out) / cfg.run_id()
     run_dir.mkdir(parents=True, exist_ok=True)
     with _run_lock(run_dir):
@@ -451,7 +403,6 @@ class _Run:
             cfg, self.params["non_embedding"], int(data.unique_tokens)
         )
         self.total_steps = max(1, round(want / self.tokens_per_step))
-        self.precision = resolve_precision(tc.precision, self.device, cfg.data.cache_dir)
         if self.device.type == "cuda":  # TF32 tensor cores for fp32 matmuls
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
@@ -466,7 +417,6 @@ class _Run:
         if tc.compile:
             self.forward = torch.compile(self.model)  # type: ignore[assignment]
         self.sampler = TrainSampler(np.asarray(data.train), cfg.model.context, tc.seed)
-        self.evaluate = _Evaluator(cfg, data, self.device, self.precision, self.micro)
         self.metrics = rundir.MetricsLog(run_dir / rundir.METRICS)
         self.state = _State(started=_now())
         self.setup_seconds = time.perf_counter() - t0
@@ -529,9 +479,16 @@ class _Run:
     def _resume(self) -> None:
         ckpt = latest_checkpoint(self.dir / rundir.CHECKPOINTS)
         work = float(self.flops["forward_per_token"]) * self.micro * self.cfg.model.context
-        kept = ckpt.state.get("extra", {}).get("threads") if ckpt is not None else None
-        self.threads = ThreadPolicy(self.device, work, kept)
+        extra = ckpt.state.get("extra", {}) if ckpt is not None else {}
+        self.threads = ThreadPolicy(self.device, work, extra.get("threads"))
         self.threads.apply()
+        # after the threads: the CPU's bf16 probe is measured (and cached) at the thread count
+        # the run uses; a resumed run keeps the precision it started with
+        tc = self.cfg.train
+        self.precision = resolve_precision(
+            tc.precision, self.device, self.cfg.data.cache_dir, kept=extra.get("precision")
+        )
+        self.evaluate = _Evaluator(self.cfg, self.data, self.device, self.precision, self.micro)
         if ckpt is None:
             self.metrics.truncate_after(-1)  # nothing to continue from: start afresh
             return
@@ -547,6 +504,7 @@ class _Run:
             "next_sample": self.state.step * self.cfg.train.batch_size,
             "total_steps": self.total_steps,
             "threads": self.threads.threads if self.threads.enabled else None,
+            "precision": self.precision.name,
         }
         save_checkpoint(
             self.dir / rundir.CHECKPOINTS, self.state.step, self.model, self.optimizer, state
@@ -639,7 +597,9 @@ class _Run:
                     status = "failed"
                     reason = f"train {what} became {value} at step {self.state.step}"
                     break
-                self.state.train_loss = values[-1]
+                # the summary's train_loss is the mean over the last logged window, as in the
+                # metrics (one step's loss is noisier than the window's mean)
+                self.state.train_loss = sum(values) / len(values)
                 row = {
                     "step": done,
                     "tokens": done * self.tokens_per_step,

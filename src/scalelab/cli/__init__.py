@@ -1,0 +1,72 @@
+"""The command line: a thin typer mirror of the Python API, one module per command group.
+
+``_app`` holds the app and the grammar every command shares; ``render`` turns results into
+tables. Each group module registers its commands on import:
+
+* ``models``: count, presets, archs
+* ``training``: train, export, corpus
+* ``studies``: sweep, points, compare
+* ``laws``: fit, plan
+* ``reports``: report, demo
+
+A ``ScalelabError`` becomes one plain line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from scalelab.cli import laws, models, reports, studies, training
+from scalelab.cli._app import app, console, error_line
+from scalelab.errors import ScalelabError
+
+# the help lists the groups in the order a user meets them, whatever the import order
+_PANELS = (models.PANEL, training.PANEL, studies.PANEL, laws.PANEL, reports.PANEL)
+app.registered_commands.sort(
+    key=lambda c: _PANELS.index(c.rich_help_panel) if c.rich_help_panel in _PANELS else 99
+)
+
+__all__ = ["app", "console", "laws", "main", "models", "reports", "studies", "training"]
+
+
+@app.callback()
+def _root() -> None:
+    """scalelab: model size and performance in transformer models."""
+
+
+@app.command("version")
+def version() -> None:
+    """Print the scalelab version."""
+    from scalelab import __version__
+
+    print(__version__)
+
+
+def main() -> None:
+    """Entry point: every bad input (a ScalelabError, or a usage error such as an unknown
+    option or a missing argument) becomes one plain line on stderr and exit code 2."""
+    try:  # typer >= 0.20 carries its own copy of click
+        from typer._click import exceptions as click
+    except ImportError:  # pragma: no cover - older typer uses click itself
+        from click import exceptions as click  # type: ignore[no-redef]
+
+    try:
+        code = app(standalone_mode=False, prog_name="scalelab")
+    except ScalelabError as e:
+        error_line(e)
+        sys.exit(2)
+    except getattr(click, "NoArgsIsHelpError", ()) as e:  # `scalelab` alone: the help
+        e.show()
+        sys.exit(0)
+    except click.UsageError as e:
+        where = f" (see `{e.ctx.command_path} --help`)" if e.ctx is not None else ""
+        error_line(f"{e.format_message()}{where}")
+        sys.exit(2)
+    except click.ClickException as e:  # e.g. a file option that cannot be opened
+        error_line(e.format_message())
+        sys.exit(e.exit_code)
+    except typer.Abort:  # Ctrl-C outside a command's own handler
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)
