@@ -43,9 +43,10 @@ def capacity_points(db: str | Path, *, study: str | None = None) -> pd.DataFrame
     extra = _extras(db, list(pts["run_id"]))
     rows = [extra.get(r, {}) for r in pts["run_id"]]
     fields = pd.DataFrame(rows, index=pts.index)
-    keep = [c for c in fields.columns if c not in pts.columns or c in ("exposures",)]
-    out = pd.concat([pts, fields[keep]], axis=1)
-    return out
+    # the measurement's own fields win (``precision`` is the quantization here, not the
+    # run's training precision; ``corpus`` the canonical spec)
+    clash = [c for c in fields.columns if c in pts.columns and c not in ("run_id", "study")]
+    return pd.concat([pts.drop(columns=clash), fields], axis=1)
 
 
 def _extras(db: str | Path, run_ids: list[str]) -> dict[str, dict[str, Any]]:
