@@ -49,7 +49,7 @@ def test_canaries_are_a_config_table():
     assert cfg.data.canaries == CanaryConfig(count=2, repeats=(1, 8), seed=3)
     with pytest.raises(ConfigError, match="repeats"):
         load_run_config(None, ["data.canaries={count=2, repeats=[0]}"])
-    with pytest.raises(ConfigError, match="data.canaries.colour"):
+    with pytest.raises(ConfigError, match=r"data\.canaries\.colour"):
         load_run_config(None, ["data.canaries={colour=2}"])
     # runs without canaries keep their names
     assert "canaries" not in load_run_config(None, []).run_id()

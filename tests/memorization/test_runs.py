@@ -76,9 +76,8 @@ def test_memorization_measures_canaries_and_windows(run):
     assert len(load_points(db, kind="memorization")) == 1
 
 
-def test_capacity_refuses_a_corpus_of_unknown_content(tmp_path, run):
-    run_dir, _, _ = run
-    with pytest.raises(StoreError, match="no config.json"):
+def test_capacity_refuses_a_directory_that_is_not_a_run(tmp_path):
+    with pytest.raises(StoreError, match=r"no config\.json"):
         capacity(tmp_path)
 
 
@@ -106,7 +105,7 @@ def test_fit_recovers_a_known_slope():
 
 @pytest.mark.slow
 def test_cli(run, cli):
-    run_dir, db, _ = run
+    run_dir = run[0]
     out = cli("capacity", str(run_dir), "--precision", "fp32,int8", "--json")
     assert out.returncode == 0, out.stderr
     got = json.loads(out.stdout)
@@ -117,3 +116,24 @@ def test_cli(run, cli):
     assert bad.returncode == 2 and "int3" in bad.stderr and "Traceback" not in bad.stderr
     none = cli("capacity")
     assert none.returncode == 2 and "--study" in none.stderr
+
+
+def test_report_has_a_memorization_section(run, tmp_path):
+    from scalelab.reporting import report
+    from scalelab.reporting.sections import BUILDERS
+    from scalelab.reporting.sections import memorization as memorization_builder
+
+    assert memorization_builder in BUILDERS  # on every report by default
+    run_dir, db, _ = run
+    capacity(run_dir, db=db)
+    memorization(run_dir, prefixes=(4, 8), samples=16, db=db)
+    res = report(
+        db, tmp_path / "report", study="tiny", bootstrap=20, sections=[memorization_builder]
+    )
+    page = (tmp_path / "report" / "index.html").read_text()
+    assert "Memorization" in page and "bits stored" in page
+    assert (tmp_path / "report" / "memorization-capacity.png").is_file()
+    assert (tmp_path / "report" / "memorization-extraction.png").is_file()
+    data = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert any("Memorization" in str(k) for k in json.dumps(data).split('"'))
+    assert res.path.is_file()

@@ -440,6 +440,13 @@ def architectures(ctx: ReportContext) -> Section | None:
     return Section(arch.title, arch.html, list(arch.figures), arch.data)
 
 
+def memorization(ctx: ReportContext) -> Section | None:
+    """Issue 15: bits stored against N, extraction, the loss floor (scalelab.memorization)."""
+    from scalelab.reporting.memorization import memorization_section
+
+    return memorization_section(ctx)
+
+
 BUILDERS: list[Builder] = [
     overview,
     architectures,
@@ -450,4 +457,5 @@ BUILDERS: list[Builder] = [
     parameters,
     extrapolation,
     plans,
+    memorization,
 ]
