@@ -1,3 +1,4 @@
+import json
 import math
 
 import numpy as np
@@ -118,3 +119,13 @@ def test_cached_corpus_describes_its_information_bits(tmp_path):
 def test_bad_specs_say_what_to_fix(spec, message):
     with pytest.raises(DataError, match=message):
         open_corpus(spec)
+
+
+def test_corpus_command_prints_information_bits(cli, tmp_path):
+    out = cli(
+        "corpus", "facts:people=3,attributes=2", "--json", env={"SCALELAB_CACHE": str(tmp_path)}
+    )
+    assert out.returncode == 0, out.stderr
+    info = json.loads(out.stdout)
+    assert info["information_bits"] == pytest.approx(131.45512588, rel=1e-9)
+    assert info["attribute_bits"] == pytest.approx(68.04008940698463)

@@ -7,7 +7,6 @@ section is left out.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -98,66 +97,16 @@ def extraction_figure(mem: pd.DataFrame, path: Any) -> Any:
     return plots.save(fig, path)
 
 
-def _memorization_rows(db: Any, study: str | None) -> pd.DataFrame:
-    from scalelab.memorization.study import _extras
-    from scalelab.study.points import load_points
-
-    pts = load_points(db, study=study, kind="memorization")
-    if pts.empty:
-        return pd.DataFrame()
-    extra = _extras(db, list(pts["run_id"]))
-    rows = []
-    for _, p in pts.iterrows():
-        for r in extra.get(p["run_id"], {}).get("rows", []):
-            rows.append({**r, "N_non_embedding": p["N_non_embedding"], "run_id": p["run_id"]})
-    return pd.DataFrame(rows)
-
-
-def loglinear_slope(x: Any, y: Any, *, bootstrap: int = 1000, seed: int = 0) -> dict[str, Any]:
-    """Slope of y against log10 x (Carlini et al. 2022's log-linear trends), with a 95%
-    bootstrap interval over the points."""
-    x, y = np.log10(np.asarray(x, float)), np.asarray(y, float)
-    if len(np.unique(x)) < 2:
-        return {"slope": math.nan, "ci": (math.nan, math.nan), "n": len(x)}
-    rng = np.random.default_rng(seed)
-    boots = []
-    for _ in range(bootstrap):
-        i = rng.integers(0, len(x), len(x))
-        if len(np.unique(x[i])) > 1:
-            boots.append(np.polyfit(x[i], y[i], 1)[0])
-    return {
-        "slope": float(np.polyfit(x, y, 1)[0]),
-        "ci": (float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5))),
-        "n": len(x),
-    }
-
-
-def extraction_slopes(mem: pd.DataFrame, bootstrap: int = 1000) -> dict[str, Any]:
-    """Share of canaries extracted per decade of model size, of exposures and of prompt
-    length (each at the others' largest values, so the share is away from 0)."""
-    can = mem[mem["source"] == "canary"]
-    if can.empty:
-        return {}
-    k, n, e = can["k"].max(), can["N_non_embedding"].max(), can["exposures"].max()
-    out = {}
-    by_e = can[(can["k"] == k) & (can["N_non_embedding"] == n)]
-    out["per_decade_of_exposures"] = loglinear_slope(
-        by_e["exposures"], by_e["share"], bootstrap=bootstrap
-    )
-    by_k = can[(can["exposures"] == e) & (can["N_non_embedding"] == n)]
-    out["per_decade_of_prefix"] = loglinear_slope(by_k["k"], by_k["share"], bootstrap=bootstrap)
-    by_n = can[(can["k"] == k) & (can["exposures"] == e)]
-    out["per_decade_of_size"] = loglinear_slope(
-        by_n["N_non_embedding"], by_n["share"], bootstrap=bootstrap
-    )
-    return out
-
-
 def memorization_section(ctx: ReportContext) -> Section | None:
-    from scalelab.memorization.study import capacity_points, fit_capacity
+    from scalelab.memorization.study import (
+        capacity_points,
+        extraction_points,
+        extraction_slopes,
+        fit_capacity,
+    )
 
     cap = capacity_points(ctx.db, study=ctx.study)
-    mem = _memorization_rows(ctx.db, ctx.study)
+    mem = extraction_points(ctx.db, study=ctx.study)
     if cap.empty and mem.empty:
         return None
     html, figures, data = [], [], {}
@@ -269,4 +218,4 @@ def memorization_section(ctx: ReportContext) -> Section | None:
     return Section("Memorization", "".join(html), figures, data)
 
 
-__all__ = ["CLAIMED_FLOOR_NATS", "extraction_slopes", "loglinear_slope", "memorization_section"]
+__all__ = ["CLAIMED_FLOOR_NATS", "capacity_figure", "extraction_figure", "memorization_section"]
