@@ -93,7 +93,7 @@ def test_random_strings_entropy_minus_code_length():
     oracle = Oracle([[int(x) for x in s] for s in strings], src.vocab_size, key=1)
     # the oracle cannot know the first symbol (uniform over 258 tokens), then knows the rest
     measured = measure(oracle, src, val_fraction=0.02, context=16)
-    assert measured.bits == pytest.approx(10 * (8 * 8 - math.log2(258)), rel=1e-9)
+    assert measured.bits == pytest.approx(10 * (8 * 8 - math.log2(258)), abs=1e-4)  # float32
 
 
 def test_documents_longer_than_the_context_are_refused():
