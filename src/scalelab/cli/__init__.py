@@ -9,6 +9,7 @@ tables. Each group module registers its commands on import:
 * ``laws``: fit, plan
 * ``memorization``: capacity, memorization
 * ``reports``: report, demo
+* ``selection``: select
 
 A ``ScalelabError`` becomes one plain line on stderr and exit code 2.
 """
@@ -19,7 +20,7 @@ import sys
 
 import typer
 
-from scalelab.cli import laws, memorization, models, reports, studies, training
+from scalelab.cli import laws, memorization, models, reports, selection, studies, training
 from scalelab.cli._app import app, console, error_line
 from scalelab.errors import ScalelabError
 
@@ -27,6 +28,7 @@ from scalelab.errors import ScalelabError
 _PANELS = (
     models.PANEL,
     training.PANEL,
+    selection.PANEL,
     studies.PANEL,
     laws.PANEL,
     memorization.PANEL,
@@ -44,6 +46,7 @@ __all__ = [
     "memorization",
     "models",
     "reports",
+    "selection",
     "studies",
     "training",
 ]

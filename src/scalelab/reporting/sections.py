@@ -502,6 +502,13 @@ def memorization(ctx: ReportContext) -> Section | None:
     return memorization_section(ctx)
 
 
+def data(ctx: ReportContext) -> Section | None:
+    """Issue 12's data section (keep fractions, overfitting): scalelab.reporting.data_section."""
+    from scalelab.reporting.data_section import data_section
+
+    return data_section(ctx)
+
+
 BUILDERS: list[Builder] = [
     overview,
     architectures,
@@ -513,5 +520,6 @@ BUILDERS: list[Builder] = [
     parameters,
     extrapolation,
     plans,
+    data,
     memorization,
 ]

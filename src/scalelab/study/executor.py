@@ -149,7 +149,12 @@ def _default_trainer() -> TrainFn:
 def _default_probe(cfg: RunConfig) -> int | None:
     from scalelab.data import load_tokens
 
-    return int(load_tokens(cfg.data, cfg.model.vocab_size).unique_tokens)
+    data = load_tokens(cfg.data, cfg.model.vocab_size)
+    if cfg.data.select is not None:  # the selection's kept tokens (checked against the data)
+        from scalelab.select.selection import apply_selection
+
+        data = apply_selection(data, cfg.data.select)
+    return int(data.unique_tokens)
 
 
 def _failure_summary(run_dir: Path, run_id: str, reason: str) -> dict[str, Any]:
