@@ -10,6 +10,7 @@ tables. Each group module registers its commands on import:
 * ``memorization``: capacity, memorization
 * ``reports``: report, demo
 * ``selection``: select
+* ``tasks``: tasks, eval, finetune, intrinsic
 
 A ``ScalelabError`` becomes one plain line on stderr and exit code 2.
 """
@@ -20,7 +21,16 @@ import sys
 
 import typer
 
-from scalelab.cli import laws, memorization, models, reports, selection, studies, training
+from scalelab.cli import (
+    laws,
+    memorization,
+    models,
+    reports,
+    selection,
+    studies,
+    tasks,
+    training,
+)
 from scalelab.cli._app import app, console, error_line
 from scalelab.errors import ScalelabError
 
@@ -33,6 +43,7 @@ _PANELS = (
     laws.PANEL,
     memorization.PANEL,
     reports.PANEL,
+    tasks.PANEL,
 )
 app.registered_commands.sort(
     key=lambda c: _PANELS.index(c.rich_help_panel) if c.rich_help_panel in _PANELS else 99
@@ -48,6 +59,7 @@ __all__ = [
     "reports",
     "selection",
     "studies",
+    "tasks",
     "training",
 ]
 

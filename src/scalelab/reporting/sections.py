@@ -509,6 +509,13 @@ def data(ctx: ReportContext) -> Section | None:
     return data_section(ctx)
 
 
+def downstream(ctx: ReportContext) -> Section | None:
+    """Issue 13's section (scalelab.reporting.downstream): tasks, fine-tuning, d90."""
+    from scalelab.reporting.downstream import downstream as build
+
+    return build(ctx)
+
+
 BUILDERS: list[Builder] = [
     overview,
     architectures,
@@ -521,5 +528,6 @@ BUILDERS: list[Builder] = [
     extrapolation,
     plans,
     data,
+    downstream,
     memorization,
 ]
