@@ -158,6 +158,30 @@ def _check_arch_fields(cfg: ModelConfig) -> None:
 
 
 @dataclass(frozen=True)
+class CanaryConfig:
+    """``data.canaries``: random token sequences inserted into the training stream at known
+    repetition counts (scalelab.memorization.canaries): ``count`` canaries per entry of
+    ``repeats``, each ``prefix + length`` tokens, each inserted ``r`` times per pass."""
+
+    count: int = 16
+    length: int = 32  # the secret a model may emit: the tokens after the prefix
+    repeats: tuple[int, ...] = (1, 4, 16, 64)
+    seed: int = 0
+    prefix: int = 32  # tokens before the secret (extraction prompts are its last k)
+
+    def __post_init__(self) -> None:
+        for name in ("count", "length", "prefix"):
+            if getattr(self, name) < 1:
+                raise ConfigError(
+                    f"data.canaries.{name} must be a positive integer, got {getattr(self, name)}"
+                )
+        if not self.repeats or any(r < 1 for r in self.repeats):
+            raise ConfigError(
+                f"data.canaries.repeats must be a list of positive integers, got {self.repeats}"
+            )
+
+
+@dataclass(frozen=True)
 class DataConfig:
     """Where tokens come from. ``corpus`` is a spec string (see ``scalelab.data``)."""
 
@@ -169,6 +193,7 @@ class DataConfig:
     # is always the full held-out split, so runs at every fraction are scored alike.
     fraction: float = 1.0
     cache_dir: str | None = None  # None -> $SCALELAB_CACHE or ~/.cache/scalelab
+    canaries: CanaryConfig | None = None  # a table: {count, length, repeats, seed}
     # A selection file (scalelab select ... --out SEL.json): the run trains on its kept
     # training documents or chunks only (applied before data.fraction); validation untouched.
     select: str | None = None
@@ -379,6 +404,8 @@ class RunConfig:
             d["model"].pop("parametrization")
             d["model"].pop("base_width", None)
             d["model"].pop("mup_zero_readout", None)
+        if d["data"].get("canaries", 0) is None:  # the same for runs stored before canaries
+            d["data"].pop("canaries")
         if d["data"].get("select") is None:
             d["data"].pop("select", None)
         elif (digest := _file_sha256(d["data"]["select"])) is not None:
@@ -456,6 +483,15 @@ def _coerce(name: str, value: Any, hint: Any) -> Any:
     elif hint is str:
         if isinstance(value, str):
             return value
+    elif dataclasses.is_dataclass(hint):  # a nested table, e.g. data.canaries
+        if isinstance(value, hint):
+            return value
+        if isinstance(value, Mapping):
+            return section_from_dict(hint, value, name)  # type: ignore[type-var]
+    elif typing.get_origin(hint) is tuple:  # tuple[int, ...]: a TOML list
+        if isinstance(value, (list, tuple)):
+            item = typing.get_args(hint)[0]
+            return tuple(_coerce(f"{name}[{i}]", v, item) for i, v in enumerate(value))
     else:  # pragma: no cover - only the hints above are used in configs
         return value
     raise ConfigError(f"{name} must be {getattr(hint, '__name__', hint)}, got {value!r}")

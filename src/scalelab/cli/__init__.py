@@ -7,6 +7,7 @@ tables. Each group module registers its commands on import:
 * ``training``: train, export, corpus
 * ``studies``: sweep, points, compare
 * ``laws``: fit, plan
+* ``memorization``: capacity, memorization
 * ``reports``: report, demo
 * ``techniques``: compress, effective
 * ``selection``: select
@@ -24,6 +25,7 @@ import typer
 
 from scalelab.cli import (
     laws,
+    memorization,
     models,
     reports,
     selection,
@@ -45,6 +47,7 @@ _PANELS = (
     tuning.PANEL,
     laws.PANEL,
     techniques.PANEL,
+    memorization.PANEL,
     reports.PANEL,
     tasks.PANEL,
 )
@@ -57,6 +60,7 @@ __all__ = [
     "console",
     "laws",
     "main",
+    "memorization",
     "models",
     "reports",
     "selection",

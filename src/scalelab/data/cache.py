@@ -46,7 +46,14 @@ import numpy as np
 from scalelab.config import DataConfig
 from scalelab.data.corpora import TextCorpus, open_corpus
 from scalelab.data.markov import MarkovSource
-from scalelab.data.tokenizer import BPETokenizer, ByteTokenizer, SymbolTokenizer, Tokenizer
+from scalelab.data.synthetic import SyntheticSource
+from scalelab.data.tokenizer import (
+    BPETokenizer,
+    ByteTokenizer,
+    SymbolTokenizer,
+    Tokenizer,
+    WordTokenizer,
+)
 from scalelab.errors import DataError
 
 FORMAT_VERSION = 1
@@ -136,6 +143,8 @@ class TokenData:
             "bytes": self.stats.get("bytes"),
             "build_seconds": self.stats.get("seconds"),
             "path": str(self.path),
+            # facts / bits corpora: information_bits and what it is made of
+            **self.stats.get("info", {}),
         }
 
 
@@ -158,10 +167,16 @@ def _token_dtype(vocab_size: int) -> np.dtype:
     return np.dtype(np.uint16) if vocab_size <= 1 << 16 else np.dtype(np.uint32)
 
 
-def _check_vocab(source: TextCorpus | MarkovSource, tokenizer: str, vocab_size: int) -> None:
+Source = TextCorpus | MarkovSource | SyntheticSource
+
+
+def _check_vocab(source: Source, tokenizer: str, vocab_size: int) -> None:
     if isinstance(source, MarkovSource):
         need, what = source.vocab + 2, f"the markov source's {source.vocab} symbols + eos + mask"
         uses = "its symbols as tokens"
+    elif isinstance(source, SyntheticSource):
+        need, uses = source.vocab_size, "its own fixed vocabulary"
+        what = f"the {source.kind} corpus's {need - 2} tokens + eos + mask"
     else:
         need, uses = ByteTokenizer.vocab_size, f"data.tokenizer = {tokenizer!r}"
         what = "256 byte values + eos + mask" + (", then merges" if tokenizer == "bpe" else "")
@@ -175,12 +190,12 @@ def _check_vocab(source: TextCorpus | MarkovSource, tokenizer: str, vocab_size: 
         raise DataError(f"model.vocab_size = {vocab_size} is too large (at most 2**32)")
 
 
-def _entry(
-    data: DataConfig, vocab_size: int, source: TextCorpus | MarkovSource
-) -> tuple[str, str, dict[str, Any]]:
+def _entry(data: DataConfig, vocab_size: int, source: Source) -> tuple[str, str, dict[str, Any]]:
     """(entry name, key, key material) for the cache entry of this corpus and tokenizer."""
     if isinstance(source, MarkovSource):
         tok, vocab = "symbols", None
+    elif isinstance(source, SyntheticSource):
+        tok, vocab = source.tokenizer().name, None
     else:
         tok, vocab = data.tokenizer, (vocab_size if data.tokenizer == "bpe" else None)
     material = {
@@ -268,6 +283,8 @@ def _open(path: Path, meta: dict[str, Any]) -> TokenData:
         tokenizer = BPETokenizer.load(path / "tokenizer.json")
     elif meta["tokenizer"] == "bytes":
         tokenizer = ByteTokenizer()
+    elif meta["tokenizer"] == "words":
+        tokenizer = WordTokenizer(meta["tokenizer_meta"]["words"])
     else:
         tokenizer = SymbolTokenizer(meta["vocab_size"] - 2)
     dtype = np.dtype(meta["dtype"])
@@ -288,7 +305,11 @@ def _open(path: Path, meta: dict[str, Any]) -> TokenData:
         unique_tokens=len(train),
         corpus=meta["corpus"],
         path=path,
-        stats={k: meta[k] for k in ("documents", "bytes", "tokens", "seconds", "created")},
+        stats={
+            k: meta[k]
+            for k in ("documents", "bytes", "tokens", "seconds", "created", "info")
+            if k in meta
+        },
         block_entropies=tuple(block) if block else None,
     )
 
@@ -319,7 +340,7 @@ def _fsync_dir(path: Path) -> None:
 
 
 def _build(
-    source: TextCorpus | MarkovSource,
+    source: Source,
     data: DataConfig,
     vocab_size: int,
     tokens_dir: Path,
@@ -333,6 +354,8 @@ def _build(
         log.info("tokenizing %s into %s", material["corpus"], tokens_dir / name)
         if isinstance(source, MarkovSource):
             meta = _build_markov(source, data, tmp)
+        elif isinstance(source, SyntheticSource):
+            meta = _build_synthetic(source, data, tmp)
         else:
             meta = _build_text(source, data, vocab_size, tmp)
         meta.update(
@@ -387,6 +410,33 @@ def _build_markov(source: MarkovSource, data: DataConfig, tmp: Path) -> dict[str
         "bytes": {"train": len(train), "val": len(val)},
         "tokens": {"train": len(train), "val": len(val)},
         "seconds": {"entropy": t1 - t0, "sample": t2 - t1},
+    }
+
+
+def _build_synthetic(source: SyntheticSource, data: DataConfig, tmp: Path) -> dict[str, Any]:
+    """A generated corpus (facts, bits): its own tokens, documents ended by eos."""
+    t0 = time.perf_counter()
+    train, val = source.generate(data.val_fraction)
+    tok = source.tokenizer()
+    dtype = _token_dtype(tok.vocab_size)
+    train.astype(dtype).tofile(tmp / "train.bin")
+    val.astype(dtype).tofile(tmp / "val.bin")
+    docs = {s: int((a == tok.eos_id).sum()) for s, a in (("train", train), ("val", val))}
+    return {
+        "tokenizer": tok.name,
+        "tokenizer_meta": source.tokenizer_meta(),
+        "vocab_size": tok.vocab_size,
+        "eos_id": tok.eos_id,
+        "mask_id": tok.mask_id,
+        "dtype": dtype.name,
+        "bytes_per_token": 1.0,  # one generated token counts as one byte, as for markov
+        "entropy_rate": None,
+        "block_entropies": None,
+        "info": source.info(),
+        "documents": docs,
+        "bytes": {"train": len(train), "val": len(val)},
+        "tokens": {"train": len(train), "val": len(val)},
+        "seconds": {"generate": time.perf_counter() - t0},
     }
 
 

@@ -486,7 +486,8 @@ _CORPORA: dict[str, type[TextCorpus]] = {
 
 def open_corpus(spec: str | CorpusSpec) -> Any:
     """A corpus object for a spec string: a :class:`TextCorpus`, or a
-    :class:`scalelab.data.markov.MarkovSource` for ``markov:...``.
+    :class:`scalelab.data.markov.MarkovSource` for ``markov:...``, or a
+    :class:`scalelab.data.synthetic.SyntheticSource` for ``facts:...`` and ``bits:...``.
 
     Checks that the corpus exists (paths, options) without reading it.
     """
@@ -495,6 +496,14 @@ def open_corpus(spec: str | CorpusSpec) -> Any:
         from scalelab.data.markov import MarkovSource
 
         return MarkovSource.from_spec(parsed)
+    if parsed.kind == "facts":
+        from scalelab.data.facts import FactsSource
+
+        return FactsSource.from_spec(parsed)
+    if parsed.kind == "bits":
+        from scalelab.data.bits import BitsSource
+
+        return BitsSource.from_spec(parsed)
     return _CORPORA[parsed.kind](parsed)
 
 

@@ -8,6 +8,9 @@ spec                                                corpus
 ``python-stdlib[:max_bytes=N][,sample=F]``          the running Python's standard library
 ``markov:order=K,vocab=V,seed=S[,tokens=N]``        synthetic order-K Markov source
 ``[,temperature=T]``
+``facts:people=P[,attributes=A][,templates=K]``      synthetic biographies (known bits)
+``[,seed=S]``
+``bits:strings=S,length=L[,seed=S][,symbols=V]``    uniformly random strings
 ``text:PATH[,max_bytes=N]``                         a text file, a directory or a glob
 ``jsonl:PATH:FIELD[,max_bytes=N]``                  one document per JSON line
 ``hf:NAME[:CONFIG][,field=F][,split=S]``            Hugging Face ``datasets`` (name or path)
@@ -33,16 +36,20 @@ from scalelab.errors import DataError, did_you_mean
 KINDS: dict[str, tuple[str, ...]] = {
     "python-stdlib": ("max_bytes", "sample"),
     "markov": ("order", "vocab", "seed", "tokens", "temperature"),
+    "facts": ("people", "attributes", "templates", "seed"),
+    "bits": ("strings", "length", "seed", "symbols"),
     "text": ("max_bytes",),
     "jsonl": ("max_bytes",),
     "hf": ("field", "split", "max_bytes"),
 }
 # kinds whose body is all options (no path or name before them)
-_OPTIONS_ONLY = ("python-stdlib", "markov")
+_OPTIONS_ONLY = ("python-stdlib", "markov", "facts", "bits")
 
 EXAMPLES = {
     "python-stdlib": "python-stdlib or python-stdlib:max_bytes=2000000",
     "markov": "markov:order=1,vocab=64,seed=0",
+    "facts": "facts:people=1000,attributes=6,templates=1,seed=0",
+    "bits": "bits:strings=1000,length=64,seed=0",
     "text": "text:data/books/ or text:'data/*.txt'",
     "jsonl": "jsonl:data/docs.jsonl:text",
     "hf": "hf:path/to/local/dataset or hf:wikitext:wikitext-2-raw-v1",

@@ -197,6 +197,69 @@ class SymbolTokenizer:
         return f"SymbolTokenizer(n_symbols={self.n_symbols})"
 
 
+class WordTokenizer:
+    """A fixed word vocabulary (the ``facts`` corpus): ids ``0..W-1`` are the words, then eos
+    and mask. A word written ``##x`` attaches to the one before it without a space (name
+    syllables, punctuation), as in WordPiece; ``decode`` reads like text. ``encode`` splits on
+    spaces and then into the longest known words, so it inverts ``decode``.
+    """
+
+    name = "words"
+
+    def __init__(self, words: list[str]) -> None:
+        self.words = list(words)
+        self.vocab_size = len(self.words) + N_SPECIAL
+        self.eos_id, self.mask_id = len(self.words), len(self.words) + 1
+        self._ids = {w: i for i, w in enumerate(self.words)}
+        self._longest = max((len(w) for w in self.words), default=1)
+
+    def _split(self, chunk: str) -> list[int]:
+        ids: list[int] = []
+        i = 0
+        while i < len(chunk):
+            for j in range(min(len(chunk), i + self._longest + 2), i, -1):
+                piece = chunk[i:j] if i == 0 else "##" + chunk[i:j]
+                if piece in self._ids:
+                    ids.append(self._ids[piece])
+                    i = j
+                    break
+            else:
+                raise DataError(f"{chunk!r} is not made of words of this vocabulary")
+        return ids
+
+    def encode(self, text: str) -> list[int]:
+        ids: list[int] = []
+        for chunk in text.split():
+            if chunk == EOS_TOKEN:
+                ids.append(self.eos_id)
+            elif chunk == MASK_TOKEN:
+                ids.append(self.mask_id)
+            else:
+                ids += self._split(chunk)
+        return ids
+
+    def encode_batch(self, texts: list[str]) -> list[np.ndarray]:
+        return [np.asarray(self.encode(t), dtype=np.uint32) for t in texts]
+
+    def decode(self, ids: Iterable[int]) -> str:
+        out: list[str] = []
+        for i in ids:
+            i = int(i)
+            word = (
+                self.words[i]
+                if i < len(self.words)
+                else (EOS_TOKEN if i == self.eos_id else MASK_TOKEN)
+            )
+            if word.startswith("##") and out:
+                out[-1] += word[2:]
+            else:
+                out.append(word)
+        return " ".join(out)
+
+    def __repr__(self) -> str:
+        return f"WordTokenizer(words={len(self.words)})"
+
+
 def _nonempty(texts: Iterable[str]) -> Iterator[str]:
     return (t for t in texts if t)
 
@@ -208,4 +271,5 @@ __all__ = [
     "ByteTokenizer",
     "SymbolTokenizer",
     "Tokenizer",
+    "WordTokenizer",
 ]

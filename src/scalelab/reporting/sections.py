@@ -503,6 +503,13 @@ def small_vs_large(ctx: ReportContext) -> Section | None:
     return None if sec is None else Section(sec.title, sec.html, list(sec.figures), sec.data)
 
 
+def memorization(ctx: ReportContext) -> Section | None:
+    """Issue 15: bits stored against N, extraction, the loss floor (scalelab.memorization)."""
+    from scalelab.reporting.memorization import memorization_section
+
+    return memorization_section(ctx)
+
+
 def data(ctx: ReportContext) -> Section | None:
     """Issue 12's data section (keep fractions, overfitting): scalelab.reporting.data_section."""
     from scalelab.reporting.data_section import data_section
@@ -539,4 +546,5 @@ BUILDERS: list[Builder] = [
     data,
     downstream,
     tuning,
+    memorization,
 ]

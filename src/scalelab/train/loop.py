@@ -432,6 +432,10 @@ class _Run:
                     f"(scalelab.data.TokenData); {type(data).__name__} cannot: pass it whole"
                 )
             data = take(cfg.data.fraction)
+        if cfg.data.canaries is not None:  # after the fraction: each copy is seen as planned
+            from scalelab.memorization.canaries import insert_canaries
+
+            data = insert_canaries(data, cfg.data.canaries)[0]  # type: ignore[arg-type]
         self.data = data
         from scalelab.accounting import count
 

@@ -1,0 +1,95 @@
+"""Load a finished run's model and score documents with it, one document per row.
+
+The capacity and extraction measures both need a trained model and the log-probability
+it gives every token of a document *from the document's start*: the training stream cuts
+windows anywhere, but a fact is only attributable to a model if the model sees the name
+before the attribute, so every document is scored in a row of its own that starts at the
+``eos`` before it (what the model saw in training whenever the document was not cut).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from scalelab.config import RunConfig, run_config_from_dict
+from scalelab.errors import StoreError
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+
+def load_run(run_dir: str | Path) -> tuple[RunConfig, dict[str, Any]]:
+    """(config, summary) of a finished run directory; a StoreError names what is missing."""
+    from scalelab.train import rundir
+
+    p = Path(run_dir)
+    if not (p / rundir.CONFIG).is_file():
+        raise StoreError(f"{p} is not a run directory (no {rundir.CONFIG}): give a run's path")
+    if not (p / rundir.SUMMARY).is_file():
+        raise StoreError(f"{p} has no {rundir.SUMMARY}: the run has not finished; train it first")
+    cfg = run_config_from_dict(rundir.read_json(p / rundir.CONFIG))
+    return cfg, dict(rundir.read_json(p / rundir.SUMMARY))
+
+
+def load_model(run_dir: str | Path, cfg: RunConfig) -> nn.Module:
+    """The newest intact checkpoint's model, in fp32 on the CPU, in eval mode."""
+    from scalelab.models import build_model
+    from scalelab.train import rundir
+    from scalelab.train.checkpoint import latest_checkpoint
+
+    ckpt = latest_checkpoint(Path(run_dir) / rundir.CHECKPOINTS)
+    if ckpt is None:
+        raise StoreError(f"{run_dir} has no intact checkpoint: train (or resume) the run first")
+    model = build_model(cfg.model)
+    ckpt.restore(model)
+    return model.eval()
+
+
+def doc_logprobs(
+    model: nn.Module,
+    tokens: np.ndarray,
+    starts: np.ndarray,
+    lengths: np.ndarray,
+    *,
+    bos: int,
+    context: int,
+    batch_size: int = 256,
+    device: torch.device | str = "cpu",
+) -> np.ndarray:
+    """log2 p(token t | the document's tokens before t) for every token of the documents
+    ``tokens[start : start + length]``, conditioned on ``bos`` (the ``eos`` that precedes
+    each document in the stream). Returns an array shaped like ``tokens`` (NaN where no
+    document covers a position). Every document must fit in ``context`` tokens.
+    """
+    import torch
+
+    longest = int(lengths.max()) if len(lengths) else 0
+    if longest > context:
+        raise StoreError(
+            f"documents of {longest} tokens do not fit the model's context of {context}: "
+            "train with a longer model.context or shorter documents"
+        )
+    out = np.full(len(tokens), np.nan)
+    dev = torch.device(device)
+    model = model.to(dev)
+    with torch.no_grad():
+        for lo in range(0, len(starts), batch_size):
+            s, n = starts[lo : lo + batch_size], lengths[lo : lo + batch_size]
+            width = int(n.max())
+            rows = np.full((len(s), width + 1), bos, dtype=np.int64)
+            for i, (a, k) in enumerate(zip(s, n, strict=True)):
+                rows[i, 1 : k + 1] = tokens[a : a + k]
+            x = torch.from_numpy(rows[:, :-1]).to(dev)
+            y = torch.from_numpy(rows[:, 1:]).to(dev)
+            logp = torch.log_softmax(model(x).float(), dim=-1)
+            got = logp.gather(-1, y.unsqueeze(-1)).squeeze(-1).cpu().numpy() / np.log(2)
+            for i, (a, k) in enumerate(zip(s, n, strict=True)):
+                out[a : a + k] = got[i, :k]
+    return out
+
+
+__all__ = ["doc_logprobs", "load_model", "load_run"]
