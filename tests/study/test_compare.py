@@ -23,8 +23,8 @@ from scalelab.study.compare import (
     prepare_points,
 )
 from scalelab.study.compare_report import architecture_section
-from scalelab.study.spec import load_study
 from scalelab.study.store import Store
+from scalelab.study.studyfile import load_study
 
 # Two architectures on a known line each: loss = k N^-alpha_N, with D = 20 N and
 # C_exact = 6 N D (so alpha_C = alpha_N / 2 exactly), and a little multiplicative noise.

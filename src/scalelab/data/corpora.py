@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from scalelab.data.spec import EXAMPLES, CorpusSpec, parse_spec
+from scalelab.data.corpus_spec import EXAMPLES, CorpusSpec, parse_spec
 from scalelab.errors import DataError
 
 # Directories of the standard library that hold its own test suites (CPython keeps

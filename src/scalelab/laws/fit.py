@@ -303,7 +303,7 @@ def _base_params(
         b.extrapolation = None
         return {k: b.params[k] for k in names}
     if isinstance(base, str | Path):
-        from scalelab.laws.presets import resolve_law
+        from scalelab.laws.published import resolve_law
 
         base = resolve_law(base)
     params = base.params if isinstance(base, Law) else dict(base)

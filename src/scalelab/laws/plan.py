@@ -29,7 +29,7 @@ from scipy.optimize import minimize_scalar
 from scalelab.errors import ScalelabError
 from scalelab.laws.forms import R_D_STAR, R_N_STAR, DataConstrained
 from scalelab.laws.law import Law
-from scalelab.laws.presets import published_law, resolve_law
+from scalelab.laws.published import published_law, resolve_law
 
 
 class PlanError(ScalelabError):
@@ -150,7 +150,7 @@ def _optimum(law: Law, params: Mapping[str, float], C: float) -> tuple[float, fl
     if law.form in ("chinchilla", "data-constrained"):
         n, d = chinchilla_optimum(params, C)
         return float(n), float(d)
-    form = law.spec
+    form = law.functional_form
 
     def loss_at(N: Any, D: Any) -> Any:
         return form.predict(params, {"N": np.atleast_1d(N), "D": np.atleast_1d(D)})
@@ -227,9 +227,9 @@ def plan(
     loss = float(law.predict(N=N, D=D))
     loss_iv = n_iv = d_iv = None
     if samples:
-        spec = law.spec
+        form = law.functional_form
         cols = {"N": np.array([N]), "D": np.array([D]), "unique_tokens": np.array([D])}
-        loss_iv = _interval([float(spec.predict(p, cols)[0]) for p in samples], level)
+        loss_iv = _interval([float(form.predict(p, cols)[0]) for p in samples], level)
         opts = [_optimum(law, p, compute) for p in samples]
         n_iv = _interval([o[0] for o in opts], level)
         d_iv = _interval([o[1] for o in opts], level)
@@ -267,7 +267,9 @@ def _compute_for(law: Law, params: Mapping[str, float], target: float) -> float:
     # numeric: the optimal loss falls monotonically with C; bisect on log C
     def best(logc: float) -> float:
         n, d = _optimum(law, params, float(np.exp(logc)))
-        return float(law.spec.predict(params, {"N": np.array([n]), "D": np.array([d])})[0])
+        return float(
+            law.functional_form.predict(params, {"N": np.array([n]), "D": np.array([d])})[0]
+        )
 
     lo, hi = np.log(1e6), np.log(1e40)
     if best(hi) > target:

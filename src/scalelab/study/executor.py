@@ -54,15 +54,15 @@ from scalelab.errors import ConfigError, StoreError
 from scalelab.study.cost import config_counts, planned_flops
 from scalelab.study.grid import PlannedRun, Sizer, expand
 from scalelab.study.manifest import write_manifest
-from scalelab.study.rundir import (
+from scalelab.study.records import (
     FINISHED,
     last_metrics,
     read_metrics,
     read_run,
     write_json_atomic,
 )
-from scalelab.study.spec import Study, as_study
 from scalelab.study.store import Store
+from scalelab.study.studyfile import Study, as_study
 
 TrainFn = Callable[..., Any]  # train(cfg, out, *, resume, progress) -> RunSummary
 Counter = Callable[[RunConfig], Mapping[str, Any] | None]

@@ -17,7 +17,7 @@ from typing import Any
 
 from scalelab.config import ModelConfig, RunConfig, run_config_from_dict, section_from_dict
 from scalelab.errors import ConfigError, ScalelabError
-from scalelab.study.spec import Study, as_study
+from scalelab.study.studyfile import Study, as_study
 
 # (target parameter count, the [model] keys the study sets, which count, options) -> a shape
 Sizer = Callable[[float, Mapping[str, Any], str, Mapping[str, Any]], ModelConfig]

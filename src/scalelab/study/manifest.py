@@ -16,8 +16,8 @@ from typing import Any
 
 from scalelab.errors import StoreError
 from scalelab.study.grid import PlannedRun
-from scalelab.study.rundir import write_json_atomic
-from scalelab.study.spec import Study
+from scalelab.study.records import write_json_atomic
+from scalelab.study.studyfile import Study
 
 MANIFEST_DIR = "_studies"
 

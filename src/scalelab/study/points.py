@@ -17,7 +17,7 @@ import pandas as pd
 
 from scalelab.errors import StoreError
 from scalelab.study.manifest import read_manifests
-from scalelab.study.rundir import FINISHED, SHAPE_FIELDS, RunRecord, iter_run_dirs, read_run
+from scalelab.study.records import FINISHED, SHAPE_FIELDS, RunRecord, iter_run_dirs, read_run
 from scalelab.study.store import Store
 
 N_KINDS = ("non_embedding", "total", "active")
@@ -225,7 +225,7 @@ def pending_row(
     """The store's row for a planned run not started yet: its size and planned cost."""
     from scalelab.config import run_config_from_dict
     from scalelab.study.cost import planned_tokens
-    from scalelab.study.rundir import point_row
+    from scalelab.study.records import point_row
 
     rec = RunRecord(Path(runs_dir) / run_id, run_id, dict(config), None)
     row = point_row(rec, study=study, axes=axes, counts=counts)
@@ -279,7 +279,7 @@ def rebuild(
             conn.execute("DELETE FROM studies")
         else:
             conn.execute("DELETE FROM points WHERE study = ?", (study,))
-        from scalelab.study.rundir import curve_rows, point_row
+        from scalelab.study.records import curve_rows, point_row
 
         # in each study's grid order (as the sweep wrote them), then runs no study names
         curves_done: set[str] = set()

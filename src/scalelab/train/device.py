@@ -195,20 +195,20 @@ class ThreadPolicy:
         env = os.environ.get("SCALELAB_THREADS")
         if env:
             try:
-                self.threads = max(1, int(env))
+                self.count = max(1, int(env))
             except ValueError:
                 raise ConfigError(f"SCALELAB_THREADS must be an integer, got {env!r}") from None
             self.reason = "SCALELAB_THREADS"
         elif resumed_threads is not None:
-            self.threads, self.reason = resumed_threads, "kept from the checkpoint"
+            self.count, self.reason = resumed_threads, "kept from the checkpoint"
         elif work_flops < SMALL_WORK_FLOPS:
-            self.threads, self.reason = 1, "micro-batch too small to gain from threads"
+            self.count, self.reason = 1, "micro-batch too small to gain from threads"
         else:
-            self.threads, self.reason = self.original, "one per core (PyTorch default)"
+            self.count, self.reason = self.original, "one per core (PyTorch default)"
 
     def apply(self) -> None:
-        if self.enabled and torch.get_num_threads() != self.threads:
-            torch.set_num_threads(self.threads)
+        if self.enabled and torch.get_num_threads() != self.count:
+            torch.set_num_threads(self.count)
 
     def restore(self) -> None:
         if self.enabled and torch.get_num_threads() != self.original:

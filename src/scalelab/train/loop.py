@@ -526,8 +526,8 @@ class _Run:
         ckpt = latest_checkpoint(self.dir / rundir.CHECKPOINTS)
         work = float(self.flops["forward_per_token"]) * self.micro * self.cfg.model.context
         kept = ckpt.state.get("extra", {}).get("threads") if ckpt is not None else None
-        self.threads = ThreadPolicy(self.device, work, kept)
-        self.threads.apply()
+        self.thread_policy = ThreadPolicy(self.device, work, kept)
+        self.thread_policy.apply()
         if ckpt is None:
             self.metrics.truncate_after(-1)  # nothing to continue from: start afresh
             return
@@ -542,7 +542,7 @@ class _Run:
         state["extra"] = {
             "next_sample": self.state.step * self.cfg.train.batch_size,
             "total_steps": self.total_steps,
-            "threads": self.threads.threads if self.threads.enabled else None,
+            "threads": self.thread_policy.count if self.thread_policy.enabled else None,
         }
         save_checkpoint(
             self.dir / rundir.CHECKPOINTS, self.state.step, self.model, self.optimizer, state
@@ -652,8 +652,8 @@ class _Run:
                     row["tokens_per_second"] = rate
                 if is_eval:
                     self._eval(row)
-                if self.threads.enabled:
-                    row["threads"] = self.threads.threads
+                if self.thread_policy.enabled:
+                    row["threads"] = self.thread_policy.count
                 row["elapsed"] = elapsed()
                 self.state.wall_seconds = row["elapsed"]
                 self.metrics.append(row)
@@ -686,13 +686,13 @@ class _Run:
         except BaseException as e:
             bar.close()
             tb.close()
-            self.threads.restore()
+            self.thread_policy.restore()
             if not isinstance(e, KeyboardInterrupt | TrainingError):
                 self._write_summary("failed", f"{type(e).__name__}: {e}", elapsed())
             raise
         bar.close()
         tb.close()
-        self.threads.restore()
+        self.thread_policy.restore()
         return self._write_summary(status, reason, elapsed())
 
     def _write_summary(self, status: str, reason: str | None, wall: float) -> RunSummary:
@@ -736,7 +736,7 @@ class _Run:
             precision=self.precision.name,
             precision_reason=self.precision.reason,
             compile=tc.compile,
-            threads=self.threads.threads if self.threads.enabled else None,
+            threads=self.thread_policy.count if self.thread_policy.enabled else None,
             micro_batch_size=self.micro,
             torch_version=torch.__version__,
             started=s.started,
