@@ -791,7 +791,7 @@ def archs_cmd(
     json_out: bool = typer.Option(False, "--json", help="Print a JSON list."),
 ) -> None:
     """Every architecture: its inductive bias, its own config fields, and its size at one shape."""
-    from scalelab.models import archs_table
+    from scalelab.accounting.display import archs_table
 
     table = archs_table(
         n_layer=n_layer, d_model=d_model, n_head=n_head, context=context, vocab_size=vocab_size
@@ -853,7 +853,8 @@ def compare_cmd(
     """How the architectures of a study scale: alpha vs compute and N, the frontier."""
     import json
 
-    from scalelab.study.compare import compare, plot_comparison
+    from scalelab.reporting.architectures import plot_comparison
+    from scalelab.study.compare import compare
     from scalelab.study.compare import depth_width as dw
 
     if not db.exists():

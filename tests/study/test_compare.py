@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from scalelab.cli import app
 from scalelab.errors import FitError, ScalelabError
+from scalelab.reporting.architectures import architecture_section, plot_comparison
 from scalelab.study import expand, load_points, study_from_dict, sweep
 from scalelab.study.compare import (
     Slope,
@@ -19,10 +20,8 @@ from scalelab.study.compare import (
     depth_width_sizes,
     depth_width_toml,
     frontier,
-    plot_comparison,
     prepare_points,
 )
-from scalelab.study.compare_report import architecture_section
 from scalelab.study.store import Store
 from scalelab.study.studyfile import load_study
 

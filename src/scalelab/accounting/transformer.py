@@ -2,7 +2,8 @@
 and for the Hugging Face families (GPT-2, BERT, GPT-NeoX, Llama, Mistral, Mixtral, Qwen2/3, MoE).
 
 A :class:`Spec` is everything that decides the parameter count and the per-token FLOPs of a
-decoder or encoder stack; :func:`tally_spec` assembles it from the generic blocks.
+decoder or encoder stack; :func:`tally_spec` assembles it from the generic blocks. scalelab's
+own ``transformer`` gets its Spec from :func:`scalelab.registry.tallies.spec_from_config`.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from scalelab.accounting.blocks import (
     moe,
     norm,
 )
-from scalelab.config import GATED_MLPS, ModelConfig
 
 
 @dataclass(frozen=True)
@@ -119,31 +119,3 @@ def tally_spec(s: Spec) -> Tally:
         context=s.context,
         causal=s.causal,
     )
-
-
-def spec_from_config(cfg: ModelConfig) -> Spec:
-    """The :class:`Spec` of scalelab's own transformer (``scalelab.models.transformer``)."""
-    assert cfg.n_kv_head is not None and cfg.d_ff is not None
-    return Spec(
-        n_layer=cfg.n_layer,
-        d_model=cfg.d_model,
-        n_head=cfg.n_head,
-        n_kv_head=cfg.n_kv_head,
-        head_dim=cfg.head_dim,
-        d_ff=cfg.d_ff,
-        vocab_size=cfg.vocab_size,
-        context=cfg.context,
-        gated=cfg.mlp in GATED_MLPS,
-        qkv_bias=cfg.bias,
-        out_bias=cfg.bias,
-        mlp_bias=cfg.bias,
-        norm_bias=cfg.norm == "layernorm" and cfg.bias,
-        learned_positions=cfg.context if cfg.pos == "learned" else 0,
-        tie_embeddings=cfg.tie_embeddings,
-        causal=cfg.causal,
-    )
-
-
-def tally_transformer(cfg: ModelConfig) -> Tally:
-    """Accounting function of the ``transformer`` architecture (registered on its ``Arch``)."""
-    return tally_spec(spec_from_config(cfg))

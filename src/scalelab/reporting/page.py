@@ -15,8 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from scalelab.errors import ScalelabError, StoreError
+from scalelab.laws import fit_law
 from scalelab.reporting import plots
 from scalelab.reporting.sections import BUILDERS, Builder, ReportContext, Section
+from scalelab.study.points import load_curves, load_points
 
 CSS = """
 body { font-family: system-ui, sans-serif; max-width: 1200px; margin: 2em auto;
@@ -65,8 +67,6 @@ def context(
     db: str | Path, out: str | Path, *, study: str | None = None, bootstrap: int = 200
 ) -> ReportContext:
     """Read the store and fit the Chinchilla law once for every section."""
-    from scalelab.laws import fit_law
-    from scalelab.study import load_curves, load_points
 
     db = Path(db)
     if not db.exists():

@@ -19,7 +19,12 @@ import numpy as np
 import pandas as pd
 
 from scalelab.errors import ScalelabError
+from scalelab.laws import envelope, isoflop, pareto_frontier, plan
+from scalelab.laws.approaches import BUDGET_RTOL
+from scalelab.laws.fit import size_groups
 from scalelab.reporting import plots
+from scalelab.reporting.architectures import architecture_section
+from scalelab.study.points import load_points
 
 
 @dataclass
@@ -225,7 +230,6 @@ def loss_vs_n(ctx: ReportContext) -> Section | None:
 def loss_vs_c(ctx: ReportContext) -> Section | None:
     if _multi_arch(ctx):
         return None
-    from scalelab.laws import envelope, pareto_frontier, plan
 
     p, law = ctx.points, ctx.law
     fig, ax = plots.figure()
@@ -277,7 +281,6 @@ def _fmt_ci(ci: tuple[float, float] | None) -> str:
 
 
 def _with_curves(ctx: ReportContext) -> pd.DataFrame:
-    from scalelab.study import load_points
 
     return load_points(ctx.db, study=ctx.study, curves=True, kind="run")
 
@@ -286,7 +289,6 @@ def isoflop_curves(ctx: ReportContext) -> Section | None:
     """Approach 2 needs several N at one compute; say how to get them when the grid has none."""
     if _multi_arch(ctx):
         return None
-    from scalelab.laws import isoflop
 
     try:
         iso = isoflop(ctx.points, bootstrap=min(ctx.bootstrap, 100))
@@ -332,8 +334,6 @@ def isoflop_curves(ctx: ReportContext) -> Section | None:
 
 
 def _compute_groups(c: np.ndarray) -> np.ndarray:
-    from scalelab.laws.approaches import BUDGET_RTOL
-    from scalelab.laws.fit import size_groups
 
     return np.asarray(size_groups(c, BUDGET_RTOL))
 
@@ -389,7 +389,6 @@ def extrapolation(ctx: ReportContext) -> Section | None:
 def plans(ctx: ReportContext) -> Section | None:
     if _multi_arch(ctx):
         return None
-    from scalelab.laws import plan
 
     law = ctx.law
     if law is None:
@@ -434,7 +433,6 @@ def architectures(ctx: ReportContext) -> Section | None:
     """Issue 5's comparison (scalelab.study.compare): slopes, frontier, curves, depth vs width."""
     if ctx.points["arch"].nunique() < 2:
         return None
-    from scalelab.study.compare_report import architecture_section
 
     arch = architecture_section(ctx.db, ctx.out, study=ctx.study, bootstrap=max(ctx.bootstrap, 100))
     return Section(arch.title, arch.html, list(arch.figures), arch.data)

@@ -79,11 +79,9 @@ def expand(study: Study | str | Any, *, sizer: Sizer | None = None) -> list[Plan
         for combo in combos:
             point = dict(zip(grid_keys, combo, strict=True))
             values = {section: dict(v) for section, v in base.items()}
+            # an architecture's own defaults (glu: a gated mlp) fill in what the study leaves
+            # unset when the ModelConfig is made, so one study lists glu beside the transformer
             values["model"]["arch"] = arch
-            # An architecture's required changes (glu: a gated mlp) fill in what the
-            # study leaves unset, so one study can list glu beside the transformer.
-            for key, value in _arch_defaults(arch).items():
-                values["model"].setdefault(key, value)
             for path, value in point.items():
                 section, key = path.split(".")
                 values[section][key] = value
@@ -112,17 +110,6 @@ def expand(study: Study | str | Any, *, sizer: Sizer | None = None) -> list[Plan
                         seen.add(cfg.run_id())
                         runs.append(PlannedRun(cfg, axes))
     return runs
-
-
-def _arch_defaults(arch: str) -> Mapping[str, Any]:
-    """``Arch.defaults`` of a registered architecture ({} for the transformer, or for a
-    name the config check will reject with its own message)."""
-    if arch == ModelConfig.arch:
-        return {}
-    from scalelab.models import ARCHS
-
-    spec = ARCHS.get(arch)
-    return dict(spec.defaults) if spec is not None else {}
 
 
 def _ladder(

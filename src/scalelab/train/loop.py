@@ -39,8 +39,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from scalelab.config import RunConfig
+from scalelab.accounting import count
+from scalelab.config import RunConfig, planned_steps
 from scalelab.errors import ConfigError, TrainingError
+from scalelab.models import build_model
 from scalelab.train import rundir
 from scalelab.train.batches import (
     TrainSampler,
@@ -53,7 +55,6 @@ from scalelab.train.checkpoint import latest_checkpoint, save_checkpoint
 from scalelab.train.device import Precision, ThreadPolicy, resolve_device, resolve_precision
 from scalelab.train.schedule import lr_at
 
-DEFAULT_TOKENS_PER_PARAM = 20.0  # Hoffmann et al. 2022 (Chinchilla), table 3
 LOG_EVERY = 10  # steps between metrics lines (and host syncs), at most train.eval_every
 
 
@@ -176,24 +177,6 @@ def check_data(cfg: RunConfig, data: TokenSource) -> None:
             f"masked LM needs a mask token below model.vocab_size ({cfg.model.vocab_size}); "
             f"the tokenizer's mask_id is {data.mask_id}: raise model.vocab_size"
         )
-
-
-def budget_tokens(cfg: RunConfig, non_embedding: int, unique_tokens: int) -> tuple[int, str]:
-    """Planned training tokens and a note of where the number came from."""
-    t = cfg.train
-    if t.tokens is not None:
-        return int(t.tokens), f"train.tokens = {t.tokens}"
-    if t.epochs is not None:
-        return round(
-            t.epochs * unique_tokens
-        ), f"train.epochs = {t.epochs} x {unique_tokens} train tokens"
-    ratio = t.tokens_per_param if t.tokens_per_param is not None else DEFAULT_TOKENS_PER_PARAM
-    source = (
-        "train.tokens_per_param" if t.tokens_per_param is not None else "default tokens_per_param"
-    )
-    return round(
-        ratio * non_embedding
-    ), f"{source} = {ratio} x {non_embedding} non-embedding params"
 
 
 def make_optimizer(model: nn.Module, cfg: RunConfig, device: torch.device) -> torch.optim.AdamW:
@@ -434,8 +417,6 @@ class _Run:
                 )
             data = take(cfg.data.fraction)
         self.data = data
-        from scalelab.accounting import count
-
         counted = count(cfg.model, causal=cfg.model.causal).to_dict()
         self.params, self.flops = counted["params"], counted["flops"]
         tc = cfg.train
@@ -443,18 +424,15 @@ class _Run:
         self.micro = tc.micro_batch_size or tc.batch_size
         self.n_micro = tc.batch_size // self.micro
         self.tokens_per_step = tc.batch_size * cfg.model.context
-        want, self.budget_note = budget_tokens(
+        self.total_steps, self.budget_note = planned_steps(
             cfg, self.params["non_embedding"], int(data.unique_tokens)
         )
-        self.total_steps = max(1, round(want / self.tokens_per_step))
         self.precision = resolve_precision(tc.precision, self.device, cfg.data.cache_dir)
         if self.device.type == "cuda":  # TF32 tensor cores for fp32 matmuls
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
 
         torch.manual_seed(tc.seed)
-        from scalelab.models import build_model
-
         self.model = build_model(cfg.model).to(self.device)
         self.model.train()
         self.optimizer = make_optimizer(self.model, cfg, self.device)
