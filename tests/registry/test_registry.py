@@ -83,7 +83,7 @@ def test_an_architectures_defaults_name_fields_left_to_it() -> None:
 
 
 def test_every_model_config_is_checked_against_the_registry() -> None:
-    with pytest.raises(ConfigError, match="not a known architecture; .*known: albert"):
+    with pytest.raises(ConfigError, match=r"not a known architecture; .*known: albert"):
         ModelConfig(arch="nope")
     with pytest.raises(ConfigError, match=r"model\.pool is used only by arch funnel"):
         ModelConfig(pool=4)
