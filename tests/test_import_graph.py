@@ -8,12 +8,15 @@ whether or not a test happens to execute it. ``if TYPE_CHECKING:`` blocks are le
 
 Importing ``a.b.c`` runs ``a/__init__.py`` and ``a/b/__init__.py`` first, so an import of a
 submodule is also an edge to each package above it, except the importer's own packages (they
-are already being imported when it runs).
+are already being imported when it runs). A package with lazy public names
+(``scalelab._lazy``, a ``_API`` table) imports the defining module when a name is taken from
+it, so ``from scalelab.study import load_points`` is an edge to ``scalelab.study.points``.
 """
 
 from __future__ import annotations
 
 import ast
+import importlib
 from pathlib import Path
 
 import scalelab
@@ -47,6 +50,15 @@ def _type_checking_nodes(tree: ast.AST) -> set[int]:
     return skip
 
 
+def _lazy_names(package: str) -> dict[str, str]:
+    """``name -> module`` of a package's lazy public names ({} if it has none)."""
+    try:
+        api = getattr(importlib.import_module(package), "_API", {})
+    except ImportError:  # a package of the test's own tree
+        return {}
+    return dict(api) if isinstance(api, dict) else {}
+
+
 def import_graph(root: Path = ROOT) -> dict[str, set[str]]:
     """module -> the scalelab modules importing it runs (module and function level)."""
     modules = {_module_name(p, root): p for p in root.rglob("*.py")}
@@ -68,9 +80,12 @@ def import_graph(root: Path = ROOT) -> dict[str, set[str]]:
                     mod = ".".join(base + ([node.module] if node.module else []))
                 else:
                     mod = node.module or ""
+                lazy = _lazy_names(mod) if root == ROOT and mod in modules else {}
                 for alias in node.names:
                     sub = f"{mod}.{alias.name}"
                     targets.add(sub if sub in modules else mod)
+                    if alias.name in lazy:
+                        targets.add(lazy[alias.name])
         own = set(_ancestors(name))
         for t in targets:
             if t.split(".")[0] != PACKAGE or t not in modules:

@@ -16,9 +16,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from scalelab.errors import FitError
+from scalelab.errors import FitError, did_you_mean
 from scalelab.laws.forms import FORMS, Array, Form, make_form
 from scalelab.laws.law import CI_LEVEL, Law
+from scalelab.laws.published import resolve_law
 from scalelab.laws.robust import DELTA, bootstrap, fit_form
 
 SAME_SIZE_RTOL = 0.02  # values within 2% are one rung of a ladder (digitised data jitter)
@@ -209,8 +210,6 @@ def fit_law(
       replace the grid of initialisations, e.g. to follow a paper's own starts.
     """
     if law not in FORMS:
-        from scalelab.errors import did_you_mean
-
         raise FitError(f"unknown law {law!r}{did_you_mean(law, FORMS)}; choose from {FORMS}")
     if x is not None and x not in ("N", "D", "C"):
         raise FitError(f"x must be N, D or C, not {x!r}")
@@ -303,8 +302,6 @@ def _base_params(
         b.extrapolation = None
         return {k: b.params[k] for k in names}
     if isinstance(base, str | Path):
-        from scalelab.laws.published import resolve_law
-
         base = resolve_law(base)
     params = base.params if isinstance(base, Law) else dict(base)
     missing = [k for k in names if k not in params]

@@ -36,6 +36,7 @@ import pandas as pd
 
 from scalelab.errors import FitError, ScalelabError
 from scalelab.laws import fit_law, loglog_slope, pareto_frontier
+from scalelab.study.points import load_points
 
 # Architectures whose per-token compute follows the active, not the total, parameters.
 SPARSE_ARCHS = frozenset({"switch"})
@@ -62,8 +63,6 @@ def prepare_points(
     if sparse_n not in ("active", "total"):
         raise FitError(f"sparse_n must be 'active' or 'total', not {sparse_n!r}")
     if isinstance(points, (str, Path)):
-        from scalelab.study import load_points
-
         df = load_points(points, study=study)
     else:
         df = pd.DataFrame(points).copy()

@@ -39,7 +39,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from scalelab.config import DataConfig
+from scalelab.data import load_tokens
 from scalelab.errors import ConfigError, TrainingError
+from scalelab.laws import fit_law
+from scalelab.reporting import Section, plots, report
+from scalelab.study.executor import sweep
+from scalelab.study.points import load_points
 
 DEFAULT_PARAMS = (1e4, 2e4, 4e4, 8e4, 1.6e5)  # non-embedding targets for size_for
 DEFAULT_TOKENS = (1_000_000, 2_000_000, 4_000_000)
@@ -81,9 +87,6 @@ class DemoResult:
 
 def _vocab_size(design: DemoDesign) -> int:
     """The model vocabulary the corpus needs (bytes: 258; a Markov source: its symbols + 2)."""
-    from scalelab.config import DataConfig
-    from scalelab.data import load_tokens
-
     probe = 258 if design.tokenizer == "bytes" else 512
     data = load_tokens(DataConfig(corpus=design.corpus, tokenizer=design.tokenizer), probe)
     return probe if design.tokenizer == "bpe" else int(data.vocab_size)
@@ -131,10 +134,6 @@ def demo(
     log: Any = print,
 ) -> DemoResult:
     """Run the demo into ``out``; returns the summary (also ``out/summary.json``)."""
-    from scalelab.laws import fit_law
-    from scalelab.reporting import report
-    from scalelab.study import load_points, sweep
-
     design = design or DemoDesign()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -221,8 +220,6 @@ def demo(
 def _holdout_section(law: Any, points: Any, holdout: dict[str, Any], out: Path) -> Any:
     """Loss against N at the held-out model's D: the ladder, the law, the prediction, the truth."""
     import numpy as np
-
-    from scalelab.reporting import Section, plots
 
     d = holdout["D"]
     same_d = points[np.isclose(points["D"], d, rtol=0.02)]

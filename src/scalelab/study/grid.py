@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from scalelab.accounting import size_for
 from scalelab.config import ModelConfig, RunConfig, run_config_from_dict, section_from_dict
 from scalelab.errors import ConfigError, ScalelabError
 from scalelab.study.studyfile import Study, as_study
@@ -42,8 +43,6 @@ def accounting_sizer(
     there). The study's own [model] keys are passed as fixed fields: ``arch``, the
     vocabulary and context, variants such as ``mlp``, and any shape field the study pins
     (a fixed ``n_layer`` leaves size_for only the width to choose)."""
-    from scalelab.accounting import size_for
-
     return size_for(target, n=kind, **{**dict(model), **dict(options)})
 
 

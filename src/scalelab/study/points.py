@@ -15,9 +15,19 @@ from typing import Any
 
 import pandas as pd
 
+from scalelab.config import run_config_from_dict
 from scalelab.errors import StoreError
+from scalelab.study.cost import config_counts, planned_tokens
 from scalelab.study.manifest import read_manifests
-from scalelab.study.records import FINISHED, SHAPE_FIELDS, RunRecord, iter_run_dirs, read_run
+from scalelab.study.records import (
+    FINISHED,
+    SHAPE_FIELDS,
+    RunRecord,
+    curve_rows,
+    iter_run_dirs,
+    point_row,
+    read_run,
+)
 from scalelab.study.store import Store
 
 N_KINDS = ("non_embedding", "total", "active")
@@ -223,10 +233,6 @@ def pending_row(
     runs_dir: str | Path,
 ) -> dict[str, Any]:
     """The store's row for a planned run not started yet: its size and planned cost."""
-    from scalelab.config import run_config_from_dict
-    from scalelab.study.cost import planned_tokens
-    from scalelab.study.records import point_row
-
     rec = RunRecord(Path(runs_dir) / run_id, run_id, dict(config), None)
     row = point_row(rec, study=study, axes=axes, counts=counts)
     tokens = planned_tokens(run_config_from_dict(config), counts, None) if config else None
@@ -247,8 +253,6 @@ def rebuild(
     ``""``. With ``study`` only that study's points are rebuilt (others are kept).
     Everything happens in one transaction: a failed rebuild leaves the store as it was.
     """
-    from scalelab.study.cost import config_counts
-
     counter = counter or config_counts
     manifests = read_manifests(runs_dir)
     if study is not None and study not in manifests:
@@ -279,8 +283,6 @@ def rebuild(
             conn.execute("DELETE FROM studies")
         else:
             conn.execute("DELETE FROM points WHERE study = ?", (study,))
-        from scalelab.study.records import curve_rows, point_row
-
         # in each study's grid order (as the sweep wrote them), then runs no study names
         curves_done: set[str] = set()
         for name, m in manifests.items():
