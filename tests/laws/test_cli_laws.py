@@ -116,7 +116,7 @@ def test_data_constrained_and_allocation_from_csv(run, tmp_path, data_dir):
         "fit",
         "--csv",
         str(path),
-        "--law",
+        "--form",
         "data-constrained",
         "--base",
         "muennighoff2023",
@@ -135,7 +135,7 @@ def test_data_constrained_and_allocation_from_csv(run, tmp_path, data_dir):
         }
     )
     iso.to_csv(path, index=False)
-    r = run("fit", "--csv", str(path), "--law", "isoflop", "--bootstrap", "10", "--json")
+    r = run("fit", "--csv", str(path), "--form", "isoflop", "--bootstrap", "10", "--json")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["params"]["a"] == pytest.approx(0.514, abs=0.01)
 
@@ -144,8 +144,9 @@ def test_data_constrained_and_allocation_from_csv(run, tmp_path, data_dir):
     ("args", "message"),
     [
         (["fit", "--csv", "/nonexistent.csv"], "does not exist"),
-        (["fit"], "either as a study store"),
-        (["fit", "--csv", "CSV", "--law", "chinchila"], "did you mean 'chinchilla'"),
+        (["fit", "--db", "/nonexistent/results.db"], "no results store"),
+        (["fit", "--csv", "CSV", "--db", "CSV"], "not both"),
+        (["fit", "--csv", "CSV", "--form", "chinchila"], "did you mean 'chinchilla'"),
         (["fit", "--csv", "NAN"], "NaN or infinite loss"),
         (["fit", "--csv", "ARCHS"], "mix architectures"),
         (["plan"], "--compute"),
@@ -178,27 +179,44 @@ def test_arch_filter(run, csv, tmp_path):
     assert json.loads(r.stdout)["n_points"] == len(df)
 
 
-def test_fit_reads_a_study_store_through_load_points(run, tmp_path, monkeypatch, synthetic):
-    """The DB argument goes through scalelab.study.load_points (the studies contract);
-    a stand-in module plays the store here."""
-    import types
+def _store_with(db, df, study):
+    from scalelab.study.store import Store
 
-    df = synthetic(P, noise=0.005, seed=6).assign(status="finished", arch="transformer")
+    with Store(db) as store:
+        for i, r in enumerate(df.itertuples()):
+            store.put_point(
+                {"run_id": f"r{i}", "study": study, "arch": "transformer",
+                 "status": r.status, "N_non_embedding": r.N, "N_total": 2 * r.N,
+                 "N_active": r.N, "D": r.D, "loss": r.loss}
+            )  # fmt: skip
+
+
+def test_fit_reads_one_point_per_run_from_a_store(run, tmp_path, synthetic):
+    """A run recorded in two studies counts once; stopped-early runs are fitted (with their
+    best loss, as the store keeps them), failed ones are not; --study and --n select."""
+    df = synthetic(P, noise=0.005, seed=6).assign(status="finished")
     df.loc[0, "status"] = "failed"
-    calls = []
-    fake = types.ModuleType("scalelab.study")
-
-    def load_points(db):
-        calls.append(db)
-        return df
-
-    fake.load_points = load_points
-    monkeypatch.setitem(sys.modules, "scalelab.study", fake)
+    df.loc[1, "status"] = "stopped_early"
     db = tmp_path / "results.db"
-    db.write_bytes(b"")
-    r = run("fit", str(db), "--bootstrap", "0", "--json")
+    _store_with(db, df, "ladder")
+    _store_with(db, df.iloc[:5], "holdout")  # the same run ids again, in a second study
+    r = run("fit", "--db", str(db), "--bootstrap", "0", "--json", "--no-extrapolation")
     assert r.returncode == 0, r.stderr
-    assert calls and json.loads(r.stdout)["n_points"] == len(df) - 1
-    assert "1 unfinished point(s) left out" in r.stderr
-    r = run("fit", str(tmp_path / "missing.db"))
-    assert r.returncode == 2 and "does not exist" in r.stderr
+    assert json.loads(r.stdout)["n_points"] == len(df) - 1
+    r = run("fit", "--db", str(db), "--study", "holdout", "--form", "power", "--x", "N",
+            "--bootstrap", "0", "--json", "--no-extrapolation")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["n_points"] == 4
+    # --n total fits N_total (twice N here): the fitted A moves by 2^alpha
+    by_n = {}
+    for n in ("non_embedding", "total"):
+        r = run("fit", "--db", str(db), "--n", n, "--bootstrap", "0", "--json",
+                "--no-extrapolation")  # fmt: skip
+        assert r.returncode == 0, r.stderr
+        by_n[n] = json.loads(r.stdout)["params"]
+    ratio = by_n["total"]["A"] / by_n["non_embedding"]["A"]
+    assert ratio == pytest.approx(2 ** by_n["total"]["alpha"], rel=1e-2)
+    r = run("fit", "--db", str(db), "--study", "nosuch")
+    assert r.returncode == 2 and "no such study" in r.stderr
+    r = run("fit", "--db", str(tmp_path / "missing.db"))
+    assert r.returncode == 2 and "no results store" in r.stderr

@@ -65,6 +65,32 @@ def test_kaplan_plan_is_numeric_and_consistent():
     assert q.compute == pytest.approx(1e21, rel=1e-6)
 
 
+def test_kaplan_preset_is_table_2s_fit_to_l_n_d():
+    """Kaplan et al. 2020, Table 2, row "Fits to L(N, D)" (eq. 1.5), typed from the paper:
+    alpha_N = 0.076, alpha_D = 0.103, N_c = 6.4e13, D_c = 1.8e13. (The one-variable fits,
+    alpha_D = 0.095, N_c = 8.8e13, D_c = 5.4e13, are other rows and other equations.)"""
+    law = published_law("kaplan2020")
+    assert law.form == "kaplan"
+    assert law.params == {"N_c": 6.4e13, "D_c": 1.8e13, "alpha_N": 0.076, "alpha_D": 0.103}
+    # eq. 1.5 written out here, independently of scalelab.laws.forms
+    n, d = 1e9, 2e10
+    expected = ((6.4e13 / n) ** (0.076 / 0.103) + 1.8e13 / d) ** 0.103
+    assert law.predict(N=n, D=d) == pytest.approx(expected, rel=1e-12)
+
+
+def test_plan_with_kaplan_preset_is_the_brute_force_optimum():
+    """`plan --law kaplan2020` at 1e21 FLOPs: the N minimising eq. 1.5 along C = 6ND, found
+    here by a dense grid over N (no scalelab code): 6.2e9 parameters, 2.7e10 tokens."""
+    c = 1e21
+    n = np.geomspace(1e8, 1e11, 200_001)
+    loss = ((6.4e13 / n) ** (0.076 / 0.103) + 1.8e13 / (c / (6 * n))) ** 0.103
+    best = n[np.argmin(loss)]
+    p = plan("kaplan2020", c)
+    assert pytest.approx(best, rel=1e-3) == p.N
+    assert p.loss == pytest.approx(loss.min(), rel=1e-9)
+    assert pytest.approx(6.23e9, rel=1e-2) == p.N
+
+
 def test_one_variable_law_cannot_plan():
     law = Law(form="power", params={"E": 1.0, "A": 10.0, "alpha": 0.1}, x="C")
     with pytest.raises(PlanError, match=r"needs a law of both N and D"):

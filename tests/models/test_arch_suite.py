@@ -157,8 +157,8 @@ def test_trains_under_scalelab_train(name, tmp_path, monkeypatch, capsys):
         f'cache_dir = "{tmp_path / "cache"}"\n'
         "[train]\nbatch_size = 8\ntokens = 5120\nlr = 1e-2\neval_every = 10\neval_batches = 2\n"
     )
-    monkeypatch.setattr(sys, "argv", ["scalelab", "train", str(cfg), "--out", str(tmp_path / "runs"),
-                                      "--no-progress", "--json"])  # fmt: skip
+    monkeypatch.setattr(sys, "argv", ["scalelab", "train", str(cfg), "--runs", str(tmp_path / "runs"),
+                                      "--quiet", "--json"])  # fmt: skip
     with pytest.raises(SystemExit) as exit_info:
         main()
     out = capsys.readouterr()

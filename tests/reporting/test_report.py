@@ -95,6 +95,7 @@ def test_too_few_points_still_writes_a_report(tiny_demo, tmp_path):
 def test_cli_report_and_its_errors(cli, tiny_demo, tmp_path):
     r = cli(
         "report",
+        "--db",
         str(tiny_demo.out / "results.db"),
         "--out",
         str(tmp_path),
@@ -105,5 +106,5 @@ def test_cli_report_and_its_errors(cli, tiny_demo, tmp_path):
     )
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "index.html").exists() and "sections" in r.stdout
-    r = cli("report", str(tmp_path / "missing.db"), "--out", str(tmp_path))
+    r = cli("report", "--db", str(tmp_path / "missing.db"), "--out", str(tmp_path))
     assert r.returncode == 2 and "no results store" in r.stderr and "Traceback" not in r.stderr

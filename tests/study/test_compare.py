@@ -235,17 +235,17 @@ def test_cli_compare_on_a_store(store, tmp_path):
     png = tmp_path / "fig" / "front.png"
     res = runner.invoke(
         app,
-        ["compare", str(store), "--bootstrap", "50", "--plot", str(png)],
+        ["compare", "--db", str(store), "--bootstrap", "50", "--plot", str(png)],
         env={"COLUMNS": "200"},
     )
     assert res.exit_code == 0, res.output
     assert "transformer" in res.output and "frontier vs C_exact" in res.output
     assert png.stat().st_size > 10_000 and png.read_bytes()[:4] == b"\x89PNG"
-    res = runner.invoke(app, ["compare", str(store), "--json", "--bootstrap", "20"])
+    res = runner.invoke(app, ["compare", "--db", str(store), "--json", "--bootstrap", "20"])
     out = json.loads(res.output)
     alpha = {a["arch"]: a["alpha_N"]["alpha"] for a in out["archs"]}
     assert alpha["transformer"] == pytest.approx(0.2, abs=0.01)
-    res = runner.invoke(app, ["compare", str(tmp_path / "none.db")])
+    res = runner.invoke(app, ["compare", "--db", str(tmp_path / "none.db")])
     assert res.exit_code != 0
 
 

@@ -45,7 +45,7 @@ def test_dry_run_lists_the_grid(tmp_path):
             str(p),
             "--db",
             str(tmp_path / "r.db"),
-            "--out",
+            "--runs",
             str(tmp_path / "runs"),
             "--dry-run",
         ],
@@ -70,17 +70,20 @@ def test_points_list_export_and_rebuild(tmp_path):
         trainer=fake_train,
         data_probe=fake_probe,
     )
-    r = runner.invoke(app, ["points", str(db)])
+    r = runner.invoke(app, ["points", "--db", str(db)])
     assert r.exit_code == 0 and re.search(r"4\s+points", r.output)
     assert len(re.findall(r"\d\.\d{4}", r.output)) >= 4  # a loss per point
-    r = runner.invoke(app, ["points", str(db), "--csv", str(tmp_path / "p.csv"), "--n", "total"])
+    r = runner.invoke(
+        app, ["points", "--db", str(db), "--csv", str(tmp_path / "p.csv"), "--n", "total"]
+    )
     assert r.exit_code == 0, r.output
     df = pd.read_csv(tmp_path / "p.csv")
     assert len(df) == 4 and (df["N"] == df["N_total"]).all()
-    r = runner.invoke(app, ["points", "--rebuild", str(out), "--db", str(tmp_path / "new.db")])
+    r = runner.invoke(app, ["points", "--from-runs", str(out), "--db", str(tmp_path / "new.db")])
     assert r.exit_code == 0 and "4 points from 4 run directories" in r.output
     r = runner.invoke(
-        app, ["points", str(tmp_path / "new.db"), "--curves", "--csv", str(tmp_path / "c.csv")]
+        app,
+        ["points", "--db", str(tmp_path / "new.db"), "--curves", "--csv", str(tmp_path / "c.csv")],
     )
     assert len(pd.read_csv(tmp_path / "c.csv")) == 8  # two evaluations per run
 
@@ -90,5 +93,5 @@ def test_errors_are_one_line(cli, tmp_path):
     bad.write_text('[study]\nname = "x"\nsezes = []\n')
     r = cli("sweep", str(bad), "--dry-run", "--db", str(tmp_path / "r.db"))
     assert r.returncode == 2 and "did you mean 'sizes'" in r.stderr and "Traceback" not in r.stderr
-    r = cli("points", str(tmp_path / "missing.db"))
+    r = cli("points", "--db", str(tmp_path / "missing.db"))
     assert r.returncode == 2 and "no results store" in r.stderr and "Traceback" not in r.stderr

@@ -59,7 +59,7 @@ def test_train_then_export(cache_dir, tmp_path, monkeypatch, capsys):
     cfg = _toml(cache_dir, tmp_path / "run.toml", tokens=2560)
     runs = str(tmp_path / "runs")
     code, out, err = cli(monkeypatch, capsys, "train", str(cfg), "--set", "train.seed=3",
-                         "--out", runs, "--no-progress", "--json")  # fmt: skip
+                         "--runs", runs, "--quiet", "--json")  # fmt: skip
     assert code == 0, err
     summary = json.loads(out)
     assert summary["status"] == "finished" and summary["tokens"] == 2560
@@ -70,12 +70,12 @@ def test_train_then_export(cache_dir, tmp_path, monkeypatch, capsys):
     assert (run_dir / "hf" / "model.safetensors").is_file()
     # a second train of the same config without --resume refuses to overwrite the run
     code, out, err = cli(
-        monkeypatch, capsys, "train", str(cfg), "--set", "train.seed=3", "--out", runs
+        monkeypatch, capsys, "train", str(cfg), "--set", "train.seed=3", "--runs", runs
     )
     assert code == 2 and "--resume" in err
     # with --resume the finished run is reused, shown as a table
     code, out, err = cli(monkeypatch, capsys, "train", str(cfg), "--set", "train.seed=3",
-                         "--out", runs, "--resume")  # fmt: skip
+                         "--runs", runs, "--resume")  # fmt: skip
     assert code == 0 and "val loss" in out and "finished" in out
 
 
@@ -86,7 +86,7 @@ def test_bad_input_is_one_line_and_exit_2(cache_dir, tmp_path, monkeypatch, caps
     code, _, err = cli(monkeypatch, capsys, "export", str(tmp_path / "nowhere"))
     assert code == 2 and "not a run directory" in err
     code, _, err = cli(monkeypatch, capsys, "train", str(cfg), "--set", "model.norm=rmsnorm",
-                       "--set", "model.pos=none", "--out", str(tmp_path / "runs"), "--no-progress")  # fmt: skip
+                       "--set", "model.pos=none", "--runs", str(tmp_path / "runs"), "--quiet")  # fmt: skip
     assert code == 0
     (run_dir,) = (tmp_path / "runs").iterdir()
     code, _, err = cli(monkeypatch, capsys, "export", str(run_dir))
@@ -101,7 +101,7 @@ def test_kill_9_then_resume_gives_the_same_final_loss(cache_dir, tmp_path):
     cfg = _toml(cache_dir, tmp_path / "run.toml", tokens=256 * steps, checkpoint_every=40)
     out = tmp_path / "killed"
     args = [sys.executable, "-c", "from scalelab.cli import main; main()",
-            "train", str(cfg), "--out", str(out), "--no-progress"]  # fmt: skip
+            "train", str(cfg), "--runs", str(out), "--quiet"]  # fmt: skip
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 240
     killed_at = None
@@ -117,7 +117,7 @@ def test_kill_9_then_resume_gives_the_same_final_loss(cache_dir, tmp_path):
     (run_dir,) = out.iterdir()
     assert not (run_dir / "summary.json").exists()
     assert read_metrics(run_dir)[-1]["step"] < steps
-    r = scalelab("train", str(cfg), "--out", str(out), "--resume", "--no-progress", "--json")
+    r = scalelab("train", str(cfg), "--runs", str(out), "--resume", "--quiet", "--json")
     assert r.returncode == 0, r.stderr
     resumed = json.loads(r.stdout)
 

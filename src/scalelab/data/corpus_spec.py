@@ -14,9 +14,12 @@ spec                                                corpus
 ``[,max_bytes=N]``
 ==================================================  =====================================
 
-Options come last, each as ``,key=value`` (for kinds without a positional
-argument the first one follows the colon). Unknown options are errors, so a
-typo never silently changes the corpus.
+One grammar: the kind, a colon, then the body: the kind's positional arguments
+(a path; ``jsonl`` a path and a field, ``hf`` a name and a config, separated by
+colons) and then its options, each as ``,key=value``. A kind without positional
+arguments starts its body with the first option (``python-stdlib:max_bytes=N``).
+``python-stdlib,max_bytes=N`` is an error that shows this form. Unknown options are
+errors, so a typo never silently changes the corpus.
 """
 
 from __future__ import annotations
@@ -103,6 +106,15 @@ def parse_spec(text: str) -> CorpusSpec:
         )
     spec = text.strip()
     kind, _, body = spec.partition(":")
+    head = kind.split(",", 1)[0]
+    if kind not in KINDS and head in KINDS:
+        # `python-stdlib,max_bytes=N`: options follow the colon (and the kind's path, if any).
+        rest = kind[len(head) + 1 :] + (":" + body if body else "")
+        right = f"{head}:{rest}" if head in _OPTIONS_ONLY else EXAMPLES[head]
+        raise DataError(
+            f"data.corpus = {spec!r}: the kind is followed by a colon, then its path (if it has "
+            f"one) and its key=value options, comma-separated: write {right!r}"
+        )
     if kind not in KINDS:
         raise DataError(
             f"data.corpus = {spec!r}: unknown corpus kind {kind!r}{did_you_mean(kind, KINDS)}; "

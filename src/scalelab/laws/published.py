@@ -92,15 +92,17 @@ def _muennighoff2023() -> Law:
 
 
 def _kaplan2020() -> Law:
-    # Kaplan et al. 2020, Scaling Laws for Neural Language Models, eq. 1.5 with Table 2:
-    # alpha_N = 0.076, alpha_D = 0.095, N_c = 8.8e13, D_c = 5.4e13 (non-embedding N, tokens D).
+    # Kaplan et al. 2020, Scaling Laws for Neural Language Models, eq. 1.5 with the constants
+    # of Table 2, row "Fits to L(N, D)": alpha_N = 0.076, alpha_D = 0.103, N_c = 6.4e13,
+    # D_c = 1.8e13 (non-embedding N, tokens D). The one-variable fits of eqs. 1.1 and 1.2
+    # (alpha_D = 0.095, N_c = 8.8e13, D_c = 5.4e13) are other fits and do not belong here.
     return Law(
         form="kaplan",
-        params={"N_c": 8.8e13, "D_c": 5.4e13, "alpha_N": 0.076, "alpha_D": 0.095},
+        params={"N_c": 6.4e13, "D_c": 1.8e13, "alpha_N": 0.076, "alpha_D": 0.103},
         name="kaplan2020",
         source=(
-            "Kaplan et al. 2020, Scaling Laws for Neural Language Models, eq. 1.5 "
-            "(WebText2; N without embeddings)"
+            "Kaplan et al. 2020, Scaling Laws for Neural Language Models, eq. 1.5 with "
+            "Table 2's fit to L(N, D) (WebText2; N without embeddings)"
         ),
     )
 

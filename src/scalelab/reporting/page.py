@@ -71,7 +71,7 @@ def context(
     db = Path(db)
     if not db.exists():
         raise StoreError(f"no results store at {db}: run `scalelab sweep STUDY.toml --db {db}`")
-    points = load_points(db, study=study, kind="run")
+    points = load_points(db, study=study, kind="run", one_per_run=True)
     if points.empty:
         where = f" for study {study!r}" if study else ""
         raise StoreError(f"{db} has no finished runs{where}: run `scalelab sweep` first")

@@ -282,7 +282,7 @@ def _fmt_ci(ci: tuple[float, float] | None) -> str:
 
 def _with_curves(ctx: ReportContext) -> pd.DataFrame:
 
-    return load_points(ctx.db, study=ctx.study, curves=True, kind="run")
+    return load_points(ctx.db, study=ctx.study, curves=True, kind="run", one_per_run=True)
 
 
 def isoflop_curves(ctx: ReportContext) -> Section | None:

@@ -92,8 +92,13 @@ def load_points(
     kind: str | None = None,
     curves: bool = False,
     config: bool = False,
+    one_per_run: bool = False,
 ) -> pd.DataFrame:
     """The store's points as a DataFrame, one row per point.
+
+    A run that belongs to two studies has a point in each; ``one_per_run=True`` keeps one
+    row per run, so that a fit over several studies counts every run once. A ``study`` the
+    store does not hold is a ``StoreError`` naming the studies it does hold.
 
     ``N`` is the non-embedding parameter count by default (Kaplan et al. 2020 fit their
     laws to it); ``n="total"`` or ``n="active"`` picks another. ``C = 6 N D`` uses that
@@ -118,6 +123,15 @@ def load_points(
         raise StoreError(f"n = {n!r} is not one of {', '.join(N_KINDS)}")
     where, params = _where(study, status, kind)
     df = _read_sql(db, f"SELECT p.* FROM points p{where} ORDER BY p.study, p.rowid", params)
+    if study is not None and df.empty:
+        known = _read_sql(db, "SELECT DISTINCT study FROM points ORDER BY study", [])["study"]
+        if study not in set(known):
+            have = ", ".join(map(str, known)) or "none"
+            raise StoreError(
+                f"--study {study!r}: the store {db} has no such study (it has: {have})"
+            )
+    if one_per_run:
+        df = df.drop_duplicates("run_id", keep="first").reset_index(drop=True)
     df["N"] = df[f"N_{n}"]
     if curves:
         curve = _read_sql(

@@ -1,0 +1,5 @@
+"""``python -m scalelab``: the command line."""
+
+from scalelab.cli import main
+
+main()

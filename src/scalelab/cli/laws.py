@@ -1,0 +1,223 @@
+"""Laws and plans: ``fit``, ``plan``."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from scalelab.cli import render
+from scalelab.cli._app import (
+    DEFAULT_DB,
+    BootstrapOption,
+    BootstrapSeedOption,
+    StudyOption,
+    app,
+    count_option,
+    number,
+    say,
+    warn,
+)
+from scalelab.errors import FitError, StoreError
+
+FIT_FORMS = ("chinchilla", "kaplan", "power", "data-constrained", "bnsl", "slope")
+ALLOCATIONS = ("isoflop", "envelope")  # Hoffmann et al. 2022, approaches 2 and 1
+FITTED_STATUSES = ("finished", "stopped_early")  # as the store counts them: done, best loss
+
+
+def read_points(
+    db: Path | None, csv: Path | None, arch: str | None, study: str | None, n: str
+) -> Any:
+    """The points to fit, one per run, from a store or a CSV, filtered to one architecture."""
+    import pandas as pd
+
+    if db is not None and csv is not None:
+        raise FitError("give the points either with --db STORE or with --csv FILE, not both")
+    if csv is not None:
+        if study is not None:
+            raise FitError("--study selects points of a store (--db); a --csv file has none")
+        try:
+            df = pd.read_csv(csv)
+        except FileNotFoundError:
+            raise FitError(f"--csv {str(csv)!r} does not exist") from None
+        except (OSError, ValueError, UnicodeDecodeError) as e:
+            raise FitError(f"cannot read --csv {str(csv)!r} as CSV: {e}") from None
+        if "status" in df.columns:
+            done = df["status"].astype(str).isin(FITTED_STATUSES)
+            if not done.all():
+                warn(f"note: {int((~done).sum())} point(s) of runs that did not finish left out")
+            df = df[done]
+    else:
+        from scalelab.study import load_points
+
+        db = db or DEFAULT_DB
+        if not db.is_file():
+            raise StoreError(
+                f"no results store at {str(db)!r}: run `scalelab sweep STUDY.toml --db {db}` "
+                "first, or give the points with --csv FILE"
+            )
+        # finished and stopped-early runs (the latter with their best loss), one point per
+        # run even where a run belongs to several studies, plain runs only (no technique)
+        df = load_points(db, n=n, study=study, kind="run", one_per_run=True)
+    if "arch" in df.columns:
+        archs = sorted(map(str, df["arch"].dropna().unique()))
+        if arch is not None:
+            if arch not in archs:
+                raise FitError(f"--arch {arch!r}: no points; the points have {', '.join(archs)}")
+            df = df[df["arch"] == arch]
+        elif len(archs) > 1:
+            raise FitError(
+                f"the points mix architectures ({', '.join(archs)}): one law per "
+                "architecture; choose one with --arch"
+            )
+    elif arch is not None:
+        raise FitError("--arch given but the points have no 'arch' column")
+    return df
+
+
+PANEL = "Laws and plans"
+
+
+@app.command("fit", rich_help_panel=PANEL)
+def fit_cmd(
+    db: Annotated[
+        Path | None,
+        typer.Option("--db", help="The SQLite results store (default results.db)."),
+    ] = None,
+    csv: Annotated[
+        Path | None, typer.Option("--csv", help="CSV of points: N, D, loss (+ unique_tokens, C).")
+    ] = None,
+    form: Annotated[
+        str,
+        typer.Option(
+            "--form",
+            help="chinchilla | kaplan | power | data-constrained | bnsl | slope, or an allocation "
+            "fit: isoflop (approach 2) | envelope (approach 1).",
+        ),
+    ] = "chinchilla",
+    study: StudyOption = None,
+    n: Annotated[
+        str, typer.Option("--n", help="N as non_embedding, total or active (store points).")
+    ] = "non_embedding",
+    x: Annotated[
+        str | None, typer.Option("--x", help="Variable of power/bnsl/slope: N, D or C.")
+    ] = None,
+    bootstrap: BootstrapOption = "200",
+    bootstrap_seed: BootstrapSeedOption = 0,
+    base: Annotated[
+        str | None,
+        typer.Option("--base", help="data-constrained: base law held fixed (preset or FIT.json)."),
+    ] = None,
+    delta: Annotated[
+        float, typer.Option("--delta", help="Huber threshold on log residuals.")
+    ] = 1e-3,
+    arch: Annotated[
+        str | None, typer.Option("--arch", help="Fit only this architecture's points.")
+    ] = None,
+    extrapolation: Annotated[
+        bool, typer.Option("--extrapolation/--no-extrapolation", help="Leave-largest-out check.")
+    ] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Write the law (FIT.json) for `plan --law`.")
+    ] = None,
+) -> None:
+    """Fit a scaling law to points (Huber on log residuals, L-BFGS, bootstrap intervals)."""
+    from scalelab.errors import did_you_mean
+    from scalelab.laws import envelope, fit_law, isoflop
+
+    choices = (*FIT_FORMS, *ALLOCATIONS)
+    if form not in choices:
+        raise FitError(
+            f"unknown --form {form!r}{did_you_mean(form, choices)}; choose from {choices}"
+        )
+    n_boot = count_option(bootstrap, "--bootstrap")
+    if not math.isfinite(delta) or delta <= 0:
+        raise FitError(f"--delta {delta}: give a positive Huber threshold such as 1e-3")
+    if out is not None and out.is_dir():
+        raise FitError(f"--out {str(out)!r} is a directory: give the path of a .json file")
+    df = read_points(db, csv, arch, study, n)
+    if form in ALLOCATIONS:
+        if out is not None:
+            raise FitError("--out writes laws for `plan`; an allocation fit has no law to write")
+        alloc = (isoflop if form == "isoflop" else envelope)(
+            df, bootstrap=n_boot, seed=bootstrap_seed
+        )
+        if as_json:
+            print(json.dumps(alloc.to_dict(), indent=1, default=float))
+        else:
+            render.allocation(alloc)
+        return
+    result = fit_law(
+        df,
+        form,
+        x=x,
+        bootstrap=n_boot,
+        seed=bootstrap_seed,
+        delta=delta,
+        extrapolation=extrapolation,
+        base=base,
+    )
+    if out is not None:
+        result.save(out)
+    if as_json:
+        print(json.dumps(result.to_dict(samples=False), indent=1))
+    else:
+        render.law(result)
+        if out is not None:
+            say(f"wrote {out}")
+
+
+@app.command("plan", rich_help_panel=PANEL)
+def plan_cmd(
+    compute: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--compute", help="Training FLOPs (C = 6ND), e.g. 1e21; repeat for several budgets."
+        ),
+    ] = None,
+    target_loss: Annotated[
+        float | None,
+        typer.Option("--target-loss", help="Instead: the compute needed to reach this loss."),
+    ] = None,
+    law: Annotated[
+        str,
+        typer.Option(
+            "--law",
+            help="A law: FIT.json from `fit --out`, or a published one (`scalelab presets --laws`).",
+        ),
+    ] = "epoch2024",
+    unique_tokens: Annotated[
+        str | None,
+        typer.Option(
+            "--unique-tokens", help="Unique tokens available, e.g. 1e11 (data-constrained)."
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
+) -> None:
+    """Compute-optimal N and D for a compute budget, or the compute for a target loss."""
+    from scalelab.laws import PlanError, resolve_law
+    from scalelab.laws import plan as make_plan
+
+    if not compute and target_loss is None:
+        raise PlanError("give --compute FLOPS (one or more) or --target-loss LOSS")
+    if compute and target_loss is not None:
+        raise PlanError("give --compute or --target-loss, not both")
+    if target_loss is not None and not (math.isfinite(target_loss) and target_loss > 0):
+        raise PlanError(f"--target-loss {target_loss}: give a finite loss > 0 (nats per token)")
+    budgets = [number(c, "--compute") for c in compute or []]
+    unique = None if unique_tokens is None else number(unique_tokens, "--unique-tokens")
+    the_law = resolve_law(law)
+    if target_loss is not None:
+        plans = [make_plan(the_law, target_loss=target_loss, unique_tokens=unique)]
+    else:
+        plans = [make_plan(the_law, c, unique_tokens=unique) for c in budgets]
+    if as_json:
+        payload = [p.to_dict() for p in plans]
+        print(json.dumps(payload[0] if len(payload) == 1 else payload, indent=1))
+        return
+    for p in plans:
+        render.plan(p, the_law)

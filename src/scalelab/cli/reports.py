@@ -1,0 +1,90 @@
+"""The report and the demo: ``report``, ``demo``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from scalelab.cli._app import (
+    DEFAULT_DB,
+    BootstrapOption,
+    DbOption,
+    QuietOption,
+    StudyOption,
+    app,
+    count_option,
+    say,
+    warn,
+)
+from scalelab.errors import ConfigError
+
+PANEL = "Report and demo"
+
+
+@app.command("report", rich_help_panel=PANEL)
+def report_cmd(
+    db: DbOption = DEFAULT_DB,
+    out: Annotated[Path, typer.Option("--out", help="Folder for index.html and its PNGs.")] = Path(
+        "report"
+    ),
+    study: StudyOption = None,
+    bootstrap: BootstrapOption = "200",
+) -> None:
+    """Write a self-contained HTML report: curves, fits, frontier, extrapolation, plans."""
+    from scalelab.reporting import report
+
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {str(out)!r} is a file: give a folder for the report")
+    res = report(db, out, study=study, bootstrap=count_option(bootstrap, "--bootstrap"))
+    say(f"wrote {res.path} ({len(res.sections)} sections)")
+    if res.law_error:
+        warn(f"no law fitted: {res.law_error}")
+
+
+@app.command("demo", rich_help_panel=PANEL)
+def demo_cmd(
+    out: Annotated[
+        Path, typer.Option("--out", help="Folder for the runs, store and report.")
+    ] = Path("demo"),
+    corpus: Annotated[
+        str, typer.Option("--corpus", help="Corpus spec, e.g. markov:order=1,vocab=16.")
+    ] = "python-stdlib",
+    workers: Annotated[
+        int | None,
+        typer.Option("--workers", "-j", help="Processes for the ladder (default: cores, max 2)."),
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of every run.")] = 0,
+    quiet: QuietOption = False,
+) -> None:
+    """The main job on a built-in corpus: ladder, Chinchilla fit, held-out check, report."""
+    from scalelab.study.demo import DemoDesign, demo
+
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {str(out)!r} is a file: give a folder for the demo")
+    res = demo(
+        out,
+        DemoDesign(corpus=corpus, seed=seed),
+        workers=workers,
+        progress=not quiet,
+        log=(lambda *_: None) if quiet else say,
+    )
+    s, h = res.summary, res.summary["holdout"]
+    p = s["law"]["params"]
+    say(
+        f"fit: L(N, D) = {p['E']:.3f} + {p['A']:.4g}/N^{p['alpha']:.3f} + "
+        f"{p['B']:.4g}/D^{p['beta']:.3f}"
+    )
+    lo, hi = h["predicted_interval"]
+    say(
+        f"held-out model ({h['n_ratio']:.1f}x the largest N, N={h['N']:,.0f}, D={h['D']:,.0f}): "
+        f"predicted {h['predicted_loss']:.4f} [{lo:.4f}, {hi:.4f}], measured "
+        f"{h['actual_loss']:.4f}, error {100 * h['relative_error']:+.2f}%"
+    )
+    if "entropy_rate" in s:
+        say(
+            f"fitted E = {p['E']:.4f} nats/token against the source's entropy rate "
+            f"{s['entropy_rate']:.4f}"
+        )
+    say(f"report: {res.report}; summary: {res.out / 'summary.json'}; {s['wall_seconds']:.0f} s")
