@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from scalelab.accounting.core import Count, count
 from scalelab.accounting.memory import format_bytes
 from scalelab.config import ModelConfig, example_config
+from scalelab.fmt import si
 from scalelab.presets import list_presets
 from scalelab.registry import ARCHS
 
@@ -74,10 +75,7 @@ def archs_table(causal: bool = True, **shape: Any) -> pd.DataFrame:
 
 def human(n: float) -> str:
     """``8.03 B``, ``124 M``, ``70.4 k`` for parameter counts."""
-    for scale, unit in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k")):
-        if abs(n) >= scale:
-            return f"{n / scale:.3g} {unit}"
-    return f"{n:.0f}"
+    return si(n, billion="B", sep=" ")
 
 
 def duration(seconds: float) -> str:

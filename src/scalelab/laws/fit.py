@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from scalelab.errors import FitError, did_you_mean
+from scalelab.intervals import percentile_interval
 from scalelab.laws.forms import FORMS, Array, Form, make_form
 from scalelab.laws.law import CI_LEVEL, Law
 from scalelab.laws.published import resolve_law
@@ -113,8 +114,7 @@ def _cols(pts: pd.DataFrame, form: Form) -> dict[str, Array]:
 
 
 def _ci(samples: Array, names: tuple[str, ...], free: tuple[str, ...], level: float) -> dict:
-    q = 100 * (1 - level) / 2
-    lo, hi = np.nanpercentile(samples, [q, 100 - q], axis=0)
+    lo, hi = percentile_interval(samples, level)
     return {n: (float(lo[i]), float(hi[i])) for i, n in enumerate(names) if n in free}
 
 

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +17,9 @@ from typing import Any
 
 import numpy as np
 
+from scalelab import atomic
 from scalelab.errors import FitError
+from scalelab.intervals import percentile_interval
 from scalelab.laws.forms import FORMS, Array, Form, make_form
 
 CI_LEVEL = 0.95
@@ -120,8 +120,7 @@ class Law:
             )
         cols, scalar = self._columns(inputs)
         preds = np.stack([self.functional_form.predict(p, cols) for p in self.sample_params()])
-        q = 100 * (1 - (level or self.ci_level)) / 2
-        lo, hi = np.nanpercentile(preds, [q, 100 - q], axis=0)
+        lo, hi = percentile_interval(preds, level or self.ci_level)
         return (float(lo[0]), float(hi[0])) if scalar else (lo, hi)
 
     # -- (de)serialisation --------------------------------------------------------------------
@@ -190,19 +189,8 @@ class Law:
         return law
 
     def save(self, path: str | Path) -> Path:
-        """Write ``to_dict()`` as JSON atomically (temporary file, then rename)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w") as fh:
-                json.dump(self.to_dict(), fh, indent=1)
-                fh.write("\n")
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return path
+        """Write ``to_dict()`` as JSON atomically (:mod:`scalelab.atomic`)."""
+        return atomic.write_json(path, self.to_dict(), indent=1)
 
     @classmethod
     def load(cls, path: str | Path) -> Law:

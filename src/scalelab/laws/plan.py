@@ -27,6 +27,7 @@ import numpy as np
 from scipy.optimize import minimize_scalar
 
 from scalelab.errors import ScalelabError
+from scalelab.intervals import percentile_interval
 from scalelab.laws.forms import R_D_STAR, R_N_STAR, DataConstrained
 from scalelab.laws.law import Law
 from scalelab.laws.published import published_law, resolve_law
@@ -158,14 +159,11 @@ def _optimum(law: Law, params: Mapping[str, float], C: float) -> tuple[float, fl
     return _numeric_optimum(loss_at, C)
 
 
-def _interval(values: list[float], level: float) -> tuple[float, float] | None:
-    arr = np.asarray(values, dtype=float)
-    arr = arr[~np.isnan(arr)]
-    if arr.size == 0:
-        return None
-    q = 100 * (1 - level) / 2
-    lo, hi = np.percentile(arr, [q, 100 - q])
-    return float(lo), float(hi)
+def _interval(
+    values: list[float], level: float, *, keep_infinite: bool = False
+) -> tuple[float, float] | None:
+    lo, hi = percentile_interval(values, level, keep_infinite=keep_infinite)
+    return None if np.isnan(lo) else (lo, hi)
 
 
 def _check_law(law: Law) -> None:
@@ -215,7 +213,9 @@ def plan(
             )
         if samples:
             cs = [_compute_for(law, p, target_loss) for p in samples]
-            compute_interval = _interval([c if np.isfinite(c) else np.inf for c in cs], level)
+            compute_interval = _interval(
+                [c if np.isfinite(c) else np.inf for c in cs], level, keep_infinite=True
+            )
             unreachable = sum(not np.isfinite(c) for c in cs)
             if unreachable:
                 notes.append(

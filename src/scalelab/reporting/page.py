@@ -6,14 +6,13 @@ from __future__ import annotations
 import datetime as dt
 import html
 import json
-import os
 import re
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from scalelab import atomic
 from scalelab.errors import ScalelabError, StoreError
 from scalelab.laws import fit_law
 from scalelab.reporting import plots
@@ -53,14 +52,6 @@ def _inline(section: Section) -> str:
     for fig in section.figures:
         out = out.replace(f'src="{fig.name}"', f'src="{plots.data_uri(fig)}"')
     return out
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.chmod(tmp, 0o644)  # mkstemp makes 0600; a report is for reading
-    os.replace(tmp, path)
 
 
 def context(
@@ -137,9 +128,9 @@ def report(
         f"written {stamp} by scalelab.</p><nav>{nav}</nav>\n{body}\n</body></html>\n"
     )
     path = ctx.out / "index.html"
-    _write_atomic(path, page)
+    atomic.write_text(path, page)
     data = {s.title: s.data for s in built if s.data}
-    _write_atomic(ctx.out / "report.json", json.dumps(data, indent=2, default=_jsonable) + "\n")
+    atomic.write_text(ctx.out / "report.json", json.dumps(data, indent=2, default=_jsonable) + "\n")
     return ReportResult(path, built, ctx.law, ctx.law_error)
 
 

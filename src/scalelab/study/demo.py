@@ -30,15 +30,14 @@ Design, and why (measured on a 2-core CPU; see the README for the numbers):
 
 from __future__ import annotations
 
-import json
 import os
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from scalelab import atomic
 from scalelab.config import DataConfig
 from scalelab.data import load_tokens
 from scalelab.errors import ConfigError, TrainingError
@@ -114,15 +113,6 @@ def _study(design: DemoDesign, name: str, vocab: int, **axes: Any) -> dict[str, 
             "eval_batches": 8,
         },
     }
-
-
-def _write_json(path: Path, obj: Any) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        json.dump(obj, f, indent=2, default=float)
-        f.write("\n")
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
 
 
 def demo(
@@ -213,7 +203,7 @@ def demo(
         extra=[_holdout_section(law, points, holdout, out / "report")],
     )
     summary["wall_seconds"] = time.perf_counter() - t0
-    _write_json(out / "summary.json", summary)
+    atomic.write_json(out / "summary.json", summary, indent=2, default=float)
     return DemoResult(out, summary, rep.path)
 
 

@@ -51,16 +51,12 @@ from typing import Any
 
 from scalelab.config import RunConfig, apply_overrides, run_config_from_dict
 from scalelab.errors import ConfigError, StoreError
+from scalelab.fmt import si
+from scalelab.rundir import read_metrics, write_json
 from scalelab.study.cost import config_counts, planned_flops
 from scalelab.study.grid import PlannedRun, Sizer, expand
 from scalelab.study.manifest import write_manifest
-from scalelab.study.records import (
-    FINISHED,
-    last_metrics,
-    read_metrics,
-    read_run,
-    write_json_atomic,
-)
+from scalelab.study.records import FINISHED, last_metrics, read_run
 from scalelab.study.store import Store
 from scalelab.study.studyfile import Study, as_study
 
@@ -192,11 +188,11 @@ def _execute(task: _Task, device: str | None = None) -> dict[str, Any]:
                 "seconds": seconds, "flops": None, "wall_seconds": None}  # fmt: skip
     if not (run_dir / "config.json").is_file():
         run_dir.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(run_dir / "config.json", cfg.to_dict())
+        write_json(run_dir / "config.json", cfg.to_dict())
     rec = read_run(run_dir)
     if not rec.ended:
         reason = error or "the trainer returned without writing summary.json"
-        write_json_atomic(run_dir / "summary.json", _failure_summary(run_dir, task.run_id, reason))
+        write_json(run_dir / "summary.json", _failure_summary(run_dir, task.run_id, reason))
         rec = read_run(run_dir)
     with Store(task.db) as store:
         row = store.record_run(rec, study=task.study, axes=task.axes, counts=task.counts)
@@ -257,12 +253,7 @@ def _worker_execute(task: _Task) -> dict[str, Any]:
 
 
 def _fmt_flops(x: float | None) -> str:
-    if x is None:
-        return "?"
-    for unit, scale in (("P", 1e15), ("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if x >= scale:
-            return f"{x / scale:.3g}{unit}"
-    return f"{x:.3g}"
+    return "?" if x is None else si(x)
 
 
 def _fmt_seconds(s: float | None) -> str:
@@ -806,8 +797,8 @@ def _record_crash(
     reason = f"its worker process died {MAX_POOL_CRASHES} times (out of memory?)"
     if not (run_dir / "config.json").is_file():
         run_dir.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(run_dir / "config.json", task.config)
-    write_json_atomic(run_dir / "summary.json", _failure_summary(run_dir, r.run_id, reason))
+        write_json(run_dir / "config.json", task.config)
+    write_json(run_dir / "summary.json", _failure_summary(run_dir, r.run_id, reason))
     with Store(task.db) as store:
         store.record_run(read_run(run_dir), study=task.study, axes=task.axes, counts=task.counts)
     res = {

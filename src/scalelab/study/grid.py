@@ -18,6 +18,7 @@ from typing import Any
 from scalelab.accounting import size_for
 from scalelab.config import ModelConfig, RunConfig, run_config_from_dict, section_from_dict
 from scalelab.errors import ConfigError, ScalelabError
+from scalelab.fmt import si
 from scalelab.study.studyfile import Study, as_study
 
 # (target parameter count, the [model] keys the study sets, which count, options) -> a shape
@@ -51,10 +52,8 @@ def _model_key_values(cfg: ModelConfig) -> dict[str, Any]:
 
 
 def _size_label(target: float) -> str:
-    for unit, scale in (("B", 1e9), ("M", 1e6), ("k", 1e3)):
-        if target >= scale:
-            return f"{target / scale:.3g}{unit}"
-    return f"{target:.3g}"
+    """A ladder rung's label: its target parameter count, ``1.5M``, ``2B``."""
+    return si(target, billion="B")
 
 
 def expand(study: Study | str | Any, *, sizer: Sizer | None = None) -> list[PlannedRun]:

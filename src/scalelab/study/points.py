@@ -5,9 +5,7 @@ them, and rebuilding the store from run directories.
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 
+from scalelab import atomic
 from scalelab.config import run_config_from_dict
 from scalelab.errors import StoreError
 from scalelab.study.cost import config_counts, planned_tokens
@@ -210,18 +209,11 @@ def export_points(
                 "parquet export needs pyarrow: pip install 'scalelab[parquet]' "
                 "(or export CSV with --csv)"
             ) from None
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    os.close(fd)
-    try:
+    with atomic.atomic_path(out) as tmp:
         if fmt == "csv":
             df.to_csv(tmp, index=False)
         else:
             df.to_parquet(tmp, index=False)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return out
 
 

@@ -11,8 +11,8 @@ import sys
 import types
 from typing import Any
 
+from scalelab.rundir import read_metrics
 from scalelab.train.loop import RunSummary, TokenSource, train
-from scalelab.train.rundir import read_metrics
 
 
 class _CallablePackage(types.ModuleType):

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from scalelab import atomic
 from scalelab.errors import ConfigError
 
 # bf16 must beat fp32 by this factor in the probe before "auto" chooses it on a CPU: a mild
@@ -154,10 +155,7 @@ def cpu_bf16_speedup(cache_dir: str | Path | None = None) -> float:
     speedup = bf16 / fp32
     try:
         cached[key] = speedup
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(cached, indent=1))
-        os.replace(tmp, path)
+        atomic.write_json(path, cached, indent=1)
     except OSError:
         pass  # an unwritable cache only costs a re-measurement next time
     return speedup

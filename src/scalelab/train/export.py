@@ -25,10 +25,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from scalelab import rundir
 from scalelab.config import ModelConfig, run_config_from_dict
 from scalelab.errors import ConfigError, StoreError, TrainingError
 from scalelab.models import build_model
-from scalelab.train import rundir
 from scalelab.train.checkpoint import latest_checkpoint
 
 FORMATS = ("hf",)

@@ -39,11 +39,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from scalelab import rundir
 from scalelab.accounting import count
 from scalelab.config import RunConfig, planned_steps
 from scalelab.errors import ConfigError, TrainingError
 from scalelab.models import build_model
-from scalelab.train import rundir
 from scalelab.train.batches import (
     TrainSampler,
     gather,
