@@ -43,6 +43,23 @@ def test_counting_a_toml_of_every_architecture_imports_no_torch(tmp_path: Path) 
     assert result["torch"] is False
 
 
+def test_scalelab_count_of_a_toml_imports_no_torch(tmp_path: Path) -> None:
+    """The same through the CLI, for an architecture whose module needs torch to build."""
+    p = tmp_path / "switch.toml"
+    p.write_text(_toml({"arch": "switch", "n_layer": 2, "d_model": 64, "n_head": 4}))
+    code = (
+        "import atexit, sys\n"
+        "atexit.register(lambda: print('torch' in sys.modules, file=sys.stderr))\n"
+        "sys.argv = ['scalelab', 'count', sys.argv[1], '--json']\n"
+        "from scalelab.cli import main\n"
+        "main()\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(p)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["params"]["total"] > 0
+    assert out.stderr.strip().splitlines()[-1] == "False"
+
+
 def test_building_imports_the_model_class_lazily() -> None:
     for arch in ARCHS.values():
         assert isinstance(arch.builder, str) and arch.builder.startswith("scalelab.models.")

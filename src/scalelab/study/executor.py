@@ -50,6 +50,7 @@ from pathlib import Path
 from typing import Any
 
 from scalelab.config import RunConfig, apply_overrides, run_config_from_dict
+from scalelab.data import load_tokens
 from scalelab.errors import ConfigError, StoreError
 from scalelab.fmt import si
 from scalelab.rundir import read_metrics, write_json
@@ -116,7 +117,7 @@ class SweepResult:
         return self.count("busy")
 
     def points(self, **kwargs: Any) -> Any:
-        from scalelab.study.points import load_points
+        from scalelab.study.points import load_points  # pandas: not needed in the workers
 
         return load_points(self.db, study=self.study, **kwargs)
 
@@ -137,14 +138,12 @@ class _Task:
 
 
 def _default_trainer() -> TrainFn:
-    from scalelab.train import train
+    from scalelab.train import train  # torch: only where a run trains
 
     return train
 
 
 def _default_probe(cfg: RunConfig) -> int | None:
-    from scalelab.data import load_tokens
-
     return int(load_tokens(cfg.data, cfg.model.vocab_size).unique_tokens)
 
 

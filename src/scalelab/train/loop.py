@@ -42,6 +42,7 @@ from torch import nn
 from scalelab import rundir
 from scalelab.accounting import count
 from scalelab.config import RunConfig, planned_steps
+from scalelab.data import load_tokens
 from scalelab.errors import ConfigError, TrainingError
 from scalelab.models import build_model
 from scalelab.train.batches import (
@@ -404,8 +405,6 @@ class _Run:
         t0 = time.perf_counter()
         self.cfg, self.dir, self.progress_on = cfg, run_dir, progress
         if data is None:
-            from scalelab.data import load_tokens
-
             data = load_tokens(cfg.data, cfg.model.vocab_size)
         check_data(cfg, data)
         if cfg.data.fraction < 1.0:
