@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check
 
-.PHONY: setup demo test test-slow lint bench clean
+.PHONY: setup demo test test-quick test-slow lint bench clean
 
 setup: $(VENV)/.installed
 
@@ -19,7 +19,12 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 demo: setup
 	$(VENV)/bin/scalelab demo --out demo
 
+# every test, the slow ones too (kill -9 and resume, the entropy floor, a two-worker sweep)
 test: setup
+	$(PY) -m pytest -q -m "slow or not slow"
+
+# for editing loops: skips the slow tests
+test-quick: setup
 	$(PY) -m pytest -q
 
 test-slow: setup

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import tomllib
 import types
 import typing
@@ -199,6 +200,10 @@ class TrainConfig:
     device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", "mps"
 
     def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, float) and not math.isfinite(v):
+                raise ConfigError(f"train.{f.name} must be a finite number, got {v}")
         _check_choice("train.objective", self.objective, ("clm", "mlm"))
         _check_choice("train.schedule", self.schedule, ("cosine", "wsd", "constant"))
         _check_choice("train.precision", self.precision, ("auto", "fp32", "bf16"))
@@ -227,13 +232,50 @@ class TrainConfig:
             raise ConfigError(
                 f"train.warmup is a fraction of the steps in [0, 1), got {self.warmup}"
             )
+        if not 0.0 < self.decay_fraction <= 1.0:
+            raise ConfigError(f"train.decay_fraction must be in (0, 1], got {self.decay_fraction}")
+        if not 0.0 <= self.min_lr_ratio <= 1.0:
+            raise ConfigError(f"train.min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")
+        if self.grad_clip < 0:
+            raise ConfigError(
+                f"train.grad_clip must be >= 0 (0 turns it off), got {self.grad_clip}"
+            )
+        if self.weight_decay < 0:
+            raise ConfigError(f"train.weight_decay must be >= 0, got {self.weight_decay}")
+        for name in ("beta1", "beta2"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ConfigError(f"train.{name} must be in [0, 1), got {getattr(self, name)}")
+        if self.early_stopping is not None and self.early_stopping < 1:
+            raise ConfigError(
+                f"train.early_stopping counts evaluations and must be >= 1, got "
+                f"{self.early_stopping}"
+            )
 
 
 @dataclass(frozen=True)
 class RunConfig:
+    """A run's resolved config. Every check runs when one is made (each section checks its
+    own fields, then :meth:`validate` the rules across sections), so a study's grid is
+    validated whole by ``sweep --dry-run`` before anything trains."""
+
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Checks that involve more than one section of the config."""
+        if self.train.objective == "mlm" and self.model.causal:
+            raise ConfigError(
+                "train.objective = 'mlm' needs a bidirectional model: set model.causal = false"
+            )
+        if self.train.objective == "clm" and not self.model.causal:
+            raise ConfigError(
+                "model.causal = false lets every position see the token it must predict: "
+                "set model.causal = true for train.objective = 'clm' (or train.objective = 'mlm')"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -257,16 +299,19 @@ DEFAULT_TOKENS_PER_PARAM = 20.0  # Hoffmann et al. 2022 (Chinchilla), table 3
 
 
 def budget_tokens(cfg: RunConfig, non_embedding: int, unique_tokens: int) -> tuple[int, str]:
-    """The training budget rule: ``train.tokens``, ``train.epochs`` x the training split's
-    ``unique_tokens``, or ``train.tokens_per_param`` (default 20) x the **non-embedding**
-    parameter count; returns the tokens and a note of where the number came from."""
+    """The budget rule: planned training tokens and a note of where the number came from.
+
+    ``train.tokens`` as given; ``train.epochs`` times the corpus's unique training tokens;
+    else ``train.tokens_per_param`` (default 20, Chinchilla) times the non-embedding N.
+    The trainer rounds it to whole steps; studies plan with the same rule."""
     t = cfg.train
     if t.tokens is not None:
         return int(t.tokens), f"train.tokens = {t.tokens}"
     if t.epochs is not None:
-        return round(
-            t.epochs * unique_tokens
-        ), f"train.epochs = {t.epochs} x {unique_tokens} train tokens"
+        return (
+            round(t.epochs * unique_tokens),
+            f"train.epochs = {t.epochs} x {unique_tokens} train tokens",
+        )
     ratio = t.tokens_per_param if t.tokens_per_param is not None else DEFAULT_TOKENS_PER_PARAM
     source = (
         "train.tokens_per_param" if t.tokens_per_param is not None else "default tokens_per_param"

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from scalelab.config import ModelConfig, RunConfig
+from scalelab.config import ModelConfig, RunConfig, budget_tokens
 from scalelab.study.cost import config_counts
 
 UNIQUE_TOKENS = 50_000
@@ -62,11 +62,9 @@ def fake_train(
         os._exit(3)  # the process dies (as if killed for memory)
     _write_atomic(run_dir / "config.json", cfg.to_dict())
     counts = config_counts(cfg)  # what the real trainer writes: count(cfg).to_dict()
-    n_total = counts["params"]["total"]
     n = counts["params"]["non_embedding"]
     t = cfg.train
-    tokens = t.tokens or (int(t.tokens_per_param * n_total) if t.tokens_per_param else None)
-    tokens = tokens or int((t.epochs or 1.0) * UNIQUE_TOKENS)
+    tokens, _ = budget_tokens(cfg, n, UNIQUE_TOKENS)  # the real trainer's budget rule
     steps = 10
     start = 0
     ckpt = run_dir / "checkpoint.json"

@@ -49,7 +49,9 @@ def test_sweep_records_points_and_skips_finished(tmp_path, log):
     assert len(pts) == 6 and set(pts["study"]) == {"t"}
     assert sorted(set(pts["budget"])) == ["tpp=20", "tpp=5"]
     tpp5 = pts[pts["budget"] == "tpp=5"]
-    assert (tpp5["D"] == (5 * tpp5["N_total"]).astype(int)).all()
+    # the trainer's rule: tokens per *non-embedding* parameter (Kaplan's N, as the loop uses)
+    assert (tpp5["D"] == 5 * tpp5["N_non_embedding"]).all()
+    assert (tpp5["D"] != 5 * tpp5["N_total"]).all()
     assert (out / "_studies" / "t.json").is_file()
     # a second sweep trains nothing and keeps the points
     res2 = sweep(s, db=db, out=out, progress=False, **FAKES)

@@ -143,6 +143,27 @@ def test_invalid_run_is_named_by_its_axes():
         expand(spec)
 
 
+@pytest.mark.parametrize(
+    ("axis", "values", "field"),
+    [
+        ("train.beta2", [0.95, 1.5], r"train\.beta2 must be in \[0, 1\)"),
+        ("train.min_lr_ratio", [0.1, 2.0], r"train\.min_lr_ratio"),
+        ("train.decay_fraction", [0.2, 0.0], r"train\.decay_fraction"),
+        ("train.grad_clip", [1.0, -1.0], r"train\.grad_clip"),
+        ("train.early_stopping", [3, 0], r"train\.early_stopping"),
+        ("model.causal", [True, False], r"model\.causal"),  # clm needs a causal model
+        ("train.lr", [1e-3, float("nan")], r"train\.lr must be a finite number"),
+    ],
+)
+def test_every_grid_point_is_validated_before_anything_trains(axis, values, field):
+    """The cross-field checks live in RunConfig, so expanding the grid (what
+    `sweep --dry-run` does) rejects the bad point, naming its run and the field."""
+    spec = study_from_dict(study(sizes=[{"name": "s", "d_model": 16}], tokens=[1000],
+                                 grid={axis: values}))  # fmt: skip
+    with pytest.raises(ConfigError, match=rf"run \(.*{axis.replace('.', '[.]')}.*{field}"):
+        expand(spec)
+
+
 def test_load_study_file(tmp_path):
     p = tmp_path / "s.toml"
     p.write_text(

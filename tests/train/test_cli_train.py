@@ -48,7 +48,7 @@ def _toml(cache_dir: Path, path: Path, **train_keys: object) -> Path:
         if sec != section:
             lines.append(f"[{sec}]")
             section = sec
-        lines.append(f"{name} = {value}")
+        lines.append(f"{name} = {json.dumps(value) if value.isidentifier() else value}")
     lines += [f"{k} = {v}" for k, v in train_keys.items()]
     lines += ["[data]", f'corpus = "{CORPUS}"', f'cache_dir = "{cache_dir}"']
     path.write_text("\n".join(lines) + "\n")

@@ -1,5 +1,6 @@
 import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -160,8 +161,13 @@ def test_data_fraction_repeats_a_slice_of_the_corpus(make_cfg, tmp_path):
     assert part.unique_tokens == pytest.approx(whole.unique_tokens / 4, rel=0.01)
     assert part.tokens == pytest.approx(whole.tokens, rel=0.02)
     assert part.epochs == pytest.approx(1.0, rel=0.02)
-    # validation is never cut: both runs are scored on the same held-out tokens
-    assert part.val_loss != whole.val_loss
+    # validation is never cut: both runs are scored on the same held-out tokens. Same seed,
+    # same model: before any update (step 0) the two evaluations must agree to the last bit,
+    # which they could not if the fraction had thinned the validation split too
+    first_part, first_whole = read_metrics(part.path)[0], read_metrics(whole.path)[0]
+    assert first_part["step"] == first_whole["step"] == 0
+    assert first_part["val_loss"] == first_whole["val_loss"]
+    assert part.val_loss != whole.val_loss  # while training on a quarter did change the model
 
 
 def test_gradient_accumulation_gives_the_same_updates(make_cfg, tmp_path):
@@ -191,12 +197,13 @@ def test_vocab_must_cover_the_tokenizer(make_cfg, tmp_path):
 
 
 def test_precision_auto_follows_the_measurement(make_cfg, tmp_path, monkeypatch):
+    monkeypatch.delenv("SCALELAB_PRECISION", raising=False)  # the rule itself, not the override
     cpu = torch.device("cpu")
     monkeypatch.setattr(device_mod, "cpu_bf16_speedup", lambda cache_dir=None: 0.01)
     assert device_mod.resolve_precision("auto", cpu).name == "fp32"
     monkeypatch.setattr(device_mod, "cpu_bf16_speedup", lambda cache_dir=None: 4.0)
     assert device_mod.resolve_precision("auto", cpu).name == "bf16"
-    s = train(make_cfg("train.tokens=1024"), tmp_path, progress=False)  # auto -> bf16 now
+    s = train(make_cfg("train.tokens=1024", "train.precision=auto"), tmp_path, progress=False)
     assert s.precision == "bf16" and s.status == "finished" and math.isfinite(s.val_loss)
 
 
@@ -273,3 +280,68 @@ def test_a_run_being_trained_elsewhere_is_refused(make_cfg, tmp_path):
         fcntl.flock(held, fcntl.LOCK_EX)  # as another process training this run would
         with pytest.raises(TrainingError, match="another process"):
             train(cfg, tmp_path, progress=False)
+
+
+# --- the bf16 path: autocast runs on every CPU (slowly where there are no bf16 units), so
+# these run everywhere, with tolerances that fit bf16's 8-bit mantissa
+
+
+def test_bf16_run_learns_and_says_so(make_cfg, tmp_path):
+    s = train(make_cfg("train.precision=bf16"), tmp_path, progress=False)
+    rows = read_metrics(s.path)
+    assert s.status == "finished" and s.precision == "bf16"
+    assert s.precision_reason == "set by train.precision"
+    assert s.val_loss < rows[0]["val_loss"] - 0.1
+
+
+def test_bf16_gradient_accumulation_agrees_within_bf16_tolerance(make_cfg, tmp_path):
+    a = train(make_cfg("train.precision=bf16"), tmp_path / "a", progress=False)
+    b = train(make_cfg("train.precision=bf16", "train.micro_batch_size=2"), tmp_path / "b",
+              progress=False)  # fmt: skip
+    # bf16 rounds each micro-batch's activations on its own: close, not bit-equal
+    assert a.val_loss == pytest.approx(b.val_loss, abs=3e-2)
+
+
+def test_scalelab_precision_overrides_auto_only(make_cfg, tmp_path, monkeypatch):
+    monkeypatch.setenv("SCALELAB_PRECISION", "bf16")
+    s = train(make_cfg("train.tokens=512", "train.precision=auto"), tmp_path / "a",
+              progress=False)  # fmt: skip
+    assert s.precision == "bf16" and "SCALELAB_PRECISION" in s.precision_reason
+    # a config that names its precision keeps it
+    s = train(make_cfg("train.tokens=512"), tmp_path / "b", progress=False)
+    assert s.precision == "fp32"
+    monkeypatch.setenv("SCALELAB_PRECISION", "fp16")
+    with pytest.raises(ConfigError, match="SCALELAB_PRECISION"):
+        train(make_cfg("train.tokens=512", "train.precision=auto"), tmp_path / "c",
+              progress=False)  # fmt: skip
+
+
+def test_a_resumed_auto_run_keeps_its_precision(make_cfg, tmp_path, monkeypatch):
+    """Two machines can resolve "auto" differently; one run directory never mixes them."""
+    cfg = make_cfg("train.precision=auto", "train.tokens=2560")
+    monkeypatch.setenv("SCALELAB_PRECISION", "bf16")
+    first = train(cfg, tmp_path, progress=False)
+    assert first.precision == "bf16"
+    run = Path(first.path)
+    (run / "summary.json").unlink()  # as if killed after its last checkpoint
+    monkeypatch.setenv("SCALELAB_PRECISION", "fp32")
+    again = train(cfg, tmp_path, resume=True, progress=False)
+    assert again.precision == "bf16" and "kept from the checkpoint" in again.precision_reason
+
+
+def test_the_probe_runs_at_the_runs_thread_count(make_cfg, tmp_path, monkeypatch):
+    seen = []
+    monkeypatch.delenv("SCALELAB_PRECISION", raising=False)
+    monkeypatch.setattr(
+        device_mod,
+        "cpu_bf16_speedup",
+        lambda cache_dir=None: seen.append(torch.get_num_threads()) or 0.5,
+    )
+    monkeypatch.setenv("SCALELAB_THREADS", "1")
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        train(make_cfg("train.precision=auto", "train.tokens=512"), tmp_path, progress=False)
+    finally:
+        torch.set_num_threads(before)
+    assert seen == [1]

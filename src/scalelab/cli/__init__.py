@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import sys
 
+import typer
+
 from scalelab.cli import laws, models, reports, studies, training
 from scalelab.cli._app import app, console, error_line
 from scalelab.errors import ScalelabError
@@ -43,9 +45,28 @@ def version() -> None:
 
 
 def main() -> None:
-    """Entry point: run the app, turning a ScalelabError into one line and exit code 2."""
+    """Entry point: every bad input (a ScalelabError, or a usage error such as an unknown
+    option or a missing argument) becomes one plain line on stderr and exit code 2."""
+    try:  # typer >= 0.20 carries its own copy of click
+        from typer._click import exceptions as click
+    except ImportError:  # pragma: no cover - older typer uses click itself
+        from click import exceptions as click  # type: ignore[no-redef]
+
     try:
-        app()
+        code = app(standalone_mode=False, prog_name="scalelab")
     except ScalelabError as e:
         error_line(e)
         sys.exit(2)
+    except getattr(click, "NoArgsIsHelpError", ()) as e:  # `scalelab` alone: the help
+        e.show()
+        sys.exit(0)
+    except click.UsageError as e:
+        where = f" (see `{e.ctx.command_path} --help`)" if e.ctx is not None else ""
+        error_line(f"{e.format_message()}{where}")
+        sys.exit(2)
+    except click.ClickException as e:  # e.g. a file option that cannot be opened
+        error_line(e.format_message())
+        sys.exit(e.exit_code)
+    except typer.Abort:  # Ctrl-C outside a command's own handler
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)

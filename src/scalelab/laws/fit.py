@@ -105,7 +105,7 @@ def _check_identifiable(form: Form, pts: pd.DataFrame) -> None:
             raise FitError(
                 f"all points have the same {c} ({pts[c].iloc[0]:.4g}): the {form.name} form "
                 f"cannot be fitted without variation in {c}; add runs at other values of {c} "
-                "or fit a one-variable law (--law power --x N|D|C)"
+                "or fit a one-variable law (--form power --x N|D|C)"
             )
 
 

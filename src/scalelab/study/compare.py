@@ -552,7 +552,7 @@ def depth_width_toml(
         f"# {tokens:,} tokens each. Written by scalelab.study.compare.depth_width_toml.",
         "#",
         f"#   scalelab sweep studies/{name}.toml --db runs/{name}.db --workers 2 --threads 1",
-        f"#   scalelab compare runs/{name}.db --depth-width",
+        f"#   scalelab compare --db runs/{name}.db --depth-width",
         "[study]",
         f'name = "{name}"',
         f'corpus = "{corpus}"',

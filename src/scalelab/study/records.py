@@ -184,6 +184,7 @@ def point_row(
         "entropy_rate": _num(s.get("entropy_rate")),
         "wall_seconds": _num(s.get("wall_seconds")) if s else _num(last.get("elapsed")),
         "tokens_per_second": _num(s.get("tokens_per_second")),
+        "precision": s.get("precision"),
         "seed": _int(train.get("seed")),
         "step": _int(s.get("step")) if s else _int(last.get("step")),
         "status": rec.status,

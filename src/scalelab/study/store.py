@@ -61,6 +61,7 @@ POINT_COLUMNS: dict[str, str] = {
     "entropy_rate": "REAL",
     "wall_seconds": "REAL",
     "tokens_per_second": "REAL",
+    "precision": "TEXT",  # what the run used (train.precision = "auto" resolves per machine)
     "seed": "INTEGER",
     "step": "INTEGER",
     "status": "TEXT NOT NULL",
@@ -104,7 +105,7 @@ class Store:
         if not create and not self.path.is_file():
             raise StoreError(
                 f"no results store at {str(self.path)!r}: run `scalelab sweep STUDY.toml --db "
-                f"{self.path}` first, or rebuild it with `scalelab points --rebuild RUNS_DIR`"
+                f"{self.path}` first, or rebuild it with `scalelab points --from-runs RUNS_DIR`"
             )
         if create:
             self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -75,9 +75,35 @@ class Precision:
         return contextlib.nullcontext()
 
 
+PRECISIONS = ("fp32", "bf16")
+
+
 def resolve_precision(
-    precision: str, device: torch.device, cache_dir: str | Path | None = None
+    precision: str,
+    device: torch.device,
+    cache_dir: str | Path | None = None,
+    *,
+    kept: str | None = None,
 ) -> Precision:
+    """The precision a run uses: ``train.precision`` when it names one; for ``"auto"``, the
+    precision a resumed run started with (``kept``: one run never mixes two), then
+    ``SCALELAB_PRECISION`` (``fp32`` or ``bf16``, to force a whole test suite or sweep one
+    way), then the rule below. Call it after the run's thread count is applied: the CPU
+    probe is measured, and cached, at the current thread count."""
+    if precision == "auto" and kept is not None:
+        if kept not in PRECISIONS:
+            raise ConfigError(f"the checkpoint records precision {kept!r}, not one of {PRECISIONS}")
+        return Precision(kept, "kept from the checkpoint (train.precision = 'auto' chose it)")
+    env = os.environ.get("SCALELAB_PRECISION", "").strip()
+    if precision == "auto" and env and env != "auto":
+        if env not in PRECISIONS:
+            raise ConfigError(
+                f"SCALELAB_PRECISION = {env!r}: set it to fp32, bf16 or auto (or unset it)"
+            )
+        precision = env
+        if env == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+            raise ConfigError("SCALELAB_PRECISION = 'bf16' but this GPU has no bf16 support")
+        return Precision(env, "set by SCALELAB_PRECISION (train.precision = 'auto')")
     if precision != "auto":
         if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
             raise ConfigError(

@@ -82,6 +82,8 @@ class RunSummary:
     tokens: int
     val_loss: float | None
     val_bpb: float | None
+    # mean training loss over the last logged window of steps (the last metrics row's
+    # train_loss), not one step's loss
     train_loss: float | None
     best_val_loss: float | None
     tokens_per_second: float | None
@@ -107,7 +109,7 @@ class RunSummary:
     first_step_seconds: float = 0.0  # first step of each session (allocation, compilation)
     eval_seconds: float = 0.0
     device: str = ""
-    precision: str = ""
+    precision: str = ""  # what the run used: fp32 or bf16 (train.precision may say auto)
     precision_reason: str = ""
     compile: bool = False
     threads: int | None = None  # CPU threads (see device.ThreadPolicy)
@@ -133,36 +135,6 @@ class RunSummary:
 
 def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-
-
-def check_run_config(cfg: RunConfig) -> None:
-    """Checks that involve more than one section of the config."""
-    if cfg.train.objective == "mlm" and cfg.model.causal:
-        raise ConfigError(
-            "train.objective = 'mlm' needs a bidirectional model: set model.causal = false"
-        )
-    if cfg.train.objective == "clm" and not cfg.model.causal:
-        raise ConfigError(
-            "model.causal = false lets every position see the token it must predict: "
-            "set model.causal = true for train.objective = 'clm' (or train.objective = 'mlm')"
-        )
-    if not 0.0 < cfg.train.decay_fraction <= 1.0:
-        raise ConfigError(f"train.decay_fraction must be in (0, 1], got {cfg.train.decay_fraction}")
-    if not 0.0 <= cfg.train.min_lr_ratio <= 1.0:
-        raise ConfigError(f"train.min_lr_ratio must be in [0, 1], got {cfg.train.min_lr_ratio}")
-    if cfg.train.grad_clip < 0:
-        raise ConfigError(
-            f"train.grad_clip must be >= 0 (0 turns it off), got {cfg.train.grad_clip}"
-        )
-    if cfg.train.weight_decay < 0:
-        raise ConfigError(f"train.weight_decay must be >= 0, got {cfg.train.weight_decay}")
-    for name in ("beta1", "beta2"):
-        if not 0.0 <= getattr(cfg.train, name) < 1.0:
-            raise ConfigError(f"train.{name} must be in [0, 1), got {getattr(cfg.train, name)}")
-    if cfg.train.early_stopping is not None and cfg.train.early_stopping < 1:
-        raise ConfigError(
-            f"train.early_stopping counts evaluations and must be >= 1, got {cfg.train.early_stopping}"
-        )
 
 
 def check_data(cfg: RunConfig, data: TokenSource) -> None:
@@ -388,7 +360,6 @@ def train(
     (NaN/inf loss or gradient) returns a summary with ``status = "failed"``; its metrics
     and earlier checkpoints are kept.
     """
-    check_run_config(cfg)
     run_dir = Path(out) / cfg.run_id()
     run_dir.mkdir(parents=True, exist_ok=True)
     with _run_lock(run_dir):
@@ -426,7 +397,6 @@ class _Run:
         self.total_steps, self.budget_note = planned_steps(
             cfg, self.params["non_embedding"], int(data.unique_tokens)
         )
-        self.precision = resolve_precision(tc.precision, self.device, cfg.data.cache_dir)
         if self.device.type == "cuda":  # TF32 tensor cores for fp32 matmuls
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
@@ -439,7 +409,6 @@ class _Run:
         if tc.compile:
             self.forward = torch.compile(self.model)  # type: ignore[assignment]
         self.sampler = TrainSampler(np.asarray(data.train), cfg.model.context, tc.seed)
-        self.evaluate = _Evaluator(cfg, data, self.device, self.precision, self.micro)
         self.metrics = rundir.MetricsLog(run_dir / rundir.METRICS)
         self.state = _State(started=_now())
         self.setup_seconds = time.perf_counter() - t0
@@ -502,9 +471,16 @@ class _Run:
     def _resume(self) -> None:
         ckpt = latest_checkpoint(self.dir / rundir.CHECKPOINTS)
         work = float(self.flops["forward_per_token"]) * self.micro * self.cfg.model.context
-        kept = ckpt.state.get("extra", {}).get("threads") if ckpt is not None else None
-        self.thread_policy = ThreadPolicy(self.device, work, kept)
+        extra = ckpt.state.get("extra", {}) if ckpt is not None else {}
+        self.thread_policy = ThreadPolicy(self.device, work, extra.get("threads"))
         self.thread_policy.apply()
+        # after the threads: the CPU's bf16 probe is measured (and cached) at the thread count
+        # the run uses; a resumed run keeps the precision it started with
+        tc = self.cfg.train
+        self.precision = resolve_precision(
+            tc.precision, self.device, self.cfg.data.cache_dir, kept=extra.get("precision")
+        )
+        self.evaluate = _Evaluator(self.cfg, self.data, self.device, self.precision, self.micro)
         if ckpt is None:
             self.metrics.truncate_after(-1)  # nothing to continue from: start afresh
             return
@@ -520,6 +496,7 @@ class _Run:
             "next_sample": self.state.step * self.cfg.train.batch_size,
             "total_steps": self.total_steps,
             "threads": self.thread_policy.count if self.thread_policy.enabled else None,
+            "precision": self.precision.name,
         }
         save_checkpoint(
             self.dir / rundir.CHECKPOINTS, self.state.step, self.model, self.optimizer, state
@@ -612,7 +589,9 @@ class _Run:
                     status = "failed"
                     reason = f"train {what} became {value} at step {self.state.step}"
                     break
-                self.state.train_loss = values[-1]
+                # the summary's train_loss is the mean over the last logged window, as in the
+                # metrics (one step's loss is noisier than the window's mean)
+                self.state.train_loss = sum(values) / len(values)
                 row = {
                     "step": done,
                     "tokens": done * self.tokens_per_step,
