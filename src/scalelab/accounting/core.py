@@ -31,7 +31,7 @@ from typing import Any
 
 from scalelab import presets
 from scalelab.accounting.blocks import COMPONENTS, Tally
-from scalelab.accounting.hf import read_json, spec_from_json
+from scalelab.accounting.hf import read_json, shape_from_json
 from scalelab.accounting.memory import (
     DEFAULT_MFU,
     H100_BF16_DENSE_FLOPS,
@@ -42,7 +42,7 @@ from scalelab.accounting.memory import (
     parse_count,
     parse_size,
 )
-from scalelab.accounting.transformer import tally_spec
+from scalelab.accounting.transformer import tally_shape
 from scalelab.config import ModelConfig, RunConfig, read_toml, section_from_dict
 from scalelab.errors import ConfigError
 from scalelab.registry import get_arch
@@ -186,8 +186,8 @@ def resolve(
     if isinstance(model, ModelConfig):
         return f"{model.arch} {model.n_layer}x{model.d_model}", tally_of_config(model)
     if isinstance(model, dict):
-        return str(model.get("_name_or_path", "config")), tally_spec(
-            spec_from_json(model, "config")
+        return str(model.get("_name_or_path", "config")), tally_shape(
+            shape_from_json(model, "config")
         )
     if not isinstance(model, (str, os.PathLike)):
         raise ConfigError(
@@ -196,7 +196,7 @@ def resolve(
     text = os.fspath(model)
     if presets.is_preset(text):
         p = presets.get_preset(text)
-        return p.name, tally_spec(spec_from_json(presets.preset_config(p.name), p.name))
+        return p.name, tally_shape(shape_from_json(presets.preset_config(p.name), p.name))
     path = Path(text)
     if not path.exists():
         if path.suffix in (".json", ".toml") or os.sep in text or "/" in text:
@@ -208,7 +208,7 @@ def resolve(
         path = path / "config.json"
     name = path.parent.name if path.name == "config.json" else path.name
     name = name.removesuffix(".json").removesuffix(".params")
-    return name, tally_spec(spec_from_json(read_json(path), str(path)))
+    return name, tally_shape(shape_from_json(read_json(path), str(path)))
 
 
 def _positive_int(name: str, value: Any) -> int:

@@ -1,9 +1,9 @@
 """Accounting of the transformer family: one shape description for scalelab's own transformer
 and for the Hugging Face families (GPT-2, BERT, GPT-NeoX, Llama, Mistral, Mixtral, Qwen2/3, MoE).
 
-A :class:`Spec` is everything that decides the parameter count and the per-token FLOPs of a
-decoder or encoder stack; :func:`tally_spec` assembles it from the generic blocks. scalelab's
-own ``transformer`` gets its Spec from :func:`scalelab.registry.tallies.spec_from_config`.
+A :class:`TransformerShape` is everything that decides the parameter count and the per-token FLOPs of a
+decoder or encoder stack; :func:`tally_shape` assembles it from the generic blocks. scalelab's
+own ``transformer`` gets its shape from :func:`scalelab.registry.tallies.shape_from_config`.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from scalelab.accounting.blocks import (
 
 
 @dataclass(frozen=True)
-class Spec:
+class TransformerShape:
     """Shape of a transformer, as far as parameters, FLOPs and memory are concerned."""
 
     n_layer: int
@@ -66,8 +66,8 @@ class Spec:
             raise ValueError("an MoE layer needs n_experts, top_k and d_ff_expert")
 
 
-def tally_spec(s: Spec) -> Tally:
-    """Parameters, MACs and cache of a :class:`Spec`, assembled block by block."""
+def tally_shape(s: TransformerShape) -> Tally:
+    """Parameters, MACs and cache of a :class:`TransformerShape`, assembled block by block."""
     emb = embeddings(
         s.vocab_size, s.d_model, positions=s.learned_positions, token_types=s.token_types
     )

@@ -22,7 +22,7 @@ from scalelab.accounting.blocks import (
     moe,
     norm,
 )
-from scalelab.accounting.transformer import Spec, tally_spec
+from scalelab.accounting.transformer import TransformerShape, tally_shape
 from scalelab.registry.choices import GATED_MLPS
 from scalelab.registry.shapes import (
     albert_d_embed,
@@ -37,11 +37,11 @@ if TYPE_CHECKING:
     from scalelab.config import ModelConfig
 
 
-# -- scalelab's transformer (and glu): the Hugging Face families' Spec ----------------------
-def spec_from_config(cfg: ModelConfig) -> Spec:
-    """The :class:`Spec` of scalelab's own transformer (``scalelab.models.transformer``)."""
+# -- scalelab's transformer (and glu): the Hugging Face families' TransformerShape ----------------------
+def shape_from_config(cfg: ModelConfig) -> TransformerShape:
+    """The :class:`TransformerShape` of scalelab's own transformer (``scalelab.models.transformer``)."""
     assert cfg.n_kv_head is not None and cfg.d_ff is not None
-    return Spec(
+    return TransformerShape(
         n_layer=cfg.n_layer,
         d_model=cfg.d_model,
         n_head=cfg.n_head,
@@ -63,7 +63,7 @@ def spec_from_config(cfg: ModelConfig) -> Spec:
 
 def tally_transformer(cfg: ModelConfig) -> Tally:
     """Accounting function of the ``transformer`` (and ``glu``) architecture."""
-    return tally_spec(spec_from_config(cfg))
+    return tally_shape(shape_from_config(cfg))
 
 
 # -- the stem every CausalLM shares (scalelab.models.base) ----------------------------------
