@@ -50,7 +50,7 @@ _API: dict[str, str] = {
     # train one model: the loop, run summaries, export
     "train": "scalelab.train",
     "RunSummary": "scalelab.train",
-    "read_metrics": "scalelab.train",
+    "read_metrics": "scalelab.rundir",
     "export": "scalelab.train.export",
     # laws and plans
     "Law": "scalelab.laws",
