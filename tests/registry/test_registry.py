@@ -83,11 +83,15 @@ def test_a_run_toml_with_glu_and_no_mlp_trains_with_swiglu(tmp_path: Path) -> No
         load_run_config(p, overrides=["model.mlp=gelu"])
 
 
-def test_the_run_id_of_a_default_config_is_unchanged() -> None:
-    """mlp = None resolves before hashing: run directories made before the registry
-    keep their names (the value stored is the resolved one)."""
+def test_the_run_id_hashes_the_resolved_value() -> None:
+    """mlp = None resolves before hashing: a run directory made before the registry (with
+    mlp written out) keeps its name, and leaving the default unset names the same run."""
     cfg = ModelConfig()
     assert cfg.mlp == "gelu" and dataclasses.asdict(cfg)["mlp"] == "gelu"
+    implicit = load_run_config(overrides=["model.arch=glu"])
+    explicit = load_run_config(overrides=["model.arch=glu", "model.mlp=swiglu"])
+    assert implicit.run_id() == explicit.run_id()
+    assert implicit.run_id() != load_run_config(overrides=["model.mlp=swiglu"]).run_id()
 
 
 def test_an_architectures_defaults_name_fields_left_to_it() -> None:
