@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import json
 import subprocess
 import sys
@@ -61,9 +62,12 @@ def test_scalelab_count_of_a_toml_imports_no_torch(tmp_path: Path) -> None:
 
 
 def test_building_imports_the_model_class_lazily() -> None:
-    for arch in ARCHS.values():
-        assert isinstance(arch.builder, str) and arch.builder.startswith("scalelab.models.")
     torch = pytest.importorskip("torch")
+    for arch in ARCHS.values():
+        # a lazy reference to a module class, which exists (a typo fails here, not at a build)
+        assert isinstance(arch.builder, str) and arch.builder.startswith("scalelab.models.")
+        module, _, name = arch.builder.partition(":")
+        assert issubclass(getattr(importlib.import_module(module), name), torch.nn.Module)
     model = ARCHS["universal"].build(ModelConfig(arch="universal", n_layer=2, d_model=32))
     assert isinstance(model, torch.nn.Module)
 
