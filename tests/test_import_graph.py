@@ -167,3 +167,13 @@ def test_the_checker_finds_a_cycle_through_a_function_level_import(tmp_path: Pat
     assert graph["scalelab.sub.b"] == {"scalelab.a"}  # the TYPE_CHECKING import is not an edge
     assert graph["scalelab.c"] == {"scalelab.sub", "scalelab.sub.b"}  # the package runs first
     assert find_cycles(graph) == [["scalelab.a", "scalelab.sub", "scalelab.sub.b"]]
+
+
+def test_every_lazy_public_name_resolves() -> None:
+    """Lazy names (``_API`` tables) point at the module that defines them, after moves."""
+    packages = [m for m in import_graph() if _lazy_names(m)]
+    assert {"scalelab", "scalelab.accounting"} <= set(packages)
+    for package in packages:
+        module = importlib.import_module(package)
+        for name in _lazy_names(package):
+            assert getattr(module, name) is not None, f"{package}.{name}"
