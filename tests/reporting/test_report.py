@@ -14,6 +14,7 @@ TITLES = [
     "Loss against N",
     "Loss against compute",
     "IsoFLOP curves",
+    "Choosing the law",
     "Fitted law",
     "Extrapolation check",
     "Plans",

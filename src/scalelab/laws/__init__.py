@@ -8,6 +8,8 @@
 * :func:`plan`: compute-optimal N and D for a budget (or the budget for a target loss),
   with the data-constrained adjustment when tokens must repeat.
 * :func:`published_law`: published laws (hoffmann2022, epoch2024, muennighoff2023, kaplan2020).
+* :func:`select_law`: choose the form that best predicts the larger model sizes from the
+  smaller ones (rolling origin), with bootstrap-by-size intervals and their coverage.
 * :func:`pareto_frontier`, :func:`loglog_slope`: the frontier and the slope used to
   compare architectures.
 """
@@ -19,6 +21,7 @@ from scalelab.laws.frontier import loglog_slope, pareto_frontier
 from scalelab.laws.law import Law
 from scalelab.laws.plan import Plan, PlanError, plan
 from scalelab.laws.published import PRESETS, published_law, resolve_law
+from scalelab.laws.select import Selection, select_law
 
 __all__ = [
     "FORMS",
@@ -27,6 +30,7 @@ __all__ = [
     "Law",
     "Plan",
     "PlanError",
+    "Selection",
     "check_points",
     "envelope",
     "extrapolation_check",
@@ -38,4 +42,5 @@ __all__ = [
     "plan",
     "published_law",
     "resolve_law",
+    "select_law",
 ]
