@@ -51,6 +51,7 @@ from typing import Any
 
 from scalelab.config import RunConfig, apply_overrides, run_config_from_dict
 from scalelab.data import load_tokens
+from scalelab.data.selection import apply_selection
 from scalelab.errors import ConfigError, StoreError
 from scalelab.fmt import si
 from scalelab.rundir import read_metrics, write_json
@@ -144,7 +145,10 @@ def _default_trainer() -> TrainFn:
 
 
 def _default_probe(cfg: RunConfig) -> int | None:
-    return int(load_tokens(cfg.data, cfg.model.vocab_size).unique_tokens)
+    data = load_tokens(cfg.data, cfg.model.vocab_size)
+    if cfg.data.select is not None:  # the selection's kept tokens (checked against the data)
+        data = apply_selection(data, cfg.data.select)
+    return int(data.unique_tokens)
 
 
 def _failure_summary(run_dir: Path, run_id: str, reason: str) -> dict[str, Any]:

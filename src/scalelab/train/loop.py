@@ -43,6 +43,8 @@ from scalelab import rundir
 from scalelab.accounting import count
 from scalelab.config import RunConfig, planned_steps
 from scalelab.data import load_tokens
+from scalelab.data.cache import TokenData
+from scalelab.data.selection import apply_selection, load_selection
 from scalelab.errors import ConfigError, TrainingError
 from scalelab.models import build_model
 from scalelab.train.batches import (
@@ -118,6 +120,8 @@ class RunSummary:
     started: str = ""
     finished: str = ""
     path: str = ""
+    # data.select: method, label, keep, kept_fraction, unit, corpus_hash, reference
+    selection: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -378,6 +382,16 @@ class _Run:
         if data is None:
             data = load_tokens(cfg.data, cfg.model.vocab_size)
         check_data(cfg, data)
+        self.selection: dict[str, Any] | None = None
+        if cfg.data.select is not None:
+            if not isinstance(data, TokenData):
+                raise ConfigError(
+                    f"data.select needs token data that can be cut (scalelab.data.TokenData); "
+                    f"{type(data).__name__} cannot: pass it whole"
+                )
+            sel = load_selection(cfg.data.select)
+            data = apply_selection(data, sel)
+            self.selection = sel.summary()
         if cfg.data.fraction < 1.0:
             take = getattr(data, "fraction_of_train", None)
             if take is None:
@@ -698,6 +712,7 @@ class _Run:
             started=s.started,
             finished=_now(),
             path=str(self.dir),
+            selection=self.selection,
         )
         rundir.write_json(self.dir / rundir.SUMMARY, summary.to_dict())
         return summary
