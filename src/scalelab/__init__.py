@@ -79,7 +79,10 @@ _API: dict[str, str] = {
     "compare": "scalelab.study.compare",
     "depth_width": "scalelab.study.compare",
     "depth_width_toml": "scalelab.study.compare",
-    "plot_comparison": "scalelab.reporting.architectures",
+    # downstream tasks, fine-tuning, intrinsic dimension
+    "tasks_table": "scalelab.tasks",
+    "finetune": "scalelab.tasks",
+    "intrinsic_dimension": "scalelab.intrinsic",
 }
 
 

@@ -22,6 +22,7 @@ from scalelab.laws.fit import size_groups
 from scalelab.reporting import plots
 from scalelab.reporting.architectures import architecture_section
 from scalelab.reporting.data_section import data_section
+from scalelab.reporting.downstream import downstream
 from scalelab.reporting.section import Builder, ReportContext, Section, esc, img, table
 from scalelab.study.points import load_points
 
@@ -458,4 +459,5 @@ BUILDERS: list[Builder] = [
     extrapolation,
     plans,
     data_section,  # issue 12: keep fractions, overfitting (scalelab.reporting.data_section)
+    downstream,  # issue 13: tasks, fine-tuning, d90 (scalelab.reporting.downstream)
 ]

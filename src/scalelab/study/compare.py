@@ -18,9 +18,11 @@ Choices a user should know:
 * Compute is ``C_exact``, the trainer's exact training FLOPs, by default: 6ND would hide
   exactly what distinguishes the architectures (Performer's features, the funnel's short
   sequence, mixture-of-softmaxes' K heads). ``compute="C"`` uses 6ND instead.
-* Downstream accuracy does not exist in scalelab yet: ``quality`` names the column fitted
-  (``loss`` by default; ``val_bpb`` works), so a downstream metric column plugs in as
-  ``quality="accuracy", higher_is_better=True`` once runs carry one.
+* ``quality`` names the column fitted (``loss`` by default; ``val_bpb`` works). Downstream
+  tasks come from the store's ``tasks`` table: for a store path, ``Comparison.downstream``
+  holds, per architecture and task, the log-log slope of the task's error against compute
+  (Tay et al.'s downstream alpha_{U,D}) and N, and Gadre et al.'s fit against the loss
+  (:func:`scalelab.tasks.analysis.downstream_summary`).
 """
 
 from __future__ import annotations
@@ -35,8 +37,9 @@ import numpy as np
 import pandas as pd
 
 from scalelab.errors import FitError, ScalelabError
-from scalelab.laws import fit_law, loglog_slope, pareto_frontier
+from scalelab.laws import fit_law, pareto_frontier
 from scalelab.study.points import load_points
+from scalelab.study.slopes import Slope, _distinct_x, slope
 
 # Architectures whose per-token compute follows the active, not the total, parameters.
 SPARSE_ARCHS = frozenset({"switch"})
@@ -101,28 +104,6 @@ def prepare_points(
 
 
 @dataclass(frozen=True)
-class Slope:
-    """alpha of log y = log k - alpha log x with its bootstrap interval, or why not."""
-
-    x: str
-    alpha: float | None = None
-    ci: tuple[float, float] | None = None
-    k: float | None = None
-    n_points: int = 0
-    error: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "x": self.x,
-            "alpha": self.alpha,
-            "ci": list(self.ci) if self.ci else None,
-            "k": self.k,
-            "n_points": self.n_points,
-            "error": self.error,
-        }
-
-
-@dataclass(frozen=True)
 class PowerFit:
     """``quality = E + A x^-alpha`` for one architecture, or why it could not be fitted."""
 
@@ -140,50 +121,6 @@ class PowerFit:
             "n_points": self.n_points,
             "error": self.error,
         }
-
-
-def _distinct_x(x: np.ndarray) -> int:
-    return len(np.unique(np.round(np.log(x[x > 0]), 9)))
-
-
-def slope(
-    df: pd.DataFrame,
-    x: str,
-    *,
-    quality: str = "loss",
-    bootstrap: int = 1000,
-    seed: int = 0,
-    label: str | None = None,
-) -> Slope:
-    """The log-log slope of ``quality`` against column ``x`` (laws.loglog_slope), as a
-    :class:`Slope` that carries the FitError's message instead of raising it; ``label``
-    names the axis in the result (default ``x``)."""
-    pts = df[[x, quality]].astype(float).rename(columns={x: "X"})
-    x = label or x
-    n = len(pts)
-    if _distinct_x(pts["X"].to_numpy()) < 3:
-        return Slope(
-            x,
-            n_points=n,
-            error=(
-                f"needs at least 3 distinct values of {x} (has "
-                f"{_distinct_x(pts['X'].to_numpy())}): add sizes to the study"
-            ),
-        )
-    # loglog_slope fits against N or C; the column is renamed so any axis can be used.
-    pts = pts.rename(columns={"X": "N"})
-    try:
-        law = loglog_slope(pts, x="N", y=quality, bootstrap=bootstrap, seed=seed)
-    except FitError as e:
-        return Slope(x, n_points=n, error=str(e))
-    ci = law.ci.get("alpha") if law.ci else None
-    return Slope(
-        x,
-        alpha=float(law.params["alpha"]),
-        ci=(float(ci[0]), float(ci[1])) if ci else None,
-        k=float(law.params["k"]),
-        n_points=n,
-    )
 
 
 def power_fit(
@@ -321,6 +258,9 @@ class Comparison:
     frontier_params: Frontier
     reference: str | None = "transformer"
     points: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
+    # per (arch, task): downstream error slopes (Tay et al.'s alpha_{U,D}) and Gadre et al.'s
+    # fit against loss, from the store's tasks table (scalelab.tasks.analysis); None if none
+    downstream: list[dict[str, Any]] | None = None
 
     def table(self) -> pd.DataFrame:
         """One row per architecture: alpha against compute and parameters with 95%
@@ -397,7 +337,7 @@ class Comparison:
         return {
             "quality": self.quality,
             "compute": self.compute,
-            "downstream": None,  # no downstream tasks yet: see the module docstring
+            "downstream": self.downstream,
             "archs": [a.to_dict() for a in self.archs],
             "frontier_compute": self.frontier_compute.to_dict(),
             "frontier_params": self.frontier_params.to_dict(),
@@ -457,6 +397,12 @@ def compare(
                 params_range=(float(g["N"].min()), float(g["N"].max())),
             )
         )
+    downstream = None
+    if isinstance(points, str | Path):
+        from scalelab.tasks.analysis import downstream_summary
+
+        rows = downstream_summary(points, study=study, bootstrap=min(bootstrap, 200), seed=seed)
+        downstream = [r for r in rows if archs is None or r["arch"] in archs] or None
     return Comparison(
         quality=quality,
         compute=compute,
@@ -464,6 +410,7 @@ def compare(
         frontier_compute=frontier(df, "x_C", quality, label=compute),
         frontier_params=frontier(df, "N", quality, label="N"),
         points=df,
+        downstream=downstream,
     )
 
 
