@@ -28,8 +28,9 @@ import torch
 import torch.nn.functional as F
 
 from scalelab.accounting import count
-from scalelab.config import DataConfig, ModelConfig, RunConfig, TrainConfig
-from scalelab.models import ARCHS, build_model, example_config
+from scalelab.config import DataConfig, ModelConfig, RunConfig, TrainConfig, example_config
+from scalelab.models import build_model
+from scalelab.registry import ARCHS
 
 
 def config(arch: str, args: argparse.Namespace) -> ModelConfig:

@@ -311,8 +311,9 @@ def test_an_architecture_registers_its_own_accounting():
     from torch.utils.flop_counter import FlopCounterMode
 
     from scalelab.accounting.blocks import Tally, attention, embeddings, lm_head, norm
-    from scalelab.models import ARCHS, register
+    from scalelab.models import build_model
     from scalelab.models.transformer import Block, make_norm
+    from scalelab.registry import ARCHS, Arch, register
 
     def tally_shared(cfg: ModelConfig) -> Tally:
         block = (
@@ -343,10 +344,13 @@ def test_an_architecture_registers_its_own_accounting():
                 x = self.block(x, None)
             return self.head(self.norm_f(x))
 
-    register("test-shared", "one block reused at every depth", accounting=tally_shared)(Shared)
+    register(
+        Arch("test-shared", Shared, "one block reused at every depth", accounting=tally_shared)
+    )
     try:
         cfg = tiny(arch="test-shared", n_layer=3)
-        model = Shared(cfg)
+        model = build_model(cfg)
+        assert isinstance(model, Shared)
         c = count(cfg)
         assert c.params.total == sum(p.numel() for p in model.parameters())
         assert c.params.total < count(tiny(n_layer=3)).params.total  # weights shared
@@ -361,9 +365,9 @@ def test_an_architecture_registers_its_own_accounting():
 def test_an_architecture_without_accounting_is_named():
     from torch import nn
 
-    from scalelab.models import ARCHS, register
+    from scalelab.registry import ARCHS, Arch, register
 
-    register("test-uncounted", "no accounting function")(nn.Module)
+    register(Arch("test-uncounted", nn.Module, "no accounting function"))
     try:
         with pytest.raises(ConfigError, match="has no accounting function"):
             count(tiny(arch="test-uncounted"))

@@ -3,7 +3,9 @@
 import json
 
 from scalelab.accounting import count
-from scalelab.models import ARCHS, archs_table, example_config
+from scalelab.accounting.display import archs_table
+from scalelab.config import example_config
+from scalelab.registry import ARCHS
 
 
 def test_archs_json_lists_every_architecture_counted_at_the_shape(cli):

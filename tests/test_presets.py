@@ -5,6 +5,7 @@ import json
 import pytest
 
 from scalelab.accounting import count
+from scalelab.accounting.display import presets_table
 from scalelab.errors import ConfigError
 from scalelab.presets import (
     CONFIG_DIR,
@@ -12,7 +13,6 @@ from scalelab.presets import (
     get_preset,
     list_presets,
     preset_config,
-    presets_table,
 )
 
 

@@ -29,9 +29,9 @@ _API: dict[str, str] = {
     "load_run_config": "scalelab.config",
     "build_model": "scalelab.models",
     # architectures
-    "ARCHS": "scalelab.models",
-    "archs_table": "scalelab.models",
-    "example_config": "scalelab.models",
+    "ARCHS": "scalelab.registry",
+    "archs_table": "scalelab.accounting.display",
+    "example_config": "scalelab.config",
     # how big is it
     "count": "scalelab.accounting",
     "size_for": "scalelab.accounting",
@@ -39,7 +39,7 @@ _API: dict[str, str] = {
     "Count": "scalelab.accounting",
     "list_presets": "scalelab.presets",
     "get_preset": "scalelab.presets",
-    "presets_table": "scalelab.presets",
+    "presets_table": "scalelab.accounting.display",
     # data: corpora, tokenizers, token cache, loss metrics
     "load_tokens": "scalelab.data",
     "TokenData": "scalelab.data",
@@ -50,7 +50,7 @@ _API: dict[str, str] = {
     # train one model: the loop, run summaries, export
     "train": "scalelab.train",
     "RunSummary": "scalelab.train",
-    "read_metrics": "scalelab.train",
+    "read_metrics": "scalelab.rundir",
     "export": "scalelab.train.export",
     # laws and plans
     "Law": "scalelab.laws",
@@ -79,7 +79,6 @@ _API: dict[str, str] = {
     "compare": "scalelab.study.compare",
     "depth_width": "scalelab.study.compare",
     "depth_width_toml": "scalelab.study.compare",
-    "plot_comparison": "scalelab.study.compare",
     # downstream tasks, fine-tuning, intrinsic dimension
     "tasks_table": "scalelab.tasks",
     "finetune": "scalelab.tasks",

@@ -29,31 +29,25 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from scalelab.errors import ConfigError, did_you_mean
+from scalelab.registry import ARCHS, DEFAULT_MLP, GATED_MLPS, MLPS, NORMS, POSITIONS, check_config
+from scalelab.registry.choices import PARAMETRIZATIONS, default_d_ff
 
 T = TypeVar("T")
 
-NORMS = ("layernorm", "rmsnorm")
-POSITIONS = ("learned", "rotary", "none")
-MLPS = ("gelu", "relu", "swiglu", "geglu", "reglu")
-GATED_MLPS = ("swiglu", "geglu", "reglu")
-PARAMETRIZATIONS = ("sp", "mup")
-
-
-def _default_d_ff(d_model: int, mlp: str) -> int:
-    """4 d_model for a plain MLP (GPT-2); for a gated MLP, 2/3 of that rounded up to a
-    multiple of 8 so the parameter count stays that of the plain MLP (Shazeer 2020, sec. 2)."""
-    if mlp in GATED_MLPS:
-        return 8 * -(-(8 * d_model // 3) // 8)
-    return 4 * d_model
+__all__ = ["GATED_MLPS", "MLPS", "NORMS", "POSITIONS"]  # re-exported: the variant choices
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Shape and variant of one model. ``arch`` picks the file in ``scalelab.models``.
+    """Shape and variant of one model. ``arch`` names an architecture of ``scalelab.registry``.
 
     Fields beyond the shape (``n_layer``, ``d_model``, ``n_head``, ``d_ff``,
-    ``vocab_size``, ``context``) switch variants of the architecture; fields used
-    by one architecture only are checked by :func:`scalelab.models.check_config`.
+    ``vocab_size``, ``context``) switch variants of the architecture. A field left ``None``
+    takes the architecture's own default (``Arch.defaults``: ``glu`` gets ``mlp = "swiglu"``),
+    wherever the config is made (TOML, ``--set``, Python, a study's grid). Every
+    ``ModelConfig`` is checked against the registry when it is made
+    (:func:`scalelab.registry.check_config`: fields used by one architecture only, the
+    architecture's own cross-field checks).
     """
 
     arch: str = "transformer"
@@ -68,7 +62,7 @@ class ModelConfig:
     norm_eps: float = 1e-5
     pos: str = "learned"
     rope_theta: float = 10000.0
-    mlp: str = "gelu"
+    mlp: str | None = None  # None -> the architecture's default (gelu; glu: swiglu)
     bias: bool = False  # biases in every Linear and LayerNorm (GPT-2 has them, Llama has none)
     tie_embeddings: bool = True
     causal: bool = True  # False: bidirectional encoder (masked-LM objective)
@@ -93,6 +87,13 @@ class ModelConfig:
     mup_zero_readout: bool = False  # mup: zero-initialised untied head (Yang et al. sec. D.2)
 
     def __post_init__(self) -> None:
+        arch = ARCHS.get(self.arch)  # an unknown name is reported by check_config below
+        for name, value in (arch.defaults if arch is not None else {}).items():
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, value)
+        if self.mlp is None:
+            object.__setattr__(self, "mlp", DEFAULT_MLP)
+        assert self.mlp is not None
         for name in ("n_layer", "d_model", "n_head", "vocab_size", "context"):
             if getattr(self, name) < 1:
                 raise ConfigError(
@@ -114,7 +115,7 @@ class ModelConfig:
                 f"model.n_head ({self.n_head}) must be a multiple of model.n_kv_head ({self.n_kv_head})"
             )
         if self.d_ff is None:
-            object.__setattr__(self, "d_ff", _default_d_ff(self.d_model, self.mlp))
+            object.__setattr__(self, "d_ff", default_d_ff(self.d_model, self.mlp))
         assert self.d_ff is not None
         if self.d_ff < 1:
             raise ConfigError(f"model.d_ff must be a positive integer, got {self.d_ff}")
@@ -124,6 +125,7 @@ class ModelConfig:
                 f"rotary positions need an even head size; d_model/n_head = {self.head_dim}: "
                 "change model.n_head or model.d_model"
             )
+        check_config(self)
 
     @property
     def head_dim(self) -> int:
@@ -132,7 +134,7 @@ class ModelConfig:
 
 def _check_arch_fields(cfg: ModelConfig) -> None:
     """Ranges of the architecture-only fields (which architecture may set them is checked by
-    ``scalelab.models.check_config``)."""
+    ``scalelab.registry.check_config``)."""
     positive = {
         "n_experts": cfg.n_experts,
         "pool": cfg.pool,
@@ -443,6 +445,13 @@ def budget_tokens(cfg: RunConfig, non_embedding: int, unique_tokens: int) -> tup
     ), f"{source} = {ratio} x {non_embedding} non-embedding params"
 
 
+def planned_steps(cfg: RunConfig, non_embedding: int, unique_tokens: int) -> tuple[int, str]:
+    """:func:`budget_tokens` rounded to whole optimizer steps of ``batch_size x context``
+    tokens (at least one): what the trainer runs and the schedule ends on, and the note."""
+    want, note = budget_tokens(cfg, non_embedding, unique_tokens)
+    return max(1, round(want / (cfg.train.batch_size * cfg.model.context))), note
+
+
 SECTIONS: dict[str, type] = {
     "model": ModelConfig,
     "data": DataConfig,
@@ -519,11 +528,13 @@ def run_config_from_dict(values: Mapping[str, Any]) -> RunConfig:
     parts = {
         name: section_from_dict(cls, values.get(name, {}), name) for name, cls in SECTIONS.items()
     }
-    cfg = RunConfig(**parts)
-    from scalelab.models import check_config  # late import: models import this module
+    return RunConfig(**parts)
 
-    check_config(cfg.model)
-    return cfg
+
+def example_config(arch: str, **fields: Any) -> ModelConfig:
+    """A valid ``ModelConfig`` of ``arch``: ModelConfig's defaults, the architecture's own
+    (``Arch.defaults``), then ``fields`` (a shape, variant switches), checked as TOML is."""
+    return section_from_dict(ModelConfig, {"arch": arch, **fields}, "model")
 
 
 def parse_override(text: str) -> tuple[str, str, Any]:

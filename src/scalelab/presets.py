@@ -3,6 +3,7 @@
 Each preset points at a Hugging Face ``config.json`` shipped in ``scalelab/reference/configs``
 (sources in ``reference/SOURCE.md``), so a preset is counted by the same code as any
 config.json a user passes. ``list_presets()`` and ``scalelab presets`` list them; ``scalelab count NAME`` counts one.
+Pure data: the table with counts is :func:`scalelab.accounting.display.presets_table`.
 """
 
 from __future__ import annotations
@@ -89,28 +90,3 @@ def _load(path: Path) -> dict[str, Any]:
 def preset_config(name: str) -> dict[str, Any]:
     """The Hugging Face config of a preset, as a fresh dict."""
     return dict(_load(get_preset(name).path))
-
-
-def presets_table(seq_len: int | None = None) -> Any:
-    """A pandas DataFrame: one row per preset with its parameter counts and FLOPs per token."""
-    import pandas as pd
-
-    from scalelab.accounting import count
-
-    rows = []
-    for p in list_presets():
-        c = count(p.name, seq_len=seq_len)
-        rows.append(
-            {
-                "name": p.name,
-                "family": p.family,
-                "total": c.params.total,
-                "non_embedding": c.params.non_embedding,
-                "active": c.params.active,
-                "embedding": c.params.embedding,
-                "seq_len": c.flops.seq_len,
-                "forward_flops_per_token": c.flops.forward_per_token,
-                "description": p.description,
-            }
-        )
-    return pd.DataFrame(rows)

@@ -11,7 +11,7 @@ from scalelab.memorization.capacity import capacity
 from scalelab.memorization.extraction import memorization
 from scalelab.memorization.study import capacity_points, fit_capacity
 from scalelab.study.points import load_points
-from scalelab.study.rundir import point_row, read_run
+from scalelab.study.records import point_row, read_run
 from scalelab.study.store import Store
 from scalelab.train import train
 

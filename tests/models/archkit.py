@@ -9,8 +9,7 @@ from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
-from scalelab.config import ModelConfig
-from scalelab.models import example_config
+from scalelab.config import ModelConfig, example_config
 
 NEW_ARCHS = (
     "universal",

@@ -18,7 +18,8 @@ import torch.nn.functional as F
 
 from scalelab.accounting import count
 from scalelab.config import ModelConfig
-from scalelab.models import ARCHS, build_model
+from scalelab.models import build_model
+from scalelab.registry import ARCHS
 
 NAMES = sorted(ARCHS)
 V, T, B = 64, 16, 4
@@ -34,15 +35,10 @@ def _one_thread():
     torch.set_num_threads(before)
 
 
-def needs(name: str) -> dict[str, object]:
-    """The table of per-architecture fields: what a valid config of ``name`` must change from
-    ModelConfig's defaults (``register(..., defaults=...)``; glu: a gated mlp)."""
-    return dict(ARCHS[name].defaults)
-
-
 def tiny(name: str, **kw: object) -> ModelConfig:
+    """A tiny config of ``name``; the architecture's own defaults (glu: a gated mlp) apply."""
     shape = dict(n_layer=2, d_model=32, n_head=4, vocab_size=V, context=T)
-    return ModelConfig(arch=name, **{**shape, **needs(name), **kw})  # type: ignore[arg-type]
+    return ModelConfig(arch=name, **{**shape, **kw})  # type: ignore[arg-type]
 
 
 def built(name: str, seed: int = 0, **kw: object) -> torch.nn.Module:
@@ -153,10 +149,9 @@ def test_trains_under_scalelab_train(name, tmp_path, monkeypatch, capsys):
     from scalelab.cli import main
 
     cfg = tmp_path / "run.toml"
-    extra = "".join(f"{k} = {json.dumps(v)}\n" for k, v in needs(name).items())
     cfg.write_text(
         f'[model]\narch = "{name}"\nn_layer = 2\nd_model = 32\nn_head = 4\nvocab_size = 32\n'
-        f"context = 32\n{extra}"
+        "context = 32\n"  # no arch fields: each architecture's own defaults apply
         "[data]\n"
         'corpus = "markov:order=1,vocab=16,seed=0,tokens=20000"\n'
         f'cache_dir = "{tmp_path / "cache"}"\n'

@@ -13,7 +13,8 @@ from archkit import NEW_ARCHS, max_leak, measured_flops, n_params, tiny
 
 from scalelab.accounting import count, size_for
 from scalelab.errors import ConfigError
-from scalelab.models import ARCHS, build_model
+from scalelab.models import build_model
+from scalelab.registry import ARCHS
 
 VARIANTS = {
     "plain": {},
@@ -131,9 +132,10 @@ def test_size_for_shapes_every_architecture(arch):
         build_model(cfg)  # a valid config of the architecture
 
 
-def test_size_for_names_what_glu_needs():
+def test_size_for_applies_glus_own_default_and_names_a_wrong_mlp():
+    assert size_for(1e5, arch="glu").mlp == "swiglu"
     with pytest.raises(ConfigError, match=r"model\.mlp"):
-        size_for(1e5, arch="glu")
+        size_for(1e5, arch="glu", mlp="gelu")
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,8 @@ from scalelab.accounting import count
 from scalelab.config import ModelConfig
 from scalelab.errors import ConfigError
 from scalelab.models import build_model
-from scalelab.models.evolved import SeparableConv, wide_config
+from scalelab.models.evolved import SeparableConv
+from scalelab.registry.shapes import evolved_wide_config as wide_config
 
 
 @pytest.mark.parametrize(

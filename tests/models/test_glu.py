@@ -9,7 +9,8 @@ from archkit import tiny
 from scalelab.accounting import count
 from scalelab.config import ModelConfig
 from scalelab.errors import ConfigError
-from scalelab.models import ARCHS, build_model
+from scalelab.models import build_model
+from scalelab.registry import ARCHS
 
 
 @pytest.mark.parametrize("mlp", ["swiglu", "geglu", "reglu"])
@@ -27,6 +28,7 @@ def test_glu_is_the_transformer_with_a_gated_mlp(mlp):
 
 def test_glu_needs_a_gated_mlp():
     with pytest.raises(ConfigError, match=r"model\.mlp to one of swiglu, geglu, reglu"):
-        build_model(ModelConfig(arch="glu"))
+        ModelConfig(arch="glu", mlp="gelu")  # checked when the config is made
+    assert ModelConfig(arch="glu").mlp == "swiglu"  # the architecture's own default
     # the gated default keeps a plain MLP's parameter count (Shazeer 2020)
     assert tiny("glu").d_ff == 8 * -(-(8 * 32 // 3) // 8)

@@ -11,7 +11,7 @@ from archkit import n_params, tiny
 from scalelab.accounting import count
 from scalelab.errors import ConfigError
 from scalelab.models import build_model
-from scalelab.models.albert import d_embed
+from scalelab.registry.shapes import albert_d_embed as d_embed
 
 
 @pytest.mark.parametrize("arch", ["universal", "albert"])

@@ -11,9 +11,9 @@ import pytest
 from tests.select.conftest import tiny_config, write_jsonl
 
 from scalelab.data import load_tokens
+from scalelab.data.selection import units_of
 from scalelab.select import select
 from scalelab.select.dedup import unit_texts
-from scalelab.select.selection import units_of
 
 
 @pytest.mark.slow

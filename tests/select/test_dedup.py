@@ -8,9 +8,9 @@ import numpy as np
 from tests.select.conftest import random_words, tiny_config, write_jsonl
 
 from scalelab.data import load_tokens
+from scalelab.data.selection import units_of
 from scalelab.select import select
 from scalelab.select.dedup import find_duplicates, jaccard, shingles, unit_texts
-from scalelab.select.selection import units_of
 
 
 def test_exact_copies_of_every_other_document_are_removed_exactly(

@@ -10,10 +10,10 @@ import pytest
 from tests.select.conftest import tiny_config
 
 from scalelab.data import load_tokens
+from scalelab.data.selection import units_of
 from scalelab.select import SelectionError, select
 from scalelab.select.dedup import unit_texts
 from scalelab.select.perplexity import order_by
-from scalelab.select.selection import units_of
 
 
 def test_keep_low_drops_the_noise_first(mixed: tuple[str, Path], cache: Path) -> None:

@@ -8,10 +8,10 @@ import numpy as np
 from tests.select.conftest import tiny_config
 
 from scalelab.data import load_tokens
+from scalelab.data.selection import units_of
 from scalelab.select import select
 from scalelab.select.dedup import unit_texts
 from scalelab.select.prototype import prototype_scores
-from scalelab.select.selection import units_of
 
 
 def test_prototypes_separate_markov_text_from_noise(mixed: tuple[str, Path], cache: Path) -> None:

@@ -11,9 +11,9 @@ import pytest
 from tests.select.conftest import random_words, tiny_config, write_jsonl
 
 from scalelab.data import load_tokens, split_of
+from scalelab.data.selection import units_of
 from scalelab.select import Selection, SelectionError, apply_selection, load_selection, select
 from scalelab.select.dedup import unit_texts
-from scalelab.select.selection import units_of
 
 
 def _corpus(tmp_path: Path, n: int = 60, seed: int = 0) -> tuple[str, list[str]]:

@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from scalelab.cli import app
 from scalelab.errors import FitError, ScalelabError
+from scalelab.reporting.architectures import architecture_section, plot_comparison
 from scalelab.study import expand, load_points, study_from_dict, sweep
 from scalelab.study.compare import (
     Slope,
@@ -19,12 +20,10 @@ from scalelab.study.compare import (
     depth_width_sizes,
     depth_width_toml,
     frontier,
-    plot_comparison,
     prepare_points,
 )
-from scalelab.study.compare_report import architecture_section
-from scalelab.study.spec import load_study
 from scalelab.study.store import Store
+from scalelab.study.studyfile import load_study
 
 # Two architectures on a known line each: loss = k N^-alpha_N, with D = 20 N and
 # C_exact = 6 N D (so alpha_C = alpha_N / 2 exactly), and a little multiplicative noise.

@@ -8,7 +8,7 @@ import pytest
 
 from scalelab.errors import ConfigError
 from scalelab.study.grid import expand
-from scalelab.study.spec import load_study
+from scalelab.study.studyfile import load_study
 
 
 def _write(tmp_path: Path, select: str) -> Path:

@@ -12,7 +12,7 @@ from study_writers import write_points
 from scalelab.config import ModelConfig, RunConfig, TrainConfig
 from scalelab.errors import StoreError
 from scalelab.study import Store, export_points, load_curves, load_points, rebuild
-from scalelab.study.rundir import read_run
+from scalelab.study.records import read_run
 
 CONTRACT = [
     "run_id", "study", "arch", "n_layer", "d_model", "n_head", "d_ff", "vocab_size", "context",

@@ -34,8 +34,8 @@ def test_eval_prints_accuracy_and_writes_the_store(cli, tiny_run, tmp_path):
     ],
 )
 def test_bad_input_is_one_line_exit_2(cli, tiny_run, tmp_path, args, message):
+    from scalelab import rundir
     from scalelab.config import run_config_from_dict
-    from scalelab.train import rundir
 
     bare = tmp_path / "bare"
     bare.mkdir()

@@ -1,7 +1,7 @@
 import pytest
 
 from scalelab.errors import ConfigError
-from scalelab.study.spec import study_from_dict
+from scalelab.study.studyfile import study_from_dict
 
 
 def _study(corpus: str, cache, **extra):

@@ -108,8 +108,8 @@ def test_bad_requests(tiny_run, tmp_path):
 
 
 def test_text_task_on_a_symbol_run_is_refused(tmp_path):
+    from scalelab import rundir
     from scalelab.config import run_config_from_dict
-    from scalelab.train import rundir
 
     cfg = run_config_from_dict(
         {"data": {"corpus": "markov:order=1,vocab=8,seed=0"}, "model": {"vocab_size": 16}}

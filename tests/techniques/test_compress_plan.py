@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from scalelab.errors import ConfigError
-from scalelab.study.rundir import point_row, read_run
+from scalelab.study.records import point_row, read_run
 from scalelab.study.store import Store
 from scalelab.techniques.compress.plan import load_compression_study, run_study
 

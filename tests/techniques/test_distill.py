@@ -126,7 +126,7 @@ def test_distilled_student_beats_its_scratch_twin(make_cfg, teacher_dir: Path, t
 def test_store_point_is_a_distilled_kind_linked_to_its_teacher(
     make_cfg, teacher_dir: Path, tmp_path
 ) -> None:
-    from scalelab.study.rundir import point_row, read_run
+    from scalelab.study.records import point_row, read_run
 
     cfg = make_cfg(f"distill.teacher={teacher_dir}", "distill.alpha=0.5", "distill.loss=mse_logits")
     train(cfg, tmp_path, progress=False)
@@ -180,7 +180,7 @@ def test_init_every_copies_every_kth_teacher_block(make_cfg, teacher_dir: Path) 
 
 def test_distill_keys_are_grid_axes(tmp_path, teacher_dir: Path) -> None:
     from scalelab.study.grid import expand
-    from scalelab.study.spec import load_study
+    from scalelab.study.studyfile import load_study
 
     p = tmp_path / "s.toml"
     p.write_text(

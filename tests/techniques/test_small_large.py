@@ -8,13 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from scalelab.reporting.small_large import small_large_section
 from scalelab.study.store import Store
-from scalelab.techniques.small_large import (
-    bits_table,
-    distill_summary,
-    small_large_section,
-    technique_table,
-)
+from scalelab.techniques.small_large import bits_table, distill_summary, technique_table
 
 E, A, ALPHA = 1.5, 40.0, 0.35
 D = 1_000_000

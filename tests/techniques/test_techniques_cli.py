@@ -78,7 +78,7 @@ def test_effective_n_from_a_law_file(cli, tmp_path: Path) -> None:
 
 
 def test_points_keep_technique_points_apart(cli, tiny_run: Path, tmp_path: Path) -> None:
-    from scalelab.study.rundir import point_row, read_run
+    from scalelab.study.records import point_row, read_run
     from scalelab.study.store import Store
 
     db = tmp_path / "p.db"

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 from tune_fakes import run
 
 from scalelab.reporting.sections import BUILDERS, tuning
-from scalelab.tune.report import best_shift, tuning_section
+from scalelab.reporting.tuning import best_shift, tuning_section
 from scalelab.tune.trends import best_trials
 
 GRID = {"train.lr": {"low": 1e-4, "high": 1e-1, "log": True, "n": 7}}

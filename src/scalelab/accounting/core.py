@@ -29,8 +29,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from scalelab import presets
 from scalelab.accounting.blocks import COMPONENTS, Tally
-from scalelab.accounting.hf import read_json, spec_from_json
+from scalelab.accounting.hf import read_json, shape_from_json
 from scalelab.accounting.memory import (
     DEFAULT_MFU,
     H100_BF16_DENSE_FLOPS,
@@ -41,9 +42,10 @@ from scalelab.accounting.memory import (
     parse_count,
     parse_size,
 )
-from scalelab.accounting.transformer import tally_spec, tally_transformer
+from scalelab.accounting.transformer import tally_shape
 from scalelab.config import ModelConfig, RunConfig, read_toml, section_from_dict
 from scalelab.errors import ConfigError
+from scalelab.registry import get_arch
 
 N_DEFINITIONS = ("total", "non_embedding", "hf_non_embedding", "active", "active_non_embedding")
 
@@ -151,17 +153,13 @@ def n_of(t: Tally, definition: str) -> int:
 
 
 def tally_of_config(cfg: ModelConfig) -> Tally:
-    """The tally of a ``ModelConfig`` from its architecture's accounting function."""
-    if cfg.arch == "transformer":  # counted here without importing torch
-        return tally_transformer(cfg)
-    from scalelab.models import check_config, get_arch
-
-    check_config(cfg)
+    """The tally of a ``ModelConfig`` from its architecture's accounting function (torch-free:
+    the registry holds it; the config was checked against the registry when it was made)."""
     arch = get_arch(cfg.arch)
     if arch.accounting is None:
         raise ConfigError(
             f"arch {cfg.arch!r} has no accounting function: register it with "
-            "register(..., accounting=fn) in scalelab.models"
+            "Arch(..., accounting=fn) in scalelab.registry"
         )
     return arch.accounting(cfg)
 
@@ -174,28 +172,22 @@ def _model_config_from_toml(path: Path) -> ModelConfig:
         raise ConfigError(f"{path}: a model TOML has a [model] section or top-level model keys")
     else:
         section = values
-    cfg = section_from_dict(ModelConfig, section, "model")
-    # a file is user input: check it against the registry (architecture-only fields) as
-    # load_run_config would; this one path imports torch, with scalelab.models
-    from scalelab.models import check_config
-
-    check_config(cfg)
-    return cfg
+    # a file is user input: ModelConfig checks it against the registry (architecture-only
+    # fields, the architecture's own checks) as load_run_config would
+    return section_from_dict(ModelConfig, section, "model")
 
 
 def resolve(
     model: ModelConfig | RunConfig | str | os.PathLike[str] | dict[str, Any],
 ) -> tuple[str, Tally]:
     """A display name and the tally of anything :func:`count` accepts."""
-    from scalelab import presets
-
     if isinstance(model, RunConfig):
         model = model.model
     if isinstance(model, ModelConfig):
         return f"{model.arch} {model.n_layer}x{model.d_model}", tally_of_config(model)
     if isinstance(model, dict):
-        return str(model.get("_name_or_path", "config")), tally_spec(
-            spec_from_json(model, "config")
+        return str(model.get("_name_or_path", "config")), tally_shape(
+            shape_from_json(model, "config")
         )
     if not isinstance(model, (str, os.PathLike)):
         raise ConfigError(
@@ -204,7 +196,7 @@ def resolve(
     text = os.fspath(model)
     if presets.is_preset(text):
         p = presets.get_preset(text)
-        return p.name, tally_spec(spec_from_json(presets.preset_config(p.name), p.name))
+        return p.name, tally_shape(shape_from_json(presets.preset_config(p.name), p.name))
     path = Path(text)
     if not path.exists():
         if path.suffix in (".json", ".toml") or os.sep in text or "/" in text:
@@ -216,7 +208,7 @@ def resolve(
         path = path / "config.json"
     name = path.parent.name if path.name == "config.json" else path.name
     name = name.removesuffix(".json").removesuffix(".params")
-    return name, tally_spec(spec_from_json(read_json(path), str(path)))
+    return name, tally_shape(shape_from_json(read_json(path), str(path)))
 
 
 def _positive_int(name: str, value: Any) -> int:

@@ -1,22 +1,81 @@
-"""Readable tables of a :class:`Count` and of the presets (what ``scalelab count`` prints)."""
+"""Readable tables of a :class:`Count`, of the model presets and of the architectures (what
+``scalelab count``, ``presets`` and ``archs`` print, and their ``--json``)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from scalelab.accounting.core import Count
+from scalelab.accounting.core import Count, count
 from scalelab.accounting.memory import format_bytes
+from scalelab.config import ModelConfig, example_config
+from scalelab.fmt import si
+from scalelab.presets import list_presets
+from scalelab.registry import ARCHS
 
 if TYPE_CHECKING:
+    import pandas as pd
     from rich.table import Table
+
+
+def presets_table(seq_len: int | None = None) -> pd.DataFrame:
+    """One row per model preset with its parameter counts and FLOPs per token."""
+    import pandas as pd
+
+    rows = []
+    for p in list_presets():
+        c = count(p.name, seq_len=seq_len)
+        rows.append(
+            {
+                "name": p.name,
+                "family": p.family,
+                "total": c.params.total,
+                "non_embedding": c.params.non_embedding,
+                "active": c.params.active,
+                "embedding": c.params.embedding,
+                "seq_len": c.flops.seq_len,
+                "forward_flops_per_token": c.flops.forward_per_token,
+                "description": p.description,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def archs_table(causal: bool = True, **shape: Any) -> pd.DataFrame:
+    """One row per architecture: its inductive bias, its own config fields (a dict of their
+    defaults; None: derived from the shape), whether it has a bidirectional variant, and its
+    parameters and FLOPs per token at one shape (``example_config(arch, **shape)``;
+    ModelConfig's 4 x 128 by default). ``causal`` counts attention over earlier positions
+    only, as the trainer records it. Torch-free, like every count."""
+    import dataclasses
+
+    import pandas as pd
+
+    defaults = {f.name: f.default for f in dataclasses.fields(ModelConfig)}
+    rows = []
+    for arch in ARCHS.values():
+        cfg = example_config(arch.name, **shape)
+        c = count(cfg, causal=causal)
+        own = {**{f: defaults[f] for f in arch.fields}, **arch.defaults}
+        rows.append(
+            {
+                "arch": arch.name,
+                "description": arch.description,
+                "fields": own,
+                "bidirectional": arch.bidirectional,
+                "n_layer": cfg.n_layer,
+                "d_model": cfg.d_model,
+                "params": c.params.total,
+                "non_embedding": c.params.non_embedding,
+                "active": c.params.active,
+                "train_flops_per_token": c.flops.train_per_token,
+            }
+        )
+    return pd.DataFrame(rows)
 
 
 def human(n: float) -> str:
     """``8.03 B``, ``124 M``, ``70.4 k`` for parameter counts."""
-    for scale, unit in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k")):
-        if abs(n) >= scale:
-            return f"{n / scale:.3g} {unit}"
-    return f"{n:.0f}"
+    return si(n, billion="B", sep=" ")
 
 
 def duration(seconds: float) -> str:

@@ -1,4 +1,4 @@
-"""Read a Hugging Face ``config.json`` (or Meta's native ``params.json``) into a :class:`Spec`.
+"""Read a Hugging Face ``config.json`` (or Meta's native ``params.json``) into a :class:`TransformerShape`.
 
 Each family's layout follows its ``transformers`` class (checked against
 ``sum(p.numel())`` of the class instantiated on the meta device, see
@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from scalelab.accounting.transformer import Spec
+from scalelab.accounting.transformer import TransformerShape
 from scalelab.errors import ConfigError, did_you_mean
 
 # Meta's Llama and Llama 2 checkpoints ship ``"vocab_size": -1`` (set from the tokenizer at
@@ -83,10 +83,10 @@ def _kv_heads(f: _Fields, n_head: int) -> int:
     return n_kv
 
 
-def _gpt2(f: _Fields) -> Spec:
+def _gpt2(f: _Fields) -> TransformerShape:
     d, n_head = f.req("n_embd", "hidden_size"), f.req("n_head", "num_attention_heads")
     positions = f.req("n_positions", "max_position_embeddings")
-    return Spec(
+    return TransformerShape(
         n_layer=f.req("n_layer", "num_hidden_layers"),
         d_model=d,
         n_head=n_head,
@@ -104,7 +104,7 @@ def _gpt2(f: _Fields) -> Spec:
     )
 
 
-def _bert(f: _Fields) -> Spec:
+def _bert(f: _Fields) -> TransformerShape:
     kind = f.cfg.get("position_embedding_type", "absolute")
     if kind != "absolute":
         raise ConfigError(
@@ -113,7 +113,7 @@ def _bert(f: _Fields) -> Spec:
     d, n_head = f.req("hidden_size"), f.req("num_attention_heads")
     positions = f.req("max_position_embeddings")
     archs = f.cfg.get("architectures") or ["BertForMaskedLM"]
-    return Spec(
+    return TransformerShape(
         n_layer=f.req("num_hidden_layers"),
         d_model=d,
         n_head=n_head,
@@ -138,10 +138,10 @@ def _bert(f: _Fields) -> Spec:
     )
 
 
-def _gpt_neox(f: _Fields) -> Spec:
+def _gpt_neox(f: _Fields) -> TransformerShape:
     d, n_head = f.req("hidden_size"), f.req("num_attention_heads")
     bias = f.flag("attention_bias", True)
-    return Spec(
+    return TransformerShape(
         n_layer=f.req("num_hidden_layers"),
         d_model=d,
         n_head=n_head,
@@ -168,7 +168,7 @@ def _moe_layer_count(f: _Fields, n_layer: int, n_experts: int) -> int:
     )
 
 
-def _llama_like(f: _Fields, model_type: str) -> Spec:
+def _llama_like(f: _Fields, model_type: str) -> TransformerShape:
     d, n_head = f.req("hidden_size"), f.req("num_attention_heads")
     n_layer = f.req("num_hidden_layers")
     # Qwen3's config class defaults head_dim to 128; the others derive it from d / n_head
@@ -225,10 +225,10 @@ def _llama_like(f: _Fields, model_type: str) -> Spec:
             f"{f.source}: num_experts_per_tok ({common['top_k']}) exceeds the number of "
             f"experts ({common['n_experts']})"
         )
-    return Spec(**common)
+    return TransformerShape(**common)
 
 
-_FAMILIES: dict[str, Callable[[_Fields], Spec]] = {
+_FAMILIES: dict[str, Callable[[_Fields], TransformerShape]] = {
     "gpt2": _gpt2,
     "bert": _bert,
     "gpt_neox": _gpt_neox,
@@ -249,8 +249,8 @@ _FAMILIES: dict[str, Callable[[_Fields], Spec]] = {
 SUPPORTED_MODEL_TYPES = tuple(_FAMILIES)
 
 
-def spec_from_hf(cfg: Mapping[str, Any], source: str = "config") -> Spec:
-    """The :class:`Spec` of a Hugging Face config (a parsed ``config.json``)."""
+def shape_from_hf(cfg: Mapping[str, Any], source: str = "config") -> TransformerShape:
+    """The :class:`TransformerShape` of a Hugging Face config (a parsed ``config.json``)."""
     if "model_type" not in cfg:
         raise ConfigError(
             f"{source}: missing field 'model_type'; a Hugging Face config.json names its family "
@@ -280,8 +280,8 @@ def meta_ffn_dim(dim: int, multiple_of: int, multiplier: float | None) -> int:
     return multiple_of * -(-hidden // multiple_of)
 
 
-def spec_from_meta(cfg: Mapping[str, Any], source: str = "params.json") -> Spec:
-    """The :class:`Spec` of a Meta Llama ``params.json`` (untied output, RMSNorm, SwiGLU)."""
+def shape_from_meta(cfg: Mapping[str, Any], source: str = "params.json") -> TransformerShape:
+    """The :class:`TransformerShape` of a Meta Llama ``params.json`` (untied output, RMSNorm, SwiGLU)."""
     f = _Fields(cfg, source, "Meta params.json")
     d, n_head = f.req("dim"), f.req("n_heads")
     n_kv = f.opt_int("n_kv_heads", n_head)
@@ -297,7 +297,7 @@ def spec_from_meta(cfg: Mapping[str, Any], source: str = "params.json") -> Spec:
         raise ConfigError(
             f"{source}: field 'ffn_dim_multiplier' must be a number, got {multiplier!r}"
         )
-    return Spec(
+    return TransformerShape(
         n_layer=f.req("n_layers"),
         d_model=d,
         n_head=n_head,
@@ -324,6 +324,6 @@ def read_json(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def spec_from_json(cfg: Mapping[str, Any], source: str) -> Spec:
+def shape_from_json(cfg: Mapping[str, Any], source: str) -> TransformerShape:
     """A Hugging Face config or a Meta params.json, told apart by their fields."""
-    return spec_from_meta(cfg, source) if is_meta_params(cfg) else spec_from_hf(cfg, source)
+    return shape_from_meta(cfg, source) if is_meta_params(cfg) else shape_from_hf(cfg, source)

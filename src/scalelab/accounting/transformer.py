@@ -1,8 +1,9 @@
 """Accounting of the transformer family: one shape description for scalelab's own transformer
 and for the Hugging Face families (GPT-2, BERT, GPT-NeoX, Llama, Mistral, Mixtral, Qwen2/3, MoE).
 
-A :class:`Spec` is everything that decides the parameter count and the per-token FLOPs of a
-decoder or encoder stack; :func:`tally_spec` assembles it from the generic blocks.
+A :class:`TransformerShape` is everything that decides the parameter count and the per-token FLOPs of a
+decoder or encoder stack; :func:`tally_shape` assembles it from the generic blocks. scalelab's
+own ``transformer`` gets its shape from :func:`scalelab.registry.tallies.shape_from_config`.
 """
 
 from __future__ import annotations
@@ -20,11 +21,10 @@ from scalelab.accounting.blocks import (
     moe,
     norm,
 )
-from scalelab.config import GATED_MLPS, ModelConfig
 
 
 @dataclass(frozen=True)
-class Spec:
+class TransformerShape:
     """Shape of a transformer, as far as parameters, FLOPs and memory are concerned."""
 
     n_layer: int
@@ -66,8 +66,8 @@ class Spec:
             raise ValueError("an MoE layer needs n_experts, top_k and d_ff_expert")
 
 
-def tally_spec(s: Spec) -> Tally:
-    """Parameters, MACs and cache of a :class:`Spec`, assembled block by block."""
+def tally_shape(s: TransformerShape) -> Tally:
+    """Parameters, MACs and cache of a :class:`TransformerShape`, assembled block by block."""
     emb = embeddings(
         s.vocab_size, s.d_model, positions=s.learned_positions, token_types=s.token_types
     )
@@ -119,31 +119,3 @@ def tally_spec(s: Spec) -> Tally:
         context=s.context,
         causal=s.causal,
     )
-
-
-def spec_from_config(cfg: ModelConfig) -> Spec:
-    """The :class:`Spec` of scalelab's own transformer (``scalelab.models.transformer``)."""
-    assert cfg.n_kv_head is not None and cfg.d_ff is not None
-    return Spec(
-        n_layer=cfg.n_layer,
-        d_model=cfg.d_model,
-        n_head=cfg.n_head,
-        n_kv_head=cfg.n_kv_head,
-        head_dim=cfg.head_dim,
-        d_ff=cfg.d_ff,
-        vocab_size=cfg.vocab_size,
-        context=cfg.context,
-        gated=cfg.mlp in GATED_MLPS,
-        qkv_bias=cfg.bias,
-        out_bias=cfg.bias,
-        mlp_bias=cfg.bias,
-        norm_bias=cfg.norm == "layernorm" and cfg.bias,
-        learned_positions=cfg.context if cfg.pos == "learned" else 0,
-        tie_embeddings=cfg.tie_embeddings,
-        causal=cfg.causal,
-    )
-
-
-def tally_transformer(cfg: ModelConfig) -> Tally:
-    """Accounting function of the ``transformer`` architecture (registered on its ``Arch``)."""
-    return tally_spec(spec_from_config(cfg))

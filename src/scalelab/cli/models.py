@@ -135,7 +135,7 @@ def archs_cmd(
     json_out: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
 ) -> None:
     """Every architecture: its inductive bias, its own config fields, and its size at one shape."""
-    from scalelab.models import archs_table
+    from scalelab.accounting.display import archs_table
 
     table = archs_table(
         n_layer=n_layer, d_model=d_model, n_head=n_head, context=context, vocab_size=vocab_size

@@ -237,7 +237,7 @@ def plan(p: Any, law: Any) -> None:
 
 
 def law_presets_rows() -> list[dict[str, Any]]:
-    from scalelab.laws.presets import PRESETS, published_law
+    from scalelab.laws.published import PRESETS, published_law
 
     rows = []
     for name in PRESETS:

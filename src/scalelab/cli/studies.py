@@ -193,7 +193,8 @@ def compare_cmd(
     json_out: Annotated[bool, typer.Option("--json", help="Print the analysis as JSON.")] = False,
 ) -> None:
     """How the architectures of a study scale: alpha vs compute and N, the frontier."""
-    from scalelab.study.compare import compare, plot_comparison
+    from scalelab.reporting.architectures import plot_comparison
+    from scalelab.study.compare import compare
     from scalelab.study.compare import depth_width as dw
 
     n_boot = count_option(bootstrap, "--bootstrap")

@@ -158,7 +158,7 @@ def tuned_cmd(
         raise ConfigError("--at names a fitted value: add --fit KEY (e.g. --fit train.lr)")
     fits = [{**law.to_dict(), "at": {f"{n:g}": law.predict(n) for n in points}} for law in laws]
     if out is not None:
-        from scalelab.study.rundir import write_json_atomic
+        from scalelab.rundir import write_json as write_json_atomic
 
         write_json_atomic(out, fits)
     if as_json:

@@ -2,7 +2,7 @@
 
 ``load_tokens(data, vocab_size) -> TokenData`` is the entry point the trainer
 uses (contract in docs/internals.md). Corpus specs are described in
-:mod:`scalelab.data.spec`, the synthetic source in :mod:`scalelab.data.markov`,
+:mod:`scalelab.data.corpus_spec`, the synthetic source in :mod:`scalelab.data.markov`,
 the cache in :mod:`scalelab.data.cache`.
 """
 
@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from scalelab.data.cache import TokenData, default_cache_dir, load_tokens, split_of
 from scalelab.data.corpora import TextCorpus, open_corpus
+from scalelab.data.corpus_spec import CorpusSpec, parse_spec
 from scalelab.data.markov import MarkovSource
 from scalelab.data.metrics import bits_per_byte, bits_per_token, nats_per_token, perplexity
-from scalelab.data.spec import CorpusSpec, parse_spec
 from scalelab.data.tokenizer import BPETokenizer, ByteTokenizer, SymbolTokenizer, Tokenizer
 
 __all__ = [

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from scalelab.data.spec import EXAMPLES, CorpusSpec, parse_spec
+from scalelab.data.corpus_spec import EXAMPLES, CorpusSpec, parse_spec
 from scalelab.data.synthetic import SyntheticSource
 from scalelab.data.tokenizer import SymbolTokenizer
 from scalelab.errors import DataError

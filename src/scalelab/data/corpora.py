@@ -25,7 +25,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from scalelab.data.spec import EXAMPLES, CorpusSpec, parse_spec
+from scalelab.data.corpus_spec import EXAMPLES, CorpusSpec, parse_spec
+from scalelab.data.markov import MarkovSource
 from scalelab.errors import DataError
 
 # Directories of the standard library that hold its own test suites (CPython keeps
@@ -493,8 +494,6 @@ def open_corpus(spec: str | CorpusSpec) -> Any:
     """
     parsed = spec if isinstance(spec, CorpusSpec) else parse_spec(spec)
     if parsed.kind == "markov":
-        from scalelab.data.markov import MarkovSource
-
         return MarkovSource.from_spec(parsed)
     if parsed.kind == "facts":
         from scalelab.data.facts import FactsSource

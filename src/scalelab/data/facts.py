@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from scalelab.data.spec import EXAMPLES, CorpusSpec
+from scalelab.data.corpus_spec import EXAMPLES, CorpusSpec
 from scalelab.data.synthetic import SyntheticSource
 from scalelab.data.tokenizer import WordTokenizer
 from scalelab.errors import DataError
@@ -227,7 +227,7 @@ class FactsSource(SyntheticSource):
             templates,
             seed,
         )
-        from scalelab.data.spec import parse_spec
+        from scalelab.data.corpus_spec import parse_spec
 
         self.spec = parse_spec(spec or self.canonical())
         where = f"data.corpus = {self.spec.text!r}"

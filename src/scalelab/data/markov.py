@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from scalelab.data.spec import EXAMPLES, CorpusSpec
+from scalelab.data.corpus_spec import EXAMPLES, CorpusSpec
 from scalelab.errors import DataError
 
 DEFAULT_TEMPERATURE = 0.5

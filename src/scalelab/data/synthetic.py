@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from scalelab.data.spec import CorpusSpec
+from scalelab.data.corpus_spec import CorpusSpec
 from scalelab.data.tokenizer import Tokenizer
 
 

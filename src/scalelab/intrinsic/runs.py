@@ -151,7 +151,7 @@ def _save(
     db: str | Path | None,
     settings: dict[str, Any],
 ) -> None:
-    from scalelab.train import rundir
+    from scalelab import rundir
 
     out_dir = run_dir / "intrinsic"
     out_dir.mkdir(exist_ok=True)

@@ -23,7 +23,7 @@ from scalelab.laws.forms import FORMS
 from scalelab.laws.frontier import loglog_slope, pareto_frontier
 from scalelab.laws.law import Law
 from scalelab.laws.plan import Plan, PlanError, plan
-from scalelab.laws.presets import PRESETS, published_law, resolve_law
+from scalelab.laws.published import PRESETS, published_law, resolve_law
 from scalelab.laws.select import Selection, select_law
 
 __all__ = [

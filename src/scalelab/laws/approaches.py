@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from scalelab.errors import FitError
+from scalelab.intervals import percentile_interval
 from scalelab.laws.fit import _with_derived, check_points, fit_law, size_groups
 from scalelab.laws.law import CI_LEVEL
 
@@ -169,15 +170,12 @@ def _extrapolate(alloc: Allocation, refit: Any) -> dict[str, Any] | None:
 
 
 def _ci(samples: list[tuple[float, ...]], level: float) -> dict[str, tuple[float, float]]:
-    arr = np.asarray(samples, dtype=float)
-    q = 100 * (1 - level) / 2
-    out = {}
-    for i, k in enumerate(("a", "b", "k_N", "k_D")):
-        col = arr[:, i][np.isfinite(arr[:, i])]
-        if col.size:
-            lo, hi = np.percentile(col, [q, 100 - q])
-            out[k] = (float(lo), float(hi))
-    return out
+    lo, hi = percentile_interval(np.asarray(samples, dtype=float).reshape(-1, 4), level)
+    return {
+        k: (float(lo[i]), float(hi[i]))
+        for i, k in enumerate(("a", "b", "k_N", "k_D"))
+        if np.isfinite(lo[i])
+    }
 
 
 def isoflop(

@@ -159,10 +159,10 @@ def _effective(
     reference: float | None,
     level: float | None,
 ) -> Effective:
-    if variable not in law.spec.inputs:
+    if variable not in law.functional_form.inputs:
         raise FitError(
             f"the {law.name or law.form} law does not depend on {variable} "
-            f"(inputs: {', '.join(law.spec.inputs)}): fit a law of N and D (chinchilla, kaplan)"
+            f"(inputs: {', '.join(law.functional_form.inputs)}): fit a law of N and D (chinchilla, kaplan)"
         )
     if not (math.isfinite(loss) and loss > 0):
         raise FitError(f"the loss to invert must be a positive number, got {loss}")

@@ -16,9 +16,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from scalelab.errors import FitError
+from scalelab.errors import FitError, did_you_mean
+from scalelab.intervals import percentile_interval
 from scalelab.laws.forms import FIXABLE, FORMS, Array, Form, make_form
 from scalelab.laws.law import CI_LEVEL, Law
+from scalelab.laws.published import resolve_law
 from scalelab.laws.robust import DELTA, bootstrap, fit_form
 
 SAME_SIZE_RTOL = 0.02  # values within 2% are one rung of a ladder (digitised data jitter)
@@ -113,8 +115,7 @@ def _cols(pts: pd.DataFrame, form: Form) -> dict[str, Array]:
 
 
 def _ci(samples: Array, names: tuple[str, ...], free: tuple[str, ...], level: float) -> dict:
-    q = 100 * (1 - level) / 2
-    lo, hi = np.nanpercentile(samples, [q, 100 - q], axis=0)
+    lo, hi = percentile_interval(samples, level)
     return {n: (float(lo[i]), float(hi[i])) for i, n in enumerate(names) if n in free}
 
 
@@ -221,8 +222,6 @@ def fit_law(
       not independent draws).
     """
     if law not in FORMS:
-        from scalelab.errors import did_you_mean
-
         raise FitError(f"unknown law {law!r}{did_you_mean(law, FORMS)}; choose from {FORMS}")
     if x is not None and x not in ("N", "D", "C"):
         raise FitError(f"x must be N, D or C, not {x!r}")
@@ -421,8 +420,6 @@ def _base_params(
         b.extrapolation = None
         return {k: b.params[k] for k in names}
     if isinstance(base, str | Path):
-        from scalelab.laws.presets import resolve_law
-
         base = resolve_law(base)
     params = base.params if isinstance(base, Law) else dict(base)
     missing = [k for k in names if k not in params]

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +17,9 @@ from typing import Any
 
 import numpy as np
 
+from scalelab import atomic
 from scalelab.errors import FitError
+from scalelab.intervals import percentile_interval
 from scalelab.laws.forms import FORMS, Array, Form, make_form
 
 CI_LEVEL = 0.95
@@ -39,7 +39,7 @@ class Law:
       order; they give the intervals of predictions and plans.
     """
 
-    form: str
+    form: str  # the functional form's name (a key of FORMS); the Form itself is .functional_form
     params: dict[str, float]
     objective: float | None = None
     ci: dict[str, tuple[float, float]] = field(default_factory=dict)
@@ -61,19 +61,19 @@ class Law:
 
     # -- the maths ---------------------------------------------------------------------------
     @property
-    def spec(self) -> Form:
+    def functional_form(self) -> Form:
         fixed = {k: self.params[k] for k in self.fixed}
         return make_form(self.form, x=self.x, fixed=fixed)
 
     @property
     def formula(self) -> str:
-        return self.spec.formula
+        return self.functional_form.formula
 
     def _columns(self, inputs: Mapping[str, Any]) -> tuple[dict[str, Array], bool]:
         given = {k: v for k, v in inputs.items() if v is not None}
         scalar = all(np.ndim(v) == 0 for v in given.values())
         cols = {k: np.atleast_1d(np.asarray(v, dtype=float)) for k, v in given.items()}
-        need = self.spec.inputs
+        need = self.functional_form.inputs
         if "C" in need and "C" not in cols and {"N", "D"} <= cols.keys():
             cols["C"] = 6.0 * cols["N"] * cols["D"]
         if "unique_tokens" in need and "unique_tokens" not in cols and "D" in cols:
@@ -105,14 +105,14 @@ class Law:
         if "x" in given and self.x is not None:
             given[self.x] = given.pop("x")
         cols, scalar = self._columns(given)
-        out = self.spec.predict(self.params, cols)
+        out = self.functional_form.predict(self.params, cols)
         return float(out[0]) if scalar else out
 
     def sample_params(self) -> list[dict[str, float]]:
         """The bootstrap refits as parameter dicts (empty for a law without bootstrap)."""
         if self.samples is None:
             return []
-        names = self.spec.public
+        names = self.functional_form.public
         return [dict(zip(names, map(float, row), strict=True)) for row in self.samples]
 
     def predict_interval(
@@ -130,15 +130,14 @@ class Law:
         if run and (self.residuals is None or len(self.residuals) == 0):
             raise FitError("this law keeps no residuals: fit it with select_law for run=True")
         cols, scalar = self._columns(inputs)
-        preds = np.stack([self.spec.predict(p, cols) for p in self.sample_params()])
+        preds = np.stack([self.functional_form.predict(p, cols) for p in self.sample_params()])
         if run:
             assert self.residuals is not None
             rng = np.random.default_rng(self.seed or 0)
             preds = preds * np.exp(
                 self.residuals[rng.integers(0, len(self.residuals), preds.shape)]
             )
-        q = 100 * (1 - (level or self.ci_level)) / 2
-        lo, hi = np.nanpercentile(preds, [q, 100 - q], axis=0)
+        lo, hi = percentile_interval(preds, level or self.ci_level)
         return (float(lo[0]), float(hi[0])) if scalar else (lo, hi)
 
     # -- (de)serialisation --------------------------------------------------------------------
@@ -167,7 +166,7 @@ class Law:
         if self.samples is not None:
             d["bootstrap"] = {"n": len(self.samples), "seed": self.seed}
             if samples:
-                d["bootstrap"]["columns"] = list(self.spec.public)
+                d["bootstrap"]["columns"] = list(self.functional_form.public)
                 d["bootstrap"]["samples"] = [[float(v) for v in row] for row in self.samples]
         return _finite(d)
 
@@ -201,32 +200,21 @@ class Law:
         )
         if d.get("residuals"):
             law.residuals = np.asarray(d["residuals"], dtype=float)
-        missing = [p for p in law.spec.public if p not in law.params]
+        missing = [p for p in law.functional_form.public if p not in law.params]
         if missing:
             raise FitError(f"{where}: the {form} law needs params {', '.join(missing)}")
         boot = d.get("bootstrap") or {}
         if boot.get("samples"):
-            cols = boot.get("columns") or list(law.spec.public)
+            cols = boot.get("columns") or list(law.functional_form.public)
             arr = np.asarray(boot["samples"], dtype=float)
-            order = [cols.index(p) for p in law.spec.public]
+            order = [cols.index(p) for p in law.functional_form.public]
             law.samples = arr[:, order]
             law.seed = boot.get("seed")
         return law
 
     def save(self, path: str | Path) -> Path:
-        """Write ``to_dict()`` as JSON atomically (temporary file, then rename)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w") as fh:
-                json.dump(self.to_dict(), fh, indent=1)
-                fh.write("\n")
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return path
+        """Write ``to_dict()`` as JSON atomically (:mod:`scalelab.atomic`)."""
+        return atomic.write_json(path, self.to_dict(), indent=1)
 
     @classmethod
     def load(cls, path: str | Path) -> Law:

@@ -28,9 +28,10 @@ import numpy as np
 from scipy.optimize import minimize_scalar
 
 from scalelab.errors import ScalelabError
+from scalelab.intervals import percentile_interval
 from scalelab.laws.forms import R_D_STAR, R_N_STAR, DataConstrained, as_chinchilla
 from scalelab.laws.law import Law
-from scalelab.laws.presets import published_law, resolve_law
+from scalelab.laws.published import published_law, resolve_law
 
 
 class PlanError(ScalelabError):
@@ -152,7 +153,7 @@ def _optimum(law: Law, params: Mapping[str, float], C: float) -> tuple[float, fl
     if law.form in _CLOSED_FORM:
         n, d = chinchilla_optimum(as_chinchilla(law.form, params), C)
         return float(n), float(d)
-    form = law.spec
+    form = law.functional_form
 
     def loss_at(N: Any, D: Any) -> Any:
         return form.predict(params, {"N": np.atleast_1d(N), "D": np.atleast_1d(D)})
@@ -160,14 +161,11 @@ def _optimum(law: Law, params: Mapping[str, float], C: float) -> tuple[float, fl
     return _numeric_optimum(loss_at, C)
 
 
-def _interval(values: list[float], level: float) -> tuple[float, float] | None:
-    arr = np.asarray(values, dtype=float)
-    arr = arr[~np.isnan(arr)]
-    if arr.size == 0:
-        return None
-    q = 100 * (1 - level) / 2
-    lo, hi = np.percentile(arr, [q, 100 - q])
-    return float(lo), float(hi)
+def _interval(
+    values: list[float], level: float, *, keep_infinite: bool = False
+) -> tuple[float, float] | None:
+    lo, hi = percentile_interval(values, level, keep_infinite=keep_infinite)
+    return None if np.isnan(lo) else (lo, hi)
 
 
 def _check_law(law: Law) -> None:
@@ -217,7 +215,9 @@ def plan(
             )
         if samples:
             cs = [_compute_for(law, p, target_loss) for p in samples]
-            compute_interval = _interval([c if np.isfinite(c) else np.inf for c in cs], level)
+            compute_interval = _interval(
+                [c if np.isfinite(c) else np.inf for c in cs], level, keep_infinite=True
+            )
             unreachable = sum(not np.isfinite(c) for c in cs)
             if unreachable:
                 notes.append(
@@ -229,9 +229,9 @@ def plan(
     loss = float(law.predict(N=N, D=D))
     loss_iv = n_iv = d_iv = None
     if samples:
-        spec = law.spec
+        form = law.functional_form
         cols = {"N": np.array([N]), "D": np.array([D]), "unique_tokens": np.array([D])}
-        loss_iv = _interval([float(spec.predict(p, cols)[0]) for p in samples], level)
+        loss_iv = _interval([float(form.predict(p, cols)[0]) for p in samples], level)
         opts = [_optimum(law, p, compute) for p in samples]
         n_iv = _interval([o[0] for o in opts], level)
         d_iv = _interval([o[1] for o in opts], level)
@@ -269,7 +269,9 @@ def _compute_for(law: Law, params: Mapping[str, float], target: float) -> float:
     # numeric: the optimal loss falls monotonically with C; bisect on log C
     def best(logc: float) -> float:
         n, d = _optimum(law, params, float(np.exp(logc)))
-        return float(law.spec.predict(params, {"N": np.array([n]), "D": np.array([d])})[0])
+        return float(
+            law.functional_form.predict(params, {"N": np.array([n]), "D": np.array([d])})[0]
+        )
 
     lo, hi = np.log(1e6), np.log(1e40)
     if best(hi) > target:

@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from scalelab.errors import FitError
+from scalelab.intervals import percentile_interval
 from scalelab.laws.fit import (
     _check_identifiable,
     _cols,
@@ -235,7 +236,7 @@ def select_law(
         _, law.subset = subset_points(check_frame(points), min_n=min_n, min_c=min_c)
     # the refit's log residuals: predict_interval(run=True), the interval checked above
     law.residuals = np.log(pts["loss"].to_numpy()) - np.log(
-        law.spec.predict(law.params, _cols(pts, law.spec))
+        law.functional_form.predict(law.params, _cols(pts, law.functional_form))
     )
     sel = Selection(law, chosen, table, summary, level, k, bootstrap, notes)
     law.selection = sel.to_dict()
@@ -342,9 +343,8 @@ def prediction_interval(
     resid = logy - form.log_model(theta[None, :], feats)[0]
     rng = np.random.default_rng(seed + 1)
     logp = logp + resid[rng.integers(0, resid.shape[0], logp.shape)]
-    q = 100 * (1 - level) / 2
-    lo, hi = np.nanpercentile(np.exp(logp), [q, 100 - q], axis=0)
-    return lo, hi
+    with np.errstate(over="ignore"):
+        return percentile_interval(np.exp(logp), level)
 
 
 def _summarise(table: pd.DataFrame, specs: Mapping[str, Form], n_boot: int) -> pd.DataFrame:

@@ -242,7 +242,7 @@ def result_name(precision: str) -> str:
 
 def _write(run_dir: Path, result: CapacityResult, db: str | Path | None) -> None:
     from scalelab.memorization.points import put_technique_point
-    from scalelab.train.rundir import write_json
+    from scalelab.rundir import write_json
 
     write_json(run_dir / result_name(result.precision), result.to_dict())
     if db is not None:

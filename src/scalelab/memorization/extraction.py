@@ -200,7 +200,7 @@ def memorization(
     )
     if write:
         from scalelab.memorization.points import put_technique_point
-        from scalelab.train.rundir import write_json
+        from scalelab.rundir import write_json
 
         write_json(Path(run_dir) / "memorization.json", result.to_dict())
         if db is not None:

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 def load_run(run_dir: str | Path) -> tuple[RunConfig, dict[str, Any]]:
     """(config, summary) of a finished run directory; a StoreError names what is missing."""
-    from scalelab.train import rundir
+    from scalelab import rundir
 
     p = Path(run_dir)
     if not (p / rundir.CONFIG).is_file():
@@ -37,8 +37,8 @@ def load_run(run_dir: str | Path) -> tuple[RunConfig, dict[str, Any]]:
 
 def load_model(run_dir: str | Path, cfg: RunConfig) -> nn.Module:
     """The newest intact checkpoint's model, in fp32 on the CPU, in eval mode."""
+    from scalelab import rundir
     from scalelab.models import build_model
-    from scalelab.train import rundir
     from scalelab.train.checkpoint import latest_checkpoint
 
     ckpt = latest_checkpoint(Path(run_dir) / rundir.CHECKPOINTS)

@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from scalelab.study.rundir import point_row, read_run
+from scalelab.study.records import point_row, read_run
 from scalelab.study.store import Store
 
 

@@ -29,49 +29,15 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from scalelab.accounting.blocks import Tally, linear
 from scalelab.config import ModelConfig
-from scalelab.errors import ConfigError
-from scalelab.models import register
-from scalelab.models.base import CausalLM, block_piece, tally_lm
+from scalelab.models.base import CausalLM
 from scalelab.models.transformer import Block
+from scalelab.registry.shapes import albert_d_embed
 
 
-def d_embed(cfg: ModelConfig) -> int:
-    """E: ``model.d_embed``, or ALBERT's 128 capped at d_model / 4 for small widths."""
-    return cfg.d_embed if cfg.d_embed is not None else max(1, min(128, cfg.d_model // 4))
-
-
-def check_albert(cfg: ModelConfig) -> None:
-    if d_embed(cfg) > cfg.d_model:
-        raise ConfigError(
-            f"model.d_embed ({cfg.d_embed}) is wider than model.d_model ({cfg.d_model}): "
-            "ALBERT factorises the embedding through E <= d_model; lower model.d_embed"
-        )
-
-
-def tally_albert(cfg: ModelConfig) -> Tally:
-    e = d_embed(cfg)
-    body = (
-        linear(e, cfg.d_model, bias=cfg.bias, component="embeddings")  # emb_up E -> H
-        + block_piece(cfg).reused(cfg.n_layer)
-        + linear(cfg.d_model, e, bias=cfg.bias, component="head")  # head_down H -> E
-    )
-    return tally_lm(cfg, body, d_embed=e)
-
-
-@register(
-    "albert",
-    "factorised embedding (E < d_model) and one block's weights shared by all layers",
-    bidirectional=True,
-    accounting=tally_albert,
-    check=check_albert,
-    fields=("d_embed",),
-)
 class Albert(CausalLM):
     def __init__(self, cfg: ModelConfig) -> None:
-        check_albert(cfg)
-        e = d_embed(cfg)
+        e = albert_d_embed(cfg)
         super().__init__(cfg, d_embed=e)
         self.emb_up = nn.Linear(e, cfg.d_model, bias=cfg.bias)
         self.block = Block(cfg, cfg.causal)

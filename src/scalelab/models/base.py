@@ -4,7 +4,7 @@ The architectures in this package differ in their blocks (how tokens mix, how we
 shared or routed); the stem around them is the transformer's, so that a comparison between
 architectures changes one thing at a time. Parameter names follow ``transformer.py``
 (``tok_emb``, ``pos_emb``, ``norm_f``, ``head``), and so does its accounting:
-:func:`tally_lm` adds the stem's pieces from ``scalelab.accounting.blocks`` to a body.
+:func:`scalelab.registry.tallies.tally_lm` adds the stem's pieces to a body.
 """
 
 from __future__ import annotations
@@ -14,9 +14,7 @@ import math
 import torch
 from torch import nn
 
-from scalelab.accounting.blocks import Piece, Tally, attention, embeddings, lm_head, mlp, norm
-from scalelab.config import GATED_MLPS, ModelConfig
-from scalelab.errors import ConfigError
+from scalelab.config import ModelConfig
 from scalelab.models.transformer import make_norm, rotary_tables
 
 Rope = tuple[torch.Tensor, torch.Tensor] | None
@@ -87,68 +85,3 @@ class CausalLM(nn.Module):
             nn.init.normal_(p, mean=0.0, std=std)
         if self.cfg.tie_embeddings:
             self.head.weight = self.tok_emb.weight
-
-
-def tally_lm(
-    cfg: ModelConfig,
-    body: Piece,
-    *,
-    n_layer: int | None = None,
-    n_head: int | None = None,
-    d_embed: int | None = None,
-    head: Piece | None = None,
-) -> Tally:
-    """The stem of :class:`CausalLM` around ``body``: embeddings, final norm and head.
-
-    ``n_layer`` and ``n_head`` feed only the activation-memory estimate (Korthikanti et al.
-    2022): pass ``n_head = 0`` for a body without a T x T softmax score matrix. ``d_embed`` is
-    the embedding width (default d_model); ``head`` replaces the plain LM head's piece (a
-    mixture of softmaxes).
-    """
-    e = cfg.d_model if d_embed is None else d_embed
-    learned = cfg.context if cfg.pos == "learned" else 0
-    if head is None:
-        head = lm_head(e, cfg.vocab_size, tied=cfg.tie_embeddings)
-    total = embeddings(cfg.vocab_size, e, positions=learned) + body + norm_piece(cfg) + head
-    return Tally(
-        body=total,
-        embedding=(cfg.vocab_size + learned) * e,
-        untied_head=0 if cfg.tie_embeddings else cfg.vocab_size * e,
-        n_layer=cfg.n_layer if n_layer is None else n_layer,
-        d_model=cfg.d_model,
-        n_head=cfg.n_head if n_head is None else n_head,
-        context=cfg.context,
-        causal=cfg.causal,
-    )
-
-
-def norm_piece(cfg: ModelConfig, d: int | None = None) -> Piece:
-    """The accounting of ``make_norm(cfg)`` over ``d`` features (default d_model)."""
-    return norm(cfg.d_model if d is None else d, bias=cfg.norm == "layernorm" and cfg.bias)
-
-
-def attention_piece(cfg: ModelConfig) -> Piece:
-    """The accounting of ``transformer.Attention(cfg)``."""
-    return attention(
-        cfg.d_model, cfg.n_head, cfg.n_kv_head, cfg.head_dim, qkv_bias=cfg.bias, out_bias=cfg.bias
-    )
-
-
-def mlp_piece(cfg: ModelConfig) -> Piece:
-    """The accounting of ``transformer.MLP(cfg)``."""
-    assert cfg.d_ff is not None
-    return mlp(cfg.d_model, cfg.d_ff, gated=cfg.mlp in GATED_MLPS, bias=cfg.bias)
-
-
-def block_piece(cfg: ModelConfig) -> Piece:
-    """The accounting of ``transformer.Block(cfg)``: two norms, attention, MLP."""
-    return norm_piece(cfg) * 2 + attention_piece(cfg) + mlp_piece(cfg)
-
-
-def no_rotary(cfg: ModelConfig) -> None:
-    """Check for architectures without attention: rotary positions rotate queries and keys."""
-    if cfg.pos == "rotary":
-        raise ConfigError(
-            f"model.pos = 'rotary' rotates attention queries and keys, and arch {cfg.arch!r} "
-            "has no attention: set model.pos = 'learned' or 'none'"
-        )

@@ -37,16 +37,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from scalelab.accounting.blocks import Piece, Tally, linear
 from scalelab.config import ModelConfig
-from scalelab.models import register
-from scalelab.models.base import CausalLM, mlp_piece, no_rotary, norm_piece, tally_lm
+from scalelab.models.base import CausalLM
 from scalelab.models.transformer import MLP, make_norm
-
-
-def kernel_widths(cfg: ModelConfig) -> list[int]:
-    """K of each layer: 3, 7, 15, 31, ... (Wu et al. sec. 5.1), capped at ``kernel_size``."""
-    return [min(cfg.kernel_size, 2 ** (i + 2) - 1) for i in range(cfg.n_layer)]
+from scalelab.registry.shapes import conv_kernel_widths
 
 
 class ConvMixing(nn.Module):
@@ -88,39 +82,14 @@ class ConvBlock(nn.Module):
         return x + self.mlp(self.norm2(x))
 
 
-def conv_piece(cfg: ModelConfig, width: int, dynamic: bool) -> Piece:
-    d, H = cfg.d_model, cfg.n_head
-    piece = linear(d, 2 * d, bias=cfg.bias, component="conv") + linear(
-        d, d, bias=cfg.bias, component="conv"
-    )
-    if dynamic:
-        piece = piece + linear(d, H * width, bias=cfg.bias, component="conv")
-    else:
-        piece = piece + Piece({"conv": H * width}, H * width)
-    return piece + Piece(mix_macs=d * width)
-
-
-def _tally(cfg: ModelConfig, dynamic: bool) -> Tally:
-    rest = norm_piece(cfg) * 2 + mlp_piece(cfg)
-    body = sum((conv_piece(cfg, k, dynamic) + rest for k in kernel_widths(cfg)), Piece())
-    return tally_lm(cfg, body, n_head=0)
-
-
-def tally_lconv(cfg: ModelConfig) -> Tally:
-    return _tally(cfg, dynamic=False)
-
-
-def tally_dconv(cfg: ModelConfig) -> Tally:
-    return _tally(cfg, dynamic=True)
-
-
 class ConvLM(CausalLM):
     dynamic = False
 
     def __init__(self, cfg: ModelConfig) -> None:
-        no_rotary(cfg)
         super().__init__(cfg)
-        self.blocks = nn.ModuleList(ConvBlock(cfg, k, self.dynamic) for k in kernel_widths(cfg))
+        self.blocks = nn.ModuleList(
+            ConvBlock(cfg, k, self.dynamic) for k in conv_kernel_widths(cfg)
+        )
         self.init_weights(residual_writes=2 * cfg.n_layer)
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
@@ -130,23 +99,9 @@ class ConvLM(CausalLM):
         return self.logits(x)
 
 
-@register(
-    "lconv",
-    "lightweight convolution: local, softmax-normalised kernels shared by each head's channels",
-    accounting=tally_lconv,
-    check=no_rotary,
-    fields=("kernel_size",),
-)
 class LightConvLM(ConvLM):
     dynamic = False
 
 
-@register(
-    "dconv",
-    "dynamic convolution: local kernels predicted per position from the current token",
-    accounting=tally_dconv,
-    check=no_rotary,
-    fields=("kernel_size",),
-)
 class DynamicConvLM(ConvLM):
     dynamic = True

@@ -31,46 +31,16 @@ the wide head count), ``norm_conv``, ``left`` / ``right`` / ``conv_out`` (``dept
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from scalelab.accounting.blocks import Piece, Tally, linear, mlp
 from scalelab.config import ModelConfig
-from scalelab.errors import ConfigError
-from scalelab.models import register
-from scalelab.models.base import CausalLM, Rope, attention_piece, norm_over, norm_piece, tally_lm
+from scalelab.models.base import CausalLM, Rope, norm_over
 from scalelab.models.transformer import Attention, make_norm, rotary_tables
-
-
-def wide_config(cfg: ModelConfig) -> ModelConfig:
-    """The wide attention's config: ``max(min(2 n_head, 16), n_head)`` heads (the reference's
-    16 heads for 8), or n_head when that many heads do not fit d_model (or its kv heads)."""
-    assert cfg.n_kv_head is not None
-    wide = max(min(2 * cfg.n_head, 16), cfg.n_head)
-    kv, rem = divmod(cfg.n_kv_head * wide, cfg.n_head)
-    if cfg.d_model % wide or rem:
-        return cfg
-    try:
-        return dataclasses.replace(cfg, n_head=wide, n_kv_head=kv)
-    except ConfigError:  # e.g. an odd head size under rotary positions
-        return cfg
-
-
-def check_evolved(cfg: ModelConfig) -> None:
-    if cfg.d_model % 2:
-        raise ConfigError(
-            f"arch 'evolved' has a d_model / 2 convolution branch: model.d_model "
-            f"({cfg.d_model}) must be even"
-        )
-    if cfg.mlp != ModelConfig.mlp:
-        raise ConfigError(
-            f"arch 'evolved' has its own searched Swish feed-forward; model.mlp = {cfg.mlp!r} "
-            "does not apply: remove it"
-        )
+from scalelab.registry.shapes import evolved_wide_config
 
 
 class SeparableConv(nn.Module):
@@ -88,17 +58,12 @@ class SeparableConv(nn.Module):
         return self.pointwise(h)
 
 
-def separable_piece(c_in: int, c_out: int, width: int, bias: bool) -> Piece:
-    depthwise = Piece({"conv": c_in * width}, c_in * width, mix_macs=c_in * width)
-    return depthwise + linear(c_in, c_out, bias=bias, component="conv")
-
-
 class EvolvedBlock(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         d = cfg.d_model
         assert cfg.d_ff is not None
-        self.norm_wide, self.attn_wide = make_norm(cfg), Attention(wide_config(cfg))
+        self.norm_wide, self.attn_wide = make_norm(cfg), Attention(evolved_wide_config(cfg))
         self.norm_conv = make_norm(cfg)
         self.left = SeparableConv(d, 2 * d, 11, cfg.bias)
         self.right = SeparableConv(d, d // 2, 7, cfg.bias)
@@ -120,35 +85,11 @@ class EvolvedBlock(nn.Module):
         return x + self.ffn_proj(self.norm_hidden(F.silu(self.ffn_in(self.norm_ffn(x)))))
 
 
-def tally_evolved(cfg: ModelConfig) -> Tally:
-    d, wide = cfg.d_model, wide_config(cfg)
-    assert cfg.d_ff is not None
-    block = (
-        norm_piece(cfg) * 4
-        + norm_piece(cfg, 2 * d)
-        + norm_piece(cfg, cfg.d_ff)
-        + attention_piece(wide)
-        + separable_piece(d, 2 * d, 11, cfg.bias)
-        + separable_piece(d, d // 2, 7, cfg.bias)
-        + separable_piece(2 * d, d, 7, cfg.bias)
-        + attention_piece(cfg)
-        + mlp(d, cfg.d_ff, bias=cfg.bias)
-    )
-    return tally_lm(cfg, block * cfg.n_layer, n_head=cfg.n_head + wide.n_head)
-
-
-@register(
-    "evolved",
-    "Evolved Transformer decoder: wide attention, branched separable convolutions, Swish FFN",
-    accounting=tally_evolved,
-    check=check_evolved,
-)
 class EvolvedTransformer(CausalLM):
     def __init__(self, cfg: ModelConfig) -> None:
-        check_evolved(cfg)
         super().__init__(cfg)
         self.blocks = nn.ModuleList(EvolvedBlock(cfg) for _ in range(cfg.n_layer))
-        wide = wide_config(cfg)
+        wide = evolved_wide_config(cfg)
         if cfg.pos == "rotary":
             cos, sin = rotary_tables(wide.head_dim, cfg.context, cfg.rope_theta)
             self.register_buffer("rope_wide_cos", cos, persistent=False)

@@ -37,26 +37,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from scalelab.accounting.blocks import Piece, Tally
 from scalelab.config import ModelConfig
-from scalelab.errors import ConfigError
-from scalelab.models import register
-from scalelab.models.base import CausalLM, Rope, block_piece, tally_lm
+from scalelab.models.base import CausalLM, Rope
 from scalelab.models.transformer import Block
-
-
-def split(cfg: ModelConfig) -> tuple[int, int, int]:
-    """(pre, shortened, post) blocks."""
-    outer = cfg.n_layer // 4
-    return outer, cfg.n_layer - 2 * outer, outer
-
-
-def check_funnel(cfg: ModelConfig) -> None:
-    if cfg.pool < 2:
-        raise ConfigError(
-            f"model.pool = {cfg.pool} does not shorten the sequence: set model.pool >= 2 "
-            "(or use arch 'transformer')"
-        )
+from scalelab.registry.shapes import funnel_split
 
 
 def shorten(x: torch.Tensor, k: int) -> torch.Tensor:
@@ -73,36 +57,10 @@ def upsample(s: torch.Tensor, k: int, length: int) -> torch.Tensor:
     return s.repeat_interleave(k, dim=1)[:, :length]
 
 
-def shortened(piece: Piece, k: int) -> Piece:
-    """A block run on a sequence k times shorter, per token of the full sequence."""
-    return Piece(
-        dict(piece.params),
-        piece.active,
-        round(piece.macs / k),
-        round(piece.mix_macs_per_position / k**2),
-        round(piece.mix_macs / k),
-        round(piece.kv / k),
-    )
-
-
-def tally_funnel(cfg: ModelConfig) -> Tally:
-    pre, short, post = split(cfg)
-    block = block_piece(cfg)
-    return tally_lm(cfg, block * (pre + post) + shortened(block, cfg.pool) * short)
-
-
-@register(
-    "funnel",
-    "middle blocks on a k-times shorter sequence (shift, pool, upsample: Hourglass-causal)",
-    accounting=tally_funnel,
-    check=check_funnel,
-    fields=("pool",),
-)
 class Funnel(CausalLM):
     def __init__(self, cfg: ModelConfig) -> None:
-        check_funnel(cfg)
         super().__init__(cfg)
-        pre, short, post = split(cfg)
+        pre, short, post = funnel_split(cfg)
         self.pre = nn.ModuleList(Block(cfg) for _ in range(pre))
         self.short = nn.ModuleList(Block(cfg) for _ in range(short))
         self.post = nn.ModuleList(Block(cfg) for _ in range(post))

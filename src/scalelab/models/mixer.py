@@ -34,10 +34,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from scalelab.accounting.blocks import Piece, Tally
 from scalelab.config import ModelConfig
-from scalelab.models import register
-from scalelab.models.base import CausalLM, mlp_piece, no_rotary, norm_piece, tally_lm
+from scalelab.models.base import CausalLM
 from scalelab.models.transformer import MLP, make_norm
 
 
@@ -91,26 +89,8 @@ class MixerBlock(nn.Module):
         return x + self.mlp(self.norm2(x))
 
 
-def token_mixing_piece(cfg: ModelConfig) -> Piece:
-    T = cfg.context
-    n = 2 * (T * (T + 1) // 2 + (T if cfg.bias else 0))
-    return Piece({"token_mixing": n}, n, mix_macs_per_position=2 * cfg.d_model)
-
-
-def tally_mixer(cfg: ModelConfig) -> Tally:
-    block = norm_piece(cfg) * 2 + token_mixing_piece(cfg) + mlp_piece(cfg)
-    return tally_lm(cfg, block * cfg.n_layer, n_head=0)
-
-
-@register(
-    "mixer",
-    "MLP-Mixer: fixed, causally masked position-to-position weights instead of attention",
-    accounting=tally_mixer,
-    check=no_rotary,
-)
 class Mixer(CausalLM):
     def __init__(self, cfg: ModelConfig) -> None:
-        no_rotary(cfg)
         super().__init__(cfg)
         self.blocks = nn.ModuleList(MixerBlock(cfg) for _ in range(cfg.n_layer))
         self.init_weights(residual_writes=2 * cfg.n_layer)

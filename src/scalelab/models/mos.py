@@ -28,30 +28,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from scalelab.accounting.blocks import Tally, linear, lm_head
 from scalelab.config import ModelConfig
-from scalelab.models import register
-from scalelab.models.base import CausalLM, block_piece, tally_lm
+from scalelab.models.base import CausalLM
 from scalelab.models.transformer import Block
 
 
-def tally_mos(cfg: ModelConfig) -> Tally:
-    d, K = cfg.d_model, cfg.n_softmax
-    head = (
-        linear(d, K, bias=cfg.bias, component="head")  # prior
-        + linear(d, K * d, bias=cfg.bias, component="head")  # latent
-        + lm_head(d, cfg.vocab_size, tied=cfg.tie_embeddings).reused(K)
-    )
-    return tally_lm(cfg, block_piece(cfg) * cfg.n_layer, head=head)
-
-
-@register(
-    "mos",
-    "mixture of softmaxes output: K softmaxes mixed by a prior, a high-rank output layer",
-    bidirectional=True,
-    accounting=tally_mos,
-    fields=("n_softmax",),
-)
 class MixtureOfSoftmaxes(CausalLM):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__(cfg)

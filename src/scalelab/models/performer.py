@@ -41,30 +41,18 @@ that are multiples of C (shorter sequences are padded to one).
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from scalelab.accounting.blocks import Piece, Tally
 from scalelab.config import ModelConfig
-from scalelab.models import register
-from scalelab.models.base import CausalLM, Rope, attention_piece, mlp_piece, norm_piece, tally_lm
+from scalelab.models.base import CausalLM, Rope
 from scalelab.models.transformer import MLP, Attention, make_norm
+from scalelab.registry.shapes import performer_chunk, performer_features
 
-CHUNK = 32  # positions per chunk of the causal prefix sum
 KEY_EXPONENT_CAP = 40.0  # key features are kept below exp(KEY_EXPONENT_CAP)
-
-
-def n_features(cfg: ModelConfig) -> int:
-    hd = cfg.head_dim
-    return cfg.n_features if cfg.n_features is not None else max(hd, round(hd * math.log(hd)))
-
-
-def chunk_size(cfg: ModelConfig) -> int:
-    return min(CHUNK, cfg.context)
 
 
 def orthogonal_gaussian(m: int, d: int, generator: torch.Generator) -> torch.Tensor:
@@ -85,7 +73,7 @@ class FavorAttention(Attention):
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__(cfg)
-        self.m, self.chunk = n_features(cfg), chunk_size(cfg)
+        self.m, self.chunk = performer_features(cfg), performer_chunk(cfg)
         self.register_buffer("features", torch.zeros(self.m, self.head_dim))
         self.register_buffer("key_offset", torch.zeros(()))
 
@@ -146,28 +134,6 @@ class PerformerBlock(nn.Module):
         return x + self.mlp(self.norm2(x))
 
 
-def favor_piece(cfg: ModelConfig) -> Piece:
-    """The transformer's attention projections, with FAVOR+ mixing instead of softmax."""
-    m, hd, C = n_features(cfg), cfg.head_dim, chunk_size(cfg)
-    per_head = 2 * m * hd + 2 * m * (hd + 1) + C * (m + hd + 1)
-    return dataclasses.replace(
-        attention_piece(cfg), mix_macs_per_position=0, mix_macs=cfg.n_head * per_head, kv=0
-    )
-
-
-def tally_performer(cfg: ModelConfig) -> Tally:
-    block = norm_piece(cfg) * 2 + favor_piece(cfg) + mlp_piece(cfg)
-    # no T x T score matrix to store: n_head = 0 in the activation estimate; the generation
-    # state is a fixed m x (hd + 1) per head, not a per-token cache (kv = 0)
-    return tally_lm(cfg, block * cfg.n_layer, n_head=0)
-
-
-@register(
-    "performer",
-    "FAVOR+ linear attention with positive orthogonal random features (low-rank, O(T))",
-    accounting=tally_performer,
-    fields=("n_features", "feature_redraw"),
-)
 class Performer(CausalLM):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__(cfg)

@@ -41,28 +41,20 @@ Parameter layout: ``tok_emb``, ``pos_emb``, per block ``norm1``, ``attn``, ``nor
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from scalelab.accounting.blocks import Tally, moe
-from scalelab.config import GATED_MLPS, ModelConfig
-from scalelab.models import register
-from scalelab.models.base import CausalLM, Rope, attention_piece, norm_piece, tally_lm
+from scalelab.config import ModelConfig
+from scalelab.models.base import CausalLM, Rope
 from scalelab.models.transformer import MLP, Attention, make_norm
-
-
-def capacity(cfg: ModelConfig) -> int:
-    """Tokens an expert takes from one sequence of ``context`` tokens (Fedus et al. eq. 3)."""
-    return max(1, math.ceil(cfg.capacity_factor * cfg.context / cfg.n_experts))
+from scalelab.registry.shapes import switch_capacity
 
 
 class SwitchFFN(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
-        self.n_experts, self.capacity = cfg.n_experts, capacity(cfg)
+        self.n_experts, self.capacity = cfg.n_experts, switch_capacity(cfg)
         self.router = nn.Linear(cfg.d_model, cfg.n_experts, bias=False)
         self.experts = nn.ModuleList(MLP(cfg) for _ in range(cfg.n_experts))
         self.aux_loss: torch.Tensor | None = None
@@ -115,22 +107,6 @@ class SwitchBlock(nn.Module):
         return x + self.moe(self.norm2(x))
 
 
-def tally_switch(cfg: ModelConfig) -> Tally:
-    assert cfg.d_ff is not None
-    experts = moe(
-        cfg.d_model, cfg.n_experts, 1, cfg.d_ff, gated=cfg.mlp in GATED_MLPS, bias=cfg.bias
-    )
-    block = norm_piece(cfg) * 2 + attention_piece(cfg) + experts
-    return tally_lm(cfg, block * cfg.n_layer)
-
-
-@register(
-    "switch",
-    "top-1 mixture-of-experts feed-forward: parameters grow with experts, compute does not",
-    bidirectional=True,
-    accounting=tally_switch,
-    fields=("n_experts", "capacity_factor", "aux_loss_coef"),
-)
 class SwitchTransformer(CausalLM):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__(cfg)

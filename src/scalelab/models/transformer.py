@@ -34,9 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from scalelab.accounting.transformer import tally_transformer
 from scalelab.config import GATED_MLPS, ModelConfig
-from scalelab.models import register
 from scalelab.models.mup import attention_scale, init_mup, lr_scales, output_mult
 
 
@@ -162,13 +160,6 @@ def init_weights(model: nn.Module, cfg: ModelConfig) -> None:
         nn.init.normal_(p, mean=0.0, std=std)
 
 
-@register(
-    "transformer",
-    "dense self-attention over every earlier token: the baseline",
-    fields=("parametrization", "base_width", "mup_zero_readout"),
-    bidirectional=True,
-    accounting=tally_transformer,
-)
 class Transformer(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()

@@ -24,10 +24,8 @@ from __future__ import annotations
 
 import torch
 
-from scalelab.accounting.blocks import Tally
 from scalelab.config import ModelConfig
-from scalelab.models import register
-from scalelab.models.base import CausalLM, block_piece, tally_lm
+from scalelab.models.base import CausalLM
 from scalelab.models.transformer import Block
 
 
@@ -43,16 +41,6 @@ def timestep_signal(n_steps: int, d_model: int) -> torch.Tensor:
     return signal.float()
 
 
-def tally_universal(cfg: ModelConfig) -> Tally:
-    return tally_lm(cfg, block_piece(cfg).reused(cfg.n_layer))
-
-
-@register(
-    "universal",
-    "one block's weights applied n_layer times (recurrence in depth, fixed steps)",
-    bidirectional=True,
-    accounting=tally_universal,
-)
 class UniversalTransformer(CausalLM):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__(cfg)

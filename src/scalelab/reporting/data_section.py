@@ -20,7 +20,7 @@ import numpy as np
 
 from scalelab.errors import ScalelabError
 from scalelab.reporting import plots
-from scalelab.reporting.sections import ReportContext, Section, esc, img, table
+from scalelab.reporting.section import ReportContext, Section, esc, img, table
 
 
 def _f(x: Any, digits: int = 4) -> str:

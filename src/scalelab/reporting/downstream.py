@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from scalelab.reporting import plots
-from scalelab.reporting.sections import ReportContext, Section, img, table
+from scalelab.reporting.section import ReportContext, Section, img, table
 
 
 def _panels(n: int) -> tuple[Any, list[Any]]:

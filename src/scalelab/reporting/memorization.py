@@ -14,7 +14,7 @@ import pandas as pd
 
 from scalelab.errors import FitError
 from scalelab.reporting import plots
-from scalelab.reporting.sections import ReportContext, Section, esc, img, table
+from scalelab.reporting.section import ReportContext, Section, esc, img, table
 
 # Niu et al. 2024 ("Beyond scaling laws: understanding transformer performance with
 # associative memory"): the cross-entropy of a transformer cannot fall below about 1 nat.

@@ -6,17 +6,18 @@ from __future__ import annotations
 import datetime as dt
 import html
 import json
-import os
 import re
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from scalelab import atomic
 from scalelab.errors import ScalelabError, StoreError
+from scalelab.laws import fit_law, select_law
 from scalelab.reporting import plots
 from scalelab.reporting.sections import BUILDERS, Builder, ReportContext, Section
+from scalelab.study.points import load_curves, load_points
 
 CSS = """
 body { font-family: system-ui, sans-serif; max-width: 1200px; margin: 2em auto;
@@ -53,22 +54,12 @@ def _inline(section: Section) -> str:
     return out
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.chmod(tmp, 0o644)  # mkstemp makes 0600; a report is for reading
-    os.replace(tmp, path)
-
-
 def context(
     db: str | Path, out: str | Path, *, study: str | None = None, bootstrap: int = 200
 ) -> ReportContext:
     """Read the store and fit the law once for every section: the form chosen by how well
     it predicts the larger sizes (``select_law``), or Chinchilla's where there are too few
     sizes to choose by extrapolation."""
-    from scalelab.laws import fit_law, select_law
-    from scalelab.study import load_curves, load_points
 
     db = Path(db)
     if not db.exists():
@@ -146,9 +137,9 @@ def report(
         f"written {stamp} by scalelab.</p><nav>{nav}</nav>\n{body}\n</body></html>\n"
     )
     path = ctx.out / "index.html"
-    _write_atomic(path, page)
+    atomic.write_text(path, page)
     data = {s.title: s.data for s in built if s.data}
-    _write_atomic(ctx.out / "report.json", json.dumps(data, indent=2, default=_jsonable) + "\n")
+    atomic.write_text(ctx.out / "report.json", json.dumps(data, indent=2, default=_jsonable) + "\n")
     return ReportResult(path, built, ctx.law, ctx.law_error)
 
 

@@ -8,13 +8,13 @@ never replaces a good one. matplotlib runs on the Agg backend: no display is nee
 from __future__ import annotations
 
 import base64
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from scalelab import atomic, fmt
 
 DPI = 110
 WIDTH, HEIGHT = 6.4, 4.2  # inches: two figures side by side fit a 1280-pixel page
@@ -79,21 +79,15 @@ def colors(values: Sequence[float], cmap: str = "viridis") -> dict[float, Any]:
 
 
 def save(fig: Any, path: str | Path, dpi: int = DPI) -> Path:
-    """Write ``fig`` as a PNG atomically (temp name, then ``os.replace``) and close it."""
+    """Write ``fig`` as a PNG atomically (:mod:`scalelab.atomic`) and close it."""
     plt = pyplot()
     out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".png", dir=out.parent)
-    os.close(fd)
     try:
         fig.tight_layout()
-        fig.savefig(tmp, dpi=dpi)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a report is for reading
-        os.replace(tmp, out)
+        with atomic.atomic_path(out, suffix=".png") as tmp:
+            fig.savefig(tmp, dpi=dpi)
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return out
 
 
@@ -103,8 +97,5 @@ def data_uri(path: str | Path) -> str:
 
 
 def si(x: float) -> str:
-    """1.2e6 -> '1.2M' for legends and tables."""
-    for unit, scale in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if abs(x) >= scale:
-            return f"{x / scale:.3g}{unit}"
-    return f"{x:.3g}"
+    """1.2e6 -> '1.2M' for legends and tables (:func:`scalelab.fmt.si`)."""
+    return fmt.si(x)

@@ -6,12 +6,9 @@ has nothing for it. ``scalelab.reporting.page`` assembles them; other areas add 
 
 from __future__ import annotations
 
-import html
 import math
 import os
 import platform
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,53 +16,18 @@ import numpy as np
 import pandas as pd
 
 from scalelab.errors import ScalelabError
+from scalelab.laws import envelope, isoflop, pareto_frontier, plan
+from scalelab.laws.approaches import BUDGET_RTOL
+from scalelab.laws.fit import size_groups
 from scalelab.reporting import plots
-
-
-@dataclass
-class Section:
-    """One part of the page. ``html`` may refer to a figure by its file name
-    (``<img src="loss-vs-n.png">``); the page inlines every file in ``figures``."""
-
-    title: str
-    html: str
-    figures: list[Path] = field(default_factory=list)
-    data: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class ReportContext:
-    """What every builder may use: the store's points and curves, the fitted law (or why
-    there is none), and the output folder for figures."""
-
-    db: Path
-    out: Path
-    study: str | None
-    points: pd.DataFrame  # finished runs (final evaluations), kind == "run"
-    curves: pd.DataFrame  # every logged step of those runs
-    law: Any | None  # scalelab.laws.Law (chinchilla) or None
-    law_error: str | None
-    bootstrap: int
-    wall_seconds: float = 0.0
-    selection: Any | None = None  # scalelab.laws.Selection: how the law's form was chosen
-    selection_error: str | None = None  # why no form was chosen (the law is Chinchilla's)
-
-
-Builder = Callable[[ReportContext], Section | None]
-
-
-def esc(x: Any) -> str:
-    return html.escape(str(x))
-
-
-def table(header: list[str] | None, rows: list[list[Any]], cls: str = "") -> str:
-    head = "<tr>" + "".join(f"<th>{esc(h)}</th>" for h in header) + "</tr>" if header else ""
-    body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>" for r in rows)
-    return f'<table class="{cls}">{head}{body}</table>'
-
-
-def img(path: Path, alt: str) -> str:
-    return f'<img src="{esc(path.name)}" alt="{esc(alt)}">'
+from scalelab.reporting.architectures import architecture_section
+from scalelab.reporting.data_section import data_section
+from scalelab.reporting.downstream import downstream
+from scalelab.reporting.memorization import memorization_section
+from scalelab.reporting.section import Builder, ReportContext, Section, esc, img, table
+from scalelab.reporting.small_large import small_large_section
+from scalelab.reporting.tuning import tuning_section
+from scalelab.study.points import load_points
 
 
 def _fmt(x: float, digits: int = 4) -> str:
@@ -227,7 +189,6 @@ def loss_vs_n(ctx: ReportContext) -> Section | None:
 def loss_vs_c(ctx: ReportContext) -> Section | None:
     if _multi_arch(ctx):
         return None
-    from scalelab.laws import envelope, pareto_frontier, plan
 
     p, law = ctx.points, ctx.law
     fig, ax = plots.figure()
@@ -279,7 +240,6 @@ def _fmt_ci(ci: tuple[float, float] | None) -> str:
 
 
 def _with_curves(ctx: ReportContext) -> pd.DataFrame:
-    from scalelab.study import load_points
 
     return load_points(ctx.db, study=ctx.study, curves=True, kind="run", one_per_run=True)
 
@@ -288,7 +248,6 @@ def isoflop_curves(ctx: ReportContext) -> Section | None:
     """Approach 2 needs several N at one compute; say how to get them when the grid has none."""
     if _multi_arch(ctx):
         return None
-    from scalelab.laws import isoflop
 
     try:
         iso = isoflop(ctx.points, bootstrap=min(ctx.bootstrap, 100))
@@ -334,8 +293,6 @@ def isoflop_curves(ctx: ReportContext) -> Section | None:
 
 
 def _compute_groups(c: np.ndarray) -> np.ndarray:
-    from scalelab.laws.approaches import BUDGET_RTOL
-    from scalelab.laws.fit import size_groups
 
     return np.asarray(size_groups(c, BUDGET_RTOL))
 
@@ -444,7 +401,6 @@ def extrapolation(ctx: ReportContext) -> Section | None:
 def plans(ctx: ReportContext) -> Section | None:
     if _multi_arch(ctx):
         return None
-    from scalelab.laws import plan
 
     law = ctx.law
     if law is None:
@@ -489,7 +445,6 @@ def architectures(ctx: ReportContext) -> Section | None:
     """Issue 5's comparison (scalelab.study.compare): slopes, frontier, curves, depth vs width."""
     if ctx.points["arch"].nunique() < 2:
         return None
-    from scalelab.study.compare_report import architecture_section
 
     arch = architecture_section(ctx.db, ctx.out, study=ctx.study, bootstrap=max(ctx.bootstrap, 100))
     return Section(arch.title, arch.html, list(arch.figures), arch.data)
@@ -497,38 +452,8 @@ def architectures(ctx: ReportContext) -> Section | None:
 
 def small_vs_large(ctx: ReportContext) -> Section | None:
     """Distilled and compressed points read as effective sizes (scalelab.techniques)."""
-    from scalelab.techniques.small_large import small_large_section
-
     sec = small_large_section(ctx.db, ctx.out, study=ctx.study, bootstrap=ctx.bootstrap)
     return None if sec is None else Section(sec.title, sec.html, list(sec.figures), sec.data)
-
-
-def memorization(ctx: ReportContext) -> Section | None:
-    """Issue 15: bits stored against N, extraction, the loss floor (scalelab.memorization)."""
-    from scalelab.reporting.memorization import memorization_section
-
-    return memorization_section(ctx)
-
-
-def data(ctx: ReportContext) -> Section | None:
-    """Issue 12's data section (keep fractions, overfitting): scalelab.reporting.data_section."""
-    from scalelab.reporting.data_section import data_section
-
-    return data_section(ctx)
-
-
-def downstream(ctx: ReportContext) -> Section | None:
-    """Issue 13's section (scalelab.reporting.downstream): tasks, fine-tuning, d90."""
-    from scalelab.reporting.downstream import downstream as build
-
-    return build(ctx)
-
-
-def tuning(ctx: ReportContext) -> Section | None:
-    """Issue 14's searches (scalelab.tune): loss against the searched values, best per size."""
-    from scalelab.tune.report import tuning_section
-
-    return tuning_section(ctx)  # type: ignore[no-any-return]
 
 
 BUILDERS: list[Builder] = [
@@ -542,9 +467,9 @@ BUILDERS: list[Builder] = [
     parameters,
     extrapolation,
     plans,
-    small_vs_large,
-    data,
-    downstream,
-    tuning,
-    memorization,
+    small_vs_large,  # issue 11: distilled and compressed points (scalelab.techniques)
+    data_section,  # issue 12: keep fractions, overfitting (scalelab.reporting.data_section)
+    downstream,  # issue 13: tasks, fine-tuning, d90 (scalelab.reporting.downstream)
+    tuning_section,  # issue 14: searches, best per size (scalelab.reporting.tuning)
+    memorization_section,  # issue 15: bits stored, extraction, the loss floor
 ]

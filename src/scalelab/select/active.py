@@ -26,15 +26,15 @@ import numpy as np
 
 from scalelab.config import DataConfig, RunConfig
 from scalelab.data.cache import TokenData
-from scalelab.select.random import random_scores
-from scalelab.select.reference import load_reference, unit_stats
-from scalelab.select.selection import (
+from scalelab.data.selection import (
     Selection,
     SelectionError,
     Units,
     keep_by_tokens,
     make_selection,
 )
+from scalelab.select.random import random_scores
+from scalelab.select.reference import load_reference, unit_stats
 
 DEFAULT_ROUNDS = 3
 

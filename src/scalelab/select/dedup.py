@@ -29,15 +29,15 @@ from typing import Any
 import numpy as np
 
 from scalelab.data.cache import TokenData
-from scalelab.data.tokenizer import ByteTokenizer
-from scalelab.select.random import random_scores
-from scalelab.select.selection import (
+from scalelab.data.selection import (
     Selection,
     SelectionError,
     Units,
     keep_by_tokens,
     make_selection,
 )
+from scalelab.data.tokenizer import ByteTokenizer
+from scalelab.select.random import random_scores
 
 DEFAULT_THRESHOLD = 0.8
 DEFAULT_SHINGLE = 3

@@ -26,7 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from scalelab.select.selection import SelectionError
+from scalelab import atomic
+from scalelab.data.selection import SelectionError
 
 
 @dataclass(frozen=True)
@@ -207,7 +208,6 @@ def run(
     """The whole experiment into ``out`` (``results.db``, ``runs/``, ``selections/``,
     the two study files, ``summary.json``); returns the store's path."""
     from scalelab.study import sweep
-    from scalelab.study.rundir import write_json_atomic
 
     design = design or KeepDesign()
     out = Path(out)
@@ -222,9 +222,12 @@ def run(
     from scalelab.select.analysis import keep_analysis
 
     analysis = keep_analysis(db)
-    write_json_atomic(
+    atomic.write_json(
         out / "summary.json",
         {**analysis.to_dict(), "wall_seconds": time.perf_counter() - t0, "reference": str(ref)},
+        indent=2,
+        sort_keys=True,
+        default=str,
     )
     log(analysis.describe())
     return db

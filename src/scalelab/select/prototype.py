@@ -15,14 +15,14 @@ import time
 import numpy as np
 
 from scalelab.data.cache import TokenData
-from scalelab.select.reference import Reference, unit_stats
-from scalelab.select.selection import (
+from scalelab.data.selection import (
     Selection,
     SelectionError,
     Units,
     keep_by_tokens,
     make_selection,
 )
+from scalelab.select.reference import Reference, unit_stats
 
 ORDERS = ("hard", "easy")
 DEFAULT_K = 16

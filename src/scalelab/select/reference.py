@@ -19,8 +19,8 @@ import numpy as np
 
 from scalelab.config import DataConfig, RunConfig, run_config_from_dict
 from scalelab.data.cache import TokenData
+from scalelab.data.selection import SelectionError, Units
 from scalelab.errors import StoreError
-from scalelab.select.selection import SelectionError, Units
 
 if TYPE_CHECKING:
     import torch.nn as nn
@@ -38,8 +38,8 @@ class Reference:
 
 def load_reference(run: str | Path) -> Reference:
     """Load the newest intact checkpoint of the finished run in directory ``run``."""
+    from scalelab import rundir
     from scalelab.models import build_model
-    from scalelab.train import rundir
     from scalelab.train.checkpoint import latest_checkpoint
 
     run_dir = Path(run)
@@ -163,7 +163,7 @@ def unit_stats(
 
 
 def check_finished(run_dir: Path) -> None:
-    from scalelab.train import rundir
+    from scalelab import rundir
 
     try:
         summary = rundir.read_json(run_dir / rundir.SUMMARY)

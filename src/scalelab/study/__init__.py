@@ -16,11 +16,11 @@ from __future__ import annotations
 from scalelab._lazy import lazy_api
 
 _API: dict[str, str] = {
-    "Budget": "scalelab.study.spec",
-    "Size": "scalelab.study.spec",
-    "Study": "scalelab.study.spec",
-    "load_study": "scalelab.study.spec",
-    "study_from_dict": "scalelab.study.spec",
+    "Budget": "scalelab.study.studyfile",
+    "Size": "scalelab.study.studyfile",
+    "Study": "scalelab.study.studyfile",
+    "load_study": "scalelab.study.studyfile",
+    "study_from_dict": "scalelab.study.studyfile",
     "PlannedRun": "scalelab.study.grid",
     "expand": "scalelab.study.grid",
     "RunOutcome": "scalelab.study.executor",

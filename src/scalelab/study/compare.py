@@ -37,7 +37,9 @@ import numpy as np
 import pandas as pd
 
 from scalelab.errors import FitError, ScalelabError
-from scalelab.laws import fit_law, loglog_slope, pareto_frontier
+from scalelab.laws import fit_law, pareto_frontier
+from scalelab.study.points import load_points
+from scalelab.study.slopes import Slope, _distinct_x, slope
 
 # Architectures whose per-token compute follows the active, not the total, parameters.
 SPARSE_ARCHS = frozenset({"switch"})
@@ -64,8 +66,6 @@ def prepare_points(
     if sparse_n not in ("active", "total"):
         raise FitError(f"sparse_n must be 'active' or 'total', not {sparse_n!r}")
     if isinstance(points, (str, Path)):
-        from scalelab.study import load_points
-
         df = load_points(points, study=study)
     else:
         df = pd.DataFrame(points).copy()
@@ -104,28 +104,6 @@ def prepare_points(
 
 
 @dataclass(frozen=True)
-class Slope:
-    """alpha of log y = log k - alpha log x with its bootstrap interval, or why not."""
-
-    x: str
-    alpha: float | None = None
-    ci: tuple[float, float] | None = None
-    k: float | None = None
-    n_points: int = 0
-    error: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "x": self.x,
-            "alpha": self.alpha,
-            "ci": list(self.ci) if self.ci else None,
-            "k": self.k,
-            "n_points": self.n_points,
-            "error": self.error,
-        }
-
-
-@dataclass(frozen=True)
 class PowerFit:
     """``quality = E + A x^-alpha`` for one architecture, or why it could not be fitted."""
 
@@ -143,50 +121,6 @@ class PowerFit:
             "n_points": self.n_points,
             "error": self.error,
         }
-
-
-def _distinct_x(x: np.ndarray) -> int:
-    return len(np.unique(np.round(np.log(x[x > 0]), 9)))
-
-
-def slope(
-    df: pd.DataFrame,
-    x: str,
-    *,
-    quality: str = "loss",
-    bootstrap: int = 1000,
-    seed: int = 0,
-    label: str | None = None,
-) -> Slope:
-    """The log-log slope of ``quality`` against column ``x`` (laws.loglog_slope), as a
-    :class:`Slope` that carries the FitError's message instead of raising it; ``label``
-    names the axis in the result (default ``x``)."""
-    pts = df[[x, quality]].astype(float).rename(columns={x: "X"})
-    x = label or x
-    n = len(pts)
-    if _distinct_x(pts["X"].to_numpy()) < 3:
-        return Slope(
-            x,
-            n_points=n,
-            error=(
-                f"needs at least 3 distinct values of {x} (has "
-                f"{_distinct_x(pts['X'].to_numpy())}): add sizes to the study"
-            ),
-        )
-    # loglog_slope fits against N or C; the column is renamed so any axis can be used.
-    pts = pts.rename(columns={"X": "N"})
-    try:
-        law = loglog_slope(pts, x="N", y=quality, bootstrap=bootstrap, seed=seed)
-    except FitError as e:
-        return Slope(x, n_points=n, error=str(e))
-    ci = law.ci.get("alpha") if law.ci else None
-    return Slope(
-        x,
-        alpha=float(law.params["alpha"]),
-        ci=(float(ci[0]), float(ci[1])) if ci else None,
-        k=float(law.params["k"]),
-        n_points=n,
-    )
 
 
 def power_fit(
@@ -651,52 +585,6 @@ def depth_width(
     return out
 
 
-# --- figures ------------------------------------------------------------------------------
-
-
-def plot_comparison(cmp: Comparison, out: str | Path, *, dpi: int = 120) -> Path:
-    """A two-panel PNG: loss against compute and against N, every architecture's points
-    and fitted log-log line, the frontier over all of them drawn through its points.
-    Written atomically (temporary name, then ``os.replace``)."""
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    out = Path(out)
-    df = cmp.points
-    fig, axes = plt.subplots(1, 2, figsize=(13, 5.2))
-    colors = plt.get_cmap("tab20").colors
-    panels = (
-        ("x_C", f"training FLOPs ({cmp.compute})", cmp.frontier_compute, "vs_compute"),
-        ("N", "parameters N (non-embedding; switch: active)", cmp.frontier_params, "vs_params"),
-    )
-    for ax, (col, xlabel, front, which) in zip(axes, panels, strict=True):
-        for i, a in enumerate(cmp.archs):
-            g = df[df["arch"] == a.arch].sort_values(col)
-            color = colors[(2 * i) % 20 if i < 10 else (2 * (i - 10) + 1) % 20]
-            sl: Slope = getattr(a, which)
-            lab = a.arch + (f" ({sl.alpha:.3f})" if sl.alpha is not None else "")
-            ax.plot(g[col], g[cmp.quality], "o", color=color, ms=4, label=lab)
-            if sl.alpha is not None and sl.k is not None:
-                xs = np.geomspace(g[col].min(), g[col].max(), 20)
-                ax.plot(xs, sl.k * xs ** (-sl.alpha), "-", color=color, lw=1, alpha=0.8)
-        fp = front.points
-        ax.plot(fp[col], fp[cmp.quality], "k--", lw=1.2, alpha=0.6, label="frontier")
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel(f"validation {cmp.quality}")
-        ax.legend(fontsize=7, ncol=2, title="arch (alpha)", title_fontsize=7)
-        ax.grid(True, which="both", alpha=0.2)
-    axes[0].set_title("loss vs compute")
-    axes[1].set_title("loss vs parameters")
-    from scalelab.reporting.plots import save
-
-    return save(fig, out, dpi=dpi)  # atomic, closes the figure
-
-
 __all__ = [
     "ArchScaling",
     "Comparison",
@@ -711,7 +599,6 @@ __all__ = [
     "depth_width_sizes",
     "depth_width_toml",
     "frontier",
-    "plot_comparison",
     "prepare_points",
     "slope",
 ]

@@ -8,7 +8,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from scalelab.config import RunConfig, budget_tokens, run_config_from_dict
+from scalelab.accounting import count
+from scalelab.config import RunConfig, planned_steps, run_config_from_dict
 
 
 def _as_config(cfg: RunConfig | Mapping[str, Any]) -> RunConfig:
@@ -20,8 +21,6 @@ def config_counts(cfg: RunConfig | Mapping[str, Any]) -> dict[str, Any] | None:
     (causal attention FLOPs for a causal model), ``None`` for an empty config."""
     if not cfg:
         return None
-    from scalelab.accounting import count
-
     rc = _as_config(cfg)
     return dict(count(rc.model, causal=rc.model.causal).to_dict())
 
@@ -36,9 +35,8 @@ def planned_tokens(
     needs_n = cfg.train.tokens is None and cfg.train.epochs is None
     if (cfg.train.epochs is not None and unique_tokens is None) or (needs_n and n is None):
         return None
-    want, _ = budget_tokens(cfg, int(n or 0), int(unique_tokens or 0))
-    per_step = cfg.train.batch_size * cfg.model.context
-    return max(1, round(want / per_step)) * per_step
+    steps, _ = planned_steps(cfg, int(n or 0), int(unique_tokens or 0))
+    return steps * cfg.train.batch_size * cfg.model.context
 
 
 def planned_flops(

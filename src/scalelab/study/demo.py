@@ -30,16 +30,21 @@ Design, and why (measured on a 2-core CPU; see the README for the numbers):
 
 from __future__ import annotations
 
-import json
 import os
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from scalelab.errors import ConfigError, TrainingError
+from scalelab import atomic
+from scalelab.config import DataConfig
+from scalelab.data import load_tokens
+from scalelab.errors import ConfigError, ScalelabError, TrainingError
+from scalelab.laws import fit_law, select_law
+from scalelab.reporting import Section, plots, report
+from scalelab.study.executor import sweep
+from scalelab.study.points import load_points
 
 DEFAULT_PARAMS = (1e4, 2e4, 4e4, 8e4, 1.6e5)  # non-embedding targets for size_for
 DEFAULT_TOKENS = (1_000_000, 2_000_000, 4_000_000)
@@ -81,9 +86,6 @@ class DemoResult:
 
 def _vocab_size(design: DemoDesign) -> int:
     """The model vocabulary the corpus needs (bytes: 258; a Markov source: its symbols + 2)."""
-    from scalelab.config import DataConfig
-    from scalelab.data import load_tokens
-
     probe = 258 if design.tokenizer == "bytes" else 512
     data = load_tokens(DataConfig(corpus=design.corpus, tokenizer=design.tokenizer), probe)
     return probe if design.tokenizer == "bpe" else int(data.vocab_size)
@@ -113,15 +115,6 @@ def _study(design: DemoDesign, name: str, vocab: int, **axes: Any) -> dict[str, 
     }
 
 
-def _write_json(path: Path, obj: Any) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        json.dump(obj, f, indent=2, default=float)
-        f.write("\n")
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
-
-
 def demo(
     out: str | Path = "demo",
     design: DemoDesign | None = None,
@@ -131,10 +124,6 @@ def demo(
     log: Any = print,
 ) -> DemoResult:
     """Run the demo into ``out``; returns the summary (also ``out/summary.json``)."""
-    from scalelab.laws import fit_law
-    from scalelab.reporting import report
-    from scalelab.study import load_points, sweep
-
     design = design or DemoDesign()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -215,16 +204,13 @@ def demo(
         extra=[_holdout_section(law, points, holdout, out / "report")],
     )
     summary["wall_seconds"] = time.perf_counter() - t0
-    _write_json(out / "summary.json", summary)
+    atomic.write_json(out / "summary.json", summary, indent=2, default=float)
     return DemoResult(out, summary, rep.path)
 
 
 def _auto_choice(points: Any, h: Any, design: DemoDesign) -> dict[str, Any]:
     """The form chosen by extrapolation within the ladder (``select_law``: the smaller sizes
     predict the larger) and its error on the held-out model, beside the Chinchilla fit's."""
-    from scalelab.errors import ScalelabError
-    from scalelab.laws import select_law
-
     try:
         sel = select_law(points, bootstrap=design.bootstrap, seed=design.seed)
     except ScalelabError as e:
@@ -246,8 +232,6 @@ def _auto_choice(points: Any, h: Any, design: DemoDesign) -> dict[str, Any]:
 def _holdout_section(law: Any, points: Any, holdout: dict[str, Any], out: Path) -> Any:
     """Loss against N at the held-out model's D: the ladder, the law, the prediction, the truth."""
     import numpy as np
-
-    from scalelab.reporting import Section, plots
 
     d = holdout["D"]
     same_d = points[np.isclose(points["D"], d, rtol=0.02)]

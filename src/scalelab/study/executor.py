@@ -50,19 +50,17 @@ from pathlib import Path
 from typing import Any
 
 from scalelab.config import RunConfig, apply_overrides, run_config_from_dict
+from scalelab.data import load_tokens
+from scalelab.data.selection import apply_selection
 from scalelab.errors import ConfigError, StoreError
+from scalelab.fmt import si
+from scalelab.rundir import read_metrics, write_json
 from scalelab.study.cost import config_counts, planned_flops
 from scalelab.study.grid import PlannedRun, Sizer, expand
 from scalelab.study.manifest import write_manifest
-from scalelab.study.rundir import (
-    FINISHED,
-    last_metrics,
-    read_metrics,
-    read_run,
-    write_json_atomic,
-)
-from scalelab.study.spec import Study, as_study
+from scalelab.study.records import FINISHED, last_metrics, read_run
 from scalelab.study.store import Store
+from scalelab.study.studyfile import Study, as_study
 
 TrainFn = Callable[..., Any]  # train(cfg, out, *, resume, progress) -> RunSummary
 Counter = Callable[[RunConfig], Mapping[str, Any] | None]
@@ -120,7 +118,7 @@ class SweepResult:
         return self.count("busy")
 
     def points(self, **kwargs: Any) -> Any:
-        from scalelab.study.points import load_points
+        from scalelab.study.points import load_points  # pandas: not needed in the workers
 
         return load_points(self.db, study=self.study, **kwargs)
 
@@ -143,18 +141,14 @@ class _Task:
 
 
 def _default_trainer() -> TrainFn:
-    from scalelab.train import train
+    from scalelab.train import train  # torch: only where a run trains
 
     return train
 
 
 def _default_probe(cfg: RunConfig) -> int | None:
-    from scalelab.data import load_tokens
-
     data = load_tokens(cfg.data, cfg.model.vocab_size)
     if cfg.data.select is not None:  # the selection's kept tokens (checked against the data)
-        from scalelab.select.selection import apply_selection
-
         data = apply_selection(data, cfg.data.select)
     return int(data.unique_tokens)
 
@@ -199,11 +193,11 @@ def _execute(task: _Task, device: str | None = None) -> dict[str, Any]:
                 "seconds": seconds, "flops": None, "wall_seconds": None}  # fmt: skip
     if not (run_dir / "config.json").is_file():
         run_dir.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(run_dir / "config.json", cfg.to_dict())
+        write_json(run_dir / "config.json", cfg.to_dict())
     rec = read_run(run_dir)
     if not rec.ended:
         reason = error or "the trainer returned without writing summary.json"
-        write_json_atomic(run_dir / "summary.json", _failure_summary(run_dir, task.run_id, reason))
+        write_json(run_dir / "summary.json", _failure_summary(run_dir, task.run_id, reason))
         rec = read_run(run_dir)
     with Store(task.db) as store:
         row = store.record_run(rec, study=task.study, axes=task.axes, counts=task.counts)
@@ -275,12 +269,7 @@ def _worker_execute(task: _Task) -> dict[str, Any]:
 
 
 def _fmt_flops(x: float | None) -> str:
-    if x is None:
-        return "?"
-    for unit, scale in (("P", 1e15), ("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if x >= scale:
-            return f"{x / scale:.3g}{unit}"
-    return f"{x:.3g}"
+    return "?" if x is None else si(x)
 
 
 def _fmt_seconds(s: float | None) -> str:
@@ -832,8 +821,8 @@ def _record_crash(
     reason = f"its worker process died {MAX_POOL_CRASHES} times (out of memory?)"
     if not (run_dir / "config.json").is_file():
         run_dir.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(run_dir / "config.json", task.config)
-    write_json_atomic(run_dir / "summary.json", _failure_summary(run_dir, r.run_id, reason))
+        write_json(run_dir / "config.json", task.config)
+    write_json(run_dir / "summary.json", _failure_summary(run_dir, r.run_id, reason))
     with Store(task.db) as store:
         store.record_run(read_run(run_dir), study=task.study, axes=task.axes, counts=task.counts)
     res = {

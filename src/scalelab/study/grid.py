@@ -15,9 +15,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from scalelab.accounting import size_for
 from scalelab.config import ModelConfig, RunConfig, run_config_from_dict, section_from_dict
 from scalelab.errors import ConfigError, ScalelabError
-from scalelab.study.spec import Study, as_study
+from scalelab.fmt import si
+from scalelab.study.studyfile import Study, as_study
 
 # (target parameter count, the [model] keys the study sets, which count, options) -> a shape
 Sizer = Callable[[float, Mapping[str, Any], str, Mapping[str, Any]], ModelConfig]
@@ -42,8 +44,6 @@ def accounting_sizer(
     there). The study's own [model] keys are passed as fixed fields: ``arch``, the
     vocabulary and context, variants such as ``mlp``, and any shape field the study pins
     (a fixed ``n_layer`` leaves size_for only the width to choose)."""
-    from scalelab.accounting import size_for
-
     return size_for(target, n=kind, **{**dict(model), **dict(options)})
 
 
@@ -52,10 +52,8 @@ def _model_key_values(cfg: ModelConfig) -> dict[str, Any]:
 
 
 def _size_label(target: float) -> str:
-    for unit, scale in (("B", 1e9), ("M", 1e6), ("k", 1e3)):
-        if target >= scale:
-            return f"{target / scale:.3g}{unit}"
-    return f"{target:.3g}"
+    """A ladder rung's label: its target parameter count, ``1.5M``, ``2B``."""
+    return si(target, billion="B")
 
 
 def expand(study: Study | str | Any, *, sizer: Sizer | None = None) -> list[PlannedRun]:
@@ -79,11 +77,9 @@ def expand(study: Study | str | Any, *, sizer: Sizer | None = None) -> list[Plan
         for combo in combos:
             point = dict(zip(grid_keys, combo, strict=True))
             values = {section: dict(v) for section, v in base.items()}
+            # an architecture's own defaults (glu: a gated mlp) fill in what the study leaves
+            # unset when the ModelConfig is made, so one study lists glu beside the transformer
             values["model"]["arch"] = arch
-            # An architecture's required changes (glu: a gated mlp) fill in what the
-            # study leaves unset, so one study can list glu beside the transformer.
-            for key, value in _arch_defaults(arch).items():
-                values["model"].setdefault(key, value)
             for path, value in point.items():
                 section, key = path.split(".")
                 values[section][key] = value
@@ -112,17 +108,6 @@ def expand(study: Study | str | Any, *, sizer: Sizer | None = None) -> list[Plan
                         seen.add(cfg.run_id())
                         runs.append(PlannedRun(cfg, axes))
     return runs
-
-
-def _arch_defaults(arch: str) -> Mapping[str, Any]:
-    """``Arch.defaults`` of a registered architecture ({} for the transformer, or for a
-    name the config check will reject with its own message)."""
-    if arch == ModelConfig.arch:
-        return {}
-    from scalelab.models import ARCHS
-
-    spec = ARCHS.get(arch)
-    return dict(spec.defaults) if spec is not None else {}
 
 
 def _ladder(

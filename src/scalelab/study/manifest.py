@@ -14,10 +14,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from scalelab import atomic
 from scalelab.errors import StoreError
 from scalelab.study.grid import PlannedRun
-from scalelab.study.rundir import write_json_atomic
-from scalelab.study.spec import Study
+from scalelab.study.studyfile import Study
 
 MANIFEST_DIR = "_studies"
 
@@ -28,7 +28,7 @@ def manifest_path(runs_dir: str | Path, name: str) -> Path:
 
 def write_manifest(runs_dir: str | Path, study: Study, runs: Sequence[PlannedRun]) -> Path:
     path = manifest_path(runs_dir, study.name)
-    write_json_atomic(
+    atomic.write_json(
         path,
         {
             "name": study.name,
@@ -39,6 +39,9 @@ def write_manifest(runs_dir: str | Path, study: Study, runs: Sequence[PlannedRun
                 for r in runs
             ],
         },
+        indent=2,
+        sort_keys=True,
+        default=str,
     )
     return path
 

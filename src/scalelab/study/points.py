@@ -5,9 +5,7 @@ them, and rebuilding the store from run directories.
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,9 +13,20 @@ from typing import Any
 
 import pandas as pd
 
+from scalelab import atomic
+from scalelab.config import run_config_from_dict
 from scalelab.errors import StoreError
+from scalelab.study.cost import config_counts, planned_tokens
 from scalelab.study.manifest import read_manifests
-from scalelab.study.rundir import FINISHED, SHAPE_FIELDS, RunRecord, iter_run_dirs, read_run
+from scalelab.study.records import (
+    FINISHED,
+    SHAPE_FIELDS,
+    RunRecord,
+    curve_rows,
+    iter_run_dirs,
+    point_row,
+    read_run,
+)
 from scalelab.study.store import Store
 
 N_KINDS = ("non_embedding", "total", "active")
@@ -200,18 +209,11 @@ def export_points(
                 "parquet export needs pyarrow: pip install 'scalelab[parquet]' "
                 "(or export CSV with --csv)"
             ) from None
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    os.close(fd)
-    try:
+    with atomic.atomic_path(out) as tmp:
         if fmt == "csv":
             df.to_csv(tmp, index=False)
         else:
             df.to_parquet(tmp, index=False)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return out
 
 
@@ -237,10 +239,6 @@ def pending_row(
     runs_dir: str | Path,
 ) -> dict[str, Any]:
     """The store's row for a planned run not started yet: its size and planned cost."""
-    from scalelab.config import run_config_from_dict
-    from scalelab.study.cost import planned_tokens
-    from scalelab.study.rundir import point_row
-
     rec = RunRecord(Path(runs_dir) / run_id, run_id, dict(config), None)
     row = point_row(rec, study=study, axes=axes, counts=counts)
     tokens = planned_tokens(run_config_from_dict(config), counts, None) if config else None
@@ -261,8 +259,6 @@ def rebuild(
     ``""``. With ``study`` only that study's points are rebuilt (others are kept).
     Everything happens in one transaction: a failed rebuild leaves the store as it was.
     """
-    from scalelab.study.cost import config_counts
-
     counter = counter or config_counts
     manifests = read_manifests(runs_dir)
     if study is not None and study not in manifests:
@@ -293,8 +289,6 @@ def rebuild(
             conn.execute("DELETE FROM studies")
         else:
             conn.execute("DELETE FROM points WHERE study = ?", (study,))
-        from scalelab.study.rundir import curve_rows, point_row
-
         # in each study's grid order (as the sweep wrote them), then runs no study names
         curves_done: set[str] = set()
         for name, m in manifests.items():

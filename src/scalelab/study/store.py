@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from scalelab.errors import StoreError
-from scalelab.study.rundir import SHAPE_FIELDS, RunRecord, curve_rows, point_row
+from scalelab.study.records import SHAPE_FIELDS, RunRecord, curve_rows, point_row
 
 SCHEMA_VERSION = 1
 

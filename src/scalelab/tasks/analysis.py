@@ -6,7 +6,7 @@
 * Against compute and N: Tay et al. (2022)'s downstream slope alpha_{U,D} is the log-log
   slope of downstream quality against compute, per architecture; here of the *error*
   ``1 - accuracy`` (so alpha > 0 means the task improves with scale, as for the loss), with
-  the laws' own fitter and bootstrap (:func:`scalelab.study.compare.slope`).
+  the laws' own fitter and bootstrap (:func:`scalelab.study.slopes.slope`).
 * Where accuracy leaves chance: the smallest N whose Wilson interval lies wholly above the
   chance level (``None``: never, on this ladder).
 """
@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from scalelab.errors import FitError
+from scalelab.study.slopes import slope
 
 
 def downstream_points(db: str | Path, *, study: str | None = None) -> pd.DataFrame:
@@ -90,8 +91,6 @@ def downstream_summary(
     """Per (architecture, task): points, accuracy range, where it leaves chance, the slopes
     of error against compute (alpha_C: Tay et al.'s alpha_{U,D}) and N, and Gadre et al.'s
     fit of error against loss."""
-    from scalelab.study.compare import slope
-
     df = downstream_points(db, study=study)
     out: list[dict[str, Any]] = []
     if df.empty:

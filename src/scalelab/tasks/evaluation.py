@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from scalelab.config import RunConfig
-from scalelab.data.spec import parse_spec
+from scalelab.data.corpus_spec import parse_spec
 from scalelab.errors import ConfigError, DataError
 from scalelab.tasks.registry import Task, get_task
 from scalelab.tasks.results import put_task_results, write_run_results

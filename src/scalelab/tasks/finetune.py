@@ -31,12 +31,12 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from scalelab import atomic
 from scalelab.config import _check_choice, apply_overrides, section_from_dict
 from scalelab.errors import ConfigError, TrainingError
 from scalelab.tasks.registry import Task, get_task
@@ -306,8 +306,8 @@ def finetune(
     same directory is returned as it is (``resume=False`` refuses an existing directory)."""
     import torch
 
+    from scalelab import rundir
     from scalelab.tasks.scoring import wilson
-    from scalelab.train import rundir
     from scalelab.train.checkpoint import latest_checkpoint, save_checkpoint
     from scalelab.train.device import ThreadPolicy
 
@@ -416,9 +416,8 @@ def finetune(
 def _save_atomic(obj: Any, path: Path) -> None:
     import torch
 
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    with atomic.atomic_path(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def _record(result: FinetuneResult, task: Task, loaded: Any, db: str | Path | None) -> None:

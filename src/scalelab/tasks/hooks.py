@@ -77,9 +77,9 @@ def after_run(
 ) -> None:
     """Score ``tasks`` and measure ``intrinsic`` on a finished run (what is missing only).
     A task that cannot be scored on this run is a warning, not a failed run."""
+    from scalelab import rundir
     from scalelab.tasks.registry import get_task
     from scalelab.tasks.results import TASKS_FILE, put_task_results
-    from scalelab.train import rundir
 
     run_dir = Path(run_dir)
     done = rundir.read_json(run_dir / TASKS_FILE) if (run_dir / TASKS_FILE).exists() else {}

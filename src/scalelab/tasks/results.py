@@ -127,7 +127,7 @@ def load_intrinsic(db: str | Path) -> Any:
 
 def write_run_results(run_dir: Path, rows: Iterable[Mapping[str, Any]]) -> None:
     """Merge result rows into ``RUN/tasks.json`` (atomic), keyed ``task/method``."""
-    from scalelab.train import rundir
+    from scalelab import rundir
 
     path = run_dir / TASKS_FILE
     current = rundir.read_json(path) if path.exists() else {}
@@ -138,7 +138,7 @@ def write_run_results(run_dir: Path, rows: Iterable[Mapping[str, Any]]) -> None:
 
 def rebuild_task_results(db: str | Path, runs_dir: str | Path) -> int:
     """Refill the ``tasks`` table from every ``RUNS_DIR/*/tasks.json``; returns rows written."""
-    from scalelab.train import rundir
+    from scalelab import rundir
 
     rows = []
     for path in sorted(Path(runs_dir).glob(f"*/{TASKS_FILE}")):

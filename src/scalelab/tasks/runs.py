@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from scalelab import rundir
 from scalelab.config import RunConfig, run_config_from_dict
 from scalelab.errors import ConfigError, StoreError
-from scalelab.train import rundir
 
 if TYPE_CHECKING:
     from torch import nn

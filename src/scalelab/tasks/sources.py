@@ -59,7 +59,7 @@ def stdlib_files_outside_training(data: DataConfig, *, task: str) -> list[tuple[
     that are not training documents of ``data.corpus``: for a run trained on
     ``python-stdlib`` its held-out files, for any other corpus every file it did not train on."""
     from scalelab.data.corpora import PythonStdlib
-    from scalelab.data.spec import parse_spec
+    from scalelab.data.corpus_spec import parse_spec
 
     _, train = _split(data, task)
     lib = PythonStdlib(parse_spec("python-stdlib"))

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from scalelab.config import DataConfig
-from scalelab.data.spec import parse_spec
+from scalelab.data.corpus_spec import parse_spec
 from scalelab.errors import DataError
 from scalelab.tasks.sources import functions, python_documents, stdlib_files_outside_training
 

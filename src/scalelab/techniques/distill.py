@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,9 +35,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from scalelab import rundir
 from scalelab.config import RunConfig, load_run_config, run_config_from_dict
 from scalelab.errors import ConfigError
-from scalelab.train import rundir
 
 FINISHED = ("finished", "stopped_early")
 
@@ -91,7 +91,12 @@ class Teacher:
     params: dict[str, Any]
 
 
-def _train_teacher_config(path: Path, out: Path) -> Path:
+# How a teacher TOML gets trained: the trainer passes its own ``train`` in (this module sits
+# below the training loop, which imports it; importing the loop back would be a cycle).
+TrainFn = Callable[..., Any]
+
+
+def _train_teacher_config(path: Path, out: Path, train: TrainFn | None) -> Path:
     """Train the run a teacher TOML describes into ``out`` (once, other workers wait)."""
     cfg = load_run_config(path)
     run_dir = out / cfg.run_id()
@@ -100,8 +105,11 @@ def _train_teacher_config(path: Path, out: Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     with _wait_lock(out / f".teacher-{cfg.run_id()}.lock"):
         if not _finished(run_dir):
-            from scalelab.train.loop import train
-
+            if train is None:
+                raise ConfigError(
+                    f"distill.teacher = {str(path)!r} is a run config that has not been trained: "
+                    f"train it first (scalelab train {path} --runs {out})"
+                )
             train(cfg, out, resume=True, progress=False)
     return run_dir
 
@@ -127,11 +135,11 @@ def _finished(run_dir: Path) -> bool:
     return p.is_file() and rundir.read_json(p).get("status") in FINISHED
 
 
-def resolve_teacher(spec: str, out: Path) -> Path:
+def resolve_teacher(spec: str, out: Path, train: TrainFn | None = None) -> Path:
     """The run directory ``distill.teacher`` names (a TOML is trained first if needed)."""
     path = Path(spec).expanduser()
     if path.suffix == ".toml" and path.is_file():
-        return _train_teacher_config(path, out)
+        return _train_teacher_config(path, out, train)
     if not path.is_absolute() and not path.exists() and (out / spec).exists():
         path = out / spec  # a run id inside the runs directory
     if not (path / rundir.CONFIG).is_file():
@@ -165,9 +173,12 @@ def check_teacher(student: RunConfig, teacher: RunConfig, where: str) -> None:
         )
 
 
-def load_teacher(spec: str, out: Path, student: RunConfig, device: torch.device) -> Teacher:
-    """Load ``distill.teacher`` for a student config, checked and frozen."""
-    run_dir = resolve_teacher(spec, out)
+def load_teacher(
+    spec: str, out: Path, student: RunConfig, device: torch.device, train: TrainFn | None = None
+) -> Teacher:
+    """Load ``distill.teacher`` for a student config, checked and frozen (``train`` trains a
+    teacher given as a run TOML that has not been trained yet)."""
+    run_dir = resolve_teacher(spec, out, train)
     tcfg = run_config_from_dict(rundir.read_json(run_dir / rundir.CONFIG))
     check_teacher(student, tcfg, str(run_dir))
     from scalelab.accounting import count
@@ -234,7 +245,14 @@ def init_from_teacher(student: nn.Module, teacher: nn.Module, every: int) -> lis
 class Distiller:
     """The loop's hook: holds the teacher and mixes the KD term into the loss."""
 
-    def __init__(self, cfg: RunConfig, out: Path, device: torch.device, student: nn.Module) -> None:
+    def __init__(
+        self,
+        cfg: RunConfig,
+        out: Path,
+        device: torch.device,
+        student: nn.Module,
+        train: TrainFn | None = None,
+    ) -> None:
         assert cfg.distill.teacher is not None
         self.cfg = cfg.distill
         self.precision: Any = None  # the run's Precision, set by the loop once resolved
@@ -243,7 +261,7 @@ class Distiller:
         # building the teacher draws from the RNG: fork it so the student's run is unchanged
         cuda = [device.index or 0] if device.type == "cuda" else []
         with torch.random.fork_rng(devices=cuda):
-            self.teacher = load_teacher(cfg.distill.teacher, out, cfg, device)
+            self.teacher = load_teacher(cfg.distill.teacher, out, cfg, device, train)
         if self.cfg.init_every is not None:
             init_from_teacher(student, self.teacher.model, self.cfg.init_every)
         # the scratch twin: the same run without [distill], the plain point to compare with

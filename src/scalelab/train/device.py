@@ -23,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from scalelab import atomic
 from scalelab.errors import ConfigError
 
 # bf16 must beat fp32 by this factor in the probe before "auto" chooses it on a CPU: a mild
@@ -180,10 +181,7 @@ def cpu_bf16_speedup(cache_dir: str | Path | None = None) -> float:
     speedup = bf16 / fp32
     try:
         cached[key] = speedup
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(cached, indent=1))
-        os.replace(tmp, path)
+        atomic.write_json(path, cached, indent=1)
     except OSError:
         pass  # an unwritable cache only costs a re-measurement next time
     return speedup
@@ -221,20 +219,20 @@ class ThreadPolicy:
         env = os.environ.get("SCALELAB_THREADS")
         if env:
             try:
-                self.threads = max(1, int(env))
+                self.count = max(1, int(env))
             except ValueError:
                 raise ConfigError(f"SCALELAB_THREADS must be an integer, got {env!r}") from None
             self.reason = "SCALELAB_THREADS"
         elif resumed_threads is not None:
-            self.threads, self.reason = resumed_threads, "kept from the checkpoint"
+            self.count, self.reason = resumed_threads, "kept from the checkpoint"
         elif work_flops < SMALL_WORK_FLOPS:
-            self.threads, self.reason = 1, "micro-batch too small to gain from threads"
+            self.count, self.reason = 1, "micro-batch too small to gain from threads"
         else:
-            self.threads, self.reason = self.original, "one per core (PyTorch default)"
+            self.count, self.reason = self.original, "one per core (PyTorch default)"
 
     def apply(self) -> None:
-        if self.enabled and torch.get_num_threads() != self.threads:
-            torch.set_num_threads(self.threads)
+        if self.enabled and torch.get_num_threads() != self.count:
+            torch.set_num_threads(self.count)
 
     def restore(self) -> None:
         if self.enabled and torch.get_num_threads() != self.original:

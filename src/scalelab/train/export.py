@@ -25,9 +25,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from scalelab import rundir
 from scalelab.config import ModelConfig, run_config_from_dict
 from scalelab.errors import ConfigError, StoreError, TrainingError
-from scalelab.train import rundir
+from scalelab.models import build_model
 from scalelab.train.checkpoint import latest_checkpoint
 
 FORMATS = ("hf",)
@@ -220,8 +221,6 @@ def export(run: str | Path, out: str | Path | None = None, *, format: str = "hf"
         raise StoreError(
             f"{run_dir} has no intact checkpoint to export: train (or resume) it first"
         )
-    from scalelab.models import build_model
-
     model = build_model(cfg.model)
     ckpt.restore(model)
     eos_id = None

@@ -39,9 +39,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from scalelab.config import RunConfig, budget_tokens
+from scalelab import rundir
+from scalelab.accounting import count
+from scalelab.config import RunConfig, planned_steps
+from scalelab.data import load_tokens
+from scalelab.data.cache import TokenData
+from scalelab.data.selection import apply_selection, load_selection
 from scalelab.errors import ConfigError, TrainingError
-from scalelab.train import rundir
+from scalelab.models import build_model
 from scalelab.train.batches import (
     TrainSampler,
     gather,
@@ -407,15 +412,10 @@ class _Run:
         # [rank * local, (rank + 1) * local) of every global batch; rank 0 alone writes
         self.rank, self.world, self.writer = rank, world, rank == 0
         if data is None:
-            from scalelab.data import load_tokens
-
             data = load_tokens(cfg.data, cfg.model.vocab_size)
         check_data(cfg, data)
         self.selection: dict[str, Any] | None = None
         if cfg.data.select is not None:
-            from scalelab.data.cache import TokenData
-            from scalelab.select.selection import apply_selection, load_selection
-
             if not isinstance(data, TokenData):
                 raise ConfigError(
                     f"data.select needs token data that can be cut (scalelab.data.TokenData); "
@@ -437,8 +437,6 @@ class _Run:
 
             data = insert_canaries(data, cfg.data.canaries)[0]  # type: ignore[arg-type]
         self.data = data
-        from scalelab.accounting import count
-
         counted = count(cfg.model, causal=cfg.model.causal).to_dict()
         self.params, self.flops = counted["params"], counted["flops"]
         tc = cfg.train
@@ -447,24 +445,22 @@ class _Run:
         self.micro = min(tc.micro_batch_size or self.local_batch, self.local_batch)
         self.n_micro = self.local_batch // self.micro
         self.tokens_per_step = tc.batch_size * cfg.model.context
-        want, self.budget_note = budget_tokens(
+        self.total_steps, self.budget_note = planned_steps(
             cfg, self.params["non_embedding"], int(data.unique_tokens)
         )
-        self.total_steps = max(1, round(want / self.tokens_per_step))
         if self.device.type == "cuda":  # TF32 tensor cores for fp32 matmuls
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
 
         torch.manual_seed(tc.seed)
-        from scalelab.models import build_model
-
         self.model = build_model(cfg.model).to(self.device)
         self.model.train()
         self.distiller: Any = None
         if cfg.distill.active:  # after build_model: init_every may overwrite the weights
             from scalelab.techniques.distill import Distiller
 
-            self.distiller = Distiller(cfg, run_dir.parent, self.device, self.model)
+            # train: a teacher given as a run TOML is trained first, by this same loop
+            self.distiller = Distiller(cfg, run_dir.parent, self.device, self.model, train)
         self.optimizer = make_optimizer(self.model, cfg, self.device)
         self.forward: nn.Module = self.model
         if tc.compile:
@@ -547,8 +543,8 @@ class _Run:
         ckpt = latest_checkpoint(self.dir / rundir.CHECKPOINTS)
         work = float(self.flops["forward_per_token"]) * self.micro * self.cfg.model.context
         extra = ckpt.state.get("extra", {}) if ckpt is not None else {}
-        self.threads = ThreadPolicy(self.device, work, extra.get("threads"))
-        self.threads.apply()
+        self.thread_policy = ThreadPolicy(self.device, work, extra.get("threads"))
+        self.thread_policy.apply()
         # after the threads: the CPU's bf16 probe is measured (and cached) at the thread count
         # the run uses; a resumed run keeps the precision it started with
         tc = self.cfg.train
@@ -574,7 +570,7 @@ class _Run:
         state["extra"] = {
             "next_sample": self.state.step * self.cfg.train.batch_size,
             "total_steps": self.total_steps,
-            "threads": self.threads.threads if self.threads.enabled else None,
+            "threads": self.thread_policy.count if self.thread_policy.enabled else None,
             "precision": self.precision.name,
         }
         save_checkpoint(
@@ -691,8 +687,8 @@ class _Run:
                     row["tokens_per_second"] = rate
                 if is_eval:
                     self._eval(row)
-                if self.threads.enabled:
-                    row["threads"] = self.threads.threads
+                if self.thread_policy.enabled:
+                    row["threads"] = self.thread_policy.count
                 row["elapsed"] = elapsed()
                 self.state.wall_seconds = row["elapsed"]
                 self.metrics.append(row)
@@ -729,13 +725,13 @@ class _Run:
         except BaseException as e:
             bar.close()
             tb.close()
-            self.threads.restore()
+            self.thread_policy.restore()
             if self.writer and not isinstance(e, KeyboardInterrupt | TrainingError):
                 self._write_summary("failed", f"{type(e).__name__}: {e}", elapsed())
             raise
         bar.close()
         tb.close()
-        self.threads.restore()
+        self.thread_policy.restore()
         return self._write_summary(status, reason, elapsed())
 
     def _write_summary(self, status: str, reason: str | None, wall: float) -> RunSummary:
@@ -779,7 +775,7 @@ class _Run:
             precision=self.precision.name,
             precision_reason=self.precision.reason,
             compile=tc.compile,
-            threads=self.threads.threads if self.threads.enabled else None,
+            threads=self.thread_policy.count if self.thread_policy.enabled else None,
             micro_batch_size=self.micro,
             torch_version=torch.__version__,
             started=s.started,

@@ -34,12 +34,13 @@ from typing import Any
 
 from scalelab.config import RunConfig, run_config_from_dict
 from scalelab.errors import ConfigError, ScalelabError
+from scalelab.rundir import write_json as write_json_atomic
 from scalelab.study.cost import config_counts
 from scalelab.study.executor import _busy
 from scalelab.study.grid import PlannedRun, expand
-from scalelab.study.rundir import read_run, write_json_atomic
-from scalelab.study.spec import Study, as_study, load_study
+from scalelab.study.records import read_run
 from scalelab.study.store import Store
+from scalelab.study.studyfile import Study, as_study, load_study
 from scalelab.tune.space import Param, TuneSpec, load_tune, parse_tune
 from scalelab.tune.storage import optuna_storage
 

@@ -29,7 +29,7 @@ from typing import Any
 
 from scalelab.config import SECTIONS, read_toml
 from scalelab.errors import ConfigError, did_you_mean
-from scalelab.study.spec import check_key
+from scalelab.study.studyfile import check_key
 
 SAMPLERS = ("grid", "random", "tpe", "gp", "cmaes")
 PRUNERS = ("none", "median", "hyperband")

@@ -235,7 +235,7 @@ def compress(
         untie(model)
     _write_derived(result, parent, model, data)
     if db is not None:
-        from scalelab.study.rundir import point_row, read_run
+        from scalelab.study.records import point_row, read_run
         from scalelab.study.store import Store
 
         with Store(db) as store:
@@ -265,7 +265,7 @@ def _write_derived(result: CompressResult, parent: Any, model: Any, data: Any) -
     """The derived run directory, written under a temporary name and renamed into place."""
     import torch
 
-    from scalelab.train import rundir
+    from scalelab import rundir
     from scalelab.train.checkpoint import save_checkpoint
 
     s = dict(parent.summary)

@@ -25,9 +25,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from scalelab import rundir
 from scalelab.config import RunConfig, run_config_from_dict
 from scalelab.errors import ConfigError
-from scalelab.train import rundir
 
 BASE_BITS = 16  # an untouched weight is stored as a 16-bit float
 

@@ -118,7 +118,7 @@ def run_study(
     path: str | Path, db: str | Path, *, log: Callable[[str], None] = print
 ) -> list[dict[str, Any]]:
     """Compress every parent with every method and level; returns one row per result."""
-    from scalelab.study.rundir import point_row, read_run
+    from scalelab.study.records import point_row, read_run
     from scalelab.study.store import Store
     from scalelab.techniques.compress import compress
 

@@ -1,6 +1,6 @@
 import pytest
 
-from scalelab.data.spec import parse_spec
+from scalelab.data.corpus_spec import parse_spec
 from scalelab.errors import DataError
 
 

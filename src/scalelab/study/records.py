@@ -10,13 +10,13 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from scalelab.errors import StoreError
+from scalelab.rundir import read_metrics
 
 FINISHED = ("finished", "stopped_early")  # a run that ended and left a usable point
 ENDED = (*FINISHED, "failed")
@@ -56,26 +56,6 @@ def _read_json(path: Path) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise StoreError(f"{path}: expected a JSON object; delete the run directory to redo it")
     return value
-
-
-def read_metrics(path: Path) -> list[dict[str, Any]]:
-    """Rows of metrics.jsonl. A run killed mid-write can leave a truncated last line,
-    which is skipped (the rows before it are whole)."""
-    if not path.is_file():
-        return []
-    rows = []
-    with path.open() as f:
-        for line in f:
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(row, dict) and "step" in row:
-                rows.append(row)
-    return rows
 
 
 def last_metrics(path: Path, max_bytes: int = 8192) -> dict[str, Any] | None:
@@ -253,17 +233,3 @@ def curve_rows(rec: RunRecord) -> list[dict[str, Any]]:
             "elapsed": _num(m.get("elapsed")),
         }
     return [by_step[k] for k in sorted(by_step)]
-
-
-def write_json_atomic(path: Path, value: Any) -> None:
-    """Write JSON to a temporary file beside ``path``, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(value, f, indent=2, sort_keys=True, default=str)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

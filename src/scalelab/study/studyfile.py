@@ -44,6 +44,7 @@ from typing import Any
 
 from scalelab.config import SECTIONS, ModelConfig, read_toml
 from scalelab.errors import ConfigError, did_you_mean
+from scalelab.fmt import si
 
 STUDY_KEYS = (
     "name",
@@ -71,14 +72,6 @@ PARAMS_KINDS = ("non_embedding", "total", "active")
 FRACTION_KEY = ("data", "fraction")
 
 
-def _si(x: float) -> str:
-    """12800 -> '12.8k' (labels only; the config keeps the exact number)."""
-    for unit, scale in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if x >= scale:
-            return f"{x / scale:.4g}{unit}"
-    return f"{x:.4g}"
-
-
 @dataclass(frozen=True)
 class Budget:
     """One data budget: exactly one of ``tokens``, ``tokens_per_param``, ``epochs``,
@@ -92,7 +85,7 @@ class Budget:
     @property
     def label(self) -> str:
         if self.tokens is not None:
-            return f"tokens={_si(self.tokens)}"
+            return f"tokens={si(self.tokens, 4)}"  # a label; the config keeps the number
         if self.tokens_per_param is not None:
             return f"tpp={self.tokens_per_param:g}"
         if self.fraction is not None:

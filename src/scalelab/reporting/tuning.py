@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from scalelab.errors import ScalelabError
+from scalelab.reporting import plots
 
 SIZE_AXES = ("size", "budget", "seed", "arch", "target_params", "params_kind")
 
@@ -32,7 +33,6 @@ def panel_keys(trials: Any, key: str) -> list[str]:
 
 def plot_search(trials: Any, path: str | Path, key: str = "train.lr", title: str = "") -> Path:
     """Loss against ``key`` per size (colour by N), a panel per other-axis setting."""
-    from scalelab.reporting import plots
 
     done = trials[(trials["status"] == "finished") & ~trials["pruned"] & trials["loss"].notna()]
     panels = panel_keys(done, key)
@@ -102,7 +102,7 @@ def tuning_section(ctx: Any) -> Any:
     """The report's section for a store with trials (``scalelab tune``); ``None`` without."""
     import html
 
-    from scalelab.reporting.sections import Section, table
+    from scalelab.reporting.section import Section, table
     from scalelab.tune.trends import best_trials, fit_hyperparameter, trial_points
 
     try:

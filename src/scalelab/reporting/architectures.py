@@ -1,9 +1,9 @@
 """The architecture section of a study report: figures plus an HTML fragment.
 
-``architecture_section(db, out_dir)`` writes the frontier figure, the per-architecture
-training curves and (where the store holds depth and width ladders) the depth-vs-width
-table, and returns them with an HTML fragment that a report page embeds. It depends on
-nothing of the report package, so the report's section hook only has to call it.
+``architecture_section(db, out_dir)`` writes the frontier figure (:func:`plot_comparison`),
+the per-architecture training curves and (where the store holds depth and width ladders) the
+depth-vs-width table, and returns them with an HTML fragment that a report page embeds. The
+analysis is :mod:`scalelab.study.compare`; this module only draws and writes it.
 """
 
 from __future__ import annotations
@@ -17,13 +17,15 @@ from typing import Any
 import numpy as np
 
 from scalelab.errors import FitError
+from scalelab.reporting.plots import save
 from scalelab.study.compare import (
     Comparison,
     DirectionScaling,
+    Slope,
     compare,
     depth_width,
-    plot_comparison,
 )
+from scalelab.study.points import load_points
 
 
 @dataclass
@@ -107,8 +109,6 @@ def plot_curves(db: str | Path, out: str | Path, *, study: str | None = None) ->
     import matplotlib.pyplot as plt
     from matplotlib.ticker import NullFormatter
 
-    from scalelab.study import load_points
-
     pts = load_points(db, study=study, curves=True)
     if pts.empty:
         raise FitError(f"no training curves in {db}: run the study first")
@@ -139,7 +139,6 @@ def plot_curves(db: str | Path, out: str | Path, *, study: str | None = None) ->
     for ax in axes[:, 0]:
         ax.set_ylabel("val loss (nats)")
     fig.tight_layout()
-    from scalelab.reporting.plots import save
 
     return save(fig, Path(out))
 
@@ -202,3 +201,47 @@ def _jsonable(obj: Any) -> Any:
 
 
 __all__ = ["ArchSection", "architecture_section", "plot_curves"]
+
+
+# --- figures ------------------------------------------------------------------------------
+
+
+def plot_comparison(cmp: Comparison, out: str | Path, *, dpi: int = 120) -> Path:
+    """A two-panel PNG: loss against compute and against N, every architecture's points
+    and fitted log-log line, the frontier over all of them drawn through its points.
+    Written atomically (temporary name, then ``os.replace``)."""
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = Path(out)
+    df = cmp.points
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5.2))
+    colors = plt.get_cmap("tab20").colors
+    panels = (
+        ("x_C", f"training FLOPs ({cmp.compute})", cmp.frontier_compute, "vs_compute"),
+        ("N", "parameters N (non-embedding; switch: active)", cmp.frontier_params, "vs_params"),
+    )
+    for ax, (col, xlabel, front, which) in zip(axes, panels, strict=True):
+        for i, a in enumerate(cmp.archs):
+            g = df[df["arch"] == a.arch].sort_values(col)
+            color = colors[(2 * i) % 20 if i < 10 else (2 * (i - 10) + 1) % 20]
+            sl: Slope = getattr(a, which)
+            lab = a.arch + (f" ({sl.alpha:.3f})" if sl.alpha is not None else "")
+            ax.plot(g[col], g[cmp.quality], "o", color=color, ms=4, label=lab)
+            if sl.alpha is not None and sl.k is not None:
+                xs = np.geomspace(g[col].min(), g[col].max(), 20)
+                ax.plot(xs, sl.k * xs ** (-sl.alpha), "-", color=color, lw=1, alpha=0.8)
+        fp = front.points
+        ax.plot(fp[col], fp[cmp.quality], "k--", lw=1.2, alpha=0.6, label="frontier")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(f"validation {cmp.quality}")
+        ax.legend(fontsize=7, ncol=2, title="arch (alpha)", title_fontsize=7)
+        ax.grid(True, which="both", alpha=0.2)
+    axes[0].set_title("loss vs compute")
+    axes[1].set_title("loss vs parameters")
+    return save(fig, out, dpi=dpi)  # atomic, closes the figure

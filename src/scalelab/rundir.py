@@ -1,7 +1,10 @@
 """The run directory: ``config.json``, ``metrics.jsonl``, ``summary.json``, ``checkpoint/``.
 
-Every JSON file is written whole under a temporary name and renamed into place, so a
-reader (a sweep collecting points while runs are going) never sees half a file.
+The one place the layout of a run directory is written and read back, by the trainer
+(:mod:`scalelab.train`) and by studies (:mod:`scalelab.study.records`); torch-free.
+Every JSON file is written whole under a temporary name and renamed into place
+(:mod:`scalelab.atomic`), so a reader (a sweep collecting points while runs are going)
+never sees half a file.
 ``metrics.jsonl`` is append-only, one flushed line per logged step; on resume the lines
 after the checkpoint being resumed from are dropped, because the run repeats those steps.
 """
@@ -10,10 +13,10 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 from typing import Any
 
+from scalelab import atomic
 from scalelab.errors import StoreError
 
 CONFIG, METRICS, SUMMARY, CHECKPOINTS = "config.json", "metrics.jsonl", "summary.json", "checkpoint"
@@ -31,14 +34,8 @@ def _clean(value: Any) -> Any:
 
 
 def write_json(path: Path, obj: Any) -> None:
-    """Write ``obj`` as JSON atomically (temporary file in the same directory, then rename)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with tmp.open("w") as f:
-        json.dump(_clean(obj), f, indent=1, allow_nan=False)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    """Write ``obj`` as JSON atomically, non-finite numbers as null."""
+    atomic.write_json(path, _clean(obj), allow_nan=False)
 
 
 def read_json(path: Path) -> Any:
@@ -69,9 +66,7 @@ class MetricsLog:
             if row.get("step", 0) > step:
                 break
             kept.append(line)
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        tmp.write_text("".join(line + "\n" for line in kept))
-        os.replace(tmp, self.path)
+        atomic.write_text(self.path, "".join(line + "\n" for line in kept))
 
     def append(self, row: dict[str, Any]) -> None:
         with self.path.open("a") as f:
@@ -80,13 +75,25 @@ class MetricsLog:
 
 
 def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
-    """The rows of a run's ``metrics.jsonl`` (a torn last line is ignored)."""
-    path = Path(run_dir) / METRICS
+    """The rows of a run's ``metrics.jsonl``, in file order; ``[]`` if there is none.
+
+    A line that is not a whole JSON object with a ``step`` is skipped and the rows after
+    it are kept: a run killed mid-write leaves a torn last line (while it runs, a reader
+    may see the line being written), and one damaged line must not hide the rest of a
+    finished run's curve. Accepts the run directory or the ``metrics.jsonl`` path.
+    """
+    path = Path(run_dir)
+    if path.name != METRICS:
+        path = path / METRICS
+    if not path.is_file():
+        return []
     rows = []
-    if path.exists():
-        for line in path.read_text().splitlines():
+    with path.open(encoding="utf-8", errors="replace") as f:
+        for line in f:
             try:
-                rows.append(json.loads(line))
+                row = json.loads(line)
             except ValueError:
-                break
+                continue
+            if isinstance(row, dict) and "step" in row:
+                rows.append(row)
     return rows

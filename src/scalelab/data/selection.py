@@ -24,9 +24,9 @@ from typing import Any
 
 import numpy as np
 
+from scalelab import atomic
 from scalelab.data.cache import TokenData
 from scalelab.errors import DataError
-from scalelab.study.rundir import write_json_atomic
 
 FORMAT = 1
 UNITS = ("doc", "chunk")
@@ -181,7 +181,7 @@ class Selection:
 
     def save(self, path: str | Path) -> Path:
         path = Path(path)
-        write_json_atomic(path, self.to_dict())
+        atomic.write_json(path, self.to_dict(), indent=2, sort_keys=True, default=str)
         return path
 
     @classmethod
