@@ -65,7 +65,7 @@ def test_tune_then_tuned(tmp_path: Path, capsys, monkeypatch) -> None:
     code, out, err = run_cli(capsys, monkeypatch, "tune", str(study), "--db", db, "--runs", runs)
     assert code == 0 and "0 trials now" in out  # nothing left to do
     code, out, err = run_cli(
-        capsys, monkeypatch, "tuned", db, "--fit", "train.lr", "--at", "1e6", "--json",
+        capsys, monkeypatch, "tuned", "--db", db, "--fit", "train.lr", "--at", "1e6", "--json",
         "--bootstrap", "20",
     )  # fmt: skip
     assert code == 0, err
@@ -98,5 +98,5 @@ def test_bad_input_is_one_line_and_exit_2(cli, tmp_path: Path, old, new, args, m
 
 
 def test_tuned_without_trials_is_one_line(cli, tmp_path: Path) -> None:
-    r = cli("tuned", str(tmp_path / "none.db"))
+    r = cli("tuned", "--db", str(tmp_path / "none.db"))
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "no results store" in r.stderr

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 from tune_fakes import run
 
-from scalelab.reporting.sections import BUILDERS, tuning
+from scalelab.reporting.sections import BUILDERS
 from scalelab.reporting.tuning import best_shift, tuning_section
 from scalelab.tune.trends import best_trials
 
@@ -23,7 +23,7 @@ def test_tuning_section_draws_the_search_and_fits_lr(tmp_path: Path) -> None:
     assert [f.name for f in s.figures] == ["tune-search.png"] and s.figures[0].stat().st_size > 0
     assert "w32" in s.html and "w128" in s.html and "N<sup>-" in s.html
     assert s.data["law"]["n_points"] == 3
-    assert tuning in BUILDERS
+    assert tuning_section in BUILDERS
 
 
 def test_best_shift_in_grid_steps(tmp_path: Path) -> None:

@@ -12,16 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from scalelab.cli._app import console, say, warn
-
-
-def si(v: object) -> str:
-    """1.5e6 -> '1.5M': counts of parameters, tokens and FLOPs, short enough for a table."""
-    if v is None or not isinstance(v, (int, float)) or v != v:  # v != v: NaN
-        return ""
-    for unit, scale in (("E", 1e18), ("P", 1e15), ("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if abs(v) >= scale:
-            return f"{v / scale:.3g}{unit}"
-    return f"{v:.3g}"
+from scalelab.fmt import si
 
 
 def num(v: float) -> str:

@@ -122,7 +122,7 @@ def tune_cmd(
 
 @app.command("tuned", rich_help_panel=PANEL)
 def tuned_cmd(
-    db: Annotated[Path, typer.Argument(help="The results store.")] = DEFAULT_DB,
+    db: DbOption = DEFAULT_DB,
     study: StudyOption = None,
     fit: Annotated[
         list[str] | None,
