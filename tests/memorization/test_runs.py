@@ -120,8 +120,8 @@ def test_cli(run, cli):
 
 def test_report_has_a_memorization_section(run, tmp_path):
     from scalelab.reporting import report
-    from scalelab.reporting.sections import BUILDERS
     from scalelab.reporting.memorization import memorization_section as memorization_builder
+    from scalelab.reporting.sections import BUILDERS
 
     assert memorization_builder in BUILDERS  # on every report by default
     run_dir, db, _ = run
