@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from scalelab.errors import ConfigError, did_you_mean
+from scalelab.errors import ConfigError, did_you_mean, read_user_text
 
 T = TypeVar("T")
 
@@ -85,6 +85,13 @@ class ModelConfig:
     n_softmax: int = 4  # mos: softmaxes K in the mixture
 
     def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, float) and not math.isfinite(v):
+                raise ConfigError(f"model.{f.name} must be a finite number, got {v}")
+        for name in ("init_std", "norm_eps", "rope_theta"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"model.{name} must be positive, got {getattr(self, name)}")
         for name in ("n_layer", "d_model", "n_head", "vocab_size", "context"):
             if getattr(self, name) < 1:
                 raise ConfigError(
@@ -412,10 +419,12 @@ def apply_overrides(values: Mapping[str, Any], overrides: Iterable[str]) -> dict
 
 def read_toml(path: str | Path) -> dict[str, Any]:
     p = Path(path)
+    if p.is_dir():
+        raise ConfigError(f"config file {str(p)!r} is a directory: give a TOML file")
     if not p.is_file():
         raise ConfigError(f"config file {str(p)!r} does not exist")
     try:
-        return tomllib.loads(p.read_text())
+        return tomllib.loads(read_user_text(p, "config file"))
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{p}: not valid TOML ({e})") from None
 

@@ -51,6 +51,22 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
+def _write_fails(folder: Path) -> OSError | None:
+    """The OSError a 64 KiB write into ``folder`` meets now (a full disk), or None."""
+    probe = folder / ".space-probe"
+    try:
+        with probe.open("wb") as f:
+            f.write(b"\0" * 65536)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as e:
+        e.filename = str(folder)
+        return e
+    finally:
+        probe.unlink(missing_ok=True)
+    return None
+
+
 def rng_state() -> dict[str, Any]:
     state: dict[str, Any] = {"torch": torch.get_rng_state()}
     if torch.cuda.is_available() and torch.cuda.is_initialized():
@@ -79,20 +95,30 @@ def save_checkpoint(
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir()
-    save_model(model, str(tmp / "model.safetensors"))
-    torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
-    torch.save(rng_state(), tmp / "rng.pt")
-    (tmp / "state.json").write_text(json.dumps(state, indent=1))
-    manifest = {
-        "step": step,
-        "files": {
-            n: {"bytes": (tmp / n).stat().st_size, "sha256": _sha256(tmp / n)} for n in FILES
-        },
-    }
-    for name in FILES:
-        _fsync(tmp / name)
-    (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
-    _fsync(tmp / MANIFEST)
+    try:
+        save_model(model, str(tmp / "model.safetensors"))
+        torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+        torch.save(rng_state(), tmp / "rng.pt")
+        (tmp / "state.json").write_text(json.dumps(state, indent=1))
+        manifest = {
+            "step": step,
+            "files": {
+                n: {"bytes": (tmp / n).stat().st_size, "sha256": _sha256(tmp / n)} for n in FILES
+            },
+        }
+        for name in FILES:
+            _fsync(tmp / name)
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
+        _fsync(tmp / MANIFEST)
+    except BaseException as e:
+        # torch and safetensors report a full disk as their own RuntimeError ("iostream
+        # error", "unexpected pos"): ask the filesystem itself, before the half-written
+        # checkpoint is removed, so the caller sees the OSError (ENOSPC, EFBIG) it was
+        full = None if isinstance(e, OSError | KeyboardInterrupt) else _write_fails(tmp)
+        shutil.rmtree(tmp, ignore_errors=True)
+        if full is not None:
+            raise full from e
+        raise
     if final.exists():  # a re-run of the same step (resume after a crash): replace it
         shutil.rmtree(final)
     os.replace(tmp, final)

@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from scalelab.config import RunConfig, budget_tokens
-from scalelab.errors import ConfigError, TrainingError
+from scalelab.errors import ConfigError, StoreError, TrainingError
 from scalelab.train import rundir
 from scalelab.train.batches import (
     TrainSampler,
@@ -50,7 +50,13 @@ from scalelab.train.batches import (
     val_windows,
 )
 from scalelab.train.checkpoint import latest_checkpoint, save_checkpoint
-from scalelab.train.device import Precision, ThreadPolicy, resolve_device, resolve_precision
+from scalelab.train.device import (
+    Precision,
+    ThreadPolicy,
+    available_memory,
+    resolve_device,
+    resolve_precision,
+)
 from scalelab.train.schedule import lr_at
 
 LOG_EVERY = 10  # steps between metrics lines (and host syncs), at most train.eval_every
@@ -126,8 +132,22 @@ class RunSummary:
 
     @classmethod
     def load(cls, run_dir: str | Path) -> RunSummary:
-        """Read ``summary.json`` of a run directory."""
-        return cls.from_dict(rundir.read_json(Path(run_dir) / rundir.SUMMARY))
+        """Read ``summary.json`` of a run directory; one that is valid JSON of another shape
+        (``[]``, ``{"status": "finished"}``) is a StoreError naming what it lacks."""
+        path = Path(run_dir) / rundir.SUMMARY
+        d = rundir.read_json(path)
+        required = {
+            f.name
+            for f in dataclasses.fields(cls)
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        }
+        lacks = sorted(required - set(d)) if isinstance(d, dict) else []
+        if not isinstance(d, dict) or lacks:
+            what = f"lacks {', '.join(lacks[:4])}" if lacks else f"holds a {type(d).__name__}"
+            raise StoreError(
+                f"{path} is not a run summary ({what}): delete it to train the run again"
+            )
+        return cls.from_dict(d)
 
 
 def _now() -> str:
@@ -146,6 +166,49 @@ def check_data(cfg: RunConfig, data: TokenSource) -> None:
         raise ConfigError(
             f"masked LM needs a mask token below model.vocab_size ({cfg.model.vocab_size}); "
             f"the tokenizer's mask_id is {data.mask_id}: raise model.vocab_size"
+        )
+
+
+# A budget beyond this many passes over the run's unique tokens is a typo, not a study:
+# repeated data stops paying after ~4 epochs and is worth almost nothing past ~40 (Muennighoff
+# et al. 2023, "Scaling Data-Constrained Language Models", fig. 3 and eq. 5).
+MAX_EPOCHS = 1000.0
+
+
+def check_budget(cfg: RunConfig, tokens: int, note: str, unique_tokens: int) -> None:
+    """Reject, before anything is built, a budget the corpus cannot supply: more than
+    :data:`MAX_EPOCHS` passes over its unique training tokens (``train.tokens = 1e30`` would
+    train for ages at a learning rate warmed over 5e24 steps)."""
+    if unique_tokens <= 0:
+        return
+    epochs = tokens / unique_tokens
+    if epochs > MAX_EPOCHS:
+        raise ConfigError(
+            f"the budget ({note}: {tokens:.3g} tokens) is {epochs:.3g} epochs of the corpus's "
+            f"{unique_tokens:,} unique training tokens, more than {MAX_EPOCHS:g}: lower the "
+            "budget or use a bigger corpus"
+        )
+
+
+def check_memory(cfg: RunConfig, device: torch.device, micro_batch: int) -> None:
+    """Refuse a model that cannot fit before allocating it: training memory as
+    ``scalelab count`` computes it (weights, gradients, AdamW states, activations of one
+    micro-batch) against what ``device`` has free."""
+    from scalelab.accounting import count
+    from scalelab.accounting.memory import format_bytes
+
+    free = available_memory(device)
+    if free is None:
+        return
+    c = count(cfg.model, batch=micro_batch, causal=cfg.model.causal)
+    need = int(c.memory.train_total_bytes)
+    if need > free:
+        raise ConfigError(
+            f"the model needs about {format_bytes(need)} to train ({c.params.total:,} parameters "
+            f"x {sum(c.memory.train_bytes_per_param.values())} bytes for weights, gradients and "
+            f"AdamW, plus activations of a micro-batch of {micro_batch}; see `scalelab count`) "
+            f"but {device} has {format_bytes(free)} free: make model.d_model or model.n_layer "
+            "smaller, or lower train.micro_batch_size"
         )
 
 
@@ -324,6 +387,11 @@ def _bpb(loss: float | None, bytes_per_token: float) -> float | None:
 def _prepare_dir(run_dir: Path, resume: bool) -> RunSummary | None:
     """Refuse to overwrite results; with ``resume``, return a finished run's summary."""
     summary_path = run_dir / rundir.SUMMARY
+    ckpts = run_dir / rundir.CHECKPOINTS
+    if ckpts.exists() and not ckpts.is_dir():
+        raise StoreError(
+            f"{ckpts} is a file where the run keeps its checkpoints: move or delete it"
+        )
     if summary_path.exists():
         summary = RunSummary.load(run_dir)
         if summary.status in ("finished", "stopped_early"):
@@ -358,12 +426,30 @@ def train(
     and earlier checkpoints are kept.
     """
     run_dir = Path(out) / cfg.run_id()
-    run_dir.mkdir(parents=True, exist_ok=True)
+    if Path(out).exists() and not Path(out).is_dir():
+        raise ConfigError(f"--runs {str(out)!r} is a file: give a directory for the runs")
+    created = [p for p in (run_dir, *run_dir.parents) if not p.exists()]
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise StoreError(
+            f"cannot create the run directory {str(run_dir)!r}: {e.strerror}"
+        ) from None
     with _run_lock(run_dir):
-        done = _prepare_dir(run_dir, resume)
-        if done is not None:
-            return done
-        return _Run(cfg, run_dir, data, progress).run()
+        try:
+            done = _prepare_dir(run_dir, resume)
+            if done is not None:
+                return done
+            the_run = _Run(cfg, run_dir, data, progress)
+        except BaseException:
+            # a run that fails before it starts (a bad corpus, too big for memory, an absurd
+            # budget) leaves nothing behind: the directories this call made go again
+            (run_dir / ".lock").unlink(missing_ok=True)
+            for p in created:
+                with contextlib.suppress(OSError):
+                    p.rmdir()
+            raise
+        return the_run.run()
 
 
 class _Run:
@@ -399,6 +485,8 @@ class _Run:
             cfg, self.params["non_embedding"], int(data.unique_tokens)
         )
         self.total_steps = max(1, round(want / self.tokens_per_step))
+        check_budget(cfg, want, self.budget_note, int(data.unique_tokens))
+        check_memory(cfg, self.device, self.micro)
         if self.device.type == "cuda":  # TF32 tensor cores for fp32 matmuls
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
@@ -647,8 +735,18 @@ class _Run:
             bar.close()
             tb.close()
             self.threads.restore()
+            if isinstance(e, OSError):  # a full disk (ENOSPC, EFBIG), a read-only one, ...
+                where = f" writing {e.filename}" if e.filename else ""
+                reason = f"{e.strerror or e}{where}"
+                with contextlib.suppress(OSError):  # the summary may not fit either
+                    self._write_summary("failed", reason, elapsed())
+                raise TrainingError(
+                    f"run {self.dir} failed at step {self.state.step}: {reason}; the run is "
+                    "marked failed: make room, then --resume continues from its last checkpoint"
+                ) from e
             if not isinstance(e, KeyboardInterrupt | TrainingError):
-                self._write_summary("failed", f"{type(e).__name__}: {e}", elapsed())
+                with contextlib.suppress(OSError):
+                    self._write_summary("failed", f"{type(e).__name__}: {e}", elapsed())
             raise
         bar.close()
         tb.close()

@@ -33,12 +33,16 @@ def _clean(value: Any) -> Any:
 def write_json(path: Path, obj: Any) -> None:
     """Write ``obj`` as JSON atomically (temporary file in the same directory, then rename)."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with tmp.open("w") as f:
-        json.dump(_clean(obj), f, indent=1, allow_nan=False)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with tmp.open("w") as f:
+            json.dump(_clean(obj), f, indent=1, allow_nan=False)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a full disk leaves no half-written temporary
+        raise
 
 
 def read_json(path: Path) -> Any:
