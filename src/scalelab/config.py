@@ -325,6 +325,28 @@ def budget_tokens(cfg: RunConfig, non_embedding: int, unique_tokens: int) -> tup
     ), f"{source} = {ratio} x {non_embedding} non-embedding params"
 
 
+# A budget beyond this many passes over the run's unique tokens is a typo, not a study:
+# repeated data stops paying after ~4 epochs and is worth almost nothing past ~40 (Muennighoff
+# et al. 2023, "Scaling Data-Constrained Language Models", fig. 3 and eq. 5).
+MAX_EPOCHS = 1000.0
+
+
+def check_budget(tokens: int, note: str, unique_tokens: int) -> None:
+    """Reject, before anything is built, a budget the corpus cannot supply: more than
+    :data:`MAX_EPOCHS` passes over its unique training tokens (``train.tokens = 1e30`` would
+    train for ages at a learning rate warmed over 5e24 steps)."""
+    if unique_tokens <= 0:
+        return
+    epochs = tokens / unique_tokens
+    if epochs > MAX_EPOCHS:
+        how = "" if note.startswith("train.tokens") else f" ({note})"
+        raise ConfigError(
+            f"the budget of {tokens:.3g} tokens{how} is {epochs:.3g} epochs of the corpus's "
+            f"{unique_tokens:,} unique training tokens, more than {MAX_EPOCHS:g}: lower the "
+            "budget or use a bigger corpus"
+        )
+
+
 SECTIONS: dict[str, type] = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig}
 
 

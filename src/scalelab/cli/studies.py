@@ -86,10 +86,8 @@ def sweep_cmd(
             "(interrupted runs resume from their last checkpoint)"
         )
         raise typer.Exit(130) from None
-    pts = load_points(db, study=res.study, status=None)
-    by_id = {r["run_id"]: r for r in pts.to_dict("records")}
-    rows = [{**by_id.get(o.run_id, {}), "run_id": o.run_id} for o in res.runs]
-    if dry_run:
+    if dry_run:  # nothing was written: the rows are the plan's
+        rows = [{**row, "N": row.get("N_non_embedding")} for row in res.plan]
         for o, row in zip(res.runs, rows, strict=True):
             row["status"] = o.status or "planned"
             row["C"] = o.flops  # planned exact FLOPs
@@ -97,6 +95,9 @@ def sweep_cmd(
             rows, f"study {res.study}: {len(rows)} runs (dry run; C = planned FLOPs)"
         )
         return
+    pts = load_points(db, study=res.study, status=None)
+    by_id = {r["run_id"]: r for r in pts.to_dict("records")}
+    rows = [{**by_id.get(o.run_id, {}), "run_id": o.run_id} for o in res.runs]
     render.points_table(rows, f"study {res.study}")
     busy = f", {res.busy} being trained by another process" if res.busy else ""
     say(

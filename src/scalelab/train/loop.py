@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from scalelab.config import RunConfig, budget_tokens
+from scalelab.config import RunConfig, budget_tokens, check_budget
 from scalelab.errors import ConfigError, StoreError, TrainingError
 from scalelab.train import rundir
 from scalelab.train.batches import (
@@ -166,27 +166,6 @@ def check_data(cfg: RunConfig, data: TokenSource) -> None:
         raise ConfigError(
             f"masked LM needs a mask token below model.vocab_size ({cfg.model.vocab_size}); "
             f"the tokenizer's mask_id is {data.mask_id}: raise model.vocab_size"
-        )
-
-
-# A budget beyond this many passes over the run's unique tokens is a typo, not a study:
-# repeated data stops paying after ~4 epochs and is worth almost nothing past ~40 (Muennighoff
-# et al. 2023, "Scaling Data-Constrained Language Models", fig. 3 and eq. 5).
-MAX_EPOCHS = 1000.0
-
-
-def check_budget(cfg: RunConfig, tokens: int, note: str, unique_tokens: int) -> None:
-    """Reject, before anything is built, a budget the corpus cannot supply: more than
-    :data:`MAX_EPOCHS` passes over its unique training tokens (``train.tokens = 1e30`` would
-    train for ages at a learning rate warmed over 5e24 steps)."""
-    if unique_tokens <= 0:
-        return
-    epochs = tokens / unique_tokens
-    if epochs > MAX_EPOCHS:
-        raise ConfigError(
-            f"the budget ({note}: {tokens:.3g} tokens) is {epochs:.3g} epochs of the corpus's "
-            f"{unique_tokens:,} unique training tokens, more than {MAX_EPOCHS:g}: lower the "
-            "budget or use a bigger corpus"
         )
 
 
@@ -485,7 +464,7 @@ class _Run:
             cfg, self.params["non_embedding"], int(data.unique_tokens)
         )
         self.total_steps = max(1, round(want / self.tokens_per_step))
-        check_budget(cfg, want, self.budget_note, int(data.unique_tokens))
+        check_budget(want, self.budget_note, int(data.unique_tokens))
         check_memory(cfg, self.device, self.micro)
         if self.device.type == "cuda":  # TF32 tensor cores for fp32 matmuls
             torch.backends.cuda.matmul.allow_tf32 = True
