@@ -19,6 +19,8 @@ from scalelab.cli._app import (
     StudyOption,
     app,
     count_option,
+    out_file,
+    out_folder,
     say,
     warn,
 )
@@ -67,6 +69,8 @@ def sweep_cmd(
     """Run a study's grid: skip finished runs, resume interrupted ones, record points in the store."""
     from scalelab.study import load_points, sweep
 
+    out_folder(runs, "--runs")
+    out_file(db, "--db")
     try:
         res = sweep(
             study,
@@ -134,6 +138,9 @@ def points_cmd(
     from scalelab.study import export_points, load_points
     from scalelab.study import rebuild as rebuild_store
 
+    out_file(csv, "--csv")
+    out_file(parquet, "--parquet")
+
     if from_runs is not None:
         res = rebuild_store(from_runs, db, study=study)
         say(
@@ -190,6 +197,7 @@ def compare_cmd(
     from scalelab.study.compare import depth_width as dw
 
     n_boot = count_option(bootstrap, "--bootstrap")
+    out_file(plot, "--plot")
     if not db.is_file():
         raise StoreError(f"no results store at {str(db)!r}: give the store with --db PATH")
     if depth_width:

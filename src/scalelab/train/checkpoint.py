@@ -22,6 +22,7 @@ import json
 import os
 import shutil
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -171,12 +172,18 @@ class Checkpoint:
             set_rng_state(torch.load(self.path / "rng.pt", weights_only=True))
 
 
-def latest_checkpoint(root: Path) -> Checkpoint | None:
-    """The newest intact checkpoint under ``root``; damaged ones are skipped with a warning."""
+def latest_checkpoint(
+    root: Path, on_skip: Callable[[Path, str], None] | None = None
+) -> Checkpoint | None:
+    """The newest intact checkpoint under ``root``; damaged ones are skipped, each told to
+    ``on_skip(path, problem)`` (default: a warning)."""
     for path in reversed(list_checkpoints(root)):
         problem = verify(path)
         if problem is not None:
-            warnings.warn(f"skipping checkpoint {path}: {problem}", stacklevel=2)
+            if on_skip is not None:
+                on_skip(path, problem)
+            else:
+                warnings.warn(f"skipping checkpoint {path}: {problem}", stacklevel=2)
             continue
         state = json.loads((path / "state.json").read_text())
         return Checkpoint(path, int(state["step"]), state)
