@@ -227,12 +227,24 @@ class _State:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+# with stderr redirected (a log file, a pipe) progress is a plain line this often, since a
+# live bar would only draw once, at the end
+PLAIN_PROGRESS_SECONDS = 10.0
+
+
 class _Progress:
-    """A rich progress bar with loss and tokens/s (or nothing when progress is off)."""
+    """A rich progress bar with loss and tokens/s on a terminal; plain lines every
+    :data:`PLAIN_PROGRESS_SECONDS` when stderr is redirected; nothing when progress is off."""
 
     def __init__(self, enabled: bool, total: int, run_id: str, done: int) -> None:
+        import sys
+
         self.bar: Any = None
-        if not enabled:
+        self.plain = enabled and not sys.stderr.isatty()
+        self.total, self.run_id, self.last = total, run_id, time.monotonic()
+        if not enabled or self.plain:
+            if self.plain:
+                self._say(f"step {done}/{total}" + (" (resumed)" if done else ""))
             return
         from rich.console import Console
         from rich.progress import (
@@ -257,9 +269,19 @@ class _Progress:
         self.task = self.bar.add_task("train", total=total, completed=done, info="")
         self.bar.start()
 
+    def _say(self, text: str) -> None:
+        import sys
+
+        print(f"{self.run_id}: {text}", file=sys.stderr, flush=True)
+        self.last = time.monotonic()
+
     def update(self, step: int, info: str) -> None:
         if self.bar is not None:
             self.bar.update(self.task, completed=step, info=info)
+        elif self.plain and (
+            step == self.total or time.monotonic() - self.last >= PLAIN_PROGRESS_SECONDS
+        ):
+            self._say(f"step {step}/{self.total}  {info}")
 
     def close(self) -> None:
         if self.bar is not None:
@@ -305,6 +327,27 @@ def _run_lock(run_dir: Path) -> Iterator[None]:
                 f"run {run_dir} is being trained by another process: wait for it to finish"
             ) from None
         yield
+
+
+# a run the measured speed says will take longer than this gets a note on stderr, once
+LONG_RUN_SECONDS = 24 * 3600.0
+
+
+def _warn_if_long(run: _Run, done: int, rate: float) -> None:
+    """One note when the budget, at the speed just measured, would take more than
+    :data:`LONG_RUN_SECONDS` (a budget typed with one zero too many shows up in minutes,
+    not days)."""
+    import sys
+
+    left = (run.total_steps - done) * run.tokens_per_step / rate
+    if left > LONG_RUN_SECONDS:
+        print(
+            f"note: run {run.dir.name} will take about {left / 3600:,.0f} h more at the "
+            f"measured {rate:,.0f} tokens/s ({run.budget_note}); Ctrl-C keeps its last "
+            "checkpoint, lower the budget to finish sooner",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def _sync(device: torch.device) -> None:
@@ -611,6 +654,7 @@ class _Run:
             norms: list[torch.Tensor] = []
             window_start = self.state.step
             first_in_session = True
+            warned_long = False
             seg_start = time.perf_counter()
             while self.state.step < self.total_steps:
                 step = self.state.step
@@ -677,6 +721,9 @@ class _Run:
                 )
                 if rate:
                     row["tokens_per_second"] = rate
+                    if not warned_long:
+                        warned_long = True
+                        _warn_if_long(self, done, rate)
                 if is_eval:
                     self._eval(row)
                 if self.threads.enabled:
