@@ -289,7 +289,7 @@ def _constrain(result: Plan, law: Law, samples: list[dict[str, float]], U: float
     if law.form == "kaplan":
         result.warnings.append(
             f"the compute-optimal D = {result.D:.3g} tokens exceeds the {U:.3g} unique tokens "
-            f"({epochs:.1f} epochs); Kaplan's law has no repetition term: no adjustment made"
+            f"({epochs:.3g} epochs); Kaplan's law has no repetition term: no adjustment made"
         )
         return
     params, origin = _dc_params(law)
@@ -320,12 +320,12 @@ def _constrain(result: Plan, law: Law, samples: list[dict[str, float]], U: float
     }
     result.warnings.append(
         f"the compute-optimal D = {result.D:.3g} tokens exceeds the {U:.3g} unique tokens "
-        f"({epochs:.1f} epochs): with repetition (Muennighoff et al. 2023) the optimum moves "
-        f"to N = {n:.3g}, D = {d:.3g} ({d / U:.1f} epochs), predicted loss {loss:.4f} "
+        f"({epochs:.3g} epochs): with repetition (Muennighoff et al. 2023) the optimum moves "
+        f"to N = {n:.3g}, D = {d:.3g} ({d / U:.3g} epochs), predicted loss {loss:.4f} "
         f"instead of {result.loss:.4f} with unique data"
     )
     if d / U > params[R_D_STAR]:
         result.warnings.append(
-            f"{d / U:.0f} epochs is beyond R_D* = {params[R_D_STAR]:.1f}: repeated tokens "
+            f"{d / U:.3g} epochs is beyond R_D* = {params[R_D_STAR]:.1f}: repeated tokens "
             "there are worth little; more unique data would help more than more compute"
         )
