@@ -224,6 +224,13 @@ def plan(
                 )
     assert compute is not None
     N, D = _optimum(law, law.params, compute)
+    if not (compute > 0 and N > 0 and D > 0 and np.isfinite(N) and np.isfinite(D)):
+        raise PlanError(
+            f"the {_law_name(law)} law gives no model size for "
+            + (f"loss {target_loss:g}" if target_loss is not None else f"{compute:g} FLOPs")
+            + " (outside the range it describes): choose a "
+            + ("lower target loss" if target_loss is not None else "larger compute budget")
+        )
     loss = float(law.predict(N=N, D=D))
     loss_iv = n_iv = d_iv = None
     if samples:
