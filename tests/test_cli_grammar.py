@@ -34,6 +34,9 @@ BAD: list[tuple[str, ...]] = [
     ("report", "--db", "MISSING.db"),
     ("report", "--bootstrap", "-1"),
     ("demo", "--corpus", "nosuch:x", "--out", "OUT"),
+    ("select", "python-stdlib", "--method", "randm", "--keep", "0.5", "--out", "X.json"),
+    ("select", "python-stdlib", "--method", "random", "--keep", "2", "--out", "X.json"),
+    ("select", "python-stdlib", "--method", "random", "--keep", "0.5"),
 ]
 
 

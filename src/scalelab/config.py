@@ -166,9 +166,14 @@ class DataConfig:
     # is always the full held-out split, so runs at every fraction are scored alike.
     fraction: float = 1.0
     cache_dir: str | None = None  # None -> $SCALELAB_CACHE or ~/.cache/scalelab
+    # A selection file (scalelab select ... --out SEL.json): the run trains on its kept
+    # training documents or chunks only (applied before data.fraction); validation untouched.
+    select: str | None = None
 
     def __post_init__(self) -> None:
         _check_choice("data.tokenizer", self.tokenizer, ("bpe", "bytes"))
+        if self.select is not None and not str(self.select).strip():
+            raise ConfigError("data.select must be the path of a selection JSON file, got ''")
         if not 0.0 < self.val_fraction < 0.5:
             raise ConfigError(f"data.val_fraction must be in (0, 0.5), got {self.val_fraction}")
         if not 0.0 < self.fraction <= 1.0:
@@ -256,6 +261,23 @@ class TrainConfig:
             )
 
 
+def _file_sha256(path: str) -> str | None:
+    """SHA-256 of a selection file's content, its timing (``seconds``) left out so that
+    making the same selection again names the same runs."""
+    try:
+        raw = Path(path).expanduser().read_bytes()
+    except OSError:
+        return None  # a missing file fails when the run loads it, with the fix named
+    try:
+        value = json.loads(raw)
+        if isinstance(value, dict):
+            value.pop("seconds", None)
+            raw = json.dumps(value, sort_keys=True).encode()
+    except ValueError:
+        pass
+    return hashlib.sha256(raw).hexdigest()
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """A run's resolved config. Every check runs when one is made (each section checks its
@@ -289,12 +311,19 @@ class RunConfig:
 
         ``train.device`` is left out: where a run executes does not change what it is.
         ``data.fraction`` at its default 1.0 is left out too, so runs stored before the
-        field existed keep their names (and a sweep still finds them finished).
+        field existed keep their names (and a sweep still finds them finished); so is an
+        unset ``data.select``, and a set one counts by the SHA-256 of the selection file's
+        content, not by its path.
         """
         d = self.to_dict()
         d["train"].pop("device", None)
         if d["data"].get("fraction") == 1.0:
             d["data"].pop("fraction")
+        if d["data"].get("select") is None:
+            d["data"].pop("select", None)
+        elif (digest := _file_sha256(d["data"]["select"])) is not None:
+            # the selection's content names the run, wherever the file lies
+            d["data"]["select"] = f"sha256:{digest}"
         blob = json.dumps(d, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 

@@ -100,6 +100,18 @@ def test_python_stdlib_excludes_tests_and_is_deterministic():
     assert 0 < sum(len(d.encode()) for d in capped) <= 50000
 
 
+def test_python_stdlib_sample_spreads_over_the_library():
+    full = open_corpus("python-stdlib").files()
+    sample = open_corpus("python-stdlib:sample=0.1").files()
+    assert set(sample) < set(full)
+    assert 0.05 * len(full) < len(sample) < 0.15 * len(full)
+    # spread over the library, not an alphabetical prefix
+    assert sample[-1] in full[len(full) // 2 :] and sample[0] in full[: len(full) // 2]
+    assert open_corpus("python-stdlib:sample=0.1").files() == sample
+    with pytest.raises(DataError, match="share of the files"):
+        open_corpus("python-stdlib:sample=2")
+
+
 def test_fingerprint_changes_when_a_file_changes(text_dir):
     before = open_corpus(f"text:{text_dir}").fingerprint()
     (text_dir / "doc00.txt").write_text("edited, longer than before\n" * 3)

@@ -13,6 +13,8 @@ U = D / np.array([1, 1, 2, 3, 5, 8, 13, 21, 40])
 
 CASES = {
     "chinchilla": (None, {}, np.array([6.0, 7.5, 0.6, 0.34, 0.37])),
+    "chinchilla-tied": (None, {}, np.array([6.0, 7.5, 0.6, 0.34])),
+    "overtrain": (None, {}, np.array([6.3, 7.8, 0.6, 0.17])),
     "power": ("N", {}, np.array([5.0, 0.5, 0.3])),
     "kaplan": (None, {}, np.array([32.0, 31.0, 0.076, 0.095])),
     "bnsl": ("N", {}, np.array([-1.0, 1.0, 0.1, 0.5, np.log(1e8), np.log(0.3)])),
@@ -79,3 +81,60 @@ def test_data_constrained_reduces_to_chinchilla_without_repetition():
     rep = dc.predict(p, {"N": n, "D": d, "unique_tokens": d / 4})
     once = make_form("chinchilla").predict(base, {"N": n, "D": d / 4})
     assert np.all(rep > want) and np.all(rep < once)
+
+
+def test_tied_is_chinchilla_with_beta_equal_to_alpha():
+    p = {"E": 1.8, "A": 500.0, "B": 1500.0, "alpha": 0.33}
+    got = make_form("chinchilla-tied").predict(p, {"N": N, "D": D})
+    want = make_form("chinchilla").predict({**p, "beta": 0.33}, {"N": N, "D": D})
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+def test_overtrain_is_gadre_eq4_and_equals_tied_when_c_is_6nd():
+    from scalelab.laws.forms import as_chinchilla
+
+    p = {"E": 1.8, "a": 600.0, "b": 1900.0, "eta": 0.16}
+    cols = {"N": N, "D": D, "C": 6 * N * D}
+    M, C = D / N, 6 * N * D
+    want = 1.8 + (600.0 * M**0.16 + 1900.0 * M**-0.16) * C**-0.16
+    np.testing.assert_allclose(make_form("overtrain").predict(p, cols), want, rtol=1e-12)
+    # C defaults to 6ND, and the Chinchilla parameters it maps to predict the same
+    np.testing.assert_allclose(make_form("overtrain").predict(p, {"N": N, "D": D}), want)
+    ch = as_chinchilla("overtrain", p)
+    assert ch["alpha"] == ch["beta"] == 0.32
+    np.testing.assert_allclose(make_form("chinchilla").predict(ch, cols), want, rtol=1e-12)
+    # another compute count (e.g. with attention FLOPs) moves the prediction
+    other = make_form("overtrain").predict(p, {**cols, "C": 1.5 * C})
+    assert np.all(other < want)
+
+
+@pytest.mark.parametrize(
+    ("name", "fixed", "theta"),
+    [
+        ("chinchilla", {"E": 1.69}, np.array([6.0, 7.5, 0.34, 0.37])),
+        ("chinchilla", {"alpha": 0.3, "B": 410.0}, np.array([6.0, 0.6, 0.37])),
+        ("overtrain", {"eta": 0.15}, np.array([6.3, 7.8, 0.6])),
+        ("kaplan", {"alpha_D": 0.095}, np.array([32.0, 31.0, 0.076])),
+    ],
+)
+def test_pinned_form_drops_the_fixed_coordinates(name, fixed, theta):
+    form = make_form(name, fixed=fixed)
+    assert len(form.internal) == len(make_form(name).internal) - len(fixed)
+    assert form.free == tuple(k for k in form.public if k not in fixed)
+    pub = dict(zip(form.public, form.to_public(theta), strict=True))
+    for k, v in fixed.items():
+        assert pub[k] == v  # exactly, not exp(log(v))
+    np.testing.assert_allclose(form.from_public(pub), theta, rtol=1e-12)
+    feats = form.features(_cols(None))
+    _, jac = form.log_model_grad(theta, feats)
+    assert jac.shape == (len(N), len(theta))
+    for j in range(len(theta)):
+        h = 1e-6 * max(1.0, abs(theta[j]))
+        up, dn = theta.copy(), theta.copy()
+        up[j] += h
+        dn[j] -= h
+        fd = (form.log_model(up[None], feats)[0] - form.log_model(dn[None], feats)[0]) / (2 * h)
+        np.testing.assert_allclose(jac[:, j], fd, rtol=1e-5, atol=1e-8)
+    full = make_form(name).predict(pub, {"N": N, "D": D, "C": 6 * N * D})
+    np.testing.assert_allclose(form.predict(pub, {"N": N, "D": D, "C": 6 * N * D}), full)
+    assert len(np.unique(form.grid(), axis=0)) == len(form.grid())

@@ -148,3 +148,27 @@ def test_optimum_without_an_interior_minimum_is_nan_not_complex():
 
     n, d = chinchilla_optimum({"A": 400.0, "B": 400.0, "alpha": -0.1, "beta": 0.3}, 1e20)
     assert np.isnan(n) and np.isnan(d)
+
+
+@pytest.mark.parametrize("form", ["chinchilla-tied", "overtrain"])
+def test_tied_and_overtrain_laws_plan_as_their_chinchilla_equivalent(form):
+    from scalelab.laws import Law
+    from scalelab.laws.forms import as_chinchilla
+
+    params = (
+        {"E": 1.8, "A": 500.0, "B": 1500.0, "alpha": 0.33}
+        if form == "chinchilla-tied"
+        else {"E": 1.8, "a": 900.0, "b": 2500.0, "eta": 0.17}
+    )
+    law = Law(form=form, params=params)
+    twin = Law(form="chinchilla", params=as_chinchilla(form, params))
+    got, want = plan(law, 1e22), plan(twin, 1e22)
+    np.testing.assert_allclose([got.N, got.D], [want.N, want.D], rtol=1e-9)
+    assert got.loss == pytest.approx(want.loss, rel=1e-12)
+    # the optimum minimises this law's own loss along 6ND = C
+    for f in (0.8, 1.25):
+        assert law.predict(N=got.N * f, D=got.D / f) > got.loss
+    back = plan(law, target_loss=got.loss)
+    assert back.compute == pytest.approx(1e22, rel=1e-6)
+    constrained = plan(law, 1e22, unique_tokens=got.D / 4)
+    assert constrained.constrained["loss"] > got.loss

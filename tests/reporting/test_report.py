@@ -14,6 +14,7 @@ TITLES = [
     "Loss against N",
     "Loss against compute",
     "IsoFLOP curves",
+    "Choosing the law",
     "Fitted law",
     "Extrapolation check",
     "Plans",
@@ -72,7 +73,8 @@ def test_sections_are_extensible(tiny_demo, tmp_path):
     )
     text = res.path.read_text()
     assert "<p>6 points</p>" in text and "<h2>Extra</h2>" in text
-    assert len(BUILDERS) == len(TITLES) + 1  # + Architectures, shown for several archs
+    # + Architectures (shown for several archs) and Data (runs on selections, the overfit study)
+    assert len(BUILDERS) == len(TITLES) + 2
 
 
 def test_missing_or_empty_store_is_a_clear_error(tmp_path):

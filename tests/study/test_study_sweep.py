@@ -270,3 +270,20 @@ def test_a_dying_worker_fails_its_run_only(tmp_path, log):
     by_lr = {o.axes["train.lr"]: o for o in res.runs}
     assert by_lr[0.25].status == "failed" and "worker process died" in by_lr[0.25].reason
     assert by_lr[1e-3].status == by_lr[2e-3].status == "finished"
+
+
+@pytest.mark.slow
+def test_a_neighbour_in_flight_when_a_worker_dies_is_not_blamed(tmp_path, log, monkeypatch):
+    """The neighbours train slowly (0.3 s a step), so they are in the pool when the bad run
+    kills its worker and the pool breaks under them. Each suspect then runs alone: only the
+    run that dies alone is failed; the others resume and finish."""
+    monkeypatch.setenv("FAKE_TRAIN_SLEEP", "0.3")
+    s = spec(
+        sizes=[{"name": "a", "n_layer": 1, "d_model": 16}],
+        tokens=[1000],
+        grid={"train.lr": [1e-3, 0.25, 2e-3]},
+    )
+    res = sweep(s, db=tmp_path / "r.db", out=tmp_path / "runs", workers=2, progress=False, **FAKES)
+    by_lr = {o.axes["train.lr"]: o for o in res.runs}
+    assert by_lr[0.25].status == "failed" and "worker process died" in by_lr[0.25].reason
+    assert by_lr[1e-3].status == by_lr[2e-3].status == "finished"

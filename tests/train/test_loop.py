@@ -197,6 +197,7 @@ def test_vocab_must_cover_the_tokenizer(make_cfg, tmp_path):
 
 
 def test_precision_auto_follows_the_measurement(make_cfg, tmp_path, monkeypatch):
+    monkeypatch.delenv("SCALELAB_PRECISION", raising=False)  # the rule itself, not the override
     cpu = torch.device("cpu")
     monkeypatch.setattr(device_mod, "cpu_bf16_speedup", lambda cache_dir=None: 0.01)
     assert device_mod.resolve_precision("auto", cpu).name == "fp32"
@@ -330,6 +331,7 @@ def test_a_resumed_auto_run_keeps_its_precision(make_cfg, tmp_path, monkeypatch)
 
 def test_the_probe_runs_at_the_runs_thread_count(make_cfg, tmp_path, monkeypatch):
     seen = []
+    monkeypatch.delenv("SCALELAB_PRECISION", raising=False)
     monkeypatch.setattr(
         device_mod,
         "cpu_bf16_speedup",

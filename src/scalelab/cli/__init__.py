@@ -8,6 +8,7 @@ tables. Each group module registers its commands on import:
 * ``studies``: sweep, points, compare
 * ``laws``: fit, plan
 * ``reports``: report, demo
+* ``selection``: select
 
 A ``ScalelabError`` becomes one plain line on stderr and exit code 2.
 """
@@ -18,17 +19,34 @@ import sys
 
 import typer
 
-from scalelab.cli import laws, models, reports, studies, training
+from scalelab.cli import laws, models, reports, selection, studies, training
 from scalelab.cli._app import app, console, error_line
 from scalelab.errors import ScalelabError
 
 # the help lists the groups in the order a user meets them, whatever the import order
-_PANELS = (models.PANEL, training.PANEL, studies.PANEL, laws.PANEL, reports.PANEL)
+_PANELS = (
+    models.PANEL,
+    training.PANEL,
+    selection.PANEL,
+    studies.PANEL,
+    laws.PANEL,
+    reports.PANEL,
+)
 app.registered_commands.sort(
     key=lambda c: _PANELS.index(c.rich_help_panel) if c.rich_help_panel in _PANELS else 99
 )
 
-__all__ = ["app", "console", "laws", "main", "models", "reports", "studies", "training"]
+__all__ = [
+    "app",
+    "console",
+    "laws",
+    "main",
+    "models",
+    "reports",
+    "selection",
+    "studies",
+    "training",
+]
 
 
 @app.callback()

@@ -23,7 +23,17 @@ from scalelab.cli._app import (
 )
 from scalelab.errors import FitError, StoreError
 
-FIT_FORMS = ("chinchilla", "kaplan", "power", "data-constrained", "bnsl", "slope")
+FIT_FORMS = (
+    "chinchilla",
+    "chinchilla-tied",
+    "overtrain",
+    "kaplan",
+    "power",
+    "data-constrained",
+    "bnsl",
+    "slope",
+)
+AUTO = "auto"  # choose the form by how well it predicts the larger sizes (select_law)
 ALLOCATIONS = ("isoflop", "envelope")  # Hoffmann et al. 2022, approaches 2 and 1
 FITTED_STATUSES = ("finished", "stopped_early")  # as the store counts them: done, best loss
 
@@ -78,6 +88,20 @@ def read_points(
     return df
 
 
+def parse_fix(items: list[str]) -> dict[str, float]:
+    """``--fix E=1.69`` (repeatable) as {"E": 1.69}."""
+    out: dict[str, float] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise FitError(f"--fix {item!r}: write NAME=VALUE, e.g. --fix E=1.69")
+        try:
+            out[name.strip()] = float(value)
+        except ValueError:
+            raise FitError(f"--fix {item!r}: {value!r} is not a number") from None
+    return out
+
+
 PANEL = "Laws and plans"
 
 
@@ -94,10 +118,34 @@ def fit_cmd(
         str,
         typer.Option(
             "--form",
-            help="chinchilla | kaplan | power | data-constrained | bnsl | slope, or an allocation "
-            "fit: isoflop (approach 2) | envelope (approach 1).",
+            help="chinchilla | chinchilla-tied | overtrain | kaplan | power | data-constrained | "
+            "bnsl | slope; auto: the one of --forms that best predicts the largest sizes from "
+            "the smaller; or an allocation fit: isoflop (approach 2) | envelope (approach 1).",
         ),
     ] = "chinchilla",
+    forms: Annotated[
+        str,
+        typer.Option("--forms", help="--form auto: the candidates, comma-separated."),
+    ] = "chinchilla,chinchilla-tied,overtrain",
+    holdout: Annotated[
+        int, typer.Option("--holdout", help="--form auto: the largest sizes held out, one by one.")
+    ] = 2,
+    fix: Annotated[
+        list[str] | None,
+        typer.Option("--fix", help="Hold a parameter at a value, e.g. --fix E=1.69 (repeatable)."),
+    ] = None,
+    min_n: Annotated[
+        str | None, typer.Option("--min-n", help="Fit only points with N >= this, e.g. 1e8.")
+    ] = None,
+    min_c: Annotated[
+        str | None, typer.Option("--min-c", help="Fit only points with C >= this, e.g. 1e19.")
+    ] = None,
+    resample: Annotated[
+        str,
+        typer.Option(
+            "--resample", help="Bootstrap resamples: row (points) or size (whole model sizes)."
+        ),
+    ] = "row",
     study: StudyOption = None,
     n: Annotated[
         str, typer.Option("--n", help="N as non_embedding, total or active (store points).")
@@ -129,7 +177,7 @@ def fit_cmd(
     from scalelab.errors import did_you_mean
     from scalelab.laws import envelope, fit_law, isoflop
 
-    choices = (*FIT_FORMS, *ALLOCATIONS)
+    choices = (*FIT_FORMS, AUTO, *ALLOCATIONS)
     if form not in choices:
         raise FitError(
             f"unknown --form {form!r}{did_you_mean(form, choices)}; choose from {choices}"
@@ -139,7 +187,43 @@ def fit_cmd(
         raise FitError(f"--delta {delta}: give a positive Huber threshold such as 1e-3")
     if out is not None and out.is_dir():
         raise FitError(f"--out {str(out)!r} is a directory: give the path of a .json file")
+    fixed = parse_fix(fix or [])
+    bounds = {
+        "min_n": None if min_n is None else number(min_n, "--min-n"),
+        "min_c": None if min_c is None else number(min_c, "--min-c"),
+    }
     df = read_points(db, csv, arch, study, n)
+    if form == AUTO:
+        from scalelab.laws import select_law
+
+        if x is not None or base is not None or resample != "row":
+            raise FitError(
+                "--form auto chooses among laws of N and D and resamples whole sizes: "
+                "--x, --base and --resample apply to a named --form"
+            )
+
+        sel = select_law(
+            df,
+            forms.split(","),
+            holdout,
+            fix=fixed or None,
+            bootstrap=n_boot,
+            seed=bootstrap_seed,
+            delta=delta,
+            **bounds,
+        )
+        if out is not None:
+            sel.law.save(out)
+        if as_json:
+            print(json.dumps(sel.law.to_dict(samples=False), indent=1))
+        else:
+            render.selection(sel)
+            render.law(sel.law)
+            if out is not None:
+                say(f"wrote {out}")
+        for note in sel.notes:
+            warn(f"note: {note}")
+        return
     if form in ALLOCATIONS:
         if out is not None:
             raise FitError("--out writes laws for `plan`; an allocation fit has no law to write")
@@ -160,6 +244,9 @@ def fit_cmd(
         delta=delta,
         extrapolation=extrapolation,
         base=base,
+        fix=fixed or None,
+        resample=resample,
+        **bounds,
     )
     if out is not None:
         result.save(out)

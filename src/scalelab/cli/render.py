@@ -155,6 +155,44 @@ def law(law: Any) -> None:
             )
 
 
+def selection(sel: Any) -> None:
+    """The rolling-origin table of ``select_law``: form x held-out size x error."""
+    t = sel.table
+    sizes = sorted(t["held_out_N"].unique())
+    table = Table(
+        title=f"choosing the form: fitted below each held-out size, error on it "
+        f"({sel.level:.0%} intervals, {sel.bootstrap} size-bootstrap refits)",
+        title_justify="left",
+    )
+    table.add_column("form")
+    table.add_column("params", justify="right")
+    for n in sizes:
+        table.add_column(f"N={si(n)}", justify="right")
+    table.add_column("mean error", justify="right")
+    table.add_column("interval held", justify="right")
+    table.add_column("")
+
+    def pct(x: float) -> str:
+        return f"{100 * x:.2f}%" if x == x and abs(x) != float("inf") else "-"
+
+    for _, s in sel.summary.iterrows():
+        mine = t[t["form"] == s["form"]].set_index("held_out_N")
+        held = int(mine["n_held"].sum())
+        cov = "-" if s["coverage"] != s["coverage"] else f"{int(mine['covered'].sum())}/{held}"
+        _row(
+            table,
+            s["form"],
+            str(s["n_params"]),
+            *[pct(mine.loc[n, "mean_abs_rel_error"]) for n in sizes],
+            pct(s["mean_abs_rel_error"]),
+            cov,
+            "chosen" if s["chosen"] else "",
+        )
+    console.print(table)
+    for _, r in t[t["note"] != ""].iterrows():
+        warn(f"note: {r['form']} not fitted below N={si(r['held_out_N'])}: {r['note']}")
+
+
 def allocation(alloc: Any) -> None:
     say(f"approach {alloc.approach}: N_opt = k_N C^a, D_opt = k_D C^b")
     for k, v in alloc.params.items():

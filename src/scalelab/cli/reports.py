@@ -82,6 +82,14 @@ def demo_cmd(
         f"predicted {h['predicted_loss']:.4f} [{lo:.4f}, {hi:.4f}], measured "
         f"{h['actual_loss']:.4f}, error {100 * h['relative_error']:+.2f}%"
     )
+    auto = h.get("auto") or {}
+    if "form" in auto:
+        iv = auto["predicted_interval"]
+        iv_s = f" [{iv[0]:.4f}, {iv[1]:.4f}] ({auto['level']:.0%})" if iv[0] is not None else ""
+        say(
+            f"form chosen by extrapolation within the ladder: {auto['form']}, predicted "
+            f"{auto['predicted_loss']:.4f}{iv_s}, error {100 * auto['relative_error']:+.2f}%"
+        )
     if "entropy_rate" in s:
         say(
             f"fitted E = {p['E']:.4f} nats/token against the source's entropy rate "

@@ -120,6 +120,12 @@ def _walk_files(root: Path, skip_dirs: frozenset[str] = frozenset()) -> list[Pat
     return sorted(out, key=lambda p: p.relative_to(root).as_posix())
 
 
+def _path_fraction(rel: Path) -> float:
+    """A stable hash of a relative POSIX path as a fraction in [0, 1)."""
+    digest = hashlib.blake2b(rel.as_posix().encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2.0**64
+
+
 class PythonStdlib(TextCorpus):
     """The ``.py`` files of the running interpreter's standard library, tests excluded.
 
@@ -127,12 +133,21 @@ class PythonStdlib(TextCorpus):
     Excluded: test packages (``test/``, ``tests/``, ``idle_test/``, ``test_*.py``),
     installed third-party packages (``site-packages``), and build-specific files
     (``config-*/``, ``_sysconfigdata_*.py``), so two installs of the same Python
-    version give the same corpus (about 12 MB for CPython 3.11).
+    version give the same corpus (about 12 MB for CPython 3.11). ``sample=F`` keeps the
+    files whose relative path hashes below ``F`` (a share spread over the whole library).
     """
 
     def __init__(self, spec: CorpusSpec) -> None:
         super().__init__(spec)
         self.root = Path(sysconfig.get_paths()["stdlib"])
+        # sample=F keeps the files whose path hashes below F: a share of the library spread
+        # over all of it (max_bytes alone keeps an alphabetical prefix)
+        self.sample = spec.float_option("sample", 1.0)
+        if self.sample > 1.0:
+            raise DataError(
+                f"data.corpus = {spec.text!r}: sample is a share of the files in (0, 1], "
+                f"got {self.sample}"
+            )
         if not self.root.is_dir():
             raise DataError(
                 f"data.corpus = 'python-stdlib': this interpreter's standard library "
@@ -148,6 +163,7 @@ class PythonStdlib(TextCorpus):
                 if p.suffix == ".py"
                 and not p.name.startswith(("test_", "_sysconfigdata_"))
                 and not p.relative_to(self.root).parts[0].startswith("config-")
+                and (self.sample >= 1.0 or _path_fraction(p.relative_to(self.root)) < self.sample)
             ]
             if not self._files:
                 raise DataError(

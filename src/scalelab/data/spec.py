@@ -5,7 +5,7 @@ One string names a corpus everywhere (TOML ``data.corpus``, ``--set``, the CLI):
 ==================================================  =====================================
 spec                                                corpus
 ==================================================  =====================================
-``python-stdlib[:max_bytes=N]``                     the running Python's standard library
+``python-stdlib[:max_bytes=N][,sample=F]``          the running Python's standard library
 ``markov:order=K,vocab=V,seed=S[,tokens=N]``        synthetic order-K Markov source
 ``[,temperature=T]``
 ``text:PATH[,max_bytes=N]``                         a text file, a directory or a glob
@@ -31,7 +31,7 @@ from scalelab.errors import DataError, did_you_mean
 
 # kind -> the options it accepts
 KINDS: dict[str, tuple[str, ...]] = {
-    "python-stdlib": ("max_bytes",),
+    "python-stdlib": ("max_bytes", "sample"),
     "markov": ("order", "vocab", "seed", "tokens", "temperature"),
     "text": ("max_bytes",),
     "jsonl": ("max_bytes",),

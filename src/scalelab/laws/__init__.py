@@ -8,26 +8,36 @@
 * :func:`plan`: compute-optimal N and D for a budget (or the budget for a target loss),
   with the data-constrained adjustment when tokens must repeat.
 * :func:`published_law`: published laws (hoffmann2022, epoch2024, muennighoff2023, kaplan2020).
+* :func:`effective_n`, :func:`effective_d`: the N (or D) a plain run needs to reach a
+  loss under a fitted law; a technique's effective multiplier with its interval.
+* :func:`select_law`: choose the form that best predicts the larger model sizes from the
+  smaller ones (rolling origin), with bootstrap-by-size intervals and their coverage.
 * :func:`pareto_frontier`, :func:`loglog_slope`: the frontier and the slope used to
   compare architectures.
 """
 
 from scalelab.laws.approaches import Allocation, envelope, isoflop, parametric
+from scalelab.laws.effective import Effective, effective_d, effective_n
 from scalelab.laws.fit import check_points, extrapolation_check, fit_law
 from scalelab.laws.forms import FORMS
 from scalelab.laws.frontier import loglog_slope, pareto_frontier
 from scalelab.laws.law import Law
 from scalelab.laws.plan import Plan, PlanError, plan
 from scalelab.laws.presets import PRESETS, published_law, resolve_law
+from scalelab.laws.select import Selection, select_law
 
 __all__ = [
     "FORMS",
     "PRESETS",
     "Allocation",
+    "Effective",
     "Law",
     "Plan",
     "PlanError",
+    "Selection",
     "check_points",
+    "effective_d",
+    "effective_n",
     "envelope",
     "extrapolation_check",
     "fit_law",
@@ -38,4 +48,5 @@ __all__ = [
     "plan",
     "published_law",
     "resolve_law",
+    "select_law",
 ]

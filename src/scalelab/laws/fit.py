@@ -17,11 +17,12 @@ import numpy as np
 import pandas as pd
 
 from scalelab.errors import FitError
-from scalelab.laws.forms import FORMS, Array, Form, make_form
+from scalelab.laws.forms import FIXABLE, FORMS, Array, Form, make_form
 from scalelab.laws.law import CI_LEVEL, Law
 from scalelab.laws.robust import DELTA, bootstrap, fit_form
 
 SAME_SIZE_RTOL = 0.02  # values within 2% are one rung of a ladder (digitised data jitter)
+RESAMPLING = ("row", "size")
 
 
 def check_points(df: Any, needs: tuple[str, ...], what: str = "the fit") -> pd.DataFrame:
@@ -194,6 +195,10 @@ def fit_law(
     base: Law | str | Mapping[str, float] | Path | None = None,
     level: float = CI_LEVEL,
     init: Mapping[str, float] | list[Mapping[str, float]] | None = None,
+    fix: Mapping[str, float] | None = None,
+    min_n: float | None = None,
+    min_c: float | None = None,
+    resample: str = "row",
 ) -> Law:
     """Fit the form ``law`` to the points in ``df`` (columns ``N``, ``D``, ``loss``; ``C`` and
     ``unique_tokens`` where the form needs them; C defaults to 6ND).
@@ -207,6 +212,13 @@ def fit_law(
       the base is first fitted to the single-epoch points (D <= unique_tokens).
     * ``init``: starting values (a dict of the free parameters, or a list of them) that
       replace the grid of initialisations, e.g. to follow a paper's own starts.
+    * ``fix``: published parameters held at given values, e.g. ``{"E": 1.69}`` (a source's
+      entropy rate, or another fit's E); the others are fitted.
+    * ``min_n``, ``min_c``: fit only the points with N >= min_n and C >= min_c (Hoffmann et
+      al. 2022 drop their smallest runs; Besiroglu et al. 2024, sec. 4, discuss why).
+    * ``resample``: what the bootstrap resamples: ``"row"`` (points, as Besiroglu et al.
+      2024) or ``"size"`` (whole model sizes: the runs of one size share a model and are
+      not independent draws).
     """
     if law not in FORMS:
         from scalelab.errors import did_you_mean
@@ -223,9 +235,19 @@ def fit_law(
     if not delta > 0:
         raise FitError(f"delta (the Huber threshold) must be > 0, not {delta}")
 
+    if resample not in RESAMPLING:
+        raise FitError(f"resample must be one of {', '.join(RESAMPLING)}, not {resample!r}")
+    df, subset = subset_points(df, min_n=min_n, min_c=min_c)
+
     fixed: dict[str, float] = {}
     if law == "data-constrained":
+        if fix:
+            raise FitError(
+                "the data-constrained law holds its base law fixed: give base=, not fix="
+            )
         fixed = _base_params(df, base, delta, n_starts)
+    elif fix:
+        fixed = check_fix(law, fix, x=x)
     form = make_form(law, x=x, fixed=fixed)
     pts = check_points(_with_derived(df, form.inputs), form.inputs, f"the {law} fit")
     _check_identifiable(form, pts)
@@ -235,7 +257,8 @@ def fit_law(
     samples = None
     ci: dict[str, tuple[float, float]] = {}
     if bootstrap > 0:
-        samples = _bootstrap(form, pts, theta, bootstrap, seed, delta)
+        groups = size_labels(pts, form) if resample == "size" else None
+        samples = _bootstrap(form, pts, theta, bootstrap, seed, delta, groups)
         ci = _ci(samples, form.public, form.free, level)
     result = Law(
         form=law,
@@ -250,6 +273,8 @@ def fit_law(
         samples=samples,
         seed=seed if bootstrap > 0 else None,
         ci_level=level,
+        subset=subset,
+        resample=resample if bootstrap > 0 else None,
     )
     if law == "slope":
         result.notes = "objective: sum of squared log residuals (least squares on the logs)"
@@ -271,7 +296,13 @@ def _starts(form: Form, init: Mapping[str, float] | list[Mapping[str, float]]) -
 
 
 def _bootstrap(
-    form: Form, pts: pd.DataFrame, theta: Array, n: int, seed: int, delta: float
+    form: Form,
+    pts: pd.DataFrame,
+    theta: Array,
+    n: int,
+    seed: int,
+    delta: float,
+    groups: Array | None = None,
 ) -> Array:
     feats = form.features(_cols(pts, form))
     logy = np.log(pts["loss"].to_numpy())
@@ -280,10 +311,97 @@ def _bootstrap(
         X = np.stack([np.ones_like(feats["lx"]), -feats["lx"]], axis=1)
         out = np.empty((n, 2))
         for b in range(n):
-            i = rng.integers(0, len(logy), len(logy))
+            if groups is None:
+                i = rng.integers(0, len(logy), len(logy))
+            else:
+                labels = np.unique(groups)
+                pick = rng.choice(labels, size=labels.shape[0], replace=True)
+                i = np.concatenate([np.flatnonzero(groups == g) for g in pick])
             out[b], *_ = np.linalg.lstsq(X[i], logy[i], rcond=None)
         return form.to_public(out)
-    return form.to_public(bootstrap(form, feats, logy, theta, n, seed, delta))
+    return form.to_public(bootstrap(form, feats, logy, theta, n, seed, delta, groups))
+
+
+def size_labels(pts: pd.DataFrame, form: Form | None = None) -> Array:
+    """The model-size rung of every point (N; a one-variable law of D or C: its variable),
+    the unit that rolling-origin validation holds out and the size bootstrap resamples."""
+    by = "N" if "N" in pts.columns else (form.inputs[0] if form is not None else "N")
+    return size_groups(pts[by].to_numpy(dtype=float))
+
+
+def check_fix(law: str, fix: Mapping[str, float], x: str | None = None) -> dict[str, float]:
+    """``fix`` as floats, or a FitError naming what may be fixed."""
+    if law not in FIXABLE:
+        raise FitError(f"fix applies to {', '.join(FIXABLE)}, not to {law}")
+    public = make_form(law, x=x).public
+    unknown = [k for k in fix if k not in public]
+    if unknown:
+        raise FitError(
+            f"the {law} law has no parameter {', '.join(map(repr, unknown))} to fix; "
+            f"its parameters are {', '.join(public)}"
+        )
+    if len(fix) >= len(public):
+        raise FitError(f"fix holds every parameter of the {law} law: leave one to fit")
+    out: dict[str, float] = {}
+    for k, v in fix.items():
+        try:
+            out[k] = float(v)
+        except (TypeError, ValueError):
+            raise FitError(f"fix {k}={v!r}: the value must be a number") from None
+        if not np.isfinite(out[k]):
+            raise FitError(f"fix {k}={v!r}: the value must be finite")
+    # a coefficient that the form holds as its log (E, A, B, ...) must be positive: probe
+    # which coordinates are logs by where 1.5 lands
+    base = make_form(law, x=x)
+    ref = dict.fromkeys(public, 1.5)
+    for k, v in out.items():
+        moved = base.from_public({**ref, k: 2.5}) - base.from_public(ref)
+        if np.isclose(moved[moved != 0][0], np.log(2.5 / 1.5)) and v <= 0:
+            raise FitError(
+                f"fix {k}={v:g}: {k} is a coefficient of the {law} law and must be positive"
+            )
+    return out
+
+
+def subset_points(
+    df: Any, *, min_n: float | None = None, min_c: float | None = None
+) -> tuple[Any, dict[str, Any] | None]:
+    """The points with N >= min_n and C >= min_c (C = 6ND where there is no C column), and
+    what was kept, or a FitError when a bound leaves too little."""
+    if min_n is None and min_c is None:
+        return df, None
+    df = check_frame(df)
+    keep = np.ones(len(df), dtype=bool)
+    subset: dict[str, Any] = {"n_points_given": len(df)}
+    for name, col, bound in (("min_n", "N", min_n), ("min_c", "C", min_c)):
+        if bound is None:
+            continue
+        if not (np.isfinite(bound) and bound > 0):
+            raise FitError(f"{name} must be a positive number, not {bound}")
+        if col == "C" and "C" not in df.columns and {"N", "D"} <= set(df.columns):
+            vals = 6.0 * pd.to_numeric(df["N"]) * pd.to_numeric(df["D"])
+        elif col in df.columns:
+            vals = pd.to_numeric(df[col])
+        else:
+            raise FitError(
+                f"{name} needs a column {col} in the points (columns: {list(df.columns)})"
+            )
+        keep &= vals.to_numpy(dtype=float) >= bound
+        subset[name] = float(bound)
+    subset["n_points_kept"] = int(keep.sum())
+    if not keep.any():
+        bounds = ", ".join(f"{k} = {subset[k]:.3g}" for k in ("min_n", "min_c") if k in subset)
+        raise FitError(f"no point is at or above {bounds}: lower the bound")
+    return df[keep], subset
+
+
+def check_frame(df: Any) -> pd.DataFrame:
+    if isinstance(df, pd.DataFrame):
+        return df
+    try:
+        return pd.DataFrame(df)
+    except (TypeError, ValueError):
+        raise FitError("the fit needs a table of points (a pandas DataFrame)") from None
 
 
 def _base_params(

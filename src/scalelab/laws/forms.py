@@ -148,6 +148,117 @@ class Chinchilla(Form):
 
 
 @dataclass(frozen=True)
+class ChinchillaTied(Form):
+    """L = E + A / N^alpha + B / D^alpha: Chinchilla's form with one exponent for N and D.
+
+    Muennighoff et al. 2023 (sec. 3, their fitted alpha and beta are within 0.02 of each
+    other) and Gadre et al. 2024 (eq. 3) assume alpha = beta; a parameter fewer makes the
+    fit less free to bend where the data are sparse, which often extrapolates better.
+    Log-sum-exp parametrisation as Hoffmann et al. 2022, sec. D.2.
+    """
+
+    name: str = "chinchilla-tied"
+    inputs: tuple[str, ...] = ("N", "D")
+    internal: tuple[str, ...] = ("a", "b", "e", "alpha")
+    public: tuple[str, ...] = ("E", "A", "B", "alpha")
+    formula: str = "L = E + A / N^alpha + B / D^alpha"
+
+    def features(self, cols: Mapping[str, Array]) -> dict[str, Array]:
+        return {"lN": np.log(cols["N"]), "lD": np.log(cols["D"])}
+
+    def _terms(self, theta: Array, f: Mapping[str, Array]) -> Array:
+        a, b, e, al = (_sub(theta, i) for i in range(4))
+        e_term = np.broadcast_to(e, (theta.shape[0], f["lN"].shape[0]))
+        return np.stack([a - al * f["lN"], b - al * f["lD"], e_term])
+
+    def log_model(self, theta: Array, feats: Mapping[str, Array]) -> Array:
+        return _lse(self._terms(theta, feats))[0]
+
+    def log_model_grad(self, theta: Array, feats: Mapping[str, Array]) -> tuple[Array, Array]:
+        val, w = _lse(self._terms(theta[None, :], feats))
+        w1, w2, w3 = w[0, 0], w[1, 0], w[2, 0]
+        d_al = -w1 * feats["lN"] - w2 * feats["lD"]
+        return val[0], np.stack([w1, w2, w3, d_al], axis=1)
+
+    def to_public(self, theta: Array) -> Array:
+        a, b, e, al = np.moveaxis(theta, -1, 0)
+        return np.stack([np.exp(e), np.exp(a), np.exp(b), al], axis=-1)
+
+    def from_public(self, params: Mapping[str, float]) -> Array:
+        lg = [float(np.log(max(params[k], 1e-300))) for k in ("A", "B", "E")]
+        return np.array([*lg, params["alpha"]], dtype=float)
+
+    def grid(self) -> Array:
+        # the Hoffmann et al. grid (sec. D.2) without its beta axis: 900 starts
+        return _grid(
+            np.arange(0, 30, 5.0),
+            np.arange(0, 30, 5.0),
+            np.arange(-1, 1.5, 0.5),
+            np.arange(0, 2.5, 0.5),
+        )
+
+
+@dataclass(frozen=True)
+class Overtrain(Form):
+    """Gadre et al. 2024, eq. 4: loss as a function of compute C and the token multiplier
+    M = D / N (tokens per parameter),
+
+        L(C, M) = E + (a M^eta + b M^-eta) C^-eta.
+
+    It is their eq. 3 (Chinchilla with alpha = beta) rewritten with N = sqrt(C / 6M),
+    D = sqrt(C M / 6): eta = alpha / 2, a = A 6^eta, b = B 6^eta. For fixed M the reducible
+    loss is a power law in C with the same exponent eta at every M, which is what makes
+    over-trained runs (large M) predictable from runs at other M. When the points' C is
+    6ND the predictions equal ``chinchilla-tied``'s; with another C (one that counts
+    attention, or embeddings) they differ. In log space:
+    log L = LSE(log a + eta (log M - log C), log b - eta (log M + log C), log E).
+    """
+
+    name: str = "overtrain"
+    inputs: tuple[str, ...] = ("C", "N", "D")
+    internal: tuple[str, ...] = ("la", "lb", "e", "eta")
+    public: tuple[str, ...] = ("E", "a", "b", "eta")
+    formula: str = "L = E + (a M^eta + b M^-eta) C^-eta,  M = D / N"
+
+    def features(self, cols: Mapping[str, Array]) -> dict[str, Array]:
+        n, d = np.asarray(cols["N"], dtype=float), np.asarray(cols["D"], dtype=float)
+        c = np.asarray(cols["C"], dtype=float) if "C" in cols else 6.0 * n * d
+        lm, lc = np.log(d / n), np.log(c)
+        return {"up": lm - lc, "down": -lm - lc}
+
+    def _terms(self, theta: Array, f: Mapping[str, Array]) -> Array:
+        la, lb, e, eta = (_sub(theta, i) for i in range(4))
+        e_term = np.broadcast_to(e, (theta.shape[0], f["up"].shape[0]))
+        return np.stack([la + eta * f["up"], lb + eta * f["down"], e_term])
+
+    def log_model(self, theta: Array, feats: Mapping[str, Array]) -> Array:
+        return _lse(self._terms(theta, feats))[0]
+
+    def log_model_grad(self, theta: Array, feats: Mapping[str, Array]) -> tuple[Array, Array]:
+        val, w = _lse(self._terms(theta[None, :], feats))
+        w1, w2, w3 = w[0, 0], w[1, 0], w[2, 0]
+        d_eta = w1 * feats["up"] + w2 * feats["down"]
+        return val[0], np.stack([w1, w2, w3, d_eta], axis=1)
+
+    def to_public(self, theta: Array) -> Array:
+        la, lb, e, eta = np.moveaxis(theta, -1, 0)
+        return np.stack([np.exp(e), np.exp(la), np.exp(lb), eta], axis=-1)
+
+    def from_public(self, params: Mapping[str, float]) -> Array:
+        lg = [float(np.log(max(params[k], 1e-300))) for k in ("a", "b", "E")]
+        return np.array([*lg, params["eta"]], dtype=float)
+
+    def grid(self) -> Array:
+        # the tied grid mapped through eta = alpha / 2, log a = log A + eta log 6
+        return _grid(
+            np.arange(0, 30, 5.0),
+            np.arange(0, 30, 5.0),
+            np.arange(-1, 1.5, 0.5),
+            np.arange(0, 1.25, 0.25),
+        )
+
+
+@dataclass(frozen=True)
 class Power(Form):
     """L = E + A / x^alpha for one variable x in {N, D, C} (Kaplan et al. 2020, eq. 1.1-1.3,
     with the irreducible term of Henighan et al. 2020)."""
@@ -451,21 +562,138 @@ def optimal_n_for_data(U: Array | float, A: float, B: float, alpha: float, beta:
     return np.asarray(G ** ((alpha + beta) / alpha) * np.asarray(U, dtype=float) ** (beta / alpha))
 
 
-FORMS = ("chinchilla", "kaplan", "power", "data-constrained", "bnsl", "slope")
+@dataclass(frozen=True)
+class Pinned(Form):
+    """Any form with some published parameters held at given values (``fixed``), e.g.
+    Chinchilla's E set to a source's entropy rate or to another fit's value; the rest are
+    fitted. theta holds only the free coordinates; the pinned ones are put back before the
+    base form is evaluated, so the Jacobian is the base's with their columns dropped.
+
+    Every form here maps each published parameter to one coordinate of theta (itself or
+    its log); that coordinate is found by moving the parameter and seeing which one moves.
+    """
+
+    base: Form = field(default_factory=lambda: Chinchilla())
+    # set in __post_init__: the coordinates of theta that are free and pinned, and the values
+    _free: Any = field(init=False, repr=False, compare=False, default=None)
+    _pin: Any = field(init=False, repr=False, compare=False, default=None)
+    _pin_values: Any = field(init=False, repr=False, compare=False, default=None)
+
+    def __post_init__(self) -> None:
+        b = self.base
+        unknown = [k for k in self.fixed if k not in b.public]
+        if unknown:
+            raise KeyError(", ".join(unknown))
+        ref = dict.fromkeys(b.public, 1.5)
+        theta0 = b.from_public(ref)
+        pin: list[int] = []
+        for k in self.fixed:
+            moved = np.flatnonzero(b.from_public({**ref, k: 2.5}) != theta0)
+            assert moved.size == 1, f"{b.name}: {k} is not one coordinate of theta"
+            pin.append(int(moved[0]))
+        free = [i for i in range(len(b.internal)) if i not in pin]
+        at = b.from_public({**ref, **self.fixed})
+        object.__setattr__(self, "_pin", np.array(pin, dtype=int))
+        object.__setattr__(self, "_free", np.array(free, dtype=int))
+        object.__setattr__(self, "_pin_values", at[pin])
+        object.__setattr__(self, "name", b.name)
+        object.__setattr__(self, "inputs", b.inputs)
+        object.__setattr__(self, "internal", tuple(b.internal[i] for i in free))
+        object.__setattr__(self, "public", b.public)
+        object.__setattr__(self, "formula", b.formula)
+
+    @property
+    def x(self) -> str | None:
+        return getattr(self.base, "x", None)
+
+    def _full(self, theta: Array) -> Array:
+        theta = np.asarray(theta, dtype=float)
+        full = np.empty((*theta.shape[:-1], len(self.base.internal)))
+        full[..., self._free] = theta
+        full[..., self._pin] = self._pin_values
+        return full
+
+    def features(self, cols: Mapping[str, Array]) -> dict[str, Array]:
+        return self.base.features(cols)
+
+    def log_model(self, theta: Array, feats: Mapping[str, Array]) -> Array:
+        return self.base.log_model(self._full(theta), feats)
+
+    def log_model_grad(self, theta: Array, feats: Mapping[str, Array]) -> tuple[Array, Array]:
+        val, jac = self.base.log_model_grad(self._full(theta), feats)
+        return val, jac[:, self._free]
+
+    def to_public(self, theta: Array) -> Array:
+        out = np.array(self.base.to_public(self._full(theta)), dtype=float)
+        for k, v in self.fixed.items():
+            out[..., self.public.index(k)] = v  # exactly the value given, no exp(log v)
+        return out
+
+    def from_public(self, params: Mapping[str, float]) -> Array:
+        return self.base.from_public({**params, **self.fixed})[self._free]
+
+    def grid(self) -> Array:
+        return np.unique(self.base.grid()[:, self._free], axis=0)
+
+    def grid_for(self, feats: Mapping[str, Array]) -> Array:
+        return np.unique(self.base.grid_for(feats)[:, self._free], axis=0)
+
+    def predict(self, params: Mapping[str, float], cols: Mapping[str, Array]) -> Array:
+        return self.base.predict({**params, **self.fixed}, cols)
+
+
+def as_chinchilla(form: str, params: Mapping[str, float]) -> dict[str, float]:
+    """The Chinchilla parameters (E, A, B, alpha, beta) equal to a tied or over-training law
+    when C = 6ND: tied has beta = alpha; Gadre et al.'s eq. 4 has alpha = beta = 2 eta,
+    A = a / 6^eta, B = b / 6^eta (see :class:`Overtrain`)."""
+    if form == "chinchilla-tied":
+        return {**{k: float(params[k]) for k in ("E", "A", "B", "alpha")}, "beta": params["alpha"]}
+    if form == "overtrain":
+        eta = float(params["eta"])
+        k = 6.0**eta
+        return {
+            "E": float(params["E"]),
+            "A": params["a"] / k,
+            "B": params["b"] / k,
+            "alpha": 2 * eta,
+            "beta": 2 * eta,
+        }
+    return {k: float(params[k]) for k in ("E", "A", "B", "alpha", "beta")}
+
+
+FORMS = (
+    "chinchilla",
+    "chinchilla-tied",
+    "overtrain",
+    "kaplan",
+    "power",
+    "data-constrained",
+    "bnsl",
+    "slope",
+)
+FIXABLE = tuple(f for f in FORMS if f not in ("data-constrained", "slope"))
 
 
 def make_form(name: str, *, x: str | None = None, fixed: Mapping[str, float] | None = None) -> Form:
-    """The form called ``name``; ``x`` picks the variable of one-variable forms."""
-    if name == "chinchilla":
-        return Chinchilla()
-    if name == "kaplan":
-        return Kaplan()
-    if name == "power":
-        return Power(x=x or "N")
-    if name == "bnsl":
-        return BrokenPower(x=x or "N")
-    if name == "slope":
-        return Slope(x=x or "C")
+    """The form called ``name``; ``x`` picks the variable of one-variable forms; ``fixed``
+    holds published parameters at given values (for data-constrained: its base law)."""
     if name == "data-constrained":
         return DataConstrained(fixed=dict(fixed or {}))
-    raise KeyError(name)
+    base: Form
+    if name == "chinchilla":
+        base = Chinchilla()
+    elif name == "chinchilla-tied":
+        base = ChinchillaTied()
+    elif name == "overtrain":
+        base = Overtrain()
+    elif name == "kaplan":
+        base = Kaplan()
+    elif name == "power":
+        base = Power(x=x or "N")
+    elif name == "bnsl":
+        base = BrokenPower(x=x or "N")
+    elif name == "slope":
+        base = Slope(x=x or "C")
+    else:
+        raise KeyError(name)
+    return Pinned(base=base, fixed=dict(fixed)) if fixed else base

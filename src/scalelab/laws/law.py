@@ -54,6 +54,10 @@ class Law:
     name: str | None = None  # a preset's name
     source: str | None = None  # citation of a published law
     notes: str | None = None
+    subset: dict[str, Any] | None = None  # the min_n / min_c bounds and the points kept
+    resample: str | None = None  # what the bootstrap resampled: "row" or "size"
+    selection: dict[str, Any] | None = None  # select_law's table when the form was chosen
+    residuals: Array | None = None  # log residuals of the fit: predict_interval(run=True)
 
     # -- the maths ---------------------------------------------------------------------------
     @property
@@ -111,15 +115,28 @@ class Law:
         names = self.spec.public
         return [dict(zip(names, map(float, row), strict=True)) for row in self.samples]
 
-    def predict_interval(self, level: float | None = None, **inputs: Any) -> tuple[Any, Any]:
-        """The bootstrap percentile interval of the predicted loss at ``inputs``."""
+    def predict_interval(
+        self, level: float | None = None, *, run: bool = False, **inputs: Any
+    ) -> tuple[Any, Any]:
+        """The bootstrap percentile interval of the predicted loss at ``inputs``: of the law
+        (its parameters' uncertainty), or with ``run=True`` of one new run's loss, each
+        refit's prediction times exp of a log residual of the fit drawn at random (Davison &
+        Hinkley 1997, alg. 6.4; the interval whose coverage ``select_law`` measures)."""
         if self.samples is None or len(self.samples) == 0:
             raise FitError(
                 f"the {self.name or self.form} law has no bootstrap samples: "
                 "fit it with bootstrap > 0 to get intervals"
             )
+        if run and (self.residuals is None or len(self.residuals) == 0):
+            raise FitError("this law keeps no residuals: fit it with select_law for run=True")
         cols, scalar = self._columns(inputs)
         preds = np.stack([self.spec.predict(p, cols) for p in self.sample_params()])
+        if run:
+            assert self.residuals is not None
+            rng = np.random.default_rng(self.seed or 0)
+            preds = preds * np.exp(
+                self.residuals[rng.integers(0, len(self.residuals), preds.shape)]
+            )
         q = 100 * (1 - (level or self.ci_level)) / 2
         lo, hi = np.nanpercentile(preds, [q, 100 - q], axis=0)
         return (float(lo[0]), float(hi[0])) if scalar else (lo, hi)
@@ -142,9 +159,11 @@ class Law:
         d["n_points"] = self.n_points
         if self.delta is not None:
             d["huber_delta"] = self.delta
-        for k in ("name", "source", "notes"):
+        for k in ("name", "source", "notes", "subset", "resample", "selection"):
             if getattr(self, k) is not None:
                 d[k] = getattr(self, k)
+        if self.residuals is not None:
+            d["residuals"] = [float(v) for v in self.residuals]
         if self.samples is not None:
             d["bootstrap"] = {"n": len(self.samples), "seed": self.seed}
             if samples:
@@ -176,7 +195,12 @@ class Law:
             name=d.get("name"),
             source=d.get("source"),
             notes=d.get("notes"),
+            subset=d.get("subset"),
+            resample=d.get("resample"),
+            selection=d.get("selection"),
         )
+        if d.get("residuals"):
+            law.residuals = np.asarray(d["residuals"], dtype=float)
         missing = [p for p in law.spec.public if p not in law.params]
         if missing:
             raise FitError(f"{where}: the {form} law needs params {', '.join(missing)}")

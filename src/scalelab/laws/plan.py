@@ -8,8 +8,9 @@ has a closed form (Hoffmann et al. 2022, eq. 4):
 
 so the optimal loss is L*(C) = E + K (C/6)^-gamma with gamma = alpha beta / (alpha+beta)
 and K = A G^-alpha + B G^beta, which inverts to the compute needed for a target loss.
-Other forms (Kaplan's, the data-constrained law under a token budget) are minimised
-numerically along the line 6ND = C.
+The tied form (alpha = beta) and Gadre et al. 2024's over-training form are Chinchilla
+laws when C = 6ND (``as_chinchilla``) and use the same closed form. Other forms (Kaplan's,
+the data-constrained law under a token budget) are minimised numerically along 6ND = C.
 
 When the compute-optimal D exceeds the unique tokens U, tokens must repeat; the
 data-constrained law of Muennighoff et al. 2023 (eq. 5) then gives the loss under
@@ -27,7 +28,7 @@ import numpy as np
 from scipy.optimize import minimize_scalar
 
 from scalelab.errors import ScalelabError
-from scalelab.laws.forms import R_D_STAR, R_N_STAR, DataConstrained
+from scalelab.laws.forms import R_D_STAR, R_N_STAR, DataConstrained, as_chinchilla
 from scalelab.laws.law import Law
 from scalelab.laws.presets import published_law, resolve_law
 
@@ -36,7 +37,8 @@ class PlanError(ScalelabError):
     """A plan cannot be made from this law and these inputs (unreachable loss, wrong form)."""
 
 
-_TWO_VARIABLE = ("chinchilla", "kaplan", "data-constrained")
+_TWO_VARIABLE = ("chinchilla", "chinchilla-tied", "overtrain", "kaplan", "data-constrained")
+_CLOSED_FORM = ("chinchilla", "chinchilla-tied", "overtrain", "data-constrained")
 
 
 @dataclass
@@ -130,7 +132,7 @@ def _dc_params(law: Law) -> tuple[dict[str, float], str]:
     if law.form == "data-constrained":
         return dict(law.params), _law_name(law)
     ref = published_law("muennighoff2023").params
-    p = {k: law.params[k] for k in ("E", "A", "B", "alpha", "beta")}
+    p = as_chinchilla(law.form, law.params)
     p[R_D_STAR], p[R_N_STAR] = ref[R_D_STAR], ref[R_N_STAR]
     return p, "muennighoff2023 (R_D*, R_N*) on this law's base"
 
@@ -147,8 +149,8 @@ def _dc_loss(params: Mapping[str, float], U: float) -> Callable[[Any, Any], Any]
 
 
 def _optimum(law: Law, params: Mapping[str, float], C: float) -> tuple[float, float]:
-    if law.form in ("chinchilla", "data-constrained"):
-        n, d = chinchilla_optimum(params, C)
+    if law.form in _CLOSED_FORM:
+        n, d = chinchilla_optimum(as_chinchilla(law.form, params), C)
         return float(n), float(d)
     form = law.spec
 
@@ -171,7 +173,7 @@ def _interval(values: list[float], level: float) -> tuple[float, float] | None:
 def _check_law(law: Law) -> None:
     if law.form not in _TWO_VARIABLE:
         raise PlanError(
-            f"a plan needs a law of both N and D (chinchilla, kaplan or data-constrained); "
+            f"a plan needs a law of both N and D ({', '.join(_TWO_VARIABLE)}); "
             f"the {law.form} law depends on {law.x or 'one variable'} only"
         )
 
@@ -268,8 +270,8 @@ def plan(
 
 
 def _compute_for(law: Law, params: Mapping[str, float], target: float) -> float:
-    if law.form in ("chinchilla", "data-constrained"):
-        return chinchilla_compute_for_loss(params, target)
+    if law.form in _CLOSED_FORM:
+        return chinchilla_compute_for_loss(as_chinchilla(law.form, params), target)
 
     # numeric: the optimal loss falls monotonically with C; bisect on log C
     def best(logc: float) -> float:
@@ -308,7 +310,7 @@ def _constrain(result: Plan, law: Law, samples: list[dict[str, float]], U: float
     if samples:
         vals = []
         for p in samples:
-            q = dict(p)
+            q = dict(p) if law.form == "data-constrained" else as_chinchilla(law.form, p)
             q.setdefault(R_D_STAR, params[R_D_STAR])
             q.setdefault(R_N_STAR, params[R_N_STAR])
             vals.append(float(_dc_loss(q, U)(n, d)[0]))

@@ -64,8 +64,10 @@ def _write_atomic(path: Path, text: str) -> None:
 def context(
     db: str | Path, out: str | Path, *, study: str | None = None, bootstrap: int = 200
 ) -> ReportContext:
-    """Read the store and fit the Chinchilla law once for every section."""
-    from scalelab.laws import fit_law
+    """Read the store and fit the law once for every section: the form chosen by how well
+    it predicts the larger sizes (``select_law``), or Chinchilla's where there are too few
+    sizes to choose by extrapolation."""
+    from scalelab.laws import fit_law, select_law
     from scalelab.study import load_curves, load_points
 
     db = Path(db)
@@ -76,7 +78,7 @@ def context(
         where = f" for study {study!r}" if study else ""
         raise StoreError(f"{db} has no finished runs{where}: run `scalelab sweep` first")
     curves = load_curves(db, study=study, run_ids=points["run_id"].tolist())
-    law, err = None, None
+    law, err, selection, why_not = None, None, None, None
     archs = sorted(points["arch"].unique())
     if len(archs) > 1:
         # one law over several architectures mixes different curves: compare them instead
@@ -87,12 +89,19 @@ def context(
         )
     else:
         try:
-            law = fit_law(points, "chinchilla", bootstrap=bootstrap)
+            selection = select_law(points, bootstrap=bootstrap)
+            law = selection.law
         except ScalelabError as e:
-            err = str(e)
+            why_not = str(e)
+            try:
+                law = fit_law(points, "chinchilla", bootstrap=bootstrap)
+            except ScalelabError as e2:
+                err = str(e2)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    return ReportContext(db, out, study, points, curves, law, err, bootstrap)
+    ctx = ReportContext(db, out, study, points, curves, law, err, bootstrap)
+    ctx.selection, ctx.selection_error = selection, why_not
+    return ctx
 
 
 def report(

@@ -47,6 +47,8 @@ class ReportContext:
     law_error: str | None
     bootstrap: int
     wall_seconds: float = 0.0
+    selection: Any | None = None  # scalelab.laws.Selection: how the law's form was chosen
+    selection_error: str | None = None  # why no form was chosen (the law is Chinchilla's)
 
 
 Builder = Callable[[ReportContext], Section | None]
@@ -224,8 +226,8 @@ def loss_vs_n(ctx: ReportContext) -> Section | None:
         p["loss"],
     )
     text = (
-        "<p>Points: final validation loss. Lines: the fitted Chinchilla law "
-        "L(N, D) = E + A/N<sup>&alpha;</sup> + B/D<sup>&beta;</sup> evaluated along each "
+        "<p>Points: final validation loss. Lines: the fitted law "
+        f"({esc(law.formula) if law is not None else 'none'}) evaluated along each "
         "budget's own D(N), extended beyond the largest run.</p>"
     )
     return Section("Loss against N", text + img(png, "loss against N"), [png])
@@ -347,21 +349,74 @@ def _compute_groups(c: np.ndarray) -> np.ndarray:
     return np.asarray(size_groups(c, BUDGET_RTOL))
 
 
+def law_choice(ctx: ReportContext) -> Section | None:
+    """Issue 16: which form predicts the larger sizes best (rolling origin), and how often
+    its intervals held the held-out losses."""
+    if _multi_arch(ctx) or ctx.law is None:
+        return None
+    sel = ctx.selection
+    if sel is None:
+        return Section(
+            "Choosing the law",
+            f"<p class='note'>No choice by extrapolation ({esc(ctx.selection_error)}); "
+            "the law is Chinchilla's form.</p>",
+        )
+    t = sel.table
+    sizes = sorted(t["held_out_N"].unique())
+    rows = []
+    for _, s in sel.summary.iterrows():
+        mine = t[t["form"] == s["form"]].set_index("held_out_N")
+        errs = [_pct(mine.loc[n, "mean_abs_rel_error"]) for n in sizes]
+        held, cov = int(mine["n_held"].sum()), mine["covered"].sum()
+        cov_s = f"{int(cov)}/{held} ({s['coverage']:.0%})" if np.isfinite(s["coverage"]) else "-"
+        mark = "chosen" if s["chosen"] else ""
+        rows.append([s["form"], s["n_params"], *errs, _pct(s["mean_abs_rel_error"]), cov_s, mark])
+    header = [
+        "form",
+        "free params",
+        *[f"error at N = {plots.si(n)}" for n in sizes],
+        "mean error",
+        f"{sel.level:.0%} interval held",
+        "",
+    ]
+    text = (
+        f"<p>Each candidate form is fitted on the model sizes below each of the {sel.holdout} "
+        "largest and scored by its mean absolute relative error on that size (rolling origin); "
+        "the form with the lowest mean error is chosen (a simpler one within one paired "
+        f"standard error of it wins) and refitted on every point: <b>{esc(sel.chosen)}</b>, "
+        f"{esc(sel.law.formula)}. Intervals: {sel.level:.0%} bootstrap prediction intervals, "
+        f"{sel.bootstrap} refits on the fit sizes resampled whole (not by run).</p>"
+    )
+    notes = "".join(f"<p class='note'>{esc(n)}</p>" for n in sel.notes)
+    return Section(
+        "Choosing the law", text + table(header, rows, "num") + notes, data=sel.to_dict()
+    )
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.2f}%" if x is not None and np.isfinite(x) else "-"
+
+
 def parameters(ctx: ReportContext) -> Section:
     law = ctx.law
     if law is None:
         return Section("Fitted law", _no_law(ctx))
-    rows = [[k, _fmt(v, 5), _ci(law, k)] for k, v in law.params.items()]
+    rows = [
+        [k, _fmt(v, 5), "fixed" if k in law.fixed else _ci(law, k)] for k, v in law.params.items()
+    ]
     n_boot = 0 if law.samples is None else len(law.samples)
+    by = "whole model sizes resampled" if law.resample == "size" else "points resampled"
+    lvl = f"{law.ci_level:.0%}"
     text = (
-        "<p>Chinchilla's form fitted as Hoffmann et al. 2022 (App. D.2) do: Huber loss "
-        "(&delta; = 1e-3) on log residuals, summed, log-sum-exp parametrisation, L-BFGS from "
-        f"a grid of starts. Objective {law.objective:.4g} over {len(ctx.points)} points; "
-        f"95% intervals from {n_boot} bootstrap refits.</p>"
+        f"<p>The {esc(law.form)} form, {esc(law.formula)}, fitted as Hoffmann et al. 2022 "
+        "(App. D.2) fit theirs: Huber loss (&delta; = 1e-3) on log residuals, summed, "
+        "log-sum-exp parametrisation, L-BFGS from a grid of starts. Objective "
+        f"{law.objective:.4g} over {law.n_points} points; {lvl} intervals from {n_boot} "
+        f"bootstrap refits ({by}).</p>"
     )
     return Section(
         "Fitted law",
-        text + table(["parameter", "estimate", "95% interval"], rows, "num"),
+        text + table(["parameter", "estimate", f"{lvl} interval"], rows, "num"),
         data=law.to_dict(),
     )
 
@@ -431,7 +486,7 @@ def plans(ctx: ReportContext) -> Section | None:
         data.append(pl.to_dict())
     text = (
         "<p>Compute-optimal N and D for a budget C = 6ND under the fitted law, with the "
-        "loss it predicts (95% bootstrap interval). Budgets far beyond the runs are "
+        f"loss it predicts ({law.ci_level:.0%} bootstrap interval). Budgets far beyond the runs are "
         "extrapolations over many decades: read them as what the law says, not as a "
         "forecast.</p>"
     )
@@ -449,6 +504,13 @@ def architectures(ctx: ReportContext) -> Section | None:
     return Section(arch.title, arch.html, list(arch.figures), arch.data)
 
 
+def data(ctx: ReportContext) -> Section | None:
+    """Issue 12's data section (keep fractions, overfitting): scalelab.reporting.data_section."""
+    from scalelab.reporting.data_section import data_section
+
+    return data_section(ctx)
+
+
 BUILDERS: list[Builder] = [
     overview,
     architectures,
@@ -456,7 +518,9 @@ BUILDERS: list[Builder] = [
     loss_vs_n,
     loss_vs_c,
     isoflop_curves,
+    law_choice,
     parameters,
     extrapolation,
     plans,
+    data,
 ]

@@ -193,6 +193,7 @@ def demo(
         "actual_loss": actual,
         "relative_error": (predicted - actual) / actual,
     }
+    holdout["auto"] = _auto_choice(points, h, design)
     summary: dict[str, Any] = {
         "design": {**asdict(design), "params": list(design.params), "tokens": list(design.tokens)},
         "law": law.to_dict(),
@@ -218,6 +219,30 @@ def demo(
     summary["wall_seconds"] = time.perf_counter() - t0
     _write_json(out / "summary.json", summary)
     return DemoResult(out, summary, rep.path)
+
+
+def _auto_choice(points: Any, h: Any, design: DemoDesign) -> dict[str, Any]:
+    """The form chosen by extrapolation within the ladder (``select_law``: the smaller sizes
+    predict the larger) and its error on the held-out model, beside the Chinchilla fit's."""
+    from scalelab.errors import ScalelabError
+    from scalelab.laws import select_law
+
+    try:
+        sel = select_law(points, bootstrap=design.bootstrap, seed=design.seed)
+    except ScalelabError as e:
+        return {"skipped": str(e)}
+    n, d, actual = float(h["N"]), float(h["D"]), float(h["loss"])
+    predicted = float(sel.law.predict(N=n, D=d))
+    # the interval of one run's loss, the kind whose coverage select_law measured
+    lo, hi = sel.law.predict_interval(N=n, D=d, run=True) if design.bootstrap else (None, None)
+    return {
+        "form": sel.chosen,
+        "predicted_loss": predicted,
+        "predicted_interval": [lo, hi],
+        "level": sel.level,
+        "relative_error": (predicted - actual) / actual,
+        "selection": sel.to_dict(),
+    }
 
 
 def _holdout_section(law: Any, points: Any, holdout: dict[str, Any], out: Path) -> Any:

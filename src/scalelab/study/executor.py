@@ -159,7 +159,12 @@ def _default_trainer() -> TrainFn:
 def _default_probe(cfg: RunConfig) -> int | None:
     from scalelab.data import load_tokens
 
-    return int(load_tokens(cfg.data, cfg.model.vocab_size).unique_tokens)
+    data = load_tokens(cfg.data, cfg.model.vocab_size)
+    if cfg.data.select is not None:  # the selection's kept tokens (checked against the data)
+        from scalelab.select.selection import apply_selection
+
+        data = apply_selection(data, cfg.data.select)
+    return int(data.unique_tokens)
 
 
 def _failure_summary(run_dir: Path, run_id: str, reason: str) -> dict[str, Any]:
@@ -814,44 +819,49 @@ def _run_parallel(
 
     pool = new_pool()
     in_flight: dict[cf.Future[dict[str, Any]], tuple[PlannedRun, _Task]] = {}
+    # Runs in flight when a worker died: any of them may have killed it. Each runs alone
+    # until it finishes or dies again, so a crash is only ever counted against the run that
+    # was alone in the pool (a neighbour is never blamed for another run's death).
+    suspects: set[str] = set()
+
+    def requeue(r: PlannedRun, task: _Task) -> None:
+        monitor.run_ended(r.run_id, 0.0, None, "interrupted", False)
+        monitor.done.pop(r.run_id, None)
+        resume = (Path(task.out) / r.run_id).exists()
+        queue.insert(0, (r, dataclasses.replace(task, resume=resume)))
+
     try:
         while queue or in_flight:
             while queue and len(in_flight) < workers:
+                running = {r.run_id for r, _ in in_flight.values()}
+                if in_flight and (queue[0][0].run_id in suspects or running & suspects):
+                    break
                 r, task = queue.pop(0)
                 monitor.run_started(r.run_id, Path(task.out) / r.run_id, _label(r.axes, r.run_id))
                 in_flight[pool.submit(_worker_execute, task)] = (r, task)
             done, _ = cf.wait(in_flight, timeout=0.5, return_when=cf.FIRST_COMPLETED)
             monitor.poll()
-            broken = False
+            crashed: list[tuple[PlannedRun, _Task]] = []
             for fut in done:
                 r, task = in_flight.pop(fut)
                 try:
                     _record(monitor, outcomes, r, task, fut.result())
+                    suspects.discard(r.run_id)
                 except cf.process.BrokenProcessPool:
-                    broken = True
-                    crashes[r.run_id] = crashes.get(r.run_id, 0) + 1
-                    if crashes[r.run_id] >= MAX_POOL_CRASHES:
-                        _record_crash(monitor, outcomes, r, task)
-                    else:  # it may have been a neighbour that died: try once more, resuming
-                        monitor.run_ended(r.run_id, 0.0, None, "interrupted", False)
-                        monitor.done.pop(r.run_id, None)
-                        queue.insert(
-                            0,
-                            (
-                                r,
-                                dataclasses.replace(
-                                    task,
-                                    resume=(Path(task.out) / r.run_id).exists(),
-                                ),
-                            ),
-                        )
-            if broken:
-                for fut, (r, task) in list(in_flight.items()):
-                    in_flight.pop(fut)
-                    monitor.run_ended(r.run_id, 0.0, None, "interrupted", False)
-                    monitor.done.pop(r.run_id, None)
-                    queue.insert(0, (r, dataclasses.replace(task, resume=True)))
+                    crashed.append((r, task))
+            if crashed:
+                crashed += list(in_flight.values())  # a broken pool takes every run in it
+                in_flight.clear()
                 pool.shutdown(wait=False, cancel_futures=True)
+                for r, task in crashed:
+                    if len(crashed) == 1:  # alone in the pool: this run killed its worker
+                        crashes[r.run_id] = crashes.get(r.run_id, 0) + 1
+                        if crashes[r.run_id] >= MAX_POOL_CRASHES:
+                            suspects.discard(r.run_id)
+                            _record_crash(monitor, outcomes, r, task)
+                            continue
+                    suspects.add(r.run_id)
+                    requeue(r, task)
                 monitor.print("[yellow]a worker process died; restarting the pool[/]")
                 pool = new_pool()
     except BaseException:

@@ -214,6 +214,13 @@ def point_row(
         "axes_json": json.dumps(dict(axes or {}), sort_keys=True, default=str),
         "run_dir": str(rec.path.resolve()),
     }
+    if data.get("select"):  # trained on a data selection (scalelab.select): a technique's point
+        sel = s.get("selection") if isinstance(s.get("selection"), Mapping) else {}
+        order = sel.get("order")
+        row["kind"] = "select"
+        row["technique"] = f"{sel['method']}{'-' + order if order else ''}" if sel else None
+        row["parent_run_id"] = sel.get("reference")
+        row["extra_json"] = json.dumps({"selection": dict(sel)}, sort_keys=True) if sel else None
     return row
 
 

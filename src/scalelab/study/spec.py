@@ -23,7 +23,10 @@ tables of ModelConfig keys (plus an optional ``name``). Data budgets are the uni
 of ``tokens = [...]``, ``tokens_per_param = [...]`` and ``epochs = [...]``; with
 ``fraction = [...]`` the epochs are taken over that fraction of the training split
 (a data-constrained study in the sense of Muennighoff et al. 2023: unique tokens
-``fraction * corpus``, seen ``epochs`` times).
+``fraction * corpus``, seen ``epochs`` times). ``select = [...]`` makes data selections
+an axis: selection files written by ``scalelab select`` (paths relative to the study
+file) and ``"full"`` for the whole training split; with ``tokens`` fixed a smaller
+selection is repeated more, with ``epochs`` fixed it is seen for fewer tokens.
 
 Keys are validated when the file is read (unknown keys are rejected with the nearest
 valid name); every run of the grid is validated as a ``RunConfig`` when the grid is
@@ -57,6 +60,7 @@ STUDY_KEYS = (
     "epochs",
     "fraction",
     "seeds",
+    "select",
     "grid",
 )
 PARAMS_KINDS = ("non_embedding", "total", "active")
@@ -288,6 +292,11 @@ def study_from_dict(values: Mapping[str, Any], *, source: str | None = None) -> 
             else:
                 grid[path] = values_
 
+    if "select" in s:
+        if "data.select" in grid or "select" in base["data"]:
+            raise ConfigError("set data.select once: study.select, study.grid or [data], not all")
+        grid["data.select"] = _select_axis(s["select"], source)
+
     archs = tuple(str(a) for a in _as_list("arch", s["arch"])) if "arch" in s else ()
     if archs and "arch" in base["model"]:
         raise ConfigError("set the architecture once: study.arch or model.arch, not both")
@@ -352,6 +361,25 @@ def study_from_dict(values: Mapping[str, Any], *, source: str | None = None) -> 
         source=source,
     )
     return study
+
+
+def _select_axis(value: Any, source: str | None) -> list[str | None]:
+    """``study.select``: selection files (``scalelab select ... --out``), relative to the
+    study file, and ``"full"`` for the whole training split (no selection)."""
+    out: list[str | None] = []
+    for v in _as_list("select", value):
+        if not isinstance(v, str) or not v.strip():
+            raise ConfigError(f"study.select holds selection file paths or 'full', got {v!r}")
+        if v == "full":
+            out.append(None)
+            continue
+        path = Path(v).expanduser()
+        if not path.is_absolute() and source is not None:
+            path = Path(source).resolve().parent / path
+        out.append(str(path.resolve()))
+    if len(set(out)) != len(out):
+        raise ConfigError(f"study.select has repeated entries: {value}")
+    return out
 
 
 def _positive_or_zero_ints(name: str, value: Any) -> list[int]:

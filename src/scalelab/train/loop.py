@@ -121,6 +121,8 @@ class RunSummary:
     started: str = ""
     finished: str = ""
     path: str = ""
+    # data.select: method, label, keep, kept_fraction, unit, corpus_hash, reference
+    selection: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -485,6 +487,19 @@ class _Run:
 
             data = load_tokens(cfg.data, cfg.model.vocab_size)
         check_data(cfg, data)
+        self.selection: dict[str, Any] | None = None
+        if cfg.data.select is not None:
+            from scalelab.data.cache import TokenData
+            from scalelab.select.selection import apply_selection, load_selection
+
+            if not isinstance(data, TokenData):
+                raise ConfigError(
+                    f"data.select needs token data that can be cut (scalelab.data.TokenData); "
+                    f"{type(data).__name__} cannot: pass it whole"
+                )
+            sel = load_selection(cfg.data.select)
+            data = apply_selection(data, sel)
+            self.selection = sel.summary()
         if cfg.data.fraction < 1.0:
             take = getattr(data, "fraction_of_train", None)
             if take is None:
@@ -826,6 +841,7 @@ class _Run:
             started=s.started,
             finished=_now(),
             path=str(self.dir),
+            selection=self.selection,
         )
         rundir.write_json(self.dir / rundir.SUMMARY, summary.to_dict())
         return summary
