@@ -18,6 +18,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import re
 import tomllib
 import types
 import typing
@@ -216,6 +217,11 @@ class TrainConfig:
         _check_choice("train.objective", self.objective, ("clm", "mlm"))
         _check_choice("train.schedule", self.schedule, ("cosine", "wsd", "constant"))
         _check_choice("train.precision", self.precision, ("auto", "fp32", "bf16"))
+        if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", self.device):
+            raise ConfigError(
+                f"train.device = {self.device!r} is not a device: use 'auto', 'cpu', 'cuda', "
+                "'cuda:N' or 'mps'"
+            )
         budgets = [
             n for n in ("tokens", "tokens_per_param", "epochs") if getattr(self, n) is not None
         ]

@@ -549,10 +549,16 @@ def sweep(
         raise ConfigError(f"threads must be at least 1, got {threads}")
     if devices is not None and not devices:
         raise ConfigError("devices is empty: name at least one, e.g. ['cuda:0']")
-    if devices is not None:  # a device that is not here is a usage error, not 8 failed runs
+    spec0 = _with_overrides(as_study(study), overrides)
+    wanted = (
+        devices
+        if devices is not None
+        else sorted({r.config.train.device for r in expand(spec0, sizer=sizer)} - {"auto"})
+    )
+    if wanted:  # a device that is not here is a usage error, not 8 failed runs
         from scalelab.train.device import resolve_device
 
-        for d in devices:
+        for d in wanted:
             try:
                 resolve_device(d)
             except ConfigError:
