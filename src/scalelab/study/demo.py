@@ -137,10 +137,13 @@ def demo(
 
     design = design or DemoDesign()
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    db, runs = out / "results.db", out / "runs"
     if workers is not None and workers < 1:
         raise ConfigError(f"workers must be at least 1, got {workers}")
+    from scalelab.data.corpora import open_corpus
+
+    open_corpus(design.corpus)  # a bad corpus spec fails before the output folder is made
+    out.mkdir(parents=True, exist_ok=True)
+    db, runs = out / "results.db", out / "runs"
     workers = workers or min(2, os.cpu_count() or 1)
     t0 = time.perf_counter()
     vocab = _vocab_size(design)
