@@ -467,6 +467,12 @@ def parse_override(text: str) -> tuple[str, str, Any]:
 
 
 def apply_overrides(values: Mapping[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
+    for k, v in values.items():
+        if not isinstance(v, Mapping):
+            raise ConfigError(
+                f"{k} = {v!r}: a config holds sections ([model], [data], [train]) of "
+                "key = value lines, not top-level values or arrays of tables"
+            )
     merged: dict[str, Any] = {k: dict(v) for k, v in values.items()}
     for text in overrides:
         section, key, value = parse_override(text)
