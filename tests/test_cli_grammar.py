@@ -37,6 +37,12 @@ BAD: list[tuple[str, ...]] = [
     ("select", "python-stdlib", "--method", "randm", "--keep", "0.5", "--out", "X.json"),
     ("select", "python-stdlib", "--method", "random", "--keep", "2", "--out", "X.json"),
     ("select", "python-stdlib", "--method", "random", "--keep", "0.5"),
+    ("tasks", "--bogus"),
+    ("eval", "MISSING"),  # no --task: a usage error
+    ("eval", "MISSING", "--task", "cloze"),
+    ("eval", "MISSING", "--task", "clozee"),
+    ("finetune", "MISSING", "--task", "copy", "--set", "finetune.method=adapter"),
+    ("intrinsic", "MISSING", "--task", "syntax", "--dims", "ten"),
 ]
 
 
@@ -90,6 +96,7 @@ SAME_MEANING = {
     "--study": "study",
     "--quiet": "progress",
     "--runs": "run directories",
+    "--n": "non_embedding",
 }
 
 

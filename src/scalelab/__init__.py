@@ -80,6 +80,10 @@ _API: dict[str, str] = {
     "depth_width": "scalelab.study.compare",
     "depth_width_toml": "scalelab.study.compare",
     "plot_comparison": "scalelab.study.compare",
+    # downstream tasks, fine-tuning, intrinsic dimension
+    "tasks_table": "scalelab.tasks",
+    "finetune": "scalelab.tasks",
+    "intrinsic_dimension": "scalelab.intrinsic",
 }
 
 

@@ -73,8 +73,9 @@ def test_sections_are_extensible(tiny_demo, tmp_path):
     )
     text = res.path.read_text()
     assert "<p>6 points</p>" in text and "<h2>Extra</h2>" in text
-    # + Architectures (shown for several archs) and Data (runs on selections, the overfit study)
-    assert len(BUILDERS) == len(TITLES) + 2
+    # + Architectures (several archs), Data (runs on selections, the overfit study) and
+    # Downstream (task results), each shown when it applies
+    assert len(BUILDERS) == len(TITLES) + 3
 
 
 def test_missing_or_empty_store_is_a_clear_error(tmp_path):

@@ -9,6 +9,7 @@ tables. Each group module registers its commands on import:
 * ``laws``: fit, plan
 * ``reports``: report, demo
 * ``selection``: select
+* ``tasks``: tasks, eval, finetune, intrinsic
 
 A ``ScalelabError`` becomes one plain line on stderr and exit code 2.
 """
@@ -19,7 +20,7 @@ import sys
 
 import typer
 
-from scalelab.cli import laws, models, reports, selection, studies, training
+from scalelab.cli import laws, models, reports, selection, studies, tasks, training
 from scalelab.cli._app import app, console, error_line
 from scalelab.errors import ScalelabError
 
@@ -31,6 +32,7 @@ _PANELS = (
     studies.PANEL,
     laws.PANEL,
     reports.PANEL,
+    tasks.PANEL,
 )
 app.registered_commands.sort(
     key=lambda c: _PANELS.index(c.rich_help_panel) if c.rich_help_panel in _PANELS else 99
@@ -45,6 +47,7 @@ __all__ = [
     "reports",
     "selection",
     "studies",
+    "tasks",
     "training",
 ]
 

@@ -511,6 +511,13 @@ def data(ctx: ReportContext) -> Section | None:
     return data_section(ctx)
 
 
+def downstream(ctx: ReportContext) -> Section | None:
+    """Issue 13's section (scalelab.reporting.downstream): tasks, fine-tuning, d90."""
+    from scalelab.reporting.downstream import downstream as build
+
+    return build(ctx)
+
+
 BUILDERS: list[Builder] = [
     overview,
     architectures,
@@ -523,4 +530,5 @@ BUILDERS: list[Builder] = [
     extrapolation,
     plans,
     data,
+    downstream,
 ]

@@ -18,9 +18,11 @@ Choices a user should know:
 * Compute is ``C_exact``, the trainer's exact training FLOPs, by default: 6ND would hide
   exactly what distinguishes the architectures (Performer's features, the funnel's short
   sequence, mixture-of-softmaxes' K heads). ``compute="C"`` uses 6ND instead.
-* Downstream accuracy does not exist in scalelab yet: ``quality`` names the column fitted
-  (``loss`` by default; ``val_bpb`` works), so a downstream metric column plugs in as
-  ``quality="accuracy", higher_is_better=True`` once runs carry one.
+* ``quality`` names the column fitted (``loss`` by default; ``val_bpb`` works). Downstream
+  tasks come from the store's ``tasks`` table: for a store path, ``Comparison.downstream``
+  holds, per architecture and task, the log-log slope of the task's error against compute
+  (Tay et al.'s downstream alpha_{U,D}) and N, and Gadre et al.'s fit against the loss
+  (:func:`scalelab.tasks.analysis.downstream_summary`).
 """
 
 from __future__ import annotations
@@ -322,6 +324,9 @@ class Comparison:
     frontier_params: Frontier
     reference: str | None = "transformer"
     points: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
+    # per (arch, task): downstream error slopes (Tay et al.'s alpha_{U,D}) and Gadre et al.'s
+    # fit against loss, from the store's tasks table (scalelab.tasks.analysis); None if none
+    downstream: list[dict[str, Any]] | None = None
 
     def table(self) -> pd.DataFrame:
         """One row per architecture: alpha against compute and parameters with 95%
@@ -398,7 +403,7 @@ class Comparison:
         return {
             "quality": self.quality,
             "compute": self.compute,
-            "downstream": None,  # no downstream tasks yet: see the module docstring
+            "downstream": self.downstream,
             "archs": [a.to_dict() for a in self.archs],
             "frontier_compute": self.frontier_compute.to_dict(),
             "frontier_params": self.frontier_params.to_dict(),
@@ -458,6 +463,12 @@ def compare(
                 params_range=(float(g["N"].min()), float(g["N"].max())),
             )
         )
+    downstream = None
+    if isinstance(points, str | Path):
+        from scalelab.tasks.analysis import downstream_summary
+
+        rows = downstream_summary(points, study=study, bootstrap=min(bootstrap, 200), seed=seed)
+        downstream = [r for r in rows if archs is None or r["arch"] in archs] or None
     return Comparison(
         quality=quality,
         compute=compute,
@@ -465,6 +476,7 @@ def compare(
         frontier_compute=frontier(df, "x_C", quality, label=compute),
         frontier_params=frontier(df, "N", quality, label="N"),
         points=df,
+        downstream=downstream,
     )
 
 

@@ -148,6 +148,8 @@ class _Task:
     resume: bool
     counts: dict[str, Any] | None
     trainer: TrainFn | None = None
+    tasks: tuple[str, ...] = ()  # study.tasks, scored once the run has finished
+    intrinsic: dict[str, Any] = field(default_factory=dict)  # study.intrinsic
 
 
 def _default_trainer() -> TrainFn:
@@ -215,6 +217,7 @@ def _execute(task: _Task, device: str | None = None) -> dict[str, Any]:
         rec = read_run(run_dir)
     with Store(task.db) as store:
         row = store.record_run(rec, study=task.study, axes=task.axes, counts=task.counts)
+    _after_run(run_dir, task.db, row["status"], task.tasks, task.intrinsic)
     return {
         "run_id": task.run_id,
         "status": row["status"],
@@ -224,6 +227,16 @@ def _execute(task: _Task, device: str | None = None) -> dict[str, Any]:
         "flops": row["C_exact"],
         "wall_seconds": row["wall_seconds"],
     }
+
+
+def _after_run(
+    run_dir: Path, db: str | Path, status: str, tasks: Sequence[str], intrinsic: Mapping[str, Any]
+) -> None:
+    """A finished run's downstream measurements (study.tasks, study.intrinsic)."""
+    if (tasks or intrinsic) and status in FINISHED:
+        from scalelab.tasks.hooks import after_run
+
+        after_run(run_dir, db, tasks, intrinsic)
 
 
 def _busy(run_dir: Path) -> bool:
@@ -661,6 +674,7 @@ def sweep(
                 monitor.run_ended(
                     r.run_id, row["C_exact"], row["wall_seconds"], row["status"], True
                 )
+                _after_run(run_dir, db_path, row["status"], spec.tasks, spec.intrinsic)
                 continue
             if status == "failed":
                 _move_aside(run_dir, out_dir)
@@ -676,6 +690,8 @@ def sweep(
                 resume=run_dir.exists(),
                 counts=counts[r.run_id],
                 trainer=trainer,
+                tasks=spec.tasks,
+                intrinsic=dict(spec.intrinsic),
             )
             todo.append((r, task))
         store.close()

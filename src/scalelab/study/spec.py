@@ -62,6 +62,8 @@ STUDY_KEYS = (
     "seeds",
     "select",
     "grid",
+    "tasks",  # downstream tasks scored on every run as it finishes (scalelab.tasks)
+    "intrinsic",  # d90 settings measured on every run as it finishes (scalelab.intrinsic)
 )
 PARAMS_KINDS = ("non_embedding", "total", "active")
 # The data-constrained budget limits the training split to a fraction of the corpus
@@ -133,6 +135,8 @@ class Study:
     grid: tuple[tuple[str, tuple[Any, ...]], ...] = ()  # (("train.lr", (1e-3, 3e-3)), ...)
     description: str = ""
     source: str | None = None  # the TOML file it came from
+    tasks: tuple[str, ...] = ()  # downstream tasks scored on every finished run
+    intrinsic: Mapping[str, Any] = field(default_factory=dict)  # d90 settings, per run
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -359,6 +363,8 @@ def study_from_dict(values: Mapping[str, Any], *, source: str | None = None) -> 
         grid=tuple((k, tuple(v)) for k, v in grid.items()),
         description=str(s.get("description", "")),
         source=source,
+        tasks=_parse_tasks(s.get("tasks", [])),
+        intrinsic=_parse_intrinsic(s.get("intrinsic", {})),
     )
     return study
 
@@ -380,6 +386,23 @@ def _select_axis(value: Any, source: str | None) -> list[str | None]:
     if len(set(out)) != len(out):
         raise ConfigError(f"study.select has repeated entries: {value}")
     return out
+
+
+def _parse_tasks(value: Any) -> tuple[str, ...]:
+    from scalelab.tasks.registry import get_task  # torch-free
+
+    names = [value] if isinstance(value, str) else value
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise ConfigError('study.tasks is a list of task names, e.g. ["cloze", "code-brackets"]')
+    return tuple(get_task(n).name for n in names)
+
+
+def _parse_intrinsic(value: Any) -> dict[str, Any]:
+    from scalelab.tasks.hooks import check_intrinsic_settings  # torch-free
+
+    if not isinstance(value, dict):
+        raise ConfigError('study.intrinsic is a table, e.g. {task = "syntax", dims = [10, 100]}')
+    return check_intrinsic_settings(value) if value else {}
 
 
 def _positive_or_zero_ints(name: str, value: Any) -> list[int]:
