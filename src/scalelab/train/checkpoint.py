@@ -128,6 +128,14 @@ def save_checkpoint(
     return final
 
 
+def remove_temporaries(root: Path) -> None:
+    """Remove checkpoints a killed process left half-written (``.tmp-step-...-PID``). Call
+    only while holding the run's lock: then no other process can be writing one."""
+    if root.is_dir():
+        for tmp in root.glob(f".tmp-{PREFIX}*"):
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
 def list_checkpoints(root: Path) -> list[Path]:
     """Checkpoint directories under ``root``, oldest first (temporary ones excluded)."""
     if not root.is_dir():

@@ -49,7 +49,7 @@ from scalelab.train.batches import (
     mlm_generator,
     val_windows,
 )
-from scalelab.train.checkpoint import latest_checkpoint, save_checkpoint
+from scalelab.train.checkpoint import latest_checkpoint, remove_temporaries, save_checkpoint
 from scalelab.train.device import (
     Precision,
     ThreadPolicy,
@@ -598,6 +598,7 @@ class _Run:
     # --- the loop -----------------------------------------------------------------------------
 
     def _resume(self) -> None:
+        remove_temporaries(self.dir / rundir.CHECKPOINTS)  # a killed run's half checkpoint
         ckpt = latest_checkpoint(self.dir / rundir.CHECKPOINTS)
         work = float(self.flops["forward_per_token"]) * self.micro * self.cfg.model.context
         extra = ckpt.state.get("extra", {}) if ckpt is not None else {}
