@@ -20,6 +20,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import re
 import tomllib
 import types
 import typing
@@ -28,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from scalelab.errors import ConfigError, did_you_mean
+from scalelab.errors import ConfigError, did_you_mean, read_user_text
 from scalelab.registry import ARCHS, DEFAULT_MLP, GATED_MLPS, MLPS, NORMS, POSITIONS, check_config
 from scalelab.registry.choices import PARAMETRIZATIONS, default_d_ff
 
@@ -87,6 +88,13 @@ class ModelConfig:
     mup_zero_readout: bool = False  # mup: zero-initialised untied head (Yang et al. sec. D.2)
 
     def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, float) and not math.isfinite(v):
+                raise ConfigError(f"model.{f.name} must be a finite number, got {v}")
+        for name in ("init_std", "norm_eps", "rope_theta"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"model.{name} must be positive, got {getattr(self, name)}")
         arch = ARCHS.get(self.arch)  # an unknown name is reported by check_config below
         for name, value in (arch.defaults if arch is not None else {}).items():
             if getattr(self, name) is None:
@@ -246,6 +254,11 @@ class TrainConfig:
         _check_choice("train.objective", self.objective, ("clm", "mlm"))
         _check_choice("train.schedule", self.schedule, ("cosine", "wsd", "constant"))
         _check_choice("train.precision", self.precision, ("auto", "fp32", "bf16"))
+        if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", self.device):
+            raise ConfigError(
+                f"train.device = {self.device!r} is not a device: use 'auto', 'cpu', 'cuda', "
+                "'cuda:N' or 'mps'"
+            )
         budgets = [
             n for n in ("tokens", "tokens_per_param", "epochs") if getattr(self, n) is not None
         ]
@@ -452,6 +465,29 @@ def planned_steps(cfg: RunConfig, non_embedding: int, unique_tokens: int) -> tup
     return max(1, round(want / (cfg.train.batch_size * cfg.model.context))), note
 
 
+# A budget beyond this many passes over the run's unique tokens is a typo, not a study: for
+# generalisation, repeated data stops paying after ~4 epochs and is worth almost nothing past
+# ~40 (Muennighoff et al. 2023, fig. 3 and eq. 5); memorization studies repeat a small corpus
+# on purpose, a few thousand times at most (Allen-Zhu and Li 2024 use 1000 exposures).
+MAX_EPOCHS = 100_000.0
+
+
+def check_budget(tokens: int, note: str, unique_tokens: int) -> None:
+    """Reject, before anything is built, a budget the corpus cannot supply: more than
+    :data:`MAX_EPOCHS` passes over its unique training tokens (``train.tokens = 1e30`` would
+    train for ages at a learning rate warmed over 5e24 steps)."""
+    if unique_tokens <= 0:
+        return
+    epochs = tokens / unique_tokens
+    if epochs > MAX_EPOCHS:
+        how = "" if note.startswith("train.tokens") else f" ({note})"
+        raise ConfigError(
+            f"the budget of {tokens:.3g} tokens{how} is {epochs:.3g} epochs of the corpus's "
+            f"{unique_tokens:,} unique training tokens, more than {MAX_EPOCHS:g}: lower the "
+            "budget or use a bigger corpus"
+        )
+
+
 SECTIONS: dict[str, type] = {
     "model": ModelConfig,
     "data": DataConfig,
@@ -553,6 +589,12 @@ def parse_override(text: str) -> tuple[str, str, Any]:
 
 
 def apply_overrides(values: Mapping[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
+    for k, v in values.items():
+        if not isinstance(v, Mapping):
+            raise ConfigError(
+                f"{k} = {v!r}: a config holds sections ([model], [data], [train]) of "
+                "key = value lines, not top-level values or arrays of tables"
+            )
     merged: dict[str, Any] = {k: dict(v) for k, v in values.items()}
     for text in overrides:
         section, key, value = parse_override(text)
@@ -562,10 +604,12 @@ def apply_overrides(values: Mapping[str, Any], overrides: Iterable[str]) -> dict
 
 def read_toml(path: str | Path) -> dict[str, Any]:
     p = Path(path)
+    if p.is_dir():
+        raise ConfigError(f"config file {str(p)!r} is a directory: give a TOML file")
     if not p.is_file():
         raise ConfigError(f"config file {str(p)!r} does not exist")
     try:
-        return tomllib.loads(p.read_text())
+        return tomllib.loads(read_user_text(p, "config file"))
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{p}: not valid TOML ({e})") from None
 

@@ -88,19 +88,23 @@ def test_failed_runs_are_recorded_and_do_not_stop_the_study(tmp_path, log):
     n = len(calls(log))
     assert sweep(s, db=db, out=out, progress=False, **FAKES).skipped == 3 and len(calls(log)) == n
     res3 = sweep(s, db=db, out=out, progress=False, retry_failed=True, **FAKES)
-    assert res3.trained == 2 and len(list((out / "_failed").iterdir())) == 2
+    assert len(calls(log)) == n + 2 and len(list((out / "_failed").iterdir())) == 2
+    # the counts are outcomes: both retried runs failed again, none is counted as trained
+    assert res3.trained == 0 and res3.failed == 2 and res3.skipped == 1
 
 
 def test_interrupted_run_is_resumed(tmp_path, log):
     s = spec(sizes=[{"name": "a", "n_layer": 1, "d_model": 16}], tokens=[1000])
     db, out = tmp_path / "r.db", tmp_path / "runs"
-    first = sweep(s, db=db, out=out, progress=False, dry_run=True, **FAKES).runs[0]
+    dry = sweep(s, db=db, out=out, progress=False, dry_run=True, **FAKES)
+    first = dry.runs[0]
     assert first.action == "planned" and first.status is None
-    pending = load_points(db, status="pending")
-    assert pending["run_id"].tolist() == [first.run_id]
-    # a pending point already knows its size and planned cost (from accounting)
-    assert pending["N_total"].iloc[0] == config_counts(_config(s))["params"]["total"]
-    assert pending["D"].iloc[0] == 1024 and first.flops > 0  # 1000 rounded to 2 steps of 512
+    # a dry run writes nothing (no store, no runs directory); its plan holds the rows
+    assert not db.exists() and not out.exists()
+    assert [row["run_id"] for row in dry.plan] == [first.run_id]
+    # a planned point already knows its size and planned cost (from accounting)
+    assert dry.plan[0]["N_total"] == config_counts(_config(s))["params"]["total"]
+    assert dry.plan[0]["D"] == 1024 and first.flops > 0  # 1000 rounded to 2 steps of 512
     # a run directory without a summary: the sweep was killed while it trained
     fake_train(s_cfg := _config(s), out)
     (out / s_cfg.run_id() / "summary.json").unlink()

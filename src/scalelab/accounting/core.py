@@ -347,13 +347,15 @@ def count(
             ),
         )
 
+    # the training-time options are checked whether or not a time is asked for, so a bad
+    # value is never silently ignored
+    n_devices = _positive_int("devices", devices)
+    if isinstance(mfu, bool) or not isinstance(mfu, (int, float)) or not 0 < mfu <= 1:
+        raise ConfigError(f"mfu is a fraction of the peak in (0, 1], got {mfu!r}")
+    peak = parse_count(peak_flops, "peak_flops")
     training = None
     if tokens is not None:
         n_tokens = parse_count(tokens, "tokens")
-        n_devices = _positive_int("devices", devices)
-        if isinstance(mfu, bool) or not isinstance(mfu, (int, float)) or not 0 < mfu <= 1:
-            raise ConfigError(f"mfu is a fraction of the peak in (0, 1], got {mfu!r}")
-        peak = parse_count(peak_flops, "peak_flops")
         total_flops = flops.train_per_token * n_tokens
         seconds = total_flops / (n_devices * peak * mfu)
         training = TrainingTime(

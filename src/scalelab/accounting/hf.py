@@ -9,12 +9,13 @@ back to the defaults of the ``transformers`` config class, as loading the file t
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from scalelab.accounting.transformer import TransformerShape
-from scalelab.errors import ConfigError, did_you_mean
+from scalelab.errors import ConfigError, did_you_mean, read_user_text
 
 # Meta's Llama and Llama 2 checkpoints ship ``"vocab_size": -1`` (set from the tokenizer at
 # load time); their SentencePiece tokenizer has 32,000 pieces (Touvron et al. 2023, sec. 2.1).
@@ -32,7 +33,7 @@ class _Fields:
             raise ConfigError(
                 f"{self.source}: field {name!r} must be a positive integer, got {value!r}"
             )
-        if value != int(value) or value < 1:
+        if not math.isfinite(value) or value != int(value) or value < 1:
             raise ConfigError(
                 f"{self.source}: field {name!r} must be a positive integer, got {value!r}"
             )
@@ -316,8 +317,8 @@ def read_json(path: str | Path) -> dict[str, Any]:
     if not p.is_file():
         raise ConfigError(f"config file {str(p)!r} does not exist")
     try:
-        data = json.loads(p.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        data = json.loads(read_user_text(p, "config file"))
+    except json.JSONDecodeError as e:
         raise ConfigError(f"{p}: not valid JSON ({e})") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{p}: expected a JSON object (a config.json), got {type(data).__name__}")

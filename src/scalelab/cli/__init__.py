@@ -110,4 +110,8 @@ def main() -> None:
         sys.exit(e.exit_code)
     except typer.Abort:  # Ctrl-C outside a command's own handler
         sys.exit(130)
+    except OSError as e:  # the machine said no: a full disk, a read-only folder, a bad path
+        where = f" ({e.filename}" + (f" -> {e.filename2}" if e.filename2 else "") + ")"
+        error_line(f"{e.strerror or e}{where if e.filename else ''}")
+        sys.exit(2)
     sys.exit(code if isinstance(code, int) else 0)

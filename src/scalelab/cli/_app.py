@@ -86,3 +86,15 @@ def count_option(text: str, option: str, *, allow_zero: bool = True) -> int:
     if allow_zero and text.strip() in ("0", "0.0"):
         return 0
     return int(number(text, option, integer=True))
+
+
+def out_file(path: Path | None, option: str) -> None:
+    """An output option that names a file: refuse a directory there before any work."""
+    if path is not None and path.is_dir():
+        raise ConfigError(f"{option} {str(path)!r} is a directory: give the path of a file")
+
+
+def out_folder(path: Path | str | None, option: str) -> None:
+    """An output option that names a folder: refuse a file there before any work."""
+    if path is not None and Path(path).exists() and not Path(path).is_dir():
+        raise ConfigError(f"{option} {str(path)!r} is a file: give a folder")

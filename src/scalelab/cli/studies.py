@@ -19,6 +19,8 @@ from scalelab.cli._app import (
     StudyOption,
     app,
     count_option,
+    out_file,
+    out_folder,
     say,
     warn,
 )
@@ -67,6 +69,8 @@ def sweep_cmd(
     """Run a study's grid: skip finished runs, resume interrupted ones, record points in the store."""
     from scalelab.study import load_points, sweep
 
+    out_folder(runs, "--runs")
+    out_file(db, "--db")
     try:
         res = sweep(
             study,
@@ -86,10 +90,8 @@ def sweep_cmd(
             "(interrupted runs resume from their last checkpoint)"
         )
         raise typer.Exit(130) from None
-    pts = load_points(db, study=res.study, status=None)
-    by_id = {r["run_id"]: r for r in pts.to_dict("records")}
-    rows = [{**by_id.get(o.run_id, {}), "run_id": o.run_id} for o in res.runs]
-    if dry_run:
+    if dry_run:  # nothing was written: the rows are the plan's
+        rows = [{**row, "N": row.get("N_non_embedding")} for row in res.plan]
         for o, row in zip(res.runs, rows, strict=True):
             row["status"] = o.status or "planned"
             row["C"] = o.flops  # planned exact FLOPs
@@ -97,6 +99,9 @@ def sweep_cmd(
             rows, f"study {res.study}: {len(rows)} runs (dry run; C = planned FLOPs)"
         )
         return
+    pts = load_points(db, study=res.study, status=None)
+    by_id = {r["run_id"]: r for r in pts.to_dict("records")}
+    rows = [{**by_id.get(o.run_id, {}), "run_id": o.run_id} for o in res.runs]
     render.points_table(rows, f"study {res.study}")
     busy = f", {res.busy} being trained by another process" if res.busy else ""
     say(
@@ -140,6 +145,9 @@ def points_cmd(
     kinds = ("run", "distilled", "compressed", "select", "all")
     if kind not in kinds:
         raise ConfigError(f"--kind {kind!r} is not one of {', '.join(kinds)}")
+    out_file(csv, "--csv")
+    out_file(parquet, "--parquet")
+
     if from_runs is not None:
         res = rebuild_store(from_runs, db, study=study)
         say(
@@ -198,6 +206,7 @@ def compare_cmd(
     from scalelab.study.compare import depth_width as dw
 
     n_boot = count_option(bootstrap, "--bootstrap")
+    out_file(plot, "--plot")
     if not db.is_file():
         raise StoreError(f"no results store at {str(db)!r}: give the store with --db PATH")
     if depth_width:

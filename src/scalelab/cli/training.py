@@ -8,7 +8,16 @@ from typing import Annotated
 import typer
 
 from scalelab.cli import render
-from scalelab.cli._app import DEFAULT_RUNS, QuietOption, RunsOption, app, err_console, say
+from scalelab.cli._app import (
+    DEFAULT_RUNS,
+    QuietOption,
+    RunsOption,
+    app,
+    err_console,
+    out_folder,
+    say,
+    warn,
+)
 from scalelab.errors import ConfigError
 
 PANEL = "Train one model"
@@ -42,6 +51,7 @@ def train_cmd(
     from scalelab.train import train
     from scalelab.train.distributed import torchrun_rank, train_distributed, train_torchrun
 
+    out_folder(runs, "--runs")
     cfg = load_run_config(config, overrides or [])
     placed = torchrun_rank()
     if placed is not None:  # torchrun --nproc-per-node N -m scalelab train CONFIG
@@ -70,11 +80,15 @@ def export_cmd(
     out: Annotated[
         str | None, typer.Option("--out", help="Output directory (default RUN/hf).")
     ] = None,
+    strict: Annotated[
+        bool,
+        typer.Option("--strict", help="Refuse (exit 2) when the newest checkpoint is damaged."),
+    ] = False,
 ) -> None:
-    """Export a run's newest checkpoint (GPT2LMHeadModel or LlamaForCausalLM)."""
+    """Export a run's newest intact checkpoint (GPT2LMHeadModel or LlamaForCausalLM)."""
     from scalelab.train.export import export
 
-    path = export(run, out, format=format)
+    path = export(run, out, format=format, strict=strict, note=lambda m: warn(f"note: {m}"))
     say(f"wrote {path}")
 
 

@@ -28,6 +28,7 @@ duplicates). In the split, documents are joined with ``eos`` after each one.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -227,6 +228,7 @@ def load_tokens(data: DataConfig, vocab_size: int, *, rebuild: bool = False) -> 
     path = tokens_dir / name
     if not rebuild and (meta := _valid_meta(path, key)) is not None:
         return _open(path, meta)
+    created = [p for p in (tokens_dir, *tokens_dir.parents) if not p.exists()]
     try:
         tokens_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -252,8 +254,17 @@ def load_tokens(data: DataConfig, vocab_size: int, *, rebuild: bool = False) -> 
             for stale in tokens_dir.glob(f".tmp-{name}-*"):
                 _remove(stale)  # left by a killed build (we hold the lock: nobody else builds it)
             meta = _build(source, data, vocab_size, tokens_dir, name, key, material)
-    finally:
+    except BaseException:
+        # a corpus that fails to build (empty, a missing field) leaves nothing behind: no
+        # lock file, no cache folders this call made. Removing the lock file cannot break
+        # another builder: entries are written whole under a temporary name and renamed.
         lock.release()
+        Path(lock.lock_file).unlink(missing_ok=True)
+        for p in created:
+            with contextlib.suppress(OSError):
+                p.rmdir()
+        raise
+    lock.release()
     return _open(path, meta)
 
 

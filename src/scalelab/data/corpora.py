@@ -401,7 +401,13 @@ class HuggingFace(TextCorpus):
                     )
                 loaded = datasets.load_dataset(_HF_BUILDERS[suffix], data_files=str(path))
             else:
-                loaded = datasets.load_dataset(self.name, self.config)
+                from scalelab.waiting import note_if_slow
+
+                with note_if_slow(
+                    f"waiting for the Hugging Face Hub to load {self.name!r}; without a network "
+                    "this ends in a timeout: set HF_HUB_OFFLINE=1 to use only the local cache"
+                ):
+                    loaded = datasets.load_dataset(self.name, self.config)
         except DataError:
             raise
         except Exception as e:  # datasets raises many types (FileNotFoundError, ValueError, ...)

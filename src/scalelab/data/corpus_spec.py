@@ -173,3 +173,11 @@ def parse_spec(text: str) -> CorpusSpec:
             f"data.corpus = {spec!r}: the {kind} corpus needs a path or name, e.g. {EXAMPLES[kind]}"
         )
     return CorpusSpec(kind, args, tuple(sorted(found.items())), spec)
+
+
+def tokenizer_label(corpus: str | None, tokenizer: str | None) -> str | None:
+    """The tokenizer a run really used: a ``markov:`` source's symbols are its tokens
+    (``data.tokenizer`` is not used there), any other corpus uses ``data.tokenizer``."""
+    if corpus is not None and str(corpus).split(":", 1)[0].strip() == "markov":
+        return "symbols"
+    return tokenizer

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from scalelab import atomic
-from scalelab.errors import FitError
+from scalelab.errors import FitError, read_user_text
 from scalelab.intervals import percentile_interval
 from scalelab.laws.forms import FORMS, Array, Form, make_form
 
@@ -220,7 +220,7 @@ class Law:
     def load(cls, path: str | Path) -> Law:
         path = Path(path)
         try:
-            d = json.loads(path.read_text())
+            d = json.loads(read_user_text(path, "law file", FitError))
         except FileNotFoundError:
             raise FitError(f"law file {str(path)!r} does not exist") from None
         except (OSError, json.JSONDecodeError) as e:

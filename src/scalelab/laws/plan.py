@@ -226,6 +226,13 @@ def plan(
                 )
     assert compute is not None
     N, D = _optimum(law, law.params, compute)
+    if not (compute > 0 and N > 0 and D > 0 and np.isfinite(N) and np.isfinite(D)):
+        raise PlanError(
+            f"the {_law_name(law)} law gives no model size for "
+            + (f"loss {target_loss:g}" if target_loss is not None else f"{compute:g} FLOPs")
+            + " (outside the range it describes): choose a "
+            + ("lower target loss" if target_loss is not None else "larger compute budget")
+        )
     loss = float(law.predict(N=N, D=D))
     loss_iv = n_iv = d_iv = None
     if samples:
@@ -293,7 +300,7 @@ def _constrain(result: Plan, law: Law, samples: list[dict[str, float]], U: float
     if law.form == "kaplan":
         result.warnings.append(
             f"the compute-optimal D = {result.D:.3g} tokens exceeds the {U:.3g} unique tokens "
-            f"({epochs:.1f} epochs); Kaplan's law has no repetition term: no adjustment made"
+            f"({epochs:.3g} epochs); Kaplan's law has no repetition term: no adjustment made"
         )
         return
     params, origin = _dc_params(law)
@@ -324,12 +331,12 @@ def _constrain(result: Plan, law: Law, samples: list[dict[str, float]], U: float
     }
     result.warnings.append(
         f"the compute-optimal D = {result.D:.3g} tokens exceeds the {U:.3g} unique tokens "
-        f"({epochs:.1f} epochs): with repetition (Muennighoff et al. 2023) the optimum moves "
-        f"to N = {n:.3g}, D = {d:.3g} ({d / U:.1f} epochs), predicted loss {loss:.4f} "
+        f"({epochs:.3g} epochs): with repetition (Muennighoff et al. 2023) the optimum moves "
+        f"to N = {n:.3g}, D = {d:.3g} ({d / U:.3g} epochs), predicted loss {loss:.4f} "
         f"instead of {result.loss:.4f} with unique data"
     )
     if d / U > params[R_D_STAR]:
         result.warnings.append(
-            f"{d / U:.0f} epochs is beyond R_D* = {params[R_D_STAR]:.1f}: repeated tokens "
+            f"{d / U:.3g} epochs is beyond R_D* = {params[R_D_STAR]:.1f}: repeated tokens "
             "there are worth little; more unique data would help more than more compute"
         )

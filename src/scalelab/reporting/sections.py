@@ -54,6 +54,15 @@ def _no_law(ctx: ReportContext) -> str:
 # --------------------------------------------------------------------------- builders
 
 
+def _tokenizers(p: Any) -> set[str]:
+    """What the runs were tokenized with; a Markov source's symbols whatever
+    ``data.tokenizer`` says (stores written before the store knew it say "bpe")."""
+    from scalelab.data.corpus_spec import tokenizer_label
+
+    pairs = zip(p["corpus"].tolist(), p["tokenizer"].tolist(), strict=True)
+    return {str(t) for c, tok in pairs if (t := tokenizer_label(c, tok)) is not None}
+
+
 def overview(ctx: ReportContext) -> Section:
     """What was measured, how: corpus, tokenizer, ladder, budgets, machine, wall time."""
     p = ctx.points
@@ -62,7 +71,7 @@ def overview(ctx: ReportContext) -> Section:
     rows = [
         ["study", ", ".join(sorted(p["study"].dropna().unique())) or "-"],
         ["corpus", ", ".join(sorted(p["corpus"].dropna().unique()))],
-        ["tokenizer", ", ".join(sorted(p["tokenizer"].dropna().unique()))],
+        ["tokenizer", ", ".join(sorted(_tokenizers(p)))],
         ["architectures", ", ".join(sorted(p["arch"].unique()))],
         ["finished runs", len(p)],
         ["N (non-embedding)", f"{plots.si(p['N'].min())} to {plots.si(p['N'].max())}"],

@@ -126,6 +126,11 @@ def demo(
     """Run the demo into ``out``; returns the summary (also ``out/summary.json``)."""
     design = design or DemoDesign()
     out = Path(out)
+    if workers is not None and workers < 1:
+        raise ConfigError(f"workers must be at least 1, got {workers}")
+    from scalelab.data.corpora import open_corpus
+
+    open_corpus(design.corpus)  # a bad corpus spec fails before the output folder is made
     out.mkdir(parents=True, exist_ok=True)
     db, runs = out / "results.db", out / "runs"
     workers = workers or min(2, os.cpu_count() or 1)

@@ -49,7 +49,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from scalelab.config import RunConfig, apply_overrides, run_config_from_dict
+from scalelab.config import (
+    RunConfig,
+    apply_overrides,
+    budget_tokens,
+    check_budget,
+    run_config_from_dict,
+)
 from scalelab.data import load_tokens
 from scalelab.data.selection import apply_selection
 from scalelab.errors import ConfigError, StoreError
@@ -93,6 +99,8 @@ class SweepResult:
     out: Path
     runs: list[RunOutcome] = field(default_factory=list)
     wall_seconds: float = 0.0
+    # a dry run's plan: the pending row each run would get in the store (nothing is written)
+    plan: list[dict[str, Any]] = field(default_factory=list)
     # (seconds since the sweep started, runs ended, the ETA shown then) at each run's end:
     # how well the FLOPs-based ETA predicted the time the sweep really took
     eta_history: list[tuple[float, int, float | None]] = field(default_factory=list)
@@ -102,7 +110,9 @@ class SweepResult:
 
     @property
     def trained(self) -> int:
-        return sum(r.action in ("trained", "resumed") for r in self.runs)
+        """Runs this sweep trained to the end (finished or stopped early): outcomes, not
+        the plan, so runs that failed or that another process held are not counted."""
+        return sum(r.action in ("trained", "resumed") and r.status in FINISHED for r in self.runs)
 
     @property
     def skipped(self) -> int:
@@ -247,10 +257,33 @@ def _busy(run_dir: Path) -> bool:
 _WORKER_DEVICE: str | None = None
 
 
-def _init_worker(devices: Any, threads: int) -> None:
+PARENT_POLL_SECONDS = 1.0
+
+
+def _exit_with_parent(parent: int) -> None:
+    """Watch the sweep's process from a daemon thread and end this worker when it dies.
+
+    A worker whose parent was killed (kill -9 leaves no time to stop the pool) would finish
+    its run and then wait forever for work that never comes, holding its memory. When the
+    parent dies this process is re-parented, so ``getppid()`` changes: exit at once, mid-run.
+    That is safe: checkpoints and summaries are written atomically, the run's lock dies with
+    the process, and the next sweep resumes the run from its last checkpoint."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_POLL_SECONDS)
+        os._exit(3)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
+def _init_worker(devices: Any, threads: int, parent: int | None = None) -> None:
     """Pin the worker to ``threads`` torch threads (set before torch is imported, so its
-    OpenMP/MKL pools start that size) and take a device from the queue, if any."""
+    OpenMP/MKL pools start that size), take a device from the queue, if any, and end with
+    the sweep's process ``parent``."""
     global _WORKER_DEVICE
+    if parent is not None:
+        _exit_with_parent(parent)
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[var] = str(threads)
     import torch
@@ -518,6 +551,26 @@ def sweep(
         raise ConfigError(f"threads must be at least 1, got {threads}")
     if devices is not None and not devices:
         raise ConfigError("devices is empty: name at least one, e.g. ['cuda:0']")
+    spec0 = _with_overrides(as_study(study), overrides)
+    wanted = (
+        devices
+        if devices is not None
+        else sorted({r.config.train.device for r in expand(spec0, sizer=sizer)} - {"auto"})
+    )
+    if wanted:  # a device that is not here is a usage error, not 8 failed runs
+        from scalelab.train.device import resolve_device
+
+        for d in wanted:
+            try:
+                resolve_device(d)
+            except ConfigError:
+                import torch
+
+                seen = torch.cuda.device_count() if torch.cuda.is_available() else 0
+                raise ConfigError(
+                    f"device {d!r} is not on this machine ({seen} CUDA device(s) visible): "
+                    "name devices that exist (cpu, cuda:0, ...), or leave out the device"
+                ) from None
     from scalelab.study.points import pending_row  # pandas: not needed in the workers
 
     t_start = time.perf_counter()
@@ -529,6 +582,42 @@ def sweep(
     counter = counter or config_counts
     counts = {r.run_id: _counts(counter, r.config) for r in runs}
 
+    if dry_run:  # the plan, validated and costed; nothing is written
+        result.runs = [
+            RunOutcome(
+                r.run_id,
+                r.axes,
+                "planned",
+                _dir_status(out_dir / r.run_id),
+                flops=planned_flops(r.config, counts[r.run_id], None),
+            )
+            for r in runs
+        ]
+        result.plan = [
+            pending_row(spec.name, r.run_id, r.config.to_dict(), r.axes, counts[r.run_id], out_dir)
+            for r in runs
+        ]
+        result.wall_seconds = time.perf_counter() - t_start
+        return result
+
+    # the token data each distinct data config needs: tokenized once here, so that
+    # workers find a warm cache instead of racing to build it, and epoch budgets
+    # can be turned into tokens for the ETA
+    unique: dict[str, int | None] = {}
+    probe = data_probe or _default_probe
+    for r in runs:
+        key = _data_key(r.config)
+        if key not in unique and _needs_training(out_dir / r.run_id, retry_failed):
+            unique[key] = probe(r.config)
+    for r in runs:  # an absurd budget stops the sweep here, before any run starts
+        u = unique.get(_data_key(r.config))
+        n = (counts[r.run_id] or {}).get("params", {}).get("non_embedding")
+        if u and n is not None and _needs_training(out_dir / r.run_id, retry_failed):
+            tokens, note = budget_tokens(r.config, int(n), int(u))
+            try:
+                check_budget(tokens, note, int(u))
+            except ConfigError as e:
+                raise ConfigError(f"run {_label(r.axes, r.run_id)}: {e}") from None
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -542,16 +631,6 @@ def sweep(
             for r in runs
         )
 
-        # the token data each distinct data config needs: tokenized once here, so that
-        # workers find a warm cache instead of racing to build it, and epoch budgets
-        # can be turned into tokens for the ETA
-        unique: dict[str, int | None] = {}
-        if not dry_run:
-            probe = data_probe or _default_probe
-            for r in runs:
-                key = _data_key(r.config)
-                if key not in unique and _needs_training(out_dir / r.run_id, retry_failed):
-                    unique[key] = probe(r.config)
         planned = {
             r.run_id: planned_flops(r.config, counts[r.run_id], unique.get(_data_key(r.config)))
             for r in runs
@@ -561,20 +640,6 @@ def sweep(
             for r in runs
             if (c := counts[r.run_id]) and c.get("flops", {}).get("train_per_token") is not None
         }
-
-        if dry_run:
-            result.runs = [
-                RunOutcome(
-                    r.run_id,
-                    r.axes,
-                    "planned",
-                    _dir_status(out_dir / r.run_id),
-                    flops=planned[r.run_id],
-                )
-                for r in runs
-            ]
-            result.wall_seconds = time.perf_counter() - t_start
-            return result
 
         monitor = _Monitor(planned, per_token, workers, progress, f"study {spec.name}")
         outcomes: dict[str, RunOutcome] = {}
@@ -757,7 +822,10 @@ def _run_parallel(
             for i in range(workers):
                 dq.put(devices[i % len(devices)])
         return cf.ProcessPoolExecutor(
-            workers, mp_context=ctx, initializer=_init_worker, initargs=(dq, threads or 1)
+            workers,
+            mp_context=ctx,
+            initializer=_init_worker,
+            initargs=(dq, threads or 1, os.getpid()),
         )
 
     pool = new_pool()

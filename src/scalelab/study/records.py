@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from scalelab.data.corpus_spec import tokenizer_label
 from scalelab.errors import StoreError
 from scalelab.rundir import read_metrics
 
@@ -156,7 +157,7 @@ def point_row(
         "arch": model.get("arch"),
         **{f: _int(model.get(f)) for f in SHAPE_FIELDS},
         "corpus": data.get("corpus"),
-        "tokenizer": data.get("tokenizer"),
+        "tokenizer": tokenizer_label(data.get("corpus"), data.get("tokenizer")),
         "size": (axes or {}).get("size"),
         "target_params": _num((axes or {}).get("target_params")),
         "budget": (axes or {}).get("budget"),

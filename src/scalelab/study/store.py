@@ -28,6 +28,7 @@ from typing import Any
 
 from scalelab.errors import StoreError
 from scalelab.study.records import SHAPE_FIELDS, RunRecord, curve_rows, point_row
+from scalelab.waiting import note_if_slow
 
 SCHEMA_VERSION = 1
 
@@ -102,6 +103,7 @@ class Store:
 
     def __init__(self, path: str | Path, *, create: bool = True, timeout: float = 60.0):
         self.path = Path(path)
+        self.timeout = timeout
         if not create and not self.path.is_file():
             raise StoreError(
                 f"no results store at {str(self.path)!r}: run `scalelab sweep STUDY.toml --db "
@@ -114,9 +116,14 @@ class Store:
             self.conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
             self.conn.row_factory = sqlite3.Row
             self.conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
-            self.conn.execute("PRAGMA journal_mode = WAL")
+            with note_if_slow(f"{self._wait} (up to {timeout:g} s)"):
+                self.conn.execute("PRAGMA journal_mode = WAL")
             self.conn.execute("PRAGMA synchronous = NORMAL")
             self._migrate()
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e):
+                raise StoreError(f"{self.path}: not a usable SQLite results store ({e})") from None
+            raise self._locked() from None
         except sqlite3.DatabaseError as e:
             raise StoreError(f"{self.path}: not a usable SQLite results store ({e})") from None
 
@@ -145,6 +152,16 @@ class Store:
                     "upgrade scalelab or rebuild the store from the run directories"
                 )
 
+    @property
+    def _wait(self) -> str:
+        return f"waiting for the results store {self.path}: another process is writing to it"
+
+    def _locked(self) -> StoreError:
+        return StoreError(
+            f"{self._wait}, and it stayed locked for {self.timeout:g} s: let that process "
+            "finish (a sweep, a rebuild) and run this again"
+        )
+
     def close(self) -> None:
         self.conn.close()
 
@@ -157,8 +174,14 @@ class Store:
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """A write transaction, taken at once (``BEGIN IMMEDIATE``) so concurrent writers
-        queue on the busy timeout instead of failing half-way."""
-        self.conn.execute("BEGIN IMMEDIATE")
+        queue on the busy timeout instead of failing half-way; a wait says what it is for."""
+        try:
+            with note_if_slow(f"{self._wait} (up to {self.timeout:g} s)"):
+                self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e):
+                raise
+            raise self._locked() from None
         try:
             yield self.conn
         except BaseException:

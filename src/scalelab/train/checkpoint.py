@@ -22,6 +22,7 @@ import json
 import os
 import shutil
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,22 @@ def _fsync(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _write_fails(folder: Path) -> OSError | None:
+    """The OSError a 64 KiB write into ``folder`` meets now (a full disk), or None."""
+    probe = folder / ".space-probe"
+    try:
+        with probe.open("wb") as f:
+            f.write(b"\0" * 65536)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as e:
+        e.filename = str(folder)
+        return e
+    finally:
+        probe.unlink(missing_ok=True)
+    return None
 
 
 def rng_state() -> dict[str, Any]:
@@ -79,26 +96,44 @@ def save_checkpoint(
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir()
-    save_model(model, str(tmp / "model.safetensors"))
-    torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
-    torch.save(rng_state(), tmp / "rng.pt")
-    (tmp / "state.json").write_text(json.dumps(state, indent=1))
-    manifest = {
-        "step": step,
-        "files": {
-            n: {"bytes": (tmp / n).stat().st_size, "sha256": _sha256(tmp / n)} for n in FILES
-        },
-    }
-    for name in FILES:
-        _fsync(tmp / name)
-    (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
-    _fsync(tmp / MANIFEST)
+    try:
+        save_model(model, str(tmp / "model.safetensors"))
+        torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+        torch.save(rng_state(), tmp / "rng.pt")
+        (tmp / "state.json").write_text(json.dumps(state, indent=1))
+        manifest = {
+            "step": step,
+            "files": {
+                n: {"bytes": (tmp / n).stat().st_size, "sha256": _sha256(tmp / n)} for n in FILES
+            },
+        }
+        for name in FILES:
+            _fsync(tmp / name)
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
+        _fsync(tmp / MANIFEST)
+    except BaseException as e:
+        # torch and safetensors report a full disk as their own RuntimeError ("iostream
+        # error", "unexpected pos"): ask the filesystem itself, before the half-written
+        # checkpoint is removed, so the caller sees the OSError (ENOSPC, EFBIG) it was
+        full = None if isinstance(e, OSError | KeyboardInterrupt) else _write_fails(tmp)
+        shutil.rmtree(tmp, ignore_errors=True)
+        if full is not None:
+            raise full from e
+        raise
     if final.exists():  # a re-run of the same step (resume after a crash): replace it
         shutil.rmtree(final)
     os.replace(tmp, final)
     for old in list_checkpoints(root)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+def remove_temporaries(root: Path) -> None:
+    """Remove checkpoints a killed process left half-written (``.tmp-step-...-PID``). Call
+    only while holding the run's lock: then no other process can be writing one."""
+    if root.is_dir():
+        for tmp in root.glob(f".tmp-{PREFIX}*"):
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def list_checkpoints(root: Path) -> list[Path]:
@@ -145,12 +180,18 @@ class Checkpoint:
             set_rng_state(torch.load(self.path / "rng.pt", weights_only=True))
 
 
-def latest_checkpoint(root: Path) -> Checkpoint | None:
-    """The newest intact checkpoint under ``root``; damaged ones are skipped with a warning."""
+def latest_checkpoint(
+    root: Path, on_skip: Callable[[Path, str], None] | None = None
+) -> Checkpoint | None:
+    """The newest intact checkpoint under ``root``; damaged ones are skipped, each told to
+    ``on_skip(path, problem)`` (default: a warning)."""
     for path in reversed(list_checkpoints(root)):
         problem = verify(path)
         if problem is not None:
-            warnings.warn(f"skipping checkpoint {path}: {problem}", stacklevel=2)
+            if on_skip is not None:
+                on_skip(path, problem)
+            else:
+                warnings.warn(f"skipping checkpoint {path}: {problem}", stacklevel=2)
             continue
         state = json.loads((path / "state.json").read_text())
         return Checkpoint(path, int(state["step"]), state)

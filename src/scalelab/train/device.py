@@ -31,6 +31,23 @@ from scalelab.errors import ConfigError
 BF16_MIN_SPEEDUP = 1.3
 
 
+def available_memory(device: torch.device) -> int | None:
+    """Bytes a new allocation may take on ``device``: free GPU memory, or the OS's
+    ``MemAvailable`` (free plus reclaimable cache) on a CPU; None where unknown."""
+    if device.type == "cuda":
+        free, _total = torch.cuda.mem_get_info(device)
+        return int(free)
+    if device.type != "cpu":
+        return None
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    return None
+
+
 def resolve_device(name: str) -> torch.device:
     """``train.device`` -> a torch device that exists here."""
     if name == "auto":

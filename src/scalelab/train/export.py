@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -203,23 +205,50 @@ def to_hf(model: nn.Module, cfg: ModelConfig, eos_id: int | None = None) -> Any:
     return hf.eval()
 
 
-def export(run: str | Path, out: str | Path | None = None, *, format: str = "hf") -> Path:
+def export(
+    run: str | Path,
+    out: str | Path | None = None,
+    *,
+    format: str = "hf",
+    strict: bool = False,
+    note: Callable[[str], None] | None = None,
+) -> Path:
     """Write the newest checkpoint of run directory ``run`` as a Hugging Face checkpoint.
 
     ``out`` defaults to ``RUN/hf``. The directory is written under a temporary name and
     renamed into place; an existing ``out`` is replaced. Returns ``out``.
+
+    Where the newest checkpoint is damaged, the newest intact one is exported and
+    ``note`` (default: a warning) is told in one line which step and why; with ``strict``
+    that is an error instead.
     """
     if format not in FORMATS:
         raise ConfigError(f"export format {format!r} is not one of {', '.join(FORMATS)}")
     run_dir = Path(run)
     if not (run_dir / rundir.CONFIG).is_file():
         raise StoreError(f"{run_dir} is not a run directory (no {rundir.CONFIG})")
+    target = Path(out) if out is not None else run_dir / "hf"
+    if target.exists() and not target.is_dir():
+        raise ConfigError(f"--out {str(target)!r} is a file: give a folder for the export")
     cfg = run_config_from_dict(rundir.read_json(run_dir / rundir.CONFIG))
     hf_layout(cfg.model)  # fail on the layout before loading anything
-    ckpt = latest_checkpoint(run_dir / rundir.CHECKPOINTS)
+    skipped: list[str] = []
+    ckpt = latest_checkpoint(
+        run_dir / rundir.CHECKPOINTS, lambda p, why: skipped.append(f"{p.name} ({why})")
+    )
     if ckpt is None:
+        damaged = f" (damaged: {', '.join(skipped)})" if skipped else ""
         raise StoreError(
-            f"{run_dir} has no intact checkpoint to export: train (or resume) it first"
+            f"{run_dir} has no intact checkpoint to export{damaged}: train (or resume) it first"
+        )
+    if skipped:
+        what = f"{run_dir}: the newest checkpoint is damaged: {'; '.join(skipped)}"
+        if strict:
+            raise StoreError(
+                f"{what}; not exported (strict); the newest intact one is step {ckpt.step}"
+            )
+        (note or (lambda m: warnings.warn(m, stacklevel=3)))(
+            f"{what}; exported step {ckpt.step}, the newest intact one"
         )
     model = build_model(cfg.model)
     ckpt.restore(model)
@@ -227,7 +256,6 @@ def export(run: str | Path, out: str | Path | None = None, *, format: str = "hf"
     if (run_dir / rundir.SUMMARY).exists():
         eos_id = rundir.read_json(run_dir / rundir.SUMMARY).get("eos_id")
     hf = to_hf(model, cfg.model, eos_id)
-    target = Path(out) if out is not None else run_dir / "hf"
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)

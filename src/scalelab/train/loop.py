@@ -41,11 +41,11 @@ from torch import nn
 
 from scalelab import rundir
 from scalelab.accounting import count
-from scalelab.config import RunConfig, planned_steps
+from scalelab.config import RunConfig, check_budget, planned_steps
 from scalelab.data import load_tokens
 from scalelab.data.cache import TokenData
 from scalelab.data.selection import apply_selection, load_selection
-from scalelab.errors import ConfigError, TrainingError
+from scalelab.errors import ConfigError, StoreError, TrainingError
 from scalelab.models import build_model
 from scalelab.train.batches import (
     TrainSampler,
@@ -54,8 +54,14 @@ from scalelab.train.batches import (
     mlm_generator,
     val_windows,
 )
-from scalelab.train.checkpoint import latest_checkpoint, save_checkpoint
-from scalelab.train.device import Precision, ThreadPolicy, resolve_device, resolve_precision
+from scalelab.train.checkpoint import latest_checkpoint, remove_temporaries, save_checkpoint
+from scalelab.train.device import (
+    Precision,
+    ThreadPolicy,
+    available_memory,
+    resolve_device,
+    resolve_precision,
+)
 from scalelab.train.schedule import lr_at
 
 LOG_EVERY = 10  # steps between metrics lines (and host syncs), at most train.eval_every
@@ -137,8 +143,22 @@ class RunSummary:
 
     @classmethod
     def load(cls, run_dir: str | Path) -> RunSummary:
-        """Read ``summary.json`` of a run directory."""
-        return cls.from_dict(rundir.read_json(Path(run_dir) / rundir.SUMMARY))
+        """Read ``summary.json`` of a run directory; one that is valid JSON of another shape
+        (``[]``, ``{"status": "finished"}``) is a StoreError naming what it lacks."""
+        path = Path(run_dir) / rundir.SUMMARY
+        d = rundir.read_json(path)
+        required = {
+            f.name
+            for f in dataclasses.fields(cls)
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        }
+        lacks = sorted(required - set(d)) if isinstance(d, dict) else []
+        if not isinstance(d, dict) or lacks:
+            what = f"lacks {', '.join(lacks[:4])}" if lacks else f"holds a {type(d).__name__}"
+            raise StoreError(
+                f"{path} is not a run summary ({what}): delete it to train the run again"
+            )
+        return cls.from_dict(d)
 
 
 def _now() -> str:
@@ -157,6 +177,28 @@ def check_data(cfg: RunConfig, data: TokenSource) -> None:
         raise ConfigError(
             f"masked LM needs a mask token below model.vocab_size ({cfg.model.vocab_size}); "
             f"the tokenizer's mask_id is {data.mask_id}: raise model.vocab_size"
+        )
+
+
+def check_memory(cfg: RunConfig, device: torch.device, micro_batch: int) -> None:
+    """Refuse a model that cannot fit before allocating it: training memory as
+    ``scalelab count`` computes it (weights, gradients, AdamW states, activations of one
+    micro-batch) against what ``device`` has free."""
+    from scalelab.accounting import count
+    from scalelab.accounting.memory import format_bytes
+
+    free = available_memory(device)
+    if free is None:
+        return
+    c = count(cfg.model, batch=micro_batch, causal=cfg.model.causal)
+    need = int(c.memory.train_total_bytes)
+    if need > free:
+        raise ConfigError(
+            f"the model needs about {format_bytes(need)} to train ({c.params.total:,} parameters "
+            f"x {sum(c.memory.train_bytes_per_param.values())} bytes for weights, gradients and "
+            f"AdamW, plus activations of a micro-batch of {micro_batch}; see `scalelab count`) "
+            f"but {device} has {format_bytes(free)} free: make model.d_model or model.n_layer "
+            "smaller, or lower train.micro_batch_size"
         )
 
 
@@ -205,12 +247,24 @@ class _State:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+# with stderr redirected (a log file, a pipe) progress is a plain line this often, since a
+# live bar would only draw once, at the end
+PLAIN_PROGRESS_SECONDS = 10.0
+
+
 class _Progress:
-    """A rich progress bar with loss and tokens/s (or nothing when progress is off)."""
+    """A rich progress bar with loss and tokens/s on a terminal; plain lines every
+    :data:`PLAIN_PROGRESS_SECONDS` when stderr is redirected; nothing when progress is off."""
 
     def __init__(self, enabled: bool, total: int, run_id: str, done: int) -> None:
+        import sys
+
         self.bar: Any = None
-        if not enabled:
+        self.plain = enabled and not sys.stderr.isatty()
+        self.total, self.run_id, self.last = total, run_id, time.monotonic()
+        if not enabled or self.plain:
+            if self.plain:
+                self._say(f"step {done}/{total}" + (" (resumed)" if done else ""))
             return
         from rich.console import Console
         from rich.progress import (
@@ -235,9 +289,19 @@ class _Progress:
         self.task = self.bar.add_task("train", total=total, completed=done, info="")
         self.bar.start()
 
+    def _say(self, text: str) -> None:
+        import sys
+
+        print(f"{self.run_id}: {text}", file=sys.stderr, flush=True)
+        self.last = time.monotonic()
+
     def update(self, step: int, info: str) -> None:
         if self.bar is not None:
             self.bar.update(self.task, completed=step, info=info)
+        elif self.plain and (
+            step == self.total or time.monotonic() - self.last >= PLAIN_PROGRESS_SECONDS
+        ):
+            self._say(f"step {step}/{self.total}  {info}")
 
     def close(self) -> None:
         if self.bar is not None:
@@ -283,6 +347,27 @@ def _run_lock(run_dir: Path) -> Iterator[None]:
                 f"run {run_dir} is being trained by another process: wait for it to finish"
             ) from None
         yield
+
+
+# a run the measured speed says will take longer than this gets a note on stderr, once
+LONG_RUN_SECONDS = 24 * 3600.0
+
+
+def _warn_if_long(run: _Run, done: int, rate: float) -> None:
+    """One note when the budget, at the speed just measured, would take more than
+    :data:`LONG_RUN_SECONDS` (a budget typed with one zero too many shows up in minutes,
+    not days)."""
+    import sys
+
+    left = (run.total_steps - done) * run.tokens_per_step / rate
+    if left > LONG_RUN_SECONDS:
+        print(
+            f"note: run {run.dir.name} will take about {left / 3600:,.0f} h more at the "
+            f"measured {rate:,.0f} tokens/s ({run.budget_note}); Ctrl-C keeps its last "
+            "checkpoint, lower the budget to finish sooner",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def _sync(device: torch.device) -> None:
@@ -344,6 +429,11 @@ def _bpb(loss: float | None, bytes_per_token: float) -> float | None:
 def _prepare_dir(run_dir: Path, resume: bool) -> RunSummary | None:
     """Refuse to overwrite results; with ``resume``, return a finished run's summary."""
     summary_path = run_dir / rundir.SUMMARY
+    ckpts = run_dir / rundir.CHECKPOINTS
+    if ckpts.exists() and not ckpts.is_dir():
+        raise StoreError(
+            f"{ckpts} is a file where the run keeps its checkpoints: move or delete it"
+        )
     if summary_path.exists():
         summary = RunSummary.load(run_dir)
         if summary.status in ("finished", "stopped_early"):
@@ -383,14 +473,31 @@ def train(
     and earlier checkpoints are kept.
     """
     run_dir = Path(out) / cfg.run_id()
-    run_dir.mkdir(parents=True, exist_ok=True)
+    if Path(out).exists() and not Path(out).is_dir():
+        raise ConfigError(f"--runs {str(out)!r} is a file: give a directory for the runs")
+    created = [p for p in (run_dir, *run_dir.parents) if not p.exists()]
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise StoreError(
+            f"cannot create the run directory {str(run_dir)!r}: {e.strerror}"
+        ) from None
     with _run_lock(run_dir):
-        done = _prepare_dir(run_dir, resume)
-        if done is not None:
-            return done
-        run = _Run(cfg, run_dir, data, progress)
-        run.on_eval = on_eval
-        return run.run()
+        try:
+            done = _prepare_dir(run_dir, resume)
+            if done is not None:
+                return done
+            the_run = _Run(cfg, run_dir, data, progress)
+            the_run.on_eval = on_eval
+        except BaseException:
+            # a run that fails before it starts (a bad corpus, too big for memory, an absurd
+            # budget) leaves nothing behind: the directories this call made go again
+            (run_dir / ".lock").unlink(missing_ok=True)
+            for p in created:
+                with contextlib.suppress(OSError):
+                    p.rmdir()
+            raise
+        return the_run.run()
 
 
 class _Run:
@@ -448,6 +555,10 @@ class _Run:
         self.total_steps, self.budget_note = planned_steps(
             cfg, self.params["non_embedding"], int(data.unique_tokens)
         )
+        check_budget(
+            self.total_steps * self.tokens_per_step, self.budget_note, int(data.unique_tokens)
+        )
+        check_memory(cfg, self.device, self.micro)
         if self.device.type == "cuda":  # TF32 tensor cores for fp32 matmuls
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
@@ -540,6 +651,7 @@ class _Run:
     # --- the loop -----------------------------------------------------------------------------
 
     def _resume(self) -> None:
+        remove_temporaries(self.dir / rundir.CHECKPOINTS)  # a killed run's half checkpoint
         ckpt = latest_checkpoint(self.dir / rundir.CHECKPOINTS)
         work = float(self.flops["forward_per_token"]) * self.micro * self.cfg.model.context
         extra = ckpt.state.get("extra", {}) if ckpt is not None else {}
@@ -616,6 +728,7 @@ class _Run:
             norms: list[torch.Tensor] = []
             window_start = self.state.step
             first_in_session = True
+            warned_long = False
             seg_start = time.perf_counter()
             while self.state.step < self.total_steps:
                 step = self.state.step
@@ -685,6 +798,9 @@ class _Run:
                 )
                 if rate:
                     row["tokens_per_second"] = rate
+                    if not warned_long:
+                        warned_long = True
+                        _warn_if_long(self, done, rate)
                 if is_eval:
                     self._eval(row)
                 if self.thread_policy.enabled:
@@ -726,8 +842,18 @@ class _Run:
             bar.close()
             tb.close()
             self.thread_policy.restore()
+            if isinstance(e, OSError) and self.writer:  # a full disk (ENOSPC, EFBIG), ...
+                where = f" writing {e.filename}" if e.filename else ""
+                reason = f"{e.strerror or e}{where}"
+                with contextlib.suppress(OSError):  # the summary may not fit either
+                    self._write_summary("failed", reason, elapsed())
+                raise TrainingError(
+                    f"run {self.dir} failed at step {self.state.step}: {reason}; the run is "
+                    "marked failed: make room, then --resume continues from its last checkpoint"
+                ) from e
             if self.writer and not isinstance(e, KeyboardInterrupt | TrainingError):
-                self._write_summary("failed", f"{type(e).__name__}: {e}", elapsed())
+                with contextlib.suppress(OSError):
+                    self._write_summary("failed", f"{type(e).__name__}: {e}", elapsed())
             raise
         bar.close()
         tb.close()
