@@ -39,6 +39,16 @@ def file_mode() -> int:
     return 0o666 & ~umask()
 
 
+def share_like_open(directory: str | Path) -> None:
+    """Give every file under ``directory`` (one built whole, then renamed into place) the mode
+    a plain ``open()`` would: safetensors creates its files ``0o600`` whatever the umask, which
+    would hide checkpoints and exports from the user's group."""
+    mode = file_mode()
+    for p in Path(directory).rglob("*"):
+        if p.is_file() and not p.is_symlink():
+            os.chmod(p, mode)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path, *, suffix: str = ".tmp") -> Iterator[Path]:
     """A temporary path beside ``path`` for a writer that wants a file name (``savefig``,

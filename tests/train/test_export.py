@@ -1,3 +1,7 @@
+import os
+import stat
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -74,3 +78,19 @@ def test_export_needs_a_run_directory(tmp_path):
         export(tmp_path)
     with pytest.raises(ConfigError, match="format"):
         export(tmp_path, format="onnx")
+
+
+@pytest.mark.parametrize("mask", [0o022, 0o027])
+def test_checkpoint_and_export_files_respect_the_umask(make_cfg, tmp_path, mask):
+    """safetensors writes its files 0o600; a run's checkpoint and its export get the mode a
+    plain open() would (the directories are built whole, then renamed into place)."""
+    old = os.umask(mask)
+    try:
+        s = train(make_cfg("train.tokens=512"), tmp_path / "runs", progress=False)
+        out = export(s.path, tmp_path / "hf")
+    finally:
+        os.umask(old)
+    files = [*Path(s.path, "checkpoint").rglob("*.safetensors"), Path(out) / "model.safetensors"]
+    assert len(files) >= 2
+    for f in files:
+        assert stat.S_IMODE(f.stat().st_mode) == 0o666 & ~mask, f

@@ -31,6 +31,8 @@ import torch
 from safetensors.torch import load_model, save_model
 from torch import nn
 
+from scalelab import atomic
+
 MANIFEST = "manifest.json"
 FILES = ("model.safetensors", "optimizer.pt", "rng.pt", "state.json")
 PREFIX = "step-"
@@ -101,6 +103,7 @@ def save_checkpoint(
         torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
         torch.save(rng_state(), tmp / "rng.pt")
         (tmp / "state.json").write_text(json.dumps(state, indent=1))
+        atomic.share_like_open(tmp)
         manifest = {
             "step": step,
             "files": {

@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from scalelab import rundir
+from scalelab import atomic, rundir
 from scalelab.config import ModelConfig, run_config_from_dict
 from scalelab.errors import ConfigError, StoreError, TrainingError
 from scalelab.models import build_model
@@ -263,6 +263,7 @@ def export(
     tf.utils.logging.disable_progress_bar()  # no shard-writing bar for a one-file checkpoint
     try:
         hf.save_pretrained(tmp)
+        atomic.share_like_open(tmp)
     finally:
         tf.utils.logging.enable_progress_bar()
     if target.exists():
