@@ -1,45 +1,16 @@
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from scalelab.config import RunConfig, load_run_config
+# the tiny fp32 Markov runs of tests/train: one definition of the corpus, the shape and the
+# fixtures that make them
+from tests.train.conftest import CORPUS, TINY, cache_dir, make_cfg
 
-# A first-order Markov source over 16 symbols (as tests/train): learnt by tiny models in seconds.
-CORPUS = "markov:order=1,vocab=16,seed=0,tokens=40000"
-TINY = (
-    "model.vocab_size=32",
-    "model.n_layer=2",
-    "model.d_model=32",
-    "model.n_head=2",
-    "model.context=32",
-    "train.batch_size=8",
-    "train.lr=1e-2",
-    "train.eval_every=10",
-    "train.eval_batches=2",
-    "train.checkpoint_every=10",
-    "train.precision=fp32",
-)
+from scalelab.config import load_run_config
 
-
-@pytest.fixture(scope="session")
-def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("token-cache")
-
-
-@pytest.fixture
-def make_cfg(cache_dir: Path) -> Callable[..., RunConfig]:
-    """A tiny fp32 run on the Markov corpus; positional arguments are ``--set`` overrides."""
-
-    def make(*overrides: str) -> RunConfig:
-        base = [f"data.corpus={CORPUS}", f"data.cache_dir={cache_dir}", *TINY]
-        if not any(o.startswith(("train.tokens", "train.epochs")) for o in overrides):
-            base.append("train.tokens=7680")  # 30 steps of 8 x 32 tokens
-        return load_run_config(None, [*base, *overrides])
-
-    return make
+__all__ = ["CORPUS", "TINY", "cache_dir", "make_cfg"]
 
 
 @pytest.fixture(scope="session")
