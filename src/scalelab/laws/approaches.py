@@ -72,7 +72,11 @@ def _powerfit(C: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
     X = np.stack([np.ones_like(C), np.log(C)], axis=1)
     coef, *_ = np.linalg.lstsq(X, np.log(y), rcond=None)
     rss = float(np.sum((X @ coef - np.log(y)) ** 2))
-    return float(coef[1]), float(np.exp(coef[0])), rss
+    # a degenerate bootstrap resample (one budget drawn over and over) can put log k past
+    # exp's range: k is then inf, and the interval helpers drop it, so no warning is owed
+    with np.errstate(over="ignore"):
+        k = float(np.exp(coef[0]))
+    return float(coef[1]), k, rss
 
 
 def _points(df: Any) -> pd.DataFrame:
