@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from scalelab.data.corpus_spec import EXAMPLES, CorpusSpec, parse_spec
+from scalelab.data.corpus_spec import CorpusSpec, parse_spec
 from scalelab.data.synthetic import SyntheticSource
 from scalelab.data.tokenizer import SymbolTokenizer
 from scalelab.errors import DataError
@@ -48,12 +48,7 @@ class BitsSource(SyntheticSource):
 
     @classmethod
     def from_spec(cls, spec: CorpusSpec) -> BitsSource:
-        missing = [k for k in ("strings", "length") if spec.option(k) is None]
-        if missing:
-            raise DataError(
-                f"data.corpus = {spec.text!r}: a bits corpus needs {' and '.join(missing)}, "
-                f"e.g. {EXAMPLES['bits']}"
-            )
+        spec.require("strings", "length")
         strings = spec.int_option("strings", minimum=1)
         length = spec.int_option("length", minimum=1)
         seed = spec.int_option("seed", 0)

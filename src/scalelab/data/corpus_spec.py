@@ -92,6 +92,15 @@ class CorpusSpec:
             )
         return int(value)
 
+    def require(self, *keys: str) -> None:
+        """A ``DataError`` naming the options this kind needs that the spec does not give."""
+        missing = [k for k in keys if self.option(k) is None]
+        if missing:
+            raise DataError(
+                f"data.corpus = {self.text!r}: a {self.kind} corpus needs "
+                f"{' and '.join(missing)}, e.g. {EXAMPLES[self.kind]}"
+            )
+
     def float_option(self, key: str, default: float) -> float:
         value = self._number(key)
         if value is None:

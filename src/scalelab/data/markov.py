@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from scalelab.data.corpus_spec import EXAMPLES, CorpusSpec
+from scalelab.data.corpus_spec import CorpusSpec
 from scalelab.errors import DataError
 
 DEFAULT_TEMPERATURE = 0.5
@@ -82,12 +82,7 @@ class MarkovSource:
 
     @classmethod
     def from_spec(cls, spec: CorpusSpec) -> MarkovSource:
-        missing = [k for k in ("order", "vocab") if spec.option(k) is None]
-        if missing:
-            raise DataError(
-                f"data.corpus = {spec.text!r}: a markov corpus needs {' and '.join(missing)}, "
-                f"e.g. {EXAMPLES['markov']}"
-            )
+        spec.require("order", "vocab")
         order = spec.int_option("order", minimum=1)
         vocab = spec.int_option("vocab", minimum=2)
         seed = spec.int_option("seed", 0)

@@ -63,32 +63,29 @@ def magnitude(model: nn.Module, sparsity: float, scope: str = "layer") -> dict[s
     return masks
 
 
-def _attention_blocks(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    blocks = [
-        (n, m)
-        for n, m in model.named_modules()
-        if hasattr(m, "qkv") and hasattr(m, "proj") and hasattr(m, "n_head")
-    ]
+def _blocks(model: nn.Module, attrs: tuple[str, ...], needs: str) -> list[tuple[str, nn.Module]]:
+    """The modules that carry every one of ``attrs``; none is a ConfigError saying ``needs``."""
+    blocks = [(n, m) for n, m in model.named_modules() if all(hasattr(m, a) for a in attrs)]
     if not blocks:
-        raise ConfigError(
-            "structured head pruning needs attention layers with fused qkv and proj "
-            "(the transformer family): use structure='unstructured' for this architecture"
-        )
+        raise ConfigError(f"{needs}: use structure='unstructured' for this architecture")
     return blocks
+
+
+def _attention_blocks(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    return _blocks(
+        model,
+        ("qkv", "proj", "n_head"),
+        "structured head pruning needs attention layers with fused qkv and proj "
+        "(the transformer family)",
+    )
 
 
 def _mlp_blocks(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    blocks = [
-        (n, m)
-        for n, m in model.named_modules()
-        if hasattr(m, "fc") and hasattr(m, "proj") and hasattr(m, "gated")
-    ]
-    if not blocks:
-        raise ConfigError(
-            "structured neuron pruning needs MLPs with fc and proj (the transformer family): "
-            "use structure='unstructured' for this architecture"
-        )
-    return blocks
+    return _blocks(
+        model,
+        ("fc", "proj", "gated"),
+        "structured neuron pruning needs MLPs with fc and proj (the transformer family)",
+    )
 
 
 @torch.no_grad()
