@@ -47,6 +47,10 @@ BAD: list[tuple[str, ...]] = [
     ("compress", "MISSING", "--method", "zip", "--level", "0.5"),
     ("compress", "MISSING"),
     ("effective", "--law", "MISSING", "--loss", "2.5", "--tokens", "1e9"),
+    ("sweep", "MISSING.toml", "--backend", "slurm"),
+    ("sweep", "MISSING.toml", "--backend", "ray", "--address", "127.0.0.1:1"),  # nothing there
+    ("sweep", "MISSING.toml", "--address", "auto"),  # an address without --backend ray
+    ("tune", "MISSING.toml", "--backend", "local", "--address", "10.0.0.1:6379"),
 ]
 
 
@@ -101,6 +105,10 @@ SAME_MEANING = {
     "--quiet": "progress",
     "--runs": "run directories",
     "--n": "non_embedding",
+    "--workers": "at once",
+    "--threads": "threads per run",
+    "--backend": "ray",
+    "--address": "ray cluster",
 }
 
 

@@ -45,6 +45,32 @@ QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress vi
 RunsOption = Annotated[
     Path, typer.Option("--runs", help="Directory of run directories (RUNS/<run id>/).")
 ]
+# sweep and tune: where runs train, and how many at once
+BackendOption = Annotated[
+    str,
+    typer.Option("--backend", help="local (worker processes here) or ray (each run a Ray task)."),
+]
+AddressOption = Annotated[
+    str | None,
+    typer.Option(
+        "--address",
+        help="The Ray cluster to join: HOST:PORT, ray://HOST:PORT or auto (default: a local "
+        "instance).",
+    ),
+]
+WorkersOption = Annotated[
+    int | None,
+    typer.Option(
+        "--workers",
+        "-j",
+        help="Runs trained at once: worker processes (default 1), or Ray tasks in flight "
+        "(default: the cluster's capacity).",
+    ),
+]
+ThreadsOption = Annotated[
+    int | None,
+    typer.Option("--threads", help="Torch threads per run (default 1 when runs share the CPUs)."),
+]
 BootstrapOption = Annotated[
     str, typer.Option("--bootstrap", help="Bootstrap refits for the intervals (e.g. 200, 1e3).")
 ]

@@ -53,7 +53,9 @@ def demo_cmd(
     ] = "python-stdlib",
     workers: Annotated[
         int | None,
-        typer.Option("--workers", "-j", help="Processes for the ladder (default: cores, max 2)."),
+        typer.Option(
+            "--workers", "-j", help="Runs of the ladder trained at once (default: cores, max 2)."
+        ),
     ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of every run.")] = 0,
     quiet: QuietOption = False,

@@ -12,11 +12,15 @@ from scalelab.cli import render
 from scalelab.cli._app import (
     DEFAULT_DB,
     DEFAULT_RUNS,
+    AddressOption,
+    BackendOption,
     BootstrapOption,
     DbOption,
     QuietOption,
     RunsOption,
     StudyOption,
+    ThreadsOption,
+    WorkersOption,
     app,
     count_option,
     out_file,
@@ -39,10 +43,7 @@ def sweep_cmd(
     ],
     db: DbOption = DEFAULT_DB,
     runs: RunsOption = DEFAULT_RUNS,
-    workers: Annotated[
-        int,
-        typer.Option("--workers", "-j", help="Worker processes (one torch thread each when > 1)."),
-    ] = 1,
+    workers: WorkersOption = None,
     overrides: Annotated[
         list[str] | None,
         typer.Option("--set", help="Override a shared key, section.key=value (repeatable)."),
@@ -60,10 +61,9 @@ def sweep_cmd(
         str | None,
         typer.Option("--device", help="Devices for the workers, comma-separated: cuda:0,cuda:1."),
     ] = None,
-    threads: Annotated[
-        int | None,
-        typer.Option("--threads", help="Torch threads per worker (default 1 if --workers > 1)."),
-    ] = None,
+    threads: ThreadsOption = None,
+    backend: BackendOption = "local",
+    address: AddressOption = None,
     quiet: QuietOption = False,
 ) -> None:
     """Run a study's grid: skip finished runs, resume interrupted ones, record points in the store."""
@@ -83,6 +83,8 @@ def sweep_cmd(
             overrides=overrides or [],
             devices=[d.strip() for d in device.split(",") if d.strip()] if device else None,
             threads=threads,
+            backend=backend,
+            address=address,
         )
     except KeyboardInterrupt:
         warn(

@@ -12,11 +12,15 @@ import typer
 from scalelab.cli._app import (
     DEFAULT_DB,
     DEFAULT_RUNS,
+    AddressOption,
+    BackendOption,
     BootstrapOption,
     DbOption,
     QuietOption,
     RunsOption,
     StudyOption,
+    ThreadsOption,
+    WorkersOption,
     app,
     count_option,
     number,
@@ -70,12 +74,10 @@ def tune_cmd(
     trials: Annotated[
         str | None, typer.Option("--trials", help="Trials per size (default tune.trials).")
     ] = None,
-    workers: Annotated[
-        int, typer.Option("--workers", "-j", help="Trials trained at once, in worker processes.")
-    ] = 1,
-    threads: Annotated[
-        int | None, typer.Option("--threads", help="Torch threads per worker (default 1).")
-    ] = None,
+    workers: WorkersOption = None,
+    threads: ThreadsOption = None,
+    backend: BackendOption = "local",
+    address: AddressOption = None,
     sampler: Annotated[
         str | None,
         typer.Option("--sampler", help="grid, random, tpe, gp or cmaes (default tune.sampler)."),
@@ -97,6 +99,8 @@ def tune_cmd(
             trials=n,
             workers=workers,
             threads=threads,
+            backend=backend,
+            address=address,
             sampler=sampler,
             progress=not quiet and not as_json,
             log=say if not (quiet or as_json) else (lambda _s: None),

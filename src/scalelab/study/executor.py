@@ -54,21 +54,28 @@ from scalelab.config import (
     apply_overrides,
     budget_tokens,
     check_budget,
-    run_config_from_dict,
 )
 from scalelab.data import load_tokens
 from scalelab.data.selection import apply_selection
 from scalelab.errors import ConfigError, StoreError
 from scalelab.fmt import si
-from scalelab.rundir import read_metrics, write_json
+from scalelab.rundir import write_json
 from scalelab.study.cost import config_counts, planned_flops
 from scalelab.study.grid import PlannedRun, Sizer, expand
 from scalelab.study.manifest import write_manifest
+from scalelab.study.ray_backend import check_backend
 from scalelab.study.records import FINISHED, last_metrics, read_run
+from scalelab.study.runtask import (
+    RunTask,
+    TrainFn,
+    execute,
+    failure_summary,
+    measure_downstream,
+    run_label,
+)
 from scalelab.study.store import Store
 from scalelab.study.studyfile import Study, as_study
 
-TrainFn = Callable[..., Any]  # train(cfg, out, *, resume, progress) -> RunSummary
 Counter = Callable[[RunConfig], Mapping[str, Any] | None]
 DataProbe = Callable[[RunConfig], int | None]  # -> unique training tokens (warms the cache)
 
@@ -133,123 +140,11 @@ class SweepResult:
         return load_points(self.db, study=self.study, **kwargs)
 
 
-@dataclass
-class _Task:
-    """Everything a worker needs to train and record one run (picklable)."""
-
-    config: dict[str, Any]
-    run_id: str
-    out: str
-    db: str
-    study: str
-    axes: dict[str, Any]
-    resume: bool
-    counts: dict[str, Any] | None
-    trainer: TrainFn | None = None
-    tasks: tuple[str, ...] = ()  # study.tasks, scored once the run has finished
-    intrinsic: dict[str, Any] = field(default_factory=dict)  # study.intrinsic
-
-
-def _default_trainer() -> TrainFn:
-    from scalelab.train import train  # torch: only where a run trains
-
-    return train
-
-
 def _default_probe(cfg: RunConfig) -> int | None:
     data = load_tokens(cfg.data, cfg.model.vocab_size)
     if cfg.data.select is not None:  # the selection's kept tokens (checked against the data)
         data = apply_selection(data, cfg.data.select)
     return int(data.unique_tokens)
-
-
-def _failure_summary(run_dir: Path, run_id: str, reason: str) -> dict[str, Any]:
-    """A ``summary.json`` for a run whose trainer raised before writing one (the
-    contract's keys, the unknown ones null), so the failure survives a rebuild."""
-    metrics = read_metrics(run_dir / "metrics.jsonl")
-    last = metrics[-1] if metrics else {}
-    return {
-        "run_id": run_id,
-        "status": "failed",
-        "reason": reason,
-        "step": last.get("step"),
-        "tokens": last.get("tokens"),
-        "val_loss": None,
-        "val_bpb": None,
-        "train_loss": last.get("train_loss"),
-        "best_val_loss": None,
-        "tokens_per_second": None,
-        "wall_seconds": last.get("elapsed"),
-    }
-
-
-def _execute(task: _Task, device: str | None = None) -> dict[str, Any]:
-    """Train one run, then record its directory in the store. Runs in the worker."""
-    cfg = run_config_from_dict(task.config)
-    if device is not None:
-        cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, device=device))
-    trainer = task.trainer or _default_trainer()
-    run_dir = Path(task.out) / task.run_id
-    t0 = time.perf_counter()
-    error: str | None = None
-    try:
-        trainer(cfg, task.out, resume=task.resume, progress=False)
-    except Exception as e:  # a failed run is recorded, never allowed to stop the study
-        error = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
-    seconds = time.perf_counter() - t0
-    if error is not None and _busy(run_dir):
-        # another process (a second sweep over the same runs) holds the run: leave it alone
-        return {"run_id": task.run_id, "status": "busy", "reason": error, "loss": None,
-                "seconds": seconds, "flops": None, "wall_seconds": None}  # fmt: skip
-    if not (run_dir / "config.json").is_file():
-        run_dir.mkdir(parents=True, exist_ok=True)
-        write_json(run_dir / "config.json", cfg.to_dict())
-    rec = read_run(run_dir)
-    if not rec.ended:
-        reason = error or "the trainer returned without writing summary.json"
-        write_json(run_dir / "summary.json", _failure_summary(run_dir, task.run_id, reason))
-        rec = read_run(run_dir)
-    with Store(task.db) as store:
-        row = store.record_run(rec, study=task.study, axes=task.axes, counts=task.counts)
-    _after_run(run_dir, task.db, row["status"], task.tasks, task.intrinsic)
-    return {
-        "run_id": task.run_id,
-        "status": row["status"],
-        "reason": row["reason"],
-        "loss": row["loss"],
-        "seconds": seconds,
-        "flops": row["C_exact"],
-        "wall_seconds": row["wall_seconds"],
-    }
-
-
-def _after_run(
-    run_dir: Path, db: str | Path, status: str, tasks: Sequence[str], intrinsic: Mapping[str, Any]
-) -> None:
-    """A finished run's downstream measurements (study.tasks, study.intrinsic)."""
-    if (tasks or intrinsic) and status in FINISHED:
-        from scalelab.tasks.hooks import after_run
-
-        after_run(run_dir, db, tasks, intrinsic)
-
-
-def _busy(run_dir: Path) -> bool:
-    """Whether another process is training this run: the trainer holds an exclusive
-    ``flock`` on ``RUN_DIR/.lock`` while it trains (scalelab.train.loop)."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - not POSIX: the trainer takes no lock either
-        return False
-    lock = run_dir / ".lock"
-    if not lock.is_file():
-        return False
-    with lock.open("a") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        fcntl.flock(f, fcntl.LOCK_UN)
-    return False
 
 
 # -- worker processes ---------------------------------------------------------------------
@@ -294,8 +189,8 @@ def _init_worker(devices: Any, threads: int, parent: int | None = None) -> None:
         _WORKER_DEVICE = devices.get()
 
 
-def _worker_execute(task: _Task) -> dict[str, Any]:
-    return _execute(task, _WORKER_DEVICE)
+def _worker_execute(task: RunTask) -> dict[str, Any]:
+    return execute(task, _WORKER_DEVICE)
 
 
 # -- progress ---------------------------------------------------------------------------------
@@ -493,14 +388,6 @@ class _Monitor:
 # -- the sweep ------------------------------------------------------------------------------
 
 
-def _label(axes: Mapping[str, Any], run_id: str) -> str:
-    parts = [str(axes.get(k)) for k in ("arch", "size", "budget") if axes.get(k) is not None]
-    if axes.get("seed") is not None:
-        parts.append(f"seed={axes['seed']}")
-    extra = [f"{k}={v}" for k, v in axes.items() if "." in k]
-    return f"{run_id} " + " ".join(parts + extra)
-
-
 def _with_overrides(study: Study, overrides: Iterable[str]) -> Study:
     overrides = list(overrides)
     if not overrides:
@@ -517,13 +404,15 @@ def sweep(
     *,
     db: str | Path = "results.db",
     out: str | Path = "runs",
-    workers: int = 1,
+    workers: int | None = None,
     progress: bool = True,
     retry_failed: bool = False,
     dry_run: bool = False,
     overrides: Sequence[str] = (),
     devices: Sequence[str] | None = None,
     threads: int | None = None,
+    backend: str = "local",
+    address: str | None = None,
     trainer: TrainFn | None = None,
     sizer: Sizer | None = None,
     counter: Counter | None = None,
@@ -540,13 +429,20 @@ def sweep(
     1), for this process when ``workers == 1`` (default: torch's own choice, restored
     after the sweep). ``devices`` spreads workers over devices (``train.device``).
 
+    ``backend="ray"`` trains each run as a Ray task (:mod:`scalelab.study.ray_backend`):
+    on the cluster at ``address`` (``auto``, ``HOST:PORT``, ``ray://HOST:PORT``), else on a
+    local instance; ``workers`` then caps the runs in flight (default: as many as the
+    cluster's CPUs over ``threads``, or its GPUs), and ``out`` must be a path every node
+    sees. The driver (this process) alone writes the store.
+
     ``trainer``, ``sizer``, ``counter`` and ``data_probe`` replace
     ``scalelab.train.train``, ``scalelab.accounting.size_for``, ``count(cfg).to_dict()``
     and the token-cache probe (tests inject small fakes; a trainer given with
     ``workers > 1`` must be importable by name so the spawned workers can load it).
     """
-    if workers < 1:
+    if workers is not None and workers < 1:
         raise ConfigError(f"workers must be at least 1, got {workers}")
+    check_backend(backend, address, devices)  # a bad address fails in seconds, here
     if threads is not None and threads < 1:
         raise ConfigError(f"threads must be at least 1, got {threads}")
     if devices is not None and not devices:
@@ -557,6 +453,8 @@ def sweep(
         if devices is not None
         else sorted({r.config.train.device for r in expand(spec0, sizer=sizer)} - {"auto"})
     )
+    if backend == "ray":
+        wanted = []  # the cluster's nodes resolve their own devices
     if wanted:  # a device that is not here is a usage error, not 8 failed runs
         from scalelab.train.device import resolve_device
 
@@ -576,7 +474,8 @@ def sweep(
     t_start = time.perf_counter()
     spec = _with_overrides(as_study(study), overrides)
     runs = expand(spec, sizer=sizer)
-    out_dir = Path(out)
+    # a Ray task may start in another directory, or on another node: absolute paths
+    out_dir = Path(out).resolve() if backend == "ray" else Path(out)
     db_path = Path(db)
     result = SweepResult(spec.name, db_path, out_dir)
     counter = counter or config_counts
@@ -617,7 +516,7 @@ def sweep(
             try:
                 check_budget(tokens, note, int(u))
             except ConfigError as e:
-                raise ConfigError(f"run {_label(r.axes, r.run_id)}: {e}") from None
+                raise ConfigError(f"run {run_label(r.axes, r.run_id)}: {e}") from None
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -641,9 +540,9 @@ def sweep(
             if (c := counts[r.run_id]) and c.get("flops", {}).get("train_per_token") is not None
         }
 
-        monitor = _Monitor(planned, per_token, workers, progress, f"study {spec.name}")
+        monitor = _Monitor(planned, per_token, workers or 1, progress, f"study {spec.name}")
         outcomes: dict[str, RunOutcome] = {}
-        todo: list[tuple[PlannedRun, _Task]] = []
+        todo: list[tuple[PlannedRun, RunTask]] = []
         for r in runs:
             run_dir = out_dir / r.run_id
             status = _dir_status(run_dir)
@@ -663,12 +562,12 @@ def sweep(
                 monitor.run_ended(
                     r.run_id, row["C_exact"], row["wall_seconds"], row["status"], True
                 )
-                _after_run(run_dir, db_path, row["status"], spec.tasks, spec.intrinsic)
+                measure_downstream(run_dir, db_path, row["status"], spec.tasks, spec.intrinsic)
                 continue
             if status == "failed":
                 _move_aside(run_dir, out_dir)
                 status = None
-            task = _Task(
+            task = RunTask(
                 config=r.config.to_dict(),
                 run_id=r.run_id,
                 out=str(out_dir),
@@ -687,10 +586,23 @@ def sweep(
 
         monitor.start()
         try:
-            if workers == 1:
+            if backend == "ray":
+                from scalelab.study.ray_backend import connect, run_on_ray
+
+                with connect(address) as ray:
+                    run_on_ray(
+                        todo,
+                        monitor,
+                        ray=ray,
+                        workers=workers,
+                        threads=threads,
+                        recorded=lambda r, t, res: _record(monitor, outcomes, r, t, res),
+                        failed=lambda r, t, why: _record_failure(monitor, outcomes, r, t, why),
+                    )
+            elif (workers or 1) == 1:
                 _run_sequential(todo, monitor, outcomes, devices, threads)
             else:
-                _run_parallel(todo, monitor, outcomes, workers, devices, threads)
+                _run_parallel(todo, monitor, outcomes, workers or 1, devices, threads)
         except KeyboardInterrupt:
             with Store(db_path) as s:
                 for run_id in list(monitor.active):
@@ -741,7 +653,7 @@ def _record(
     monitor: _Monitor,
     outcomes: dict[str, RunOutcome],
     r: PlannedRun,
-    task: _Task,
+    task: RunTask,
     res: Mapping[str, Any],
 ) -> None:
     action = "resumed" if task.resume else "trained"
@@ -765,11 +677,11 @@ def _record(
     }.get(res["status"], f"[red]{res['status']}[/]")
     loss = f" loss {res['loss']:.4f}" if res["loss"] is not None else ""
     why = f" ({res['reason']})" if res["reason"] else ""
-    monitor.print(f"{mark} {_label(r.axes, r.run_id)}{loss} in {res['seconds']:.1f}s{why}")
+    monitor.print(f"{mark} {run_label(r.axes, r.run_id)}{loss} in {res['seconds']:.1f}s{why}")
 
 
 def _run_sequential(
-    todo: list[tuple[PlannedRun, _Task]],
+    todo: list[tuple[PlannedRun, RunTask]],
     monitor: _Monitor,
     outcomes: dict[str, RunOutcome],
     devices: Sequence[str] | None,
@@ -791,8 +703,8 @@ def _run_sequential(
     poller.start()
     try:
         for r, task in todo:
-            monitor.run_started(r.run_id, Path(task.out) / r.run_id, _label(r.axes, r.run_id))
-            res = _execute(task, devices[0] if devices else None)
+            monitor.run_started(r.run_id, Path(task.out) / r.run_id, run_label(r.axes, r.run_id))
+            res = execute(task, devices[0] if devices else None)
             _record(monitor, outcomes, r, task, res)
     finally:
         stop.set()
@@ -801,7 +713,7 @@ def _run_sequential(
 
 
 def _run_parallel(
-    todo: list[tuple[PlannedRun, _Task]],
+    todo: list[tuple[PlannedRun, RunTask]],
     monitor: _Monitor,
     outcomes: dict[str, RunOutcome],
     workers: int,
@@ -829,13 +741,13 @@ def _run_parallel(
         )
 
     pool = new_pool()
-    in_flight: dict[cf.Future[dict[str, Any]], tuple[PlannedRun, _Task]] = {}
+    in_flight: dict[cf.Future[dict[str, Any]], tuple[PlannedRun, RunTask]] = {}
     # Runs in flight when a worker died: any of them may have killed it. Each runs alone
     # until it finishes or dies again, so a crash is only ever counted against the run that
     # was alone in the pool (a neighbour is never blamed for another run's death).
     suspects: set[str] = set()
 
-    def requeue(r: PlannedRun, task: _Task) -> None:
+    def requeue(r: PlannedRun, task: RunTask) -> None:
         monitor.run_ended(r.run_id, 0.0, None, "interrupted", False)
         monitor.done.pop(r.run_id, None)
         resume = (Path(task.out) / r.run_id).exists()
@@ -848,11 +760,13 @@ def _run_parallel(
                 if in_flight and (queue[0][0].run_id in suspects or running & suspects):
                     break
                 r, task = queue.pop(0)
-                monitor.run_started(r.run_id, Path(task.out) / r.run_id, _label(r.axes, r.run_id))
+                monitor.run_started(
+                    r.run_id, Path(task.out) / r.run_id, run_label(r.axes, r.run_id)
+                )
                 in_flight[pool.submit(_worker_execute, task)] = (r, task)
             done, _ = cf.wait(in_flight, timeout=0.5, return_when=cf.FIRST_COMPLETED)
             monitor.poll()
-            crashed: list[tuple[PlannedRun, _Task]] = []
+            crashed: list[tuple[PlannedRun, RunTask]] = []
             for fut in done:
                 r, task = in_flight.pop(fut)
                 try:
@@ -869,7 +783,10 @@ def _run_parallel(
                         crashes[r.run_id] = crashes.get(r.run_id, 0) + 1
                         if crashes[r.run_id] >= MAX_POOL_CRASHES:
                             suspects.discard(r.run_id)
-                            _record_crash(monitor, outcomes, r, task)
+                            why = (
+                                f"its worker process died {MAX_POOL_CRASHES} times (out of memory?)"
+                            )
+                            _record_failure(monitor, outcomes, r, task, why)
                             continue
                     suspects.add(r.run_id)
                     requeue(r, task)
@@ -881,16 +798,15 @@ def _run_parallel(
     pool.shutdown(wait=True)
 
 
-def _record_crash(
-    monitor: _Monitor, outcomes: dict[str, RunOutcome], r: PlannedRun, task: _Task
+def _record_failure(
+    monitor: _Monitor, outcomes: dict[str, RunOutcome], r: PlannedRun, task: RunTask, reason: str
 ) -> None:
-    """A run whose worker died twice: write its failure like any other."""
+    """A run whose worker kept dying: write its failure like any other."""
     run_dir = Path(task.out) / r.run_id
-    reason = f"its worker process died {MAX_POOL_CRASHES} times (out of memory?)"
     if not (run_dir / "config.json").is_file():
         run_dir.mkdir(parents=True, exist_ok=True)
         write_json(run_dir / "config.json", task.config)
-    write_json(run_dir / "summary.json", _failure_summary(run_dir, r.run_id, reason))
+    write_json(run_dir / "summary.json", failure_summary(run_dir, r.run_id, reason))
     with Store(task.db) as store:
         store.record_run(read_run(run_dir), study=task.study, axes=task.axes, counts=task.counts)
     res = {

@@ -71,12 +71,14 @@ def check_intrinsic_settings(values: Mapping[str, Any]) -> dict[str, Any]:
 
 def after_run(
     run_dir: str | Path,
-    db: str | Path,
+    db: str | Path | None,
     tasks: Sequence[str],
     intrinsic: Mapping[str, Any],
 ) -> None:
     """Score ``tasks`` and measure ``intrinsic`` on a finished run (what is missing only).
-    A task that cannot be scored on this run is a warning, not a failed run."""
+    A task that cannot be scored on this run is a warning, not a failed run. With
+    ``db=None`` the results go to the run directory only (a remote worker's half: the
+    driver records them in the store afterwards)."""
     from scalelab import rundir
     from scalelab.tasks.registry import get_task
     from scalelab.tasks.results import TASKS_FILE, put_task_results
@@ -93,7 +95,7 @@ def after_run(
             evaluate(run_dir, zero, db=db)
         else:  # already scored: make sure the store has the rows (a store rebuilt afresh)
             rows = [v for k, v in done.items() if k.split("/")[0] in tasks]
-            if rows:
+            if rows and db is not None:
                 put_task_results(db, rows)
         for t in tasks:
             if get_task(t).kind == "fine-tune" and f"{t}/full" not in done:
@@ -115,7 +117,8 @@ def after_run(
                 if saved is not None and all(
                     saved.get("settings", {}).get(k) == v for k, v in asked.items()
                 ):
-                    record_intrinsic(db, saved)  # measured already, with these settings
+                    if db is not None:  # measured already, with these settings
+                        record_intrinsic(db, saved)
                 else:
                     run_intrinsic(run_dir, intrinsic["task"], initial=initial, db=db, **settings)
     except ScalelabError as e:

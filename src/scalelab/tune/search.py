@@ -23,8 +23,6 @@ Pruning (``median``, ``hyperband``) reads the validation loss at each evaluation
 from __future__ import annotations
 
 import concurrent.futures as cf
-import json
-import math
 import multiprocessing
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -33,18 +31,14 @@ from pathlib import Path
 from typing import Any
 
 from scalelab.config import RunConfig, run_config_from_dict
-from scalelab.errors import ConfigError, ScalelabError
-from scalelab.rundir import write_json as write_json_atomic
-from scalelab.study.cost import config_counts
-from scalelab.study.executor import _busy
+from scalelab.errors import ConfigError
 from scalelab.study.grid import PlannedRun, expand
-from scalelab.study.records import read_run
+from scalelab.study.ray_backend import check_backend
 from scalelab.study.store import Store
 from scalelab.study.studyfile import Study, as_study, load_study
 from scalelab.tune.space import Param, TuneSpec, load_tune, parse_tune
 from scalelab.tune.storage import optuna_storage
-
-TrainFn = Callable[..., Any]  # train(cfg, out, *, resume, progress, on_eval) -> summary
+from scalelab.tune.trial import TrainFn, TrialTask, pruner_for, run_trial
 
 
 @dataclass
@@ -103,19 +97,6 @@ def _sampler(spec: TuneSpec) -> Any:
     )
 
 
-def _pruner(spec: TuneSpec) -> Any:
-    import optuna
-
-    if spec.pruner == "median":
-        # Stop a trial whose loss at an evaluation is worse than the median of the earlier
-        # trials at that step (Golovin et al. 2017, Google Vizier's median stopping rule).
-        return optuna.pruners.MedianPruner(n_startup_trials=spec.startup, n_warmup_steps=0)
-    if spec.pruner == "hyperband":
-        # Successive halving over brackets of budgets (Li et al. 2018), budgets in steps
-        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource="auto")
-    return optuna.pruners.NopPruner()
-
-
 def group_name(study: str, run: PlannedRun, sampler: str) -> str:
     """The Optuna study of one group: ``STUDY/BASE_RUN_ID/SAMPLER``. Another sampler is
     another search (so two samplers can be compared on one ladder); trials that land on
@@ -144,107 +125,6 @@ def _check_space(space: Sequence[Param], runs: Sequence[PlannedRun]) -> None:
             values = p.choices if p.kind == "categorical" else (p.low, p.high)
             for v in values:
                 trial_config(run.config, {p.key: v})
-
-
-# -- one trial --------------------------------------------------------------------------------
-
-
-@dataclass
-class _TrialTask:
-    """What a worker needs to run one trial (picklable)."""
-
-    db: str
-    out: str
-    study: str
-    group: str
-    trial_id: int
-    number: int
-    params: dict[str, Any]
-    config: dict[str, Any]
-    axes: dict[str, Any]
-    metric: str
-    spec: dict[str, Any]
-    trainer: TrainFn | None = None
-
-
-def _run_trial(task: _TrialTask) -> dict[str, Any]:
-    """Train one trial's run (resuming its directory if there is one), report its
-    validation curve to the pruner, record its point; returns the outcome for ``tell``."""
-    import optuna
-
-    spec = TuneSpec(**{**task.spec, "space": ()})
-    cfg = run_config_from_dict(task.config)
-    run_dir = Path(task.out) / cfg.run_id()
-    trial = None
-    if spec.pruner != "none":
-        ostudy = optuna.load_study(
-            study_name=task.group, storage=optuna_storage(task.db), pruner=_pruner(spec)
-        )
-        trial = optuna.trial.Trial(ostudy, task.trial_id)
-
-    def on_eval(step: int, val_loss: float) -> str | None:
-        if trial is None or not math.isfinite(val_loss):
-            return None
-        trial.report(val_loss, step)
-        if trial.should_prune():
-            return f"pruned by the {spec.pruner} pruner at step {step} (val loss {val_loss:.4f})"
-        return None
-
-    if task.trainer is None:
-        from scalelab.train import train as trainer
-    else:
-        trainer = task.trainer
-    t0 = time.perf_counter()
-    error = None
-    while True:
-        try:
-            trainer(cfg, task.out, resume=True, progress=False, on_eval=on_eval)
-        except ScalelabError as e:  # a failed trial is recorded, never stops the search
-            if _busy(run_dir):  # another search (or sweep) trains this very config: wait
-                time.sleep(2.0)
-                continue
-            error = f"{type(e).__name__}: {e}"
-        break
-    seconds = time.perf_counter() - t0
-    if not (run_dir / "config.json").is_file():
-        run_dir.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(run_dir / "config.json", cfg.to_dict())
-    rec = read_run(run_dir)
-    if not rec.ended:
-        write_json_atomic(
-            run_dir / "summary.json",
-            {"run_id": rec.run_id, "status": "failed", "reason": error or "no summary"},
-        )
-        rec = read_run(run_dir)
-    extra = {"trial": task.number, "group": task.group, "params": task.params}
-    with Store(task.db) as store:
-        row = store.record_run(
-            rec,
-            study=task.study,
-            axes={**task.axes, **task.params},
-            counts=config_counts(cfg),
-            fields={"kind": "trial", "technique": "tune", "extra_json": json.dumps(extra)},
-        )
-    s = rec.summary or {}
-    reason = s.get("reason")
-    if row["status"] == "failed":
-        state, value = "FAIL", None
-    elif isinstance(reason, str) and reason.startswith("pruned"):
-        state, value = "PRUNED", None
-    else:
-        value = s.get(task.metric)
-        state = "COMPLETE" if value is not None and math.isfinite(value) else "FAIL"
-    return {
-        "state": state,
-        "value": value,
-        "run_id": rec.run_id,
-        "reason": reason,
-        "seconds": seconds,
-    }
-
-
-def _worker_run_trial(task: _TrialTask) -> dict[str, Any]:
-    return _run_trial(task)
 
 
 # -- the search -----------------------------------------------------------------------------
@@ -280,8 +160,10 @@ def tune(
     db: str | Path = "results.db",
     out: str | Path = "runs",
     trials: int | None = None,
-    workers: int = 1,
+    workers: int | None = None,
     threads: int | None = None,
+    backend: str = "local",
+    address: str | None = None,
     tune_spec: TuneSpec | Mapping[str, Any] | None = None,
     sampler: str | None = None,
     trainer: TrainFn | None = None,
@@ -310,8 +192,9 @@ def tune(
             tune_spec = parse_tune(tune_spec, grid_keys=[k for k, _ in spec_study.grid])
     if trials is not None and trials < 1:
         raise ConfigError(f"--trials must be at least 1, got {trials}")
-    if workers < 1:
+    if workers is not None and workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {workers}")
+    check_backend(backend, address)
     ts: TuneSpec = tune_spec
     if sampler is not None:  # --sampler: the same space searched another way
         ts = parse_tune({**_raw(ts), "sampler": sampler})
@@ -321,7 +204,8 @@ def tune(
     if ts.sampler == "grid" and n_trials > ts.grid_size():
         n_trials = ts.grid_size()
     say = log or (print if progress else (lambda _s: None))
-    out_dir, db_path = Path(out), Path(db)
+    # a Ray task may start in another directory, or on another node: absolute paths
+    out_dir, db_path = (Path(out).resolve() if backend == "ray" else Path(out)), Path(db)
     out_dir.mkdir(parents=True, exist_ok=True)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = optuna_storage(db_path)
@@ -341,7 +225,7 @@ def tune(
             study_name=name,
             storage=storage,
             sampler=_sampler(ts),
-            pruner=_pruner(ts),
+            pruner=pruner_for(ts),
             direction="minimize",
             load_if_exists=True,
         )
@@ -355,12 +239,12 @@ def tune(
     left = {name: max(0, n_trials - _finished_count(s)) for name, s in studies.items()}
     queue = _interleave(left)
 
-    def ask(name: str) -> tuple[Any, _TrialTask]:
+    def ask(name: str) -> tuple[Any, TrialTask]:
         ostudy, run = studies[name], bases[name]
         trial = ostudy.ask()
         params = {p.key: p.suggest(trial) for p in ts.space}
         cfg = trial_config(run.config, params)
-        task = _TrialTask(
+        task = TrialTask(
             db=str(db_path),
             out=str(out_dir),
             study=spec_study.name,
@@ -376,7 +260,7 @@ def tune(
         )
         return trial, task
 
-    def tell(trial: Any, task: _TrialTask, res: Mapping[str, Any]) -> None:
+    def tell(trial: Any, task: TrialTask, res: Mapping[str, Any]) -> None:
         from optuna.trial import TrialState
 
         ostudy = studies[task.group]
@@ -405,7 +289,21 @@ def tune(
             f"{best_s}  [{res['seconds']:.1f}s]"
         )
 
-    if workers == 1:
+    if backend == "ray":
+        from scalelab.tune.ray_trials import run_trials_on_ray
+
+        run_trials_on_ray(
+            queue,
+            ask,
+            tell,
+            address=address,
+            workers=workers,
+            threads=threads or 1,
+            db=str(db_path.resolve()),
+            spec={k: v for k, v in ts.to_dict().items() if k != "space"},
+            pruning=ts.pruner != "none",
+        )
+    elif (workers or 1) == 1:
         import torch
 
         saved = torch.get_num_threads()
@@ -414,11 +312,11 @@ def tune(
         try:
             for name in queue:
                 trial, task = ask(name)
-                tell(trial, task, _run_trial(task))
+                tell(trial, task, run_trial(task))
         finally:
             torch.set_num_threads(saved)
     else:
-        _run_parallel(queue, ask, tell, workers, threads or 1)
+        _run_parallel(queue, ask, tell, workers or 1, threads or 1)
 
     for name, ostudy in studies.items():
         result.groups.append(_group_result(name, bases[name], ostudy))
@@ -453,8 +351,8 @@ def _interleave(left: Mapping[str, int]) -> list[str]:
 
 def _run_parallel(
     queue: list[str],
-    ask: Callable[[str], tuple[Any, _TrialTask]],
-    tell: Callable[[Any, _TrialTask, Mapping[str, Any]], None],
+    ask: Callable[[str], tuple[Any, TrialTask]],
+    tell: Callable[[Any, TrialTask, Mapping[str, Any]], None],
     workers: int,
     threads: int,
 ) -> None:
@@ -467,12 +365,12 @@ def _run_parallel(
         workers, mp_context=ctx, initializer=_init_worker, initargs=(None, threads)
     )
     pending = list(queue)
-    in_flight: dict[cf.Future[dict[str, Any]], tuple[Any, _TrialTask]] = {}
+    in_flight: dict[cf.Future[dict[str, Any]], tuple[Any, TrialTask]] = {}
     try:
         while pending or in_flight:
             while pending and len(in_flight) < workers:
                 trial, task = ask(pending.pop(0))
-                in_flight[pool.submit(_worker_run_trial, task)] = (trial, task)
+                in_flight[pool.submit(run_trial, task)] = (trial, task)
             done, _ = cf.wait(in_flight, return_when=cf.FIRST_COMPLETED)
             for fut in done:
                 trial, task = in_flight.pop(fut)

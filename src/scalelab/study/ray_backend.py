@@ -1,0 +1,295 @@
+"""Sweeps on Ray: each run of a study is one Ray task; the driver alone writes the store.
+
+    scalelab sweep STUDY.toml --backend ray                  # a local Ray instance
+    scalelab sweep STUDY.toml --backend ray --address auto   # the cluster `ray start` made here
+    scalelab sweep STUDY.toml --backend ray --address HEAD:6379
+
+Why Ray (Moritz et al. 2018) and not our own process pool: the field runs sweeps on Ray
+clusters; it places each task where its resources are free (``num_cpus`` = the run's torch
+threads, ``num_gpus`` = 1 when the cluster has GPUs, Ray then setting
+``CUDA_VISIBLE_DEVICES``), restarts tasks whose worker died and spans many machines. Ray
+Tune's trial runner is not used: a run of a study is already resumable on its own, and a
+plain task keeps one code path with the local backend (:func:`_train_task`).
+
+What each side does
+-------------------
+* **A task** (on any node) trains one run into ``RUNS/<run_id>/`` and measures its
+  downstream tasks into the run directory; it writes nothing to the store and returns
+  the run's record (config, summary, metrics) to the driver.
+* **The driver** (the ``scalelab sweep`` process) records each returned run in the
+  SQLite store: SQLite over a network file system is unsafe, and one writer needs no
+  locking across machines.
+* **Run directories** must live under a path every node sees at the same absolute
+  path (NFS, Lustre, a cloud file system mount): a retried task resumes from the
+  checkpoint there, and a later sweep skips what finished there. The driver passes the
+  runs path made absolute; a task that cannot write it fails with the reason.
+* **A task that dies** (its worker killed, its node lost) is retried by Ray
+  (:data:`RAY_RETRIES` times); the retry finds the run directory and resumes from its
+  last checkpoint, so only the steps since that checkpoint are trained twice. A run
+  whose task died on every attempt is recorded as failed, and the study goes on.
+* Without ``address`` a private local instance is started (``address="local"``: never a
+  cluster found by chance) with this machine's CPUs and stopped when the sweep ends; if
+  this process is already connected (``ray.init`` in a notebook) that connection is used.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import os
+import re
+import socket
+import subprocess
+import sys
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from scalelab.errors import ConfigError
+from scalelab.study.grid import PlannedRun
+from scalelab.study.runtask import RunTask, record_task, run_label, train_task
+
+Recorder = Callable[[PlannedRun, RunTask, Mapping[str, Any]], None]  # the progress view's
+Failer = Callable[[PlannedRun, RunTask, str], None]
+
+BACKENDS = ("local", "ray")  # where runs train: worker processes here, or Ray tasks
+RAY_RETRIES = 2  # a task whose worker dies is run again this many times, then failed
+CONNECT_TIMEOUT = 5.0  # seconds to wait for a cluster's address to accept a connection
+PROBE_TIMEOUT = 30.0  # seconds for a trial ray.init to join it (Ray itself gives up at ~20)
+
+
+def _need_ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError(
+            "the ray backend needs Ray: pip install 'scalelab[ray]' (or --backend local)"
+        ) from None
+    return ray
+
+
+def _check_reachable(address: str) -> None:
+    """Fail in seconds, in one line, on an address nothing answers at (``ray.init`` itself
+    retries an unreachable GCS for minutes). ``auto`` is left to Ray, which answers at once."""
+    if address in ("auto", "local"):
+        return
+    hostport = address.removeprefix("ray://")
+    host, sep, port = hostport.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise ConfigError(
+            f"--address {address!r} is not HOST:PORT, ray://HOST:PORT or auto "
+            "(the address a head node's `ray start` prints)"
+        )
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT):
+            pass
+    except OSError as e:
+        reason = e.strerror or type(e).__name__
+        raise ConfigError(
+            f"cannot reach a Ray cluster at {address} ({reason}): check the address (a head "
+            "node's `ray start` prints it), or leave out --address for a local instance"
+        ) from None
+
+
+def check_backend(backend: str, address: str | None, devices: object = None) -> None:
+    """The backend options of ``sweep`` and ``tune``, checked before anything starts; for
+    Ray also that it is installed and that the address answers (in seconds, in one line)."""
+    if backend not in BACKENDS:
+        raise ConfigError(f"unknown backend {backend!r}: {' or '.join(BACKENDS)}")
+    if address is not None and backend != "ray":
+        raise ConfigError("--address is the Ray cluster's: add --backend ray, or leave it out")
+    if backend == "ray" and devices is not None:
+        raise ConfigError(
+            "--device is for the local backend: on Ray a run gets one of the cluster's GPUs "
+            "when it has any (Ray sets CUDA_VISIBLE_DEVICES)"
+        )
+    if backend == "ray":
+        preflight(address)
+
+
+def preflight(address: str | None) -> None:
+    """What can be checked before a sweep starts: Ray is installed, and a cluster at the
+    address can be joined."""
+    _need_ray()
+    if address is not None:
+        _check_reachable(address)
+        _probe(address)
+
+
+_PROBE = """
+import sys, logging, ray
+ray.init(address=sys.argv[1], include_dashboard=False, logging_level=logging.ERROR)
+print(ray.cluster_resources().get("CPU", 0))
+"""
+
+
+def _probe(address: str) -> None:
+    """Join the cluster once from a child process, quietly and with a deadline: an address
+    that accepts connections but is no Ray head (a proxy, another server) makes
+    ``ray.init`` retry for ~20 s while Ray's C++ client prints a warning a second, and a
+    plain one-line error is what the user should see instead."""
+    try:
+        p = subprocess.run(
+            [sys.executable, "-c", _PROBE, address],
+            capture_output=True,
+            text=True,
+            timeout=PROBE_TIMEOUT,
+        )
+    except subprocess.TimeoutExpired:
+        raise ConfigError(
+            f"no Ray cluster answered at {address} within {PROBE_TIMEOUT:.0f} s: check the "
+            "address (a head node's `ray start` prints it), or leave out --address"
+        ) from None
+    if p.returncode != 0:
+        said = [_plain(x).strip() for x in p.stderr.splitlines() if "Error" in x]
+        why = said[-1] if said else f"the trial connection exited with code {p.returncode}"
+        raise ConfigError(
+            f"cannot join a Ray cluster at {address} ({why[:300]}): check the address, or "
+            "leave out --address for a local instance"
+        )
+
+
+@contextlib.contextmanager
+def connect(address: str | None) -> Iterator[Any]:
+    """Ray, connected: to ``address``, else to the connection this process already has,
+    else to a private local instance (stopped on exit). Yields the ``ray`` module."""
+    ray = _need_ray()
+    if address is None and ray.is_initialized():
+        yield ray
+        return
+    if address is not None:
+        _check_reachable(address)
+    try:
+        ray.init(
+            address=address or "local",
+            include_dashboard=False,
+            log_to_driver=False,  # a task's own output would break the progress view
+            logging_level=logging.ERROR,
+            configure_logging=True,
+        )
+    except (ConnectionError, RuntimeError, ValueError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        where = address or "a local instance"
+        raise ConfigError(f"cannot connect to Ray at {where}: {first}") from None
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+
+
+def capacity(ray: Any, threads: int, gpu: bool) -> int:
+    """How many runs the cluster can train at once: its GPUs, or its CPUs over the
+    threads of one run."""
+    res = ray.cluster_resources()
+    if gpu:
+        return max(1, int(res.get("GPU", 0)))
+    return max(1, int(res.get("CPU", 1) // threads))
+
+
+def _remote_run(task: RunTask, threads: int, device: str | None) -> dict[str, Any]:
+    """One run, inside a Ray task: train (resuming whatever a dead attempt left), measure
+    downstream tasks into the run directory, return the run's record for the driver."""
+    import torch
+
+    from scalelab.study.records import FINISHED, read_run
+
+    torch.set_num_threads(threads)
+    run_dir = Path(task.out) / task.run_id
+    resumed = run_dir.exists()  # a retried task finds what the dead one checkpointed
+    trained = train_task(dataclasses.replace(task, resume=resumed), device)
+    trained["resumed"] = resumed
+    trained["pid"] = os.getpid()
+    if trained["status"] == "busy":
+        return trained
+    rec = read_run(run_dir)
+    if rec.status in FINISHED and (task.tasks or task.intrinsic):
+        from scalelab.tasks.hooks import after_run
+
+        after_run(run_dir, None, task.tasks, task.intrinsic)
+    trained["record"] = rec
+    return trained
+
+
+def run_on_ray(
+    todo: Sequence[tuple[PlannedRun, RunTask]],
+    monitor: Any,
+    *,
+    ray: Any,
+    workers: int | None,
+    threads: int | None,
+    recorded: Recorder,
+    failed: Failer,
+) -> None:
+    """Train ``todo`` as Ray tasks, at most ``workers`` (default: the cluster's capacity)
+    in flight, largest first (as the local pool does), and record each in the store as it
+    returns; ``recorded``/``failed`` tell the sweep's progress view (``monitor``). A Ctrl-C
+    cancels the tasks in flight; their runs resume on the next sweep."""
+    per_run = threads or 1
+    gpu = ray.cluster_resources().get("GPU", 0) > 0
+    limit = workers or capacity(ray, per_run, gpu)
+    monitor.workers = limit  # the ETA divides the work left among the runs in flight
+    remote = ray.remote(_remote_run).options(
+        num_cpus=per_run,
+        num_gpus=1 if gpu else 0,
+        max_retries=RAY_RETRIES,
+        retry_exceptions=False,  # a run's own errors are recorded by the task, not retried
+    )
+    device = "cuda" if gpu else None  # the one device Ray made visible to the task
+    queue = sorted(todo, key=lambda rt: -(monitor.planned.get(rt[0].run_id) or 0.0))
+    in_flight: dict[Any, tuple[PlannedRun, RunTask]] = {}
+    try:
+        while queue or in_flight:
+            while queue and len(in_flight) < limit:
+                r, task = queue.pop(0)
+                monitor.run_started(
+                    r.run_id, Path(task.out) / r.run_id, run_label(r.axes, r.run_id)
+                )
+                in_flight[remote.remote(task, per_run, device)] = (r, task)
+            done, _ = ray.wait(list(in_flight), num_returns=1, timeout=0.5)
+            monitor.poll()
+            for ref in done:
+                r, task = in_flight.pop(ref)
+                try:
+                    res: Mapping[str, Any] = ray.get(ref)
+                except ray.exceptions.RayError as e:  # every attempt died
+                    failed(r, task, ray_failure(e))
+                    continue
+                if res["status"] == "busy":
+                    out = {**res, "loss": None, "flops": None, "wall_seconds": None}
+                else:
+                    out = record_task(task, res["seconds"], res["record"])
+                recorded(r, dataclasses.replace(task, resume=bool(res["resumed"])), out)
+    except BaseException:
+        for ref in in_flight:
+            ray.cancel(ref, force=True)
+        raise
+
+
+def ray_failure(e: BaseException) -> str:
+    """Why a task's result never came: it raised (a RayTaskError carries the cause: not
+    retried, it would raise again), or its worker or node died on every attempt."""
+    ray = _need_ray()
+    if isinstance(e, ray.exceptions.RayTaskError):
+        lines = [_plain(x) for x in str(e).strip().splitlines() if x.strip()]
+        cause = next((x for x in reversed(lines) if "Error" in x), lines[-1] if lines else "")
+        return f"its Ray task raised: {cause.strip()[:300]}"
+    first = _plain((str(e).strip().splitlines() or [type(e).__name__])[0])
+    return f"its Ray task died {RAY_RETRIES + 1} times ({type(e).__name__}: {first[:200]})"
+
+
+def _plain(text: str) -> str:
+    """Ray's messages colour the task's name for a terminal; a reason in the store is text."""
+    return re.sub(r"\x1b\[[0-9;]*m", "", text)
+
+
+__all__ = [
+    "BACKENDS",
+    "RAY_RETRIES",
+    "capacity",
+    "check_backend",
+    "connect",
+    "preflight",
+    "ray_failure",
+    "run_on_ray",
+]

@@ -1,0 +1,147 @@
+"""Searches on Ray: each trial a Ray task; Optuna asks and tells in the driver.
+
+The sampler lives in the driver (``scalelab tune``), which asks Optuna for a trial when a
+slot frees, sends its run to Ray, and on the result records the point and tells Optuna,
+as the local backend does (:mod:`scalelab.tune.search`). The store, Optuna's tables
+included, is written on the driver's machine only:
+
+* the run's point and the trial's result by the driver itself;
+* a pruner's intermediate values (``trial.report``) by one small actor, the *prune desk*,
+  pinned to the driver's node (Ray cannot call into the driver). A trial's task asks the
+  desk at each evaluation whether to stop, as a local worker asks the storage.
+
+Run directories follow the sweep's rule (:mod:`scalelab.study.ray_backend`): a path every
+node sees; a task whose worker dies is retried and resumes from its checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from scalelab.study.ray_backend import RAY_RETRIES, capacity, connect, ray_failure
+from scalelab.tune.trial import (
+    Reporter,
+    TrialTask,
+    fail_trial_dir,
+    record_trial,
+    storage_reporter,
+    train_trial,
+)
+
+
+class _PruneDesk:
+    """The pruner's side of every trial on the cluster (a Ray actor on the driver's node):
+    stores each reported value in Optuna's storage and answers should_prune."""
+
+    def __init__(self, db: str, spec: Mapping[str, Any]):
+        self.db, self.spec = db, dict(spec)
+        self.reporters: dict[tuple[str, int], Reporter] = {}
+
+    def report(self, group: str, trial_id: int, step: int, value: float) -> bool:
+        key = (group, trial_id)
+        if key not in self.reporters:
+            self.reporters[key] = storage_reporter(self.db, self.spec, group, trial_id)
+        return self.reporters[key](step, value)
+
+    def forget(self, group: str, trial_id: int) -> None:
+        self.reporters.pop((group, trial_id), None)
+
+
+def _remote_trial(task: TrialTask, threads: int, desk: Any) -> dict[str, Any]:
+    """One trial inside a Ray task: train (resuming what a dead attempt left), return the
+    run's record."""
+    import ray
+    import torch
+
+    from scalelab.study.records import read_run
+
+    torch.set_num_threads(threads)
+    report: Reporter | None = None
+    if desk is not None:
+
+        def report(step: int, value: float) -> bool:
+            return bool(ray.get(desk.report.remote(task.group, task.trial_id, step, value)))
+
+    seconds, _ = train_trial(task, report)
+    cfg_dir = Path(task.out) / _run_id(task)
+    return {"seconds": seconds, "record": read_run(cfg_dir)}
+
+
+def _run_id(task: TrialTask) -> str:
+    from scalelab.config import run_config_from_dict
+
+    return run_config_from_dict(task.config).run_id()
+
+
+def run_trials_on_ray(
+    queue: list[str],
+    ask: Callable[[str], tuple[Any, TrialTask]],
+    tell: Callable[[Any, TrialTask, Mapping[str, Any]], None],
+    *,
+    address: str | None,
+    workers: int | None,
+    threads: int,
+    db: str,
+    spec: Mapping[str, Any],
+    pruning: bool,
+) -> None:
+    """At most ``workers`` trials in flight (default: the cluster's capacity); a new trial
+    is asked only when a slot frees, so the sampler sees every result so far."""
+    with connect(address) as ray:
+        desk = None
+        if pruning:
+            from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+            here = ray.get_runtime_context().get_node_id()
+            desk = (
+                ray.remote(_PruneDesk)
+                .options(
+                    num_cpus=0,
+                    scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False),
+                )
+                .remote(db, spec)
+            )
+        gpu = ray.cluster_resources().get("GPU", 0) > 0
+        limit = workers or capacity(ray, threads, gpu)
+        remote = ray.remote(_remote_trial).options(
+            num_cpus=threads,
+            num_gpus=1 if gpu else 0,
+            max_retries=RAY_RETRIES,
+            retry_exceptions=False,
+        )
+        pending = list(queue)
+        in_flight: dict[Any, tuple[Any, TrialTask]] = {}
+        try:
+            while pending or in_flight:
+                while pending and len(in_flight) < limit:
+                    trial, task = ask(pending.pop(0))
+                    if gpu:  # the one device Ray made visible to the task
+                        task = _on_device(task, "cuda")
+                    in_flight[remote.remote(task, threads, desk)] = (trial, task)
+                done, _ = ray.wait(list(in_flight), num_returns=1)
+                for ref in done:
+                    trial, task = in_flight.pop(ref)
+                    try:
+                        res = ray.get(ref)
+                        out = record_trial(task, res["seconds"], res["record"])
+                    except ray.exceptions.RayError as e:  # raised, or died on every attempt
+                        fail_trial_dir(task, ray_failure(e))
+                        out = record_trial(task, 0.0)
+                    if desk is not None:
+                        desk.forget.remote(task.group, task.trial_id)
+                    tell(trial, task, out)
+        except BaseException:
+            for ref in in_flight:
+                ray.cancel(ref, force=True)
+            raise
+
+
+def _on_device(task: TrialTask, device: str) -> TrialTask:
+    config = {**task.config, "train": {**task.config["train"], "device": device}}
+    return dataclasses.replace(task, config=config)
+
+
+__all__ = ["run_trials_on_ray"]

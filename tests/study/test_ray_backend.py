@@ -1,0 +1,198 @@
+"""The Ray backend on a local 2-CPU Ray instance: the same losses as the local backend,
+a killed worker loses nothing, the driver alone writes the store, bad addresses fail fast."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from study_fakes import fake_probe, fake_train
+
+from scalelab.errors import ConfigError
+from scalelab.study import load_points, study_from_dict, sweep
+
+ray = pytest.importorskip("ray")
+HERE = Path(__file__).parent
+
+# four real runs: two sizes x two seeds, fp32 so that losses compare bit for bit
+REAL = {
+    "study": {
+        "name": "ray4",
+        "corpus": "markov:order=1,vocab=16,seed=0,tokens=60000",
+        "tokens": [6400],
+        "sizes": [
+            {"name": "xs", "n_layer": 1, "d_model": 16, "n_head": 2},
+            {"name": "s", "n_layer": 2, "d_model": 32, "n_head": 2},
+        ],
+        "seeds": [0, 1],
+    },
+    "model": {"vocab_size": 18, "context": 32},
+    "train": {
+        "batch_size": 8,
+        "lr": 1e-2,
+        "eval_every": 10,
+        "eval_batches": 2,
+        "device": "cpu",
+        "precision": "fp32",
+    },
+}
+
+FAKE = {
+    "study": {
+        "name": "rayk",
+        "sizes": [{"name": f"m{i}", "n_layer": 1, "d_model": 16 + 8 * i} for i in range(4)],
+        "tokens": [1000],
+    },
+    "model": {"n_layer": 1, "n_head": 2, "vocab_size": 64, "context": 16},
+}
+
+
+def _rows(db: Path) -> list[tuple[str, str, float | None]]:
+    with sqlite3.connect(db) as c:
+        return sorted(c.execute("SELECT run_id, status, loss FROM points"))
+
+
+def test_ray_gives_the_local_backends_losses(tmp_path):
+    local = sweep(
+        study_from_dict(REAL), db=tmp_path / "l.db", out=tmp_path / "l", progress=False, threads=1
+    )
+    remote = sweep(
+        study_from_dict(REAL),
+        db=tmp_path / "r.db",
+        out=tmp_path / "r",
+        progress=False,
+        threads=1,
+        backend="ray",
+    )
+    assert [o.status for o in remote.runs] == ["finished"] * 4, remote.runs
+    assert [o.run_id for o in remote.runs] == [o.run_id for o in local.runs]
+    # one thread each, fp32, the same data order: the same numbers, not merely close ones
+    assert [o.loss for o in remote.runs] == [o.loss for o in local.runs]
+    assert _rows(tmp_path / "r.db") == _rows(tmp_path / "l.db")
+    # the run directories hold the same record (the store rebuilds from them alone)
+    for o in remote.runs:
+        a = json.loads((tmp_path / "l" / o.run_id / "summary.json").read_text())
+        b = json.loads((tmp_path / "r" / o.run_id / "summary.json").read_text())
+        assert a["val_loss"] == b["val_loss"] and a["step"] == b["step"]
+    assert not ray.is_initialized()  # the sweep's private instance is stopped
+    # a second sweep on Ray trains nothing
+    again = sweep(
+        study_from_dict(REAL), db=tmp_path / "r.db", out=tmp_path / "r", progress=False,
+        backend="ray",
+    )  # fmt: skip
+    assert again.skipped == 4 and again.trained == 0
+
+
+def _calls(log: Path) -> list[dict]:
+    return [json.loads(x) for x in log.read_text().splitlines()] if log.exists() else []
+
+
+def test_a_killed_ray_worker_loses_nothing_and_its_run_resumes(tmp_path, monkeypatch):
+    log = tmp_path / "calls.jsonl"
+    # set before the sweep starts its Ray instance: its workers inherit the environment (Ray
+    # workers do not see the sys.path pytest set up, so the fake trainer's folder goes here)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]))
+    monkeypatch.setenv("FAKE_TRAIN_LOG", str(log))
+    monkeypatch.setenv("FAKE_TRAIN_SLEEP", "0.4")
+    out, db = tmp_path / "runs", tmp_path / "r.db"
+    killed: dict[str, object] = {}
+
+    def killer() -> None:
+        # the third run starts once a slot freed (two CPUs): kill its worker mid-run, after
+        # its third checkpoint, when at least one other run has finished
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not killed:
+            calls = _calls(log)
+            if len(calls) >= 3:
+                victim = calls[2]
+                ckpt = out / victim["run_id"] / "checkpoint.json"
+                try:
+                    step = json.loads(ckpt.read_text())["step"]
+                except (OSError, ValueError):
+                    step = 0
+                if step >= 3:
+                    finished = [
+                        c["run_id"] for c in calls if (out / c["run_id"] / "summary.json").exists()
+                    ]
+                    killed.update(victim, step=step, finished=finished)
+                    os.kill(victim["pid"], signal.SIGKILL)
+                    return
+            time.sleep(0.05)
+
+    t = threading.Thread(target=killer, daemon=True)
+    t.start()
+    res = sweep(
+        study_from_dict(FAKE),
+        db=db,
+        out=out,
+        progress=False,
+        backend="ray",
+        trainer=fake_train,
+        data_probe=fake_probe,
+    )
+    t.join(timeout=5)
+    assert killed, f"the killer never found a run to kill: {_calls(log)} {res.runs}"
+    assert killed["finished"], "no run had finished before the kill"
+    assert [o.status for o in res.runs] == ["finished"] * 4, res.runs
+    calls = _calls(log)
+    victim = str(killed["run_id"])
+    mine = [c for c in calls if c["run_id"] == victim]
+    assert len(mine) == 2, calls  # killed once, retried once
+    assert mine[1]["resume"] is True and mine[1]["pid"] != mine[0]["pid"]
+    by_id = {o.run_id: o for o in res.runs}
+    assert by_id[victim].action == "resumed"
+    # it continued from its checkpoint: every step once, none trained twice after it
+    steps = [
+        json.loads(x)["step"] for x in (out / victim / "metrics.jsonl").read_text().splitlines()
+    ]
+    assert steps == list(range(1, 11))
+    # the runs that had finished were not trained again, and all four are in the store
+    for run_id in killed["finished"]:  # type: ignore[attr-defined]
+        assert sum(c["run_id"] == run_id for c in calls) == 1
+    assert len(load_points(db)) == 4 and {r[1] for r in _rows(db)} == {"finished"}
+
+
+def test_bad_ray_options_fail_in_one_line(tmp_path):
+    study = study_from_dict(FAKE)
+    t0 = time.monotonic()
+    with pytest.raises(
+        ConfigError, match=r"cannot reach a Ray cluster at 127\.0\.0\.1:1 .*leave out --address"
+    ):
+        sweep(study, db=tmp_path / "r.db", out=tmp_path / "runs", backend="ray",
+              address="127.0.0.1:1", progress=False)  # fmt: skip
+    assert time.monotonic() - t0 < 10  # not Ray's own minutes of retries
+    assert not (tmp_path / "r.db").exists() and not (tmp_path / "runs").exists()
+    with pytest.raises(ConfigError, match=r"cannot join a Ray cluster at auto .*running Ray"):
+        sweep(study, db=tmp_path / "r.db", backend="ray", address="auto", progress=False)
+    with pytest.raises(ConfigError, match="not HOST:PORT"):
+        sweep(study, db=tmp_path / "r.db", backend="ray", address="nowhere", progress=False)
+    with pytest.raises(ConfigError, match="add --backend ray"):
+        sweep(study, db=tmp_path / "r.db", address="127.0.0.1:6379", progress=False)
+    with pytest.raises(ConfigError, match="unknown backend 'slurm': local or ray"):
+        sweep(study, db=tmp_path / "r.db", backend="slurm", progress=False)
+    with pytest.raises(ConfigError, match="--device is for the local backend"):
+        sweep(study, db=tmp_path / "r.db", backend="ray", devices=["cpu"], progress=False)
+
+
+def test_an_address_that_is_not_a_ray_head_fails_in_one_line(tmp_path, monkeypatch):
+    """Something listens, but it is no Ray head: the trial connection's deadline ends it."""
+    import socket
+
+    from scalelab.study import ray_backend
+
+    monkeypatch.setattr(ray_backend, "PROBE_TIMEOUT", 4.0)
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        t0 = time.monotonic()
+        with pytest.raises(ConfigError, match=rf"127\.0\.0\.1:{port} (within 4 s|\()"):
+            sweep(study_from_dict(FAKE), db=tmp_path / "r.db", backend="ray",
+                  address=f"127.0.0.1:{port}", progress=False)  # fmt: skip
+        assert time.monotonic() - t0 < 15
