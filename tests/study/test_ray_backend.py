@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import sqlite3
+import sys
 import threading
 import time
 from pathlib import Path
@@ -196,3 +197,83 @@ def test_an_address_that_is_not_a_ray_head_fails_in_one_line(tmp_path, monkeypat
             sweep(study_from_dict(FAKE), db=tmp_path / "r.db", backend="ray",
                   address=f"127.0.0.1:{port}", progress=False)  # fmt: skip
         assert time.monotonic() - t0 < 15
+
+
+@pytest.mark.slow
+def test_a_sweep_joins_an_existing_cluster_and_leaves_it_running(tmp_path):
+    """`ray start --head` makes a cluster; `--address HOST:PORT` joins it, the driver
+    disconnects at the end and the cluster keeps running."""
+    import shutil
+    import socket
+    import subprocess
+    import tempfile
+
+    with socket.socket() as s:  # a free port for the head
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    # the cluster's workers inherit the environment of `ray start`, not the driver's; no
+    # token authentication, which a driver naming the address would have to be told about
+    # before it imports Ray (see the next test)
+    path = os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])
+    env = {**os.environ, "PYTHONPATH": path, "RAY_AUTH_MODE": "disabled"}
+    # Ray's socket paths must stay under 108 bytes: a short folder, not pytest's tmp_path
+    temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")
+    ray_cli = shutil.which("ray") or str(Path(sys.executable).parent / "ray")
+    head = subprocess.Popen(
+        [ray_cli, "start", "--head", f"--port={port}", "--num-cpus=2", "--block",
+         "--include-dashboard=false", f"--temp-dir={temp}"],
+        env=env, start_new_session=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.5)
+        res = sweep(
+            study_from_dict(FAKE),
+            db=tmp_path / "r.db",
+            out=tmp_path / "runs",
+            progress=False,
+            backend="ray",
+            address=f"127.0.0.1:{port}",
+            trainer=fake_train,
+            data_probe=fake_probe,
+        )
+        assert [o.status for o in res.runs] == ["finished"] * 4, res.runs
+        assert not ray.is_initialized()  # the driver disconnected...
+        assert head.poll() is None  # ...and the cluster it joined is still up
+        assert len(load_points(tmp_path / "r.db")) == 4
+    finally:
+        os.killpg(head.pid, signal.SIGTERM)
+        try:
+            head.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(head.pid, signal.SIGKILL)
+            head.wait()
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def test_a_cluster_that_wants_a_token_is_told_in_one_line(monkeypatch):
+    """What Ray 2.60's driver prints when a head with token authentication refuses it
+    (observed with `ray start --head` and RAY_AUTH_MODE unset) becomes advice."""
+    import subprocess
+
+    from scalelab.study import ray_backend
+
+    said = (
+        "[2026-11-29 13:03:46,307 W 21917 21917] gcs_client.cc:210: Failed to get cluster ID "
+        "from GCS server: Unauthenticated: RPC error: InvalidAuthToken: Authentication token "
+        "is missing or incorrect\nConnectionError: Failed to connect to Ray cluster at x:1\n"
+    )
+    monkeypatch.setattr(ray_backend, "_check_reachable", lambda address: None)
+    monkeypatch.setattr(
+        ray_backend.subprocess,
+        "run",
+        lambda *a, **k: subprocess.CompletedProcess(a, 1, stdout="", stderr=said),
+    )
+    with pytest.raises(ConfigError, match=r"token authentication .* RAY_AUTH_MODE=token"):
+        ray_backend.preflight("10.1.2.3:6379")

@@ -142,6 +142,14 @@ def _probe(address: str) -> None:
             "address (a head node's `ray start` prints it), or leave out --address"
         ) from None
     if p.returncode != 0:
+        if "InvalidAuthToken" in p.stderr or "Unauthenticated" in p.stderr:
+            # Ray sends a token to an address named explicitly only when told to (it would
+            # hand the token to whoever listens there)
+            raise ConfigError(
+                f"the Ray cluster at {address} uses token authentication and refused this "
+                "process: set RAY_AUTH_MODE=token, with the cluster's token in RAY_AUTH_TOKEN "
+                "or ~/.ray/auth_token"
+            )
         said = [_plain(x).strip() for x in p.stderr.splitlines() if "Error" in x]
         why = said[-1] if said else f"the trial connection exited with code {p.returncode}"
         raise ConfigError(
