@@ -162,6 +162,29 @@ def test_bad_arguments(tmp_path):
         sweep(s, db=tmp_path / "r.db", out=tmp_path / "runs", overrides=["model.d_modl=3"], **FAKES)
 
 
+@pytest.mark.parametrize(
+    ("study", "override", "axis"),
+    [
+        ({"sizes": [{"name": "a", "n_layer": 1, "d_model": 16}]}, "model.d_model=64", "study.sizes"),
+        ({"sizes": [{"name": "a", "n_layer": 1, "d_model": 16}], "tokens": [100]},
+         "train.tokens=5000", "the study's data budgets"),
+        ({"params": [3e3], "seeds": [0, 1]}, "train.seed=7", "study.seeds"),
+        ({"params": [3e3], "grid": {"train.lr": [1e-3, 3e-3]}}, "train.lr=0.01", "study.grid"),
+        ({"params": [3e3], "arch": ["transformer"]}, "model.arch=glu", "study.arch"),
+    ],
+)  # fmt: skip
+def test_a_shared_override_of_a_per_run_key_is_refused(tmp_path, study, override, axis):
+    """`--set model.d_model=64` on a ladder of explicit sizes would be replaced by each
+    size's own width: an error naming the axis, not a sweep of the unchanged ladder."""
+    with pytest.raises(ConfigError, match=rf"sets {override.split('=')[0]} per run \({axis}"):
+        sweep(spec(**study), db=tmp_path / "r.db", out=tmp_path / "runs",
+              overrides=[override], dry_run=True, **FAKES)  # fmt: skip
+    # a key no axis sets is still shared by every run
+    res = sweep(spec(**study), db=tmp_path / "r.db", out=tmp_path / "runs",
+                overrides=["train.warmup=0.1"], dry_run=True, **FAKES)  # fmt: skip
+    assert all(c["train"]["warmup"] == 0.1 for c in _configs(res))
+
+
 def test_parallel_workers(tmp_path, log):
     s = spec(
         sizes=[
@@ -287,3 +310,7 @@ def test_a_neighbour_in_flight_when_a_worker_dies_is_not_blamed(tmp_path, log, m
     by_lr = {o.axes["train.lr"]: o for o in res.runs}
     assert by_lr[0.25].status == "failed" and "worker process died" in by_lr[0.25].reason
     assert by_lr[1e-3].status == by_lr[2e-3].status == "finished"
+
+
+def _configs(res):
+    return [json.loads(row["config_json"]) for row in res.plan]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from types import SimpleNamespace
 
+import pytest
 from tune_fakes import run
 
 from scalelab.reporting.sections import BUILDERS
@@ -41,3 +42,19 @@ def test_no_trials_no_section(tmp_path: Path) -> None:
     Store(tmp_path / "r.db").close()
     ctx = SimpleNamespace(db=tmp_path / "r.db", out=tmp_path, study=None, bootstrap=10)
     assert tuning_section(ctx) is None
+
+
+def test_a_store_of_trials_alone_is_reported(tmp_path: Path) -> None:
+    """`scalelab tune` then `scalelab report` on that store: the Tuning section, no law."""
+    from scalelab.errors import StoreError
+    from scalelab.reporting import report
+    from scalelab.study.store import Store
+
+    run(tmp_path, GRID, sizes=(32, 64, 128), sampler="grid")
+    res = report(tmp_path / "r.db", tmp_path / "report", bootstrap=20)
+    assert [s.title for s in res.sections] == ["Tuning"]
+    assert res.law is None and "no ladder runs" in str(res.law_error)
+    assert "w128" in res.path.read_text()
+    Store(tmp_path / "empty.db").close()  # neither runs nor trials: still an error
+    with pytest.raises(StoreError, match="no finished runs"):
+        report(tmp_path / "empty.db", tmp_path / "report2")

@@ -149,6 +149,33 @@ def test_killed_tune_resumes_without_repeating_a_finished_trial(tmp_path: Path) 
     assert [json.loads(m)["step"] for m in metrics] == list(range(1, 11))  # continued, not redone
 
 
+def test_a_dead_worker_does_not_stop_the_search(tmp_path: Path, monkeypatch) -> None:
+    """One trial's worker dies mid-run: the search goes on in a new pool, the trial is asked
+    again with its values and its run resumes from its checkpoint; nothing is lost."""
+    log = tmp_path / "calls.jsonl"
+    monkeypatch.setenv("FAKE_TRAIN_LOG", str(log))  # spawned workers inherit these
+    monkeypatch.setenv("FAKE_TRAIN_DIE_AT", f"4:{tmp_path / 'died'}")
+    monkeypatch.setenv("FAKE_TRAIN_SLEEP", "0.02")
+    grid = {"train.lr": {**LR, "n": 4}}
+    res = run(tmp_path, grid, sampler="grid", trials=4, workers=2)
+    assert (tmp_path / "died").exists()  # a worker really died
+    assert res.groups[0].n_trials == 4 and [t.state for t in res.trials].count("COMPLETE") == 4
+    calls = [json.loads(x)["run_id"] for x in log.read_text().splitlines()]
+    assert len(set(calls)) == 4  # four grid points, each one run
+    killed = (tmp_path / "died").read_text()
+    assert calls.count(killed) == 2  # asked again with its values, in a new pool...
+    metrics = (tmp_path / "runs" / killed / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(m)["step"] for m in metrics] == list(range(1, 11))  # ...and resumed
+    import optuna
+
+    storage = optuna_storage(tmp_path / "r.db")
+    (s,) = optuna.get_all_study_summaries(storage)
+    trials = optuna.load_study(study_name=s.study_name, storage=storage).trials
+    interrupted = [t for t in trials if t.user_attrs.get("interrupted")]
+    assert interrupted and all(t.state.name == "FAIL" for t in interrupted)
+    assert sum(t.state.name == "COMPLETE" for t in trials) == 4
+
+
 @pytest.mark.parametrize(
     ("space", "match"),
     [

@@ -4,7 +4,8 @@
 evaluations, summary) whose validation loss is a bowl in log10(lr) around
 ``optimum_lr(d_model)``; it calls ``on_eval`` at every evaluation and stops early with its
 reason, as ``scalelab.train`` does. ``$FAKE_TRAIN_LOG`` gets one line per call;
-``$FAKE_TRAIN_SLEEP`` seconds are slept per step (for the kill-and-resume test).
+``$FAKE_TRAIN_SLEEP`` seconds are slept per step (for the kill-and-resume test);
+``$FAKE_TRAIN_DIE_AT`` kills one trial's process mid-run (:func:`_maybe_die`).
 """
 
 from __future__ import annotations
@@ -70,6 +71,7 @@ def fake_train(
             ckpt.write_text(json.dumps({"step": step}))
             if sleep:
                 time.sleep(sleep)
+            _maybe_die(step, run_dir.name)
             if step % EVAL_EVERY == 0 and step < STEPS and on_eval is not None:
                 why = on_eval(step, val)
                 if why:
@@ -91,6 +93,18 @@ def fake_train(
     }
     summary_path.write_text(json.dumps(summary))
     return summary
+
+
+def _maybe_die(step: int, run_id: str) -> None:
+    """``$FAKE_TRAIN_DIE_AT=STEP:MARKER``: the first trial to reach STEP kills its own
+    process (as the out-of-memory killer would), once: MARKER records that it happened."""
+    spec = os.environ.get("FAKE_TRAIN_DIE_AT")
+    if not spec:
+        return
+    at, marker = spec.split(":", 1)
+    if step == int(at) and not os.path.exists(marker):
+        Path(marker).write_text(run_id)
+        os._exit(3)
 
 
 def study(sizes: tuple[int, ...] = (64,)) -> dict[str, Any]:

@@ -16,7 +16,13 @@ from scalelab import atomic
 from scalelab.errors import ScalelabError, StoreError
 from scalelab.laws import fit_law, select_law
 from scalelab.reporting import plots
-from scalelab.reporting.sections import BUILDERS, Builder, ReportContext, Section
+from scalelab.reporting.sections import (
+    BUILDERS,
+    WITHOUT_RUNS,
+    Builder,
+    ReportContext,
+    Section,
+)
 from scalelab.study.points import load_curves, load_points
 
 CSS = """
@@ -65,12 +71,16 @@ def context(
     if not db.exists():
         raise StoreError(f"no results store at {db}: run `scalelab sweep STUDY.toml --db {db}`")
     points = load_points(db, study=study, kind="run", one_per_run=True)
+    law, err, selection, why_not = None, None, None, None
     if points.empty:
         where = f" for study {study!r}" if study else ""
-        raise StoreError(f"{db} has no finished runs{where}: run `scalelab sweep` first")
+        if load_points(db, study=study, kind="trial").empty:
+            raise StoreError(f"{db} has no finished runs{where}: run `scalelab sweep` first")
+        # a search's store (`scalelab tune` alone): its trials are reported, there is no
+        # ladder to fit a law to
+        err = f"{db} holds the trials of a search{where} and no ladder runs: no law to fit"
     curves = load_curves(db, study=study, run_ids=points["run_id"].tolist())
-    law, err, selection, why_not = None, None, None, None
-    archs = sorted(points["arch"].unique())
+    archs = sorted(points["arch"].unique()) if not points.empty else []
     if len(archs) > 1:
         # one law over several architectures mixes different curves: compare them instead
         err = (
@@ -78,7 +88,7 @@ def context(
             "law over all of them would mix different curves: see the Architectures section, "
             "or report one with --study"
         )
-    else:
+    elif archs:
         try:
             selection = select_law(points, bootstrap=bootstrap)
             law = selection.law
@@ -112,8 +122,11 @@ def report(
     A section whose builder fails says so on the page; the rest of the report is kept.
     """
     ctx = context(db, out, study=study, bootstrap=bootstrap)
+    if sections is None:
+        # without ladder runs (a store of trials) only the sections of other kinds apply
+        sections = BUILDERS if not ctx.points.empty else WITHOUT_RUNS
     built: list[Section] = []
-    for builder in sections if sections is not None else BUILDERS:
+    for builder in sections:
         try:
             s = builder(ctx)
         except ScalelabError as e:

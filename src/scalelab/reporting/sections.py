@@ -482,3 +482,6 @@ BUILDERS: list[Builder] = [
     tuning_section,  # issue 14: searches, best per size (scalelab.reporting.tuning)
     memorization_section,  # issue 15: bits stored, extraction, the loss floor
 ]
+
+# the sections that need no ladder runs: a store written by `scalelab tune` alone
+WITHOUT_RUNS: list[Builder] = [tuning_section]

@@ -396,7 +396,34 @@ def _with_overrides(study: Study, overrides: Iterable[str]) -> Study:
     for section in base:
         if section not in study.base:
             raise ConfigError(f"override section [{section}] is not one of model, data, train")
+    per_run = _keys_set_per_run(study)
+    for item in overrides:
+        key = item.split("=", 1)[0].strip()
+        if key in per_run:
+            raise ConfigError(
+                f"--set {item}: the study sets {key} per run ({per_run[key]}), which would "
+                "replace this value in every run; change it in the study file instead"
+            )
     return dataclasses.replace(study, base=base)
+
+
+def _keys_set_per_run(study: Study) -> dict[str, str]:
+    """The run-config keys a study's axes assign run by run (a shared ``--set`` of one of
+    them would be silently replaced), each with the axis that sets it."""
+    keys: dict[str, str] = {}
+    for size in study.sizes:
+        for k in size.model:
+            keys.setdefault(f"model.{k}", "study.sizes")
+    for budget in study.budgets:
+        for section, k in budget.assignments():
+            keys.setdefault(f"{section}.{k}", "the study's data budgets")
+    if study.seeds:
+        keys["train.seed"] = "study.seeds"
+    for k, _ in study.grid:
+        keys[k] = "study.grid"
+    if study.archs:
+        keys["model.arch"] = "study.arch"
+    return keys
 
 
 def sweep(

@@ -29,6 +29,7 @@ from scalelab.tune.trial import (
     record_trial,
     storage_reporter,
     train_trial,
+    trial_config_id,
 )
 
 
@@ -66,14 +67,7 @@ def _remote_trial(task: TrialTask, threads: int, desk: Any) -> dict[str, Any]:
             return bool(ray.get(desk.report.remote(task.group, task.trial_id, step, value)))
 
     seconds, _ = train_trial(task, report)
-    cfg_dir = Path(task.out) / _run_id(task)
-    return {"seconds": seconds, "record": read_run(cfg_dir)}
-
-
-def _run_id(task: TrialTask) -> str:
-    from scalelab.config import run_config_from_dict
-
-    return run_config_from_dict(task.config).run_id()
+    return {"seconds": seconds, "record": read_run(Path(task.out) / trial_config_id(task))}
 
 
 def run_trials_on_ray(

@@ -38,7 +38,15 @@ from scalelab.study.store import Store
 from scalelab.study.studyfile import Study, as_study, load_study
 from scalelab.tune.space import Param, TuneSpec, load_tune, parse_tune
 from scalelab.tune.storage import optuna_storage
-from scalelab.tune.trial import TrainFn, TrialTask, pruner_for, run_trial
+from scalelab.tune.trial import (
+    TrainFn,
+    TrialTask,
+    fail_trial_dir,
+    pruner_for,
+    record_trial,
+    run_trial,
+    trial_config_id,
+)
 
 
 @dataclass
@@ -146,12 +154,32 @@ def _recover(ostudy: Any) -> int:
     from optuna.trial import TrialState
 
     stale = ostudy.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-    storage = ostudy._storage
     for t in stale:
-        storage.set_trial_user_attr(t._trial_id, "interrupted", True)
-        storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
-        ostudy.enqueue_trial(t.params, user_attrs={"resumes": t.number}, skip_if_exists=False)
+        _ask_again(ostudy, t)
     return len(stale)
+
+
+def _ask_again(ostudy: Any, trial: Any) -> None:
+    """An interrupted trial (live or frozen): failed and marked ``interrupted`` (not counted
+    toward ``trials``), its values queued to be asked first, so its run resumes.
+
+    Queued as ``study.enqueue_trial`` does, plus the grid sampler's ``grid_id`` (as Optuna's
+    own RetryFailedTrialCallback keeps it): a re-asked grid point without one makes
+    ``GridSampler.after_trial`` fail once a single grid point is left."""
+    from optuna.trial import TrialState, create_trial
+
+    storage = ostudy._storage
+    frozen = storage.get_trial(trial._trial_id)
+    storage.set_trial_user_attr(frozen._trial_id, "interrupted", True)
+    storage.set_trial_state_values(frozen._trial_id, TrialState.FAIL)
+    grid = {k: v for k, v in frozen.system_attrs.items() if k in ("grid_id", "search_space")}
+    ostudy.add_trial(
+        create_trial(
+            state=TrialState.WAITING,
+            system_attrs={"fixed_params": dict(frozen.params), **grid},
+            user_attrs={"resumes": frozen.number},
+        )
+    )
 
 
 def tune(
@@ -357,28 +385,72 @@ def _run_parallel(
     threads: int,
 ) -> None:
     """At most ``workers`` trials in flight, in spawned processes (as ``sweep`` does);
-    a new trial is asked only when a slot frees, so the sampler sees every result so far."""
-    from scalelab.study.executor import _init_worker
+    a new trial is asked only when a slot frees, so the sampler sees every result so far.
+
+    A worker that dies (killed, out of memory) breaks the pool: every trial in flight is
+    marked interrupted and asked again first, with its values, so its run resumes from its
+    checkpoint in a new pool. As in ``sweep``, the interrupted trials then run alone until
+    they end, and a trial whose worker dies while it runs alone
+    :data:`~scalelab.study.executor.MAX_POOL_CRASHES` times is failed."""
+    from scalelab.study.executor import MAX_POOL_CRASHES, _init_worker
 
     ctx = multiprocessing.get_context("spawn")
-    pool = cf.ProcessPoolExecutor(
-        workers, mp_context=ctx, initializer=_init_worker, initargs=(None, threads)
-    )
+
+    def new_pool() -> cf.ProcessPoolExecutor:
+        return cf.ProcessPoolExecutor(
+            workers, mp_context=ctx, initializer=_init_worker, initargs=(None, threads)
+        )
+
+    pool = new_pool()
     pending = list(queue)
     in_flight: dict[cf.Future[dict[str, Any]], tuple[Any, TrialTask]] = {}
+    suspects: set[str] = set()  # groups whose re-asked trial must run alone
+    crashes: dict[str, int] = {}  # run id -> deaths while it ran alone
     try:
         while pending or in_flight:
             while pending and len(in_flight) < workers:
+                if in_flight and (pending[0] in suspects or suspects & _groups(in_flight)):
+                    break
                 trial, task = ask(pending.pop(0))
                 in_flight[pool.submit(run_trial, task)] = (trial, task)
             done, _ = cf.wait(in_flight, return_when=cf.FIRST_COMPLETED)
+            broken: list[tuple[Any, TrialTask]] = []
             for fut in done:
                 trial, task = in_flight.pop(fut)
-                tell(trial, task, fut.result())
+                try:
+                    res = fut.result()
+                except cf.process.BrokenProcessPool:
+                    broken.append((trial, task))
+                    continue
+                suspects.discard(task.group)
+                tell(trial, task, res)
+            if not broken:
+                continue
+            broken += list(in_flight.values())  # a broken pool takes every trial in it
+            in_flight.clear()
+            pool.shutdown(wait=False, cancel_futures=True)
+            for trial, task in broken:
+                run_id = trial_config_id(task)
+                if len(broken) == 1:  # alone in the pool: this trial killed its worker
+                    crashes[run_id] = crashes.get(run_id, 0) + 1
+                    if crashes[run_id] >= MAX_POOL_CRASHES:
+                        suspects.discard(task.group)
+                        why = f"its worker process died {MAX_POOL_CRASHES} times (out of memory?)"
+                        fail_trial_dir(task, why)
+                        tell(trial, task, record_trial(task, 0.0))
+                        continue
+                _ask_again(trial.study, trial)
+                suspects.add(task.group)
+                pending.insert(0, task.group)
+            pool = new_pool()
     except BaseException:
         pool.shutdown(wait=False, cancel_futures=True)
         raise
     pool.shutdown(wait=True)
+
+
+def _groups(in_flight: Mapping[Any, tuple[Any, TrialTask]]) -> set[str]:
+    return {task.group for _, task in in_flight.values()}
 
 
 def _group_result(name: str, run: PlannedRun, ostudy: Any) -> GroupResult:

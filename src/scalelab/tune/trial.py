@@ -172,3 +172,8 @@ def run_trial(task: TrialTask) -> dict[str, Any]:
     """One trial on this machine: train, then record its point."""
     seconds, _ = train_trial(task, local_reporter(task))
     return record_trial(task, seconds)
+
+
+def trial_config_id(task: TrialTask) -> str:
+    """The run id of a trial's run (its directory's name)."""
+    return run_config_from_dict(task.config).run_id()
