@@ -53,6 +53,14 @@ checkpoint_every = 8
 precision = "fp32"
 """
 
+TINY_TUNE = """
+[tune]
+sampler = "random"
+trials = 2
+[tune.space]
+"train.lr" = { low = 1e-3, high = 1e-2, log = true }
+"""
+
 TINY_RUN = """
 [model]
 n_layer = 1
@@ -82,6 +90,11 @@ def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from scalelab.study import sweep
 
     sweep(root / "study.toml", db=root / "s.db", out=root / "runs", progress=False)
+    (root / "tune.toml").write_text(TINY_STUDY + TINY_TUNE)
+    from scalelab.tune import tune
+
+    # a search's store, for `tuned` (two trials of each size, trained for real)
+    tune(root / "tune.toml", db=root / "t.db", out=root / "runs", trials=2, progress=False)
     (root / "adir").mkdir()
     (root / "afile").write_text("not a folder\n")
     (root / "latin1.toml").write_bytes(b"[model]\nn_layer = 1 # caf\xe9\n")
@@ -206,8 +219,14 @@ def _json_file(work: Path, value: st.SearchStrategy[object], name: str) -> st.Se
 
 def _hf_config(work: Path) -> st.SearchStrategy[str]:
     """A GPT-2 config.json with one field of the wrong kind."""
-    good = {"model_type": "gpt2", "n_layer": 2, "n_embd": 64, "n_head": 2, "vocab_size": 100,
-            "n_positions": 64}  # fmt: skip
+    good = {
+        "model_type": "gpt2",
+        "n_layer": 2,
+        "n_embd": 64,
+        "n_head": 2,
+        "vocab_size": 100,
+        "n_positions": 64,
+    }
     bad = st.tuples(st.sampled_from(HF_FIELDS), BAD_FIELD).map(lambda kv: {**good, kv[0]: kv[1]})
     return _json_file(work, bad | JSON.filter(lambda v: not isinstance(v, dict)), "hf")
 
@@ -244,6 +263,30 @@ BAD_STUDIES = [
     "[study\n",
     "",
 ]
+
+
+BAD_TUNES = [
+    '[tune]\n[tune.space]\n"train.lr" = { low = 1e-2, high = 1e-3 }\n',  # low >= high
+    '[tune]\nsampler = "annealing"\n[tune.space]\n"train.lr" = [1e-3]\n',
+    '[tune]\npruner = "asha"\n[tune.space]\n"train.lr" = [1e-3]\n',
+    '[tune]\n[tune.space]\n"train.lr" = { low = 0, high = 1e-2, log = true }\n',
+    '[tune]\n[tune.space]\n"train.lrr" = [1e-3]\n',
+    '[tune]\n[tune.space]\n"train.lr" = []\n',
+    '[tune]\ntrials = 0\n[tune.space]\n"train.lr" = [1e-3]\n',
+    '[tune]\nmetric = "accuracy"\n[tune.space]\n"train.lr" = [1e-3]\n',
+    '[tune]\n[tune.space]\n"train.batch_size" = { low = 1.5, high = 8 }\n',
+    '[tune]\n[tune.space]\n"train.lr" = [-1.0]\n',  # a value no run config accepts
+    "[tune]\n",  # no space
+]
+
+
+def _tune_file(work: Path) -> st.SearchStrategy[str]:
+    def write(i: int) -> str:
+        p = work / "inputs" / f"tune-{i}.toml"
+        p.write_text(TINY_STUDY + BAD_TUNES[i])
+        return str(p)
+
+    return st.integers(0, len(BAD_TUNES) - 1).map(write)
 
 
 def _study_file(work: Path) -> st.SearchStrategy[str]:
@@ -443,11 +486,263 @@ def strategies(work: Path) -> dict[str, st.SearchStrategy[list[str]]]:
             ),
         ),
         "presets": st.sampled_from([["presets", "--bogus"], ["presets", "--laws", "x"]]),
+        **_newer_commands(work, run, db, wrong_db, adir, afile, missing),
     }
 
 
-COMMANDS = ["count", "archs", "train", "export", "corpus", "sweep", "points", "compare",
-            "fit", "plan", "report", "demo", "presets"]  # fmt: skip
+def _newer_commands(
+    work: Path,
+    run: str,
+    db: str,
+    wrong_db: st.SearchStrategy[str],
+    adir: str,
+    afile: str,
+    missing: str,
+) -> dict[str, st.SearchStrategy[list[str]]]:
+    """Searches, selection, downstream tasks, compression, laws read back, memorization."""
+    tstudy, tdb, new = str(work / "tune.toml"), str(work / "t.db"), str(work / "new/t.db")
+    corpus = "markov:order=1,vocab=8,seed=0"
+    sel_out = str(work / "new-sel.json")
+    return {
+        "tune": st.one_of(
+            _non_utf8(work).map(lambda p: ["tune", p]),
+            _tune_file(work).map(lambda p: ["tune", p, "--db", new]),
+            st.just(["tune", str(work / "study.toml"), "--db", new]),  # no [tune]
+            _num(NOT_NUMBERS, NON_FINITE, NEGATIVE, ZERO, HUGE).map(
+                lambda v: ["tune", tstudy, "--trials", v, "--db", new]
+            ),
+            BAD_INT.map(lambda v: ["tune", tstudy, "--workers", v, "--db", new]),
+            _num(["0", "-1", "x", "nan"]).map(lambda v: ["tune", tstudy, "--threads", v]),
+            _text(("grid", "random", "tpe", "gp", "cmaes")).map(
+                lambda v: ["tune", tstudy, "--sampler", v, "--db", new]
+            ),
+            _text(("local", "ray")).map(lambda b: ["tune", tstudy, "--backend", b, "--db", new]),
+            st.sampled_from(["127.0.0.1:1", "nowhere", "host:port", ":1"]).map(
+                lambda a: ["tune", tstudy, "--backend", "ray", "--address", a, "--db", new]
+            ),
+            st.just(["tune", tstudy, "--address", "auto", "--db", new]),  # without --backend ray
+            st.just(["tune", tstudy, "--db", adir]),
+            st.just(["tune", tstudy, "--runs", afile, "--db", new]),
+        ),
+        "tuned": st.one_of(
+            wrong_db.map(lambda d: ["tuned", "--db", d]),
+            st.just(["tuned", "--db", db]),  # a store without trials
+            _text(("tiny",)).map(lambda v: ["tuned", "--db", tdb, "--study", v]),
+            _text(("random",)).map(lambda v: ["tuned", "--db", tdb, "--sampler", v]),
+            _text(("train.lr",)).map(lambda k: ["tuned", "--db", tdb, "--fit", k]),
+            _num(NOT_NUMBERS, NON_FINITE, NEGATIVE, ZERO).map(
+                lambda n: ["tuned", "--db", tdb, "--fit", "train.lr", "--at", n]
+            ),
+            _num(NOT_NUMBERS, NON_FINITE, NEGATIVE).map(
+                lambda w: ["tuned", "--db", tdb, "--within", w]
+            ),
+            _num(NOT_NUMBERS, NON_FINITE, NEGATIVE, HUGE).map(
+                lambda b: ["tuned", "--db", tdb, "--bootstrap", b]
+            ),
+            st.just(["tuned", "--db", tdb, "--out", adir]),
+        ),
+        "select": st.one_of(
+            _text(("random", "dedup", "perplexity", "prototype", "active")).map(
+                lambda m: ["select", corpus, "--method", m, "--keep", "0.5", "--out", sel_out]
+            ),
+            _num(NOT_NUMBERS, NON_FINITE, NEGATIVE, ZERO, ["1.5", "2", "1e9"]).map(
+                lambda k: ["select", corpus, "--method", "random", "--keep", k, "--out", sel_out]
+            ),
+            _text(("doc", "chunk")).map(
+                lambda u: [
+                    "select",
+                    corpus,
+                    "--method",
+                    "random",
+                    "--keep",
+                    "0.5",
+                    "--unit",
+                    u,
+                    "--out",
+                    sel_out,
+                ]
+            ),
+            st.sampled_from(["nosuch:x", "markov:order=0", f"text:{missing}"]).map(
+                lambda c: ["select", c, "--method", "random", "--keep", "0.5", "--out", sel_out]
+            ),
+            st.sampled_from([adir, afile + "/x.json"]).map(
+                lambda o: ["select", corpus, "--method", "random", "--keep", "0.5", "--out", o]
+            ),
+            st.sampled_from([missing, afile]).map(
+                lambda r: [
+                    "select",
+                    corpus,
+                    "--method",
+                    "perplexity",
+                    "--keep",
+                    "0.5",
+                    "--reference",
+                    r,
+                    "--out",
+                    sel_out,
+                ]
+            ),
+            st.just(["select", corpus, "--method", "random", "--keep", "0.5"]),  # no --out
+        ),
+        "eval": st.one_of(
+            _text(("code-next-line", "code-brackets", "code-indent", "cloze")).map(
+                lambda t: ["eval", run, "--task", t]
+            ),
+            st.just(["eval", run, "--task", "syntax"]),  # a fine-tune task
+            BAD_NONNEG_INT.map(lambda n: ["eval", run, "--task", "cloze", "--items", n]),
+            st.sampled_from([adir, afile, missing]).map(lambda r: ["eval", r, "--task", "cloze"]),
+            st.just(["eval", run, "--task", "cloze", "--db", adir]),
+        ),
+        "finetune": st.one_of(
+            _text(("syntax", "stdlib-package", "copy", "add")).map(
+                lambda t: ["finetune", run, "--task", t, "--out", str(work / "ft")]
+            ),
+            st.sampled_from(
+                [
+                    "finetune.method=adapter",
+                    "finetune.lr=nan",
+                    "finetune.steps=-1",
+                    "finetune.bogus=1",
+                    "nosection=1",
+                    "finetune.lr='x'",
+                ]
+            ).map(
+                lambda v: ["finetune", run, "--task", "copy", "--set", v, "--out", str(work / "ft")]
+            ),
+            st.sampled_from([adir, afile, missing]).map(
+                lambda r: ["finetune", r, "--task", "copy", "--out", str(work / "ft")]
+            ),
+            st.just(["finetune", run, "--task", "copy", "--out", afile]),
+        ),
+        "intrinsic": st.one_of(
+            st.sampled_from(["ten", "0", "-5", "", "1,,2", "1.5", "nan", "10,x"]).map(
+                lambda d: ["intrinsic", run, "--task", "copy", "--dims", d]
+            ),
+            _text(("dense", "sparse", "fastfood")).map(
+                lambda p: ["intrinsic", run, "--task", "copy", "--projection", p]
+            ),
+            BAD_INT.map(lambda n: ["intrinsic", run, "--task", "copy", "--steps", n]),
+            _num(NOT_NUMBERS, NON_FINITE, NEGATIVE, ZERO).map(
+                lambda v: ["intrinsic", run, "--task", "copy", "--lr", v]
+            ),
+            _text(("syntax", "stdlib-package", "copy", "add", "lm")).map(
+                lambda t: ["intrinsic", run, "--task", t]
+            ),
+            st.sampled_from([adir, afile, missing]).map(
+                lambda r: ["intrinsic", r, "--task", "copy"]
+            ),
+        ),
+        "compress": st.one_of(
+            _text(("prune", "quant", "lowrank", "share")).map(
+                lambda m: [
+                    "compress",
+                    run,
+                    "--method",
+                    m,
+                    "--level",
+                    "0.5",
+                    "--out",
+                    str(work / "cmp"),
+                ]
+            ),
+            _num(NOT_NUMBERS, NON_FINITE, NEGATIVE, ["1", "2", "1e9"]).map(
+                lambda v: [
+                    "compress",
+                    run,
+                    "--method",
+                    "prune",
+                    "--level",
+                    v,
+                    "--out",
+                    str(work / "cmp"),
+                ]
+            ),
+            _num(NOT_NUMBERS, NON_FINITE, NEGATIVE, ["0", "1", "9", "33"]).map(
+                lambda v: [
+                    "compress",
+                    run,
+                    "--method",
+                    "quant",
+                    "--level",
+                    v,
+                    "--out",
+                    str(work / "cmp"),
+                ]
+            ),
+            _num(NOT_NUMBERS, NON_FINITE, NEGATIVE).map(
+                lambda v: [
+                    "compress",
+                    run,
+                    "--method",
+                    "prune",
+                    "--level",
+                    "0.5",
+                    "--recover",
+                    v,
+                    "--out",
+                    str(work / "cmp"),
+                ]
+            ),
+            st.sampled_from([adir, afile, missing]).map(
+                lambda r: ["compress", r, "--method", "prune", "--level", "0.5"]
+            ),
+            st.just(["compress", run, "--method", "prune", "--level", "0.5", "--out", afile]),
+        ),
+        "effective": st.one_of(
+            _json_file(work, JSON, "law").map(
+                lambda p: ["effective", "--law", p, "--loss", "2.5", "--tokens", "1e9"]
+            ),
+            _non_utf8(work).map(
+                lambda p: ["effective", "--law", p, "--loss", "2.5", "--tokens", "1e9"]
+            ),
+            st.sampled_from([adir, missing]).map(
+                lambda p: ["effective", "--law", p, "--loss", "2.5", "--tokens", "1e9"]
+            ),
+        ),
+        "capacity": st.one_of(
+            st.just(["capacity", run]),  # a Markov run: no facts: or bits: corpus to count
+            st.sampled_from([adir, afile, missing]).map(lambda r: ["capacity", r]),
+            wrong_db.map(lambda d: ["capacity", "--db", d, "--study", "tiny"]),
+            _text(("fp32", "int8", "int4", "bf16", "fp16")).map(
+                lambda p: ["capacity", run, "--precision", p]
+            ),
+        ),
+        "memorization": st.one_of(
+            st.sampled_from(["x", "0", "-8", "8,,16", "nan", ""]).map(
+                lambda v: ["memorization", run, "--prefix", v]
+            ),
+            BAD_INT.map(lambda n: ["memorization", run, "--samples", n]),
+            st.sampled_from([adir, afile, missing]).map(lambda r: ["memorization", r]),
+            wrong_db.map(lambda d: ["memorization", "--db", d, "--study", "tiny"]),
+        ),
+    }
+
+
+COMMANDS = [
+    "count",
+    "archs",
+    "train",
+    "export",
+    "corpus",
+    "sweep",
+    "points",
+    "compare",
+    "fit",
+    "plan",
+    "report",
+    "demo",
+    "presets",
+    "tune",
+    "tuned",
+    "select",
+    "eval",
+    "finetune",
+    "intrinsic",
+    "compress",
+    "effective",
+    "capacity",
+    "memorization",
+]
 
 
 @pytest.mark.parametrize("command", COMMANDS)

@@ -24,6 +24,8 @@ from scalelab.cli._app import (
     app,
     count_option,
     number,
+    out_file,
+    out_folder,
     say,
     warn,
 )
@@ -90,6 +92,8 @@ def tune_cmd(
     _needs_optuna()
     from scalelab.tune import tune
 
+    out_folder(runs, "--runs")
+    out_file(db, "--db")
     n = count_option(trials, "--trials", allow_zero=False) if trials is not None else None
     try:
         res = tune(
@@ -152,14 +156,14 @@ def tuned_cmd(
     power law of the best value against N, to name it for an untuned size (--at 1e8)."""
     from scalelab.tune import best_trials, fit_hyperparameter
 
-    best = best_trials(db, study, within=within, sampler=sampler)
-    laws = [
-        fit_hyperparameter(best, key, bootstrap=count_option(bootstrap, "--bootstrap"))
-        for key in fit or []
-    ]
+    # every option is read before the store is: a bad one is reported whatever the store holds
+    n_boot = count_option(bootstrap, "--bootstrap")
     points = [number(a, "--at") for a in at or []]
-    if at and not laws:
+    if at and not fit:
         raise ConfigError("--at names a fitted value: add --fit KEY (e.g. --fit train.lr)")
+    out_file(out, "--out")
+    best = best_trials(db, study, within=within, sampler=sampler)
+    laws = [fit_hyperparameter(best, key, bootstrap=n_boot) for key in fit or []]
     fits = [{**law.to_dict(), "at": {f"{n:g}": law.predict(n) for n in points}} for law in laws]
     if out is not None:
         from scalelab.rundir import write_json as write_json_atomic

@@ -36,6 +36,36 @@ def _chance_floor(chance: float, n: int) -> float:
     return chance + max(0.05, 1.96 * math.sqrt(chance * (1 - chance) / n))
 
 
+def _check_settings(
+    dims: Sequence[int],
+    steps: int,
+    lr: float,
+    full_lr: float,
+    full_steps: int | None,
+    batch_size: int,
+    threshold: float,
+    resolution: float,
+) -> None:
+    """The measurement's settings, checked before any model is loaded."""
+    from scalelab.errors import ConfigError
+
+    def bad(what: str, value: object, want: str) -> ConfigError:
+        return ConfigError(f"{what} must be {want}, got {value!r}")
+
+    if not dims or not all(isinstance(d, int) and d > 0 for d in dims):
+        raise bad("--dims", list(dims), "positive integers (10,30,100)")
+    for name, v in (("--steps", steps), ("--full-steps", full_steps), ("batch size", batch_size)):
+        if v is not None and (not isinstance(v, int) or v < 1):
+            raise bad(name, v, "a whole number >= 1")
+    for name, x in (("--lr", lr), ("--full-lr", full_lr)):
+        if not (math.isfinite(x) and x > 0):
+            raise bad(name, x, "a finite number > 0")
+    if not (0 < threshold <= 1):
+        raise bad("the threshold", threshold, "in (0, 1] (0.9: 90% of full fine-tuning)")
+    if not (0 <= resolution <= 1):  # the bisection's relative bracket: 0 exact, 1 none
+        raise bad("the resolution", resolution, "in [0, 1]")
+
+
 def run_intrinsic(
     run: str | Path,
     task: str,
@@ -55,6 +85,7 @@ def run_intrinsic(
     db: str | Path | None = None,
     log: Callable[[str], None] | None = None,
 ) -> IntrinsicResult:
+    _check_settings(dims, steps, lr, full_lr, full_steps, batch_size, threshold, resolution)
     if task == LM_TASK:
         return _lm_intrinsic(
             run, dims=dims, projection=projection, said=said, steps=steps, lr=lr,

@@ -222,6 +222,8 @@ def tune(
         raise ConfigError(f"--trials must be at least 1, got {trials}")
     if workers is not None and workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {workers}")
+    if threads is not None and threads < 1:
+        raise ConfigError(f"--threads must be at least 1, got {threads}")
     check_backend(backend, address)
     ts: TuneSpec = tune_spec
     if sampler is not None:  # --sampler: the same space searched another way

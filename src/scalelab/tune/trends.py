@@ -12,11 +12,12 @@ eta_opt = 0.3118 C^-0.125, B_opt = 0.292 C^0.3271, against compute) and Porian e
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from scalelab.errors import FitError, StoreError
+from scalelab.errors import ConfigError, FitError, StoreError
 
 
 def trial_points(db: str | Path, study: str | None = None) -> Any:
@@ -59,6 +60,8 @@ def best_trials(
     for each searched key ``KEY_lo``/``KEY_hi``: its range among those near trials."""
     import pandas as pd
 
+    if not (math.isfinite(within) and within >= 0):
+        raise ConfigError(f"--within must be a finite share >= 0 (0.01 is 1%), got {within}")
     df = trial_points(db, study)
     if sampler is not None:  # the searches of one sampler (the group name ends with it)
         df = df[df["group"].fillna("").str.endswith(f"/{sampler}")]
