@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import sqlite3
 import sys
@@ -277,3 +278,70 @@ def test_a_cluster_that_wants_a_token_is_told_in_one_line(monkeypatch):
     )
     with pytest.raises(ConfigError, match=r"token authentication .* RAY_AUTH_MODE=token"):
         ray_backend.preflight("10.1.2.3:6379")
+
+
+def _holder(lock: Path) -> int | None:
+    """The process that has ``lock`` open (the trainer holds its run's lock while it trains)."""
+    target = str(lock.resolve())
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if any(os.readlink(fd) == target for fd in (proc / "fd").iterdir()):
+                return int(proc.name)
+        except OSError:
+            continue
+    return None
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="finds the worker through /proc")
+def test_a_real_run_killed_on_ray_resumes_to_the_uninterrupted_loss(tmp_path):
+    """The real trainer: SIGKILL of the Ray worker training a run after its second
+    checkpoint; the retried task resumes there and ends with the local backend's losses."""
+    study = {
+        **REAL,
+        "study": {**REAL["study"], "tokens": [25600], "seeds": [0]},  # 100 steps per run
+        "train": {**REAL["train"], "checkpoint_every": 10, "eval_every": 20},
+    }
+    local = sweep(
+        study_from_dict(study), db=tmp_path / "l.db", out=tmp_path / "l", progress=False, threads=1
+    )
+    out = tmp_path / "r"
+    killed: dict[str, object] = {}
+
+    def killer() -> None:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and not killed:
+            for ckpts in out.glob("*/checkpoint*"):
+                run_dir = ckpts.parent
+                names = (re.fullmatch(r"step-(\d+)", p.name) for p in ckpts.iterdir())
+                steps = [int(m.group(1)) for m in names if m]  # not a half-written .tmp
+                if max(steps, default=0) >= 20 and not (run_dir / "summary.json").exists():
+                    pid = _holder(run_dir / ".lock")
+                    if pid is not None:
+                        killed.update(run_id=run_dir.name, pid=pid, step=max(steps))
+                        os.kill(pid, signal.SIGKILL)
+                        return
+            time.sleep(0.1)
+
+    t = threading.Thread(target=killer, daemon=True)
+    t.start()
+    remote = sweep(
+        study_from_dict(study), db=tmp_path / "r.db", out=out, progress=False, threads=1,
+        backend="ray",
+    )  # fmt: skip
+    t.join(timeout=5)
+    assert killed, "no run was killed"
+    assert [o.status for o in remote.runs] == ["finished", "finished"], remote.runs
+    by_id = {o.run_id: o for o in remote.runs}
+    assert by_id[str(killed["run_id"])].action == "resumed"
+    steps = [
+        json.loads(x)["step"]
+        for x in (out / str(killed["run_id"]) / "metrics.jsonl").read_text().splitlines()
+    ]
+    assert steps == sorted(set(steps)) and steps[-1] == 100  # continued, no step logged twice
+    for a, b in zip(local.runs, remote.runs, strict=True):
+        assert a.run_id == b.run_id and b.loss == pytest.approx(a.loss, rel=1e-6), (a, b)
+    print(f"\nkilled {killed}; losses local {[o.loss for o in local.runs]}, "
+          f"ray {[o.loss for o in remote.runs]}")  # fmt: skip

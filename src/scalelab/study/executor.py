@@ -33,6 +33,13 @@ start (importing torch), so for a study of a few short runs ``workers=1`` with
 ``threads=1`` can finish first (``benchmarks/sweep_workers.py`` measures both). On
 GPUs, ``devices=["cuda:0", "cuda:1"]`` gives each worker its device (``train.device``
 is not part of the run id, so where a run executes does not change its name).
+
+Backends
+--------
+``backend="local"`` (the above) or ``"ray"``: each run a Ray task on a local instance or on
+the cluster at ``address``, the store written by this process alone
+(:mod:`scalelab.study.ray_backend`). Both run one run through the same two halves,
+:func:`scalelab.study.runtask.train_task` and :func:`~scalelab.study.runtask.record_task`.
 """
 
 from __future__ import annotations
