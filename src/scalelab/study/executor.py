@@ -474,11 +474,8 @@ def sweep(
     and the token-cache probe (tests inject small fakes; a trainer given with
     ``workers > 1`` must be importable by name so the spawned workers can load it).
     """
-    if workers is not None and workers < 1:
-        raise ConfigError(f"workers must be at least 1, got {workers}")
-    check_backend(backend, address, devices)  # a bad address fails in seconds, here
-    if threads is not None and threads < 1:
-        raise ConfigError(f"threads must be at least 1, got {threads}")
+    # how and where runs train; a bad Ray address fails here, in seconds
+    check_backend(backend, address, devices, workers=workers, threads=threads)
     if devices is not None and not devices:
         raise ConfigError("devices is empty: name at least one, e.g. ['cuda:0']")
     spec0 = _with_overrides(as_study(study), overrides)

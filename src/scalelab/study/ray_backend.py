@@ -92,9 +92,20 @@ def _check_reachable(address: str) -> None:
         ) from None
 
 
-def check_backend(backend: str, address: str | None, devices: object = None) -> None:
-    """The backend options of ``sweep`` and ``tune``, checked before anything starts; for
-    Ray also that it is installed and that the address answers (in seconds, in one line)."""
+def check_backend(
+    backend: str,
+    address: str | None,
+    devices: object = None,
+    *,
+    workers: int | None = None,
+    threads: int | None = None,
+) -> None:
+    """The options of ``sweep`` and ``tune`` that say how and where runs train, checked
+    before anything starts; for Ray also that it is installed and that the address answers
+    (in seconds, in one line)."""
+    for option, value in (("--workers", workers), ("--threads", threads)):
+        if value is not None and value < 1:
+            raise ConfigError(f"{option} must be at least 1, got {value}")
     if backend not in BACKENDS:
         raise ConfigError(f"unknown backend {backend!r}: {' or '.join(BACKENDS)}")
     if address is not None and backend != "ray":

@@ -220,11 +220,7 @@ def tune(
             tune_spec = parse_tune(tune_spec, grid_keys=[k for k, _ in spec_study.grid])
     if trials is not None and trials < 1:
         raise ConfigError(f"--trials must be at least 1, got {trials}")
-    if workers is not None and workers < 1:
-        raise ConfigError(f"--workers must be at least 1, got {workers}")
-    if threads is not None and threads < 1:
-        raise ConfigError(f"--threads must be at least 1, got {threads}")
-    check_backend(backend, address)
+    check_backend(backend, address, workers=workers, threads=threads)
     ts: TuneSpec = tune_spec
     if sampler is not None:  # --sampler: the same space searched another way
         ts = parse_tune({**_raw(ts), "sampler": sampler})
