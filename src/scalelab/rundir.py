@@ -20,6 +20,8 @@ from scalelab import atomic
 from scalelab.errors import StoreError
 
 CONFIG, METRICS, SUMMARY, CHECKPOINTS = "config.json", "metrics.jsonl", "summary.json", "checkpoint"
+# in a Hugging Face export (``scalelab export``), beside its config.json: the run it came from
+EXPORT_META = "scalelab.json"
 
 
 def _clean(value: Any) -> Any:

@@ -27,7 +27,13 @@ class LoadedRun:
 
 
 def read_config(run: str | Path) -> RunConfig:
+    """The run's config: a run directory's ``config.json``, or the run config a Hugging Face
+    export of a run carries (``scalelab export``)."""
     run_dir = Path(run)
+    if (run_dir / rundir.EXPORT_META).is_file():
+        from scalelab.train.export import export_meta
+
+        return run_config_from_dict(export_meta(run_dir)["config"])
     if not (run_dir / rundir.CONFIG).is_file():
         raise StoreError(
             f"{run_dir} is not a run directory (no {rundir.CONFIG}); give the directory of a "
@@ -47,6 +53,13 @@ def load_run(run: str | Path, *, initial: bool = False) -> LoadedRun:
 
     run_dir = Path(run)
     cfg = read_config(run_dir)
+    if (run_dir / rundir.EXPORT_META).is_file() and not initial:  # a Hugging Face export: its weights, our model
+        from scalelab.train.export import load_export
+
+        cfg, model, meta = load_export(run_dir)
+        model.eval()
+        # the export's results are its own, beside the run's: "<run id>-hf"
+        return LoadedRun(run_dir, f"{meta['run_id']}-hf", cfg, model, int(meta["step"]))
     torch.manual_seed(cfg.train.seed)
     model = build_model(cfg.model)
     step = 0

@@ -17,6 +17,7 @@ other combination raises a ``ConfigError`` that names the fields to change.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import warnings
@@ -189,6 +190,90 @@ def hf_state_dict(model: nn.Module, cfg: ModelConfig) -> dict[str, torch.Tensor]
     return out
 
 
+def from_hf_state_dict(
+    hf: dict[str, torch.Tensor], cfg: ModelConfig
+) -> dict[str, torch.Tensor]:
+    """The inverse of :func:`hf_state_dict`: an export's weights under our names (GPT-2's
+    Conv1D transposed back, Llama's q/k/v and gate/up concatenated back). The zero biases a
+    bias-free model was exported with are dropped."""
+    layout = hf_layout(cfg)
+    out: dict[str, torch.Tensor] = {"tok_emb.weight": hf[_first(hf, "wte", "embed_tokens")]}
+    head = hf.get("lm_head.weight")
+    out["head.weight"] = head if head is not None else out["tok_emb.weight"]  # tied: not saved
+    if layout == "gpt2":
+        out["pos_emb.weight"] = hf["transformer.wpe.weight"]
+        pairs = [("norm_f", "transformer.ln_f")]
+        for i in range(cfg.n_layer):
+            ours, theirs = f"blocks.{i}.", f"transformer.h.{i}."
+            pairs += [(ours + a, theirs + b) for a, b in (("norm1", "ln_1"), ("norm2", "ln_2"))]
+            for a, b in (("attn.qkv", "attn.c_attn"), ("attn.proj", "attn.c_proj"),
+                         ("mlp.fc", "mlp.c_fc"), ("mlp.proj", "mlp.c_proj")):  # fmt: skip
+                out[ours + a + ".weight"] = hf[theirs + b + ".weight"].t().contiguous()
+                out[ours + a + ".bias"] = hf[theirs + b + ".bias"]
+        for a, b in pairs:
+            out[a + ".weight"] = hf[b + ".weight"]
+            out[a + ".bias"] = hf[b + ".bias"]
+        return out
+    out["norm_f.weight"] = hf["model.norm.weight"]
+    for i in range(cfg.n_layer):
+        ours, theirs = f"blocks.{i}.", f"model.layers.{i}."
+        out[ours + "norm1.weight"] = hf[theirs + "input_layernorm.weight"]
+        out[ours + "norm2.weight"] = hf[theirs + "post_attention_layernorm.weight"]
+        for kind in ("weight", "bias") if cfg.bias else ("weight",):
+            attn, mlp = theirs + "self_attn.", theirs + "mlp."
+            out[f"{ours}attn.qkv.{kind}"] = torch.cat(
+                [hf[f"{attn}{x}_proj.{kind}"] for x in ("q", "k", "v")]
+            )
+            out[f"{ours}attn.proj.{kind}"] = hf[f"{attn}o_proj.{kind}"]
+            out[f"{ours}mlp.fc.{kind}"] = torch.cat(
+                [hf[f"{mlp}gate_proj.{kind}"], hf[f"{mlp}up_proj.{kind}"]]
+            )
+            out[f"{ours}mlp.proj.{kind}"] = hf[f"{mlp}down_proj.{kind}"]
+    return out
+
+
+def _first(sd: dict[str, torch.Tensor], *names: str) -> str:
+    return next(k for k in sd if any(f".{n}." in f".{k}" for n in names))
+
+
+def export_meta(path: str | Path) -> dict[str, Any]:
+    """An export's ``scalelab.json``: the run's config, its id and the checkpoint's step."""
+    meta = rundir.read_json(Path(path) / rundir.EXPORT_META)
+    if not (
+        isinstance(meta, dict)
+        and isinstance(meta.get("config"), dict)
+        and isinstance(meta.get("step"), int)
+    ):
+        raise StoreError(
+            f"{Path(path) / rundir.EXPORT_META} is not an export's record (config, run_id, "
+            "step): export the run again"
+        )
+    return meta
+
+
+def load_export(path: str | Path) -> tuple[Any, nn.Module, dict[str, Any]]:
+    """(the run's RunConfig, our model with the export's weights, the export's metadata):
+    so that tasks, fine-tuning and the intrinsic dimension run on an export as on its run.
+    The weights are read from ``model.safetensors`` (no ``transformers`` needed)."""
+    from safetensors.torch import load_file
+
+    export_dir = Path(path)
+    meta = export_meta(export_dir)
+    cfg = run_config_from_dict(meta["config"])
+    weights = export_dir / "model.safetensors"
+    if not weights.is_file():
+        raise StoreError(f"{export_dir} has no model.safetensors: export the run again")
+    model = build_model(cfg.model)
+    state = from_hf_state_dict(load_file(str(weights)), cfg.model)
+    ours = model.state_dict()
+    state = {k: v for k, v in state.items() if k in ours}  # the zero biases of bias = false
+    missing = [k for k in ours if k not in state]
+    if missing:  # pragma: no cover - a mapping bug, not a user error
+        raise RuntimeError(f"HF import mapping: missing {missing}")
+    model.load_state_dict(state, strict=False)
+    return cfg, model, meta
+
+
 def to_hf(model: nn.Module, cfg: ModelConfig, eos_id: int | None = None) -> Any:
     """A ``GPT2LMHeadModel`` or ``LlamaForCausalLM`` (fp32, eval mode) with our weights."""
     tf = _transformers()
@@ -263,6 +348,9 @@ def export(
     tf.utils.logging.disable_progress_bar()  # no shard-writing bar for a one-file checkpoint
     try:
         hf.save_pretrained(tmp)
+        # what scalelab needs to read the export back as its run (tasks, fine-tuning, d90)
+        meta = {"config": cfg.to_dict(), "run_id": run_dir.name, "step": ckpt.step}
+        atomic.write_text(tmp / rundir.EXPORT_META, json.dumps(meta, indent=1) + "\n")
         atomic.share_like_open(tmp)
     finally:
         tf.utils.logging.enable_progress_bar()
