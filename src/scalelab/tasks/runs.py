@@ -53,7 +53,9 @@ def load_run(run: str | Path, *, initial: bool = False) -> LoadedRun:
 
     run_dir = Path(run)
     cfg = read_config(run_dir)
-    if (run_dir / rundir.EXPORT_META).is_file() and not initial:  # a Hugging Face export: its weights, our model
+    if (
+        run_dir / rundir.EXPORT_META
+    ).is_file() and not initial:  # a Hugging Face export: its weights, our model
         from scalelab.train.export import load_export
 
         cfg, model, meta = load_export(run_dir)

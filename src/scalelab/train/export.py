@@ -190,9 +190,7 @@ def hf_state_dict(model: nn.Module, cfg: ModelConfig) -> dict[str, torch.Tensor]
     return out
 
 
-def from_hf_state_dict(
-    hf: dict[str, torch.Tensor], cfg: ModelConfig
-) -> dict[str, torch.Tensor]:
+def from_hf_state_dict(hf: dict[str, torch.Tensor], cfg: ModelConfig) -> dict[str, torch.Tensor]:
     """The inverse of :func:`hf_state_dict`: an export's weights under our names (GPT-2's
     Conv1D transposed back, Llama's q/k/v and gate/up concatenated back). The zero biases a
     bias-free model was exported with are dropped."""
