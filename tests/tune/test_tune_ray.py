@@ -67,3 +67,20 @@ def test_bad_ray_address_for_tune_is_one_error(tmp_path: Path) -> None:
         run(tmp_path, {"train.lr": LR}, trials=2, backend="ray", address="127.0.0.1:1")
     assert time.monotonic() - t0 < 10
     assert not (tmp_path / "r.db").exists()
+
+
+def test_a_trial_whose_ray_worker_dies_is_retried_and_resumes(tmp_path: Path, monkeypatch) -> None:
+    """The first trial to reach step 4 kills its Ray worker: Ray retries the task, the trial's
+    run resumes from its checkpoint, and the search ends with every trial complete."""
+    import json
+
+    log = tmp_path / "calls.jsonl"
+    monkeypatch.setenv("FAKE_TRAIN_LOG", str(log))  # set before Ray starts: workers inherit
+    monkeypatch.setenv("FAKE_TRAIN_DIE_AT", f"4:{tmp_path / 'died'}")
+    res = run(tmp_path, {"train.lr": {**LR, "n": 4}}, sampler="grid", trials=4, backend="ray")
+    killed = (tmp_path / "died").read_text()  # the run whose worker died
+    assert [t.state for t in res.trials].count("COMPLETE") == 4 and len(res.trials) == 4
+    calls = [json.loads(x)["run_id"] for x in log.read_text().splitlines()]
+    assert calls.count(killed) == 2 and len(set(calls)) == 4  # retried once, nothing else twice
+    metrics = (tmp_path / "runs" / killed / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(m)["step"] for m in metrics] == list(range(1, 11))  # resumed at step 5
