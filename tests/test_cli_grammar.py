@@ -47,6 +47,9 @@ BAD: list[tuple[str, ...]] = [
     ("compress", "MISSING", "--method", "zip", "--level", "0.5"),
     ("compress", "MISSING"),
     ("effective", "--law", "MISSING", "--loss", "2.5", "--tokens", "1e9"),
+    ("plan", "--compute", "1e21", "--hyper", "MISSING"),
+    ("plan", "--compute", "1e21", "--hyper", "SECTION.toml"),  # not a law's JSON
+    ("plan", "--compute", "1e21", "--hyper", "LIST.json"),  # JSON of the wrong shape
     ("sweep", "MISSING.toml", "--backend", "slurm"),
     ("sweep", "MISSING.toml", "--backend", "ray", "--address", "127.0.0.1:1"),  # nothing there
     ("sweep", "MISSING.toml", "--address", "auto"),  # an address without --backend ray
@@ -71,7 +74,9 @@ def test_bad_argument_is_one_line_exit_2_naming_real_options(args, tmp_path, mon
         "MISSING.db": str(tmp_path / "missing.db"),
         "MISSING.csv": str(tmp_path / "missing.csv"),
         "OUT": str(tmp_path / "out"),
+        "LIST.json": str(tmp_path / "list.json"),
     }
+    (tmp_path / "list.json").write_text('[{"key": "train.lr", "k": "x"}]')
     argv = [subs.get(a, a) for a in args]
     monkeypatch.setattr(sys, "argv", ["scalelab", *argv])
     monkeypatch.setenv("SCALELAB_CACHE", str(tmp_path / "cache"))

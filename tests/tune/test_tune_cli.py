@@ -74,6 +74,29 @@ def test_tune_then_tuned(tmp_path: Path, capsys, monkeypatch) -> None:
     assert all(r["trials"] == 2 and r["best"] > 0 for r in res["best"])
     (fit,) = res["fits"]
     assert fit["key"] == "train.lr" and fit["n_points"] == 3 and fit["at"]["1e+06"] > 0
+    # the fitted law names the learning rate of a planned size never tuned
+    laws = tmp_path / "lr.json"
+    code, out, err = run_cli(
+        capsys, monkeypatch, "tuned", "--db", db, "--fit", "train.lr", "--bootstrap", "20",
+        "--out", str(laws),
+    )  # fmt: skip
+    assert code == 0, err
+    code, out, err = run_cli(
+        capsys, monkeypatch, "plan", "--compute", "1e21", "--law", "hoffmann2022",
+        "--hyper", str(laws), "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    plan = json.loads(out)
+    (named,) = plan["hyperparameters"]
+    law = json.loads(laws.read_text())[0]
+    assert named["key"] == "train.lr" and named["N"] == plan["N"]
+    assert named["value"] == pytest.approx(law["k"] * plan["N"] ** -law["alpha"], rel=1e-12)
+    assert named["extrapolation"] > 1e4  # billions of parameters from a ladder of thousands
+    code, out, err = run_cli(
+        capsys, monkeypatch, "plan", "--compute", "1e21", "--law", "hoffmann2022",
+        "--hyper", str(laws),
+    )  # fmt: skip
+    assert code == 0 and "train.lr" in out and "beyond the fitted sizes" in out
 
 
 @pytest.mark.parametrize(

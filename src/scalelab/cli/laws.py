@@ -283,6 +283,14 @@ def plan_cmd(
             "--unique-tokens", help="Unique tokens available, e.g. 1e11 (data-constrained)."
         ),
     ] = None,
+    hyper: Annotated[
+        Path | None,
+        typer.Option(
+            "--hyper",
+            help="Name hyperparameters for the planned N with the laws `tuned --fit KEY --out "
+            "FILE` wrote.",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
 ) -> None:
     """Compute-optimal N and D for a compute budget, or the compute for a target loss."""
@@ -297,11 +305,18 @@ def plan_cmd(
         raise PlanError(f"--target-loss {target_loss}: give a finite loss > 0 (nats per token)")
     budgets = [number(c, "--compute") for c in compute or []]
     unique = None if unique_tokens is None else number(unique_tokens, "--unique-tokens")
+    tuned = []
+    if hyper is not None:
+        from scalelab.tune.trends import load_hyperparameter_laws
+
+        tuned = load_hyperparameter_laws(hyper)
     the_law = resolve_law(law)
     if target_loss is not None:
         plans = [make_plan(the_law, target_loss=target_loss, unique_tokens=unique)]
     else:
         plans = [make_plan(the_law, c, unique_tokens=unique) for c in budgets]
+    for p in plans:  # the planned size's hyperparameters, from the tuned ladder's laws
+        p.hyperparameters = [h.name_at(p.N) for h in tuned]
     if as_json:
         payload = [p.to_dict() for p in plans]
         print(json.dumps(payload[0] if len(payload) == 1 else payload, indent=1))

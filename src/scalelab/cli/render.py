@@ -223,6 +223,14 @@ def plan(p: Any, law: Any) -> None:
             f"  N    {c['N']:.3g}\n  D    {c['D']:.3g} ({c['epochs']:.3g} epochs)\n"
             f"  loss {c['loss']:.4f}{civ_s}"
         )
+    for h in p.hyperparameters:
+        lo, hi = h["fitted_N"]
+        where = (
+            f"inside the fitted sizes {lo:.3g} to {hi:.3g}"
+            if h["extrapolation"] == 1.0
+            else f"{h['extrapolation']:.3g}x beyond the fitted sizes {lo:.3g} to {hi:.3g}"
+        )
+        say(f"  {h['key']} {h['value']:.3g} (the tuned law at N = {h['N']:.3g}, {where})")
     for w in p.warnings:
         warn(f"warning: {w}")
 

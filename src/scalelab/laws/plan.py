@@ -62,6 +62,8 @@ class Plan:
     constrained: dict[str, Any] | None = None
     ci_level: float = 0.95
     warnings: list[str] = field(default_factory=list)
+    # values named for N by fitted hyperparameter laws (``plan --hyper``; tune.trends)
+    hyperparameters: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

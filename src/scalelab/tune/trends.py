@@ -113,6 +113,36 @@ class HyperparameterLaw:
     def predict(self, N: float) -> float:
         return float(self.k * N ** (-self.alpha))
 
+    @classmethod
+    def from_dict(cls, d: Any) -> HyperparameterLaw:
+        """A law as :meth:`to_dict` (and ``scalelab tuned --out``) writes it."""
+        try:
+            law = cls(
+                key=str(d["key"]),
+                k=float(d["k"]),
+                alpha=float(d["alpha"]),
+                ci={k: (float(v[0]), float(v[1])) for k, v in (d.get("ci") or {}).items()},
+                n_points=int(d["n_points"]),
+                points=[(float(n), float(v)) for n, v in d["points"]],
+            )
+        except (KeyError, TypeError, ValueError, IndexError):
+            raise ConfigError(
+                "not a fitted hyperparameter law (key, k, alpha, n_points, points), as "
+                "`scalelab tuned` writes it with its fit and out options"
+            ) from None
+        if not (math.isfinite(law.k) and law.k > 0 and math.isfinite(law.alpha) and law.points):
+            raise ConfigError(f"hyperparameter law for {law.key}: k > 0, a finite alpha and "
+                              "its fitted points are needed")  # fmt: skip
+        return law
+
+    def name_at(self, N: float) -> dict[str, Any]:
+        """The value this law names for a model of N parameters, with how far N lies outside
+        the sizes it was fitted on (1: inside; 40: 40x beyond the nearest end)."""
+        lo, hi = min(n for n, _ in self.points), max(n for n, _ in self.points)
+        beyond = N / hi if hi < N else (lo / N if lo > N else 1.0)
+        return {"key": self.key, "value": self.predict(N), "N": N, "fitted_N": [lo, hi],
+                "extrapolation": beyond}  # fmt: skip
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "key": self.key,
@@ -123,6 +153,25 @@ class HyperparameterLaw:
             "n_points": self.n_points,
             "points": [list(p) for p in self.points],
         }
+
+
+def load_hyperparameter_laws(path: str | Path) -> list[HyperparameterLaw]:
+    """The laws ``scalelab tuned --fit KEY --out FILE`` wrote (a list, or one law)."""
+    from scalelab.rundir import read_json
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(
+            f"--hyper {str(path)!r} is not a file: give the JSON file `scalelab tuned` wrote"
+        )
+    try:
+        data = read_json(path)
+    except StoreError as e:
+        raise ConfigError(f"--hyper: {e}") from None
+    laws = [HyperparameterLaw.from_dict(d) for d in (data if isinstance(data, list) else [data])]
+    if not laws:
+        raise ConfigError(f"--hyper {str(path)!r} holds no law: fit one with `scalelab tuned`")
+    return laws
 
 
 def fit_hyperparameter(
