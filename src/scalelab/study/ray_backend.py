@@ -177,9 +177,7 @@ def connect(address: str | None) -> Iterator[Any]:
     if address is None and ray.is_initialized():
         yield ray
         return
-    if address is not None:
-        _check_reachable(address)
-    try:
+    try:  # the address was checked by preflight (check_backend), before any work
         ray.init(
             address=address or "local",
             include_dashboard=False,
@@ -204,6 +202,24 @@ def capacity(ray: Any, threads: int, gpu: bool) -> int:
     if gpu:
         return max(1, int(res.get("GPU", 0)))
     return max(1, int(res.get("CPU", 1) // threads))
+
+
+def remote_runs(
+    ray: Any, fn: Callable[..., Any], threads: int, workers: int | None
+) -> tuple[Any, int, str | None]:
+    """``fn`` as a Ray task of one run (sweeps and searches alike): ``threads`` CPUs, or one
+    GPU when the cluster has GPUs; retried when its worker dies, not when it raises (a run's
+    own errors are recorded by the task). Returns (the remote function, how many to keep in
+    flight: ``workers`` or the cluster's capacity, the device the task should train on)."""
+    gpu = ray.cluster_resources().get("GPU", 0) > 0
+    remote = ray.remote(fn).options(
+        num_cpus=threads,
+        num_gpus=1 if gpu else 0,
+        max_retries=RAY_RETRIES,
+        retry_exceptions=False,
+    )
+    device = "cuda" if gpu else None  # the one device Ray makes visible to the task
+    return remote, workers or capacity(ray, threads, gpu), device
 
 
 def _remote_run(task: RunTask, threads: int, device: str | None) -> dict[str, Any]:
@@ -244,16 +260,8 @@ def run_on_ray(
     returns; ``recorded``/``failed`` tell the sweep's progress view (``monitor``). A Ctrl-C
     cancels the tasks in flight; their runs resume on the next sweep."""
     per_run = threads or 1
-    gpu = ray.cluster_resources().get("GPU", 0) > 0
-    limit = workers or capacity(ray, per_run, gpu)
+    remote, limit, device = remote_runs(ray, _remote_run, per_run, workers)
     monitor.workers = limit  # the ETA divides the work left among the runs in flight
-    remote = ray.remote(_remote_run).options(
-        num_cpus=per_run,
-        num_gpus=1 if gpu else 0,
-        max_retries=RAY_RETRIES,
-        retry_exceptions=False,  # a run's own errors are recorded by the task, not retried
-    )
-    device = "cuda" if gpu else None  # the one device Ray made visible to the task
     queue = sorted(todo, key=lambda rt: -(monitor.planned.get(rt[0].run_id) or 0.0))
     in_flight: dict[Any, tuple[PlannedRun, RunTask]] = {}
     try:

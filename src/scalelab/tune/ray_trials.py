@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from scalelab.study.ray_backend import RAY_RETRIES, capacity, connect, ray_failure
+from scalelab.study.ray_backend import connect, ray_failure, remote_runs
 from scalelab.tune.trial import (
     Reporter,
     TrialTask,
@@ -98,22 +98,15 @@ def run_trials_on_ray(
                 )
                 .remote(db, spec)
             )
-        gpu = ray.cluster_resources().get("GPU", 0) > 0
-        limit = workers or capacity(ray, threads, gpu)
-        remote = ray.remote(_remote_trial).options(
-            num_cpus=threads,
-            num_gpus=1 if gpu else 0,
-            max_retries=RAY_RETRIES,
-            retry_exceptions=False,
-        )
+        remote, limit, device = remote_runs(ray, _remote_trial, threads, workers)
         pending = list(queue)
         in_flight: dict[Any, tuple[Any, TrialTask]] = {}
         try:
             while pending or in_flight:
                 while pending and len(in_flight) < limit:
                     trial, task = ask(pending.pop(0))
-                    if gpu:  # the one device Ray made visible to the task
-                        task = _on_device(task, "cuda")
+                    if device is not None:
+                        task = _on_device(task, device)
                     in_flight[remote.remote(task, threads, desk)] = (trial, task)
                 done, _ = ray.wait(list(in_flight), num_returns=1)
                 for ref in done:
