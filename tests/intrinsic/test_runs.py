@@ -16,9 +16,9 @@ def test_pretraining_from_scratch_has_a_d90(tiny_run, tmp_path):
         db=db,
     )  # fmt: skip
     assert res.full_performance > 0.3  # 30 steps of full training lower the loss from ln 258
-    from scalelab.tasks.runs import load_run
+    from scalelab.runs import open_run
 
-    assert sum(p.numel() for p in load_run(tiny_run).model.parameters()) == res.D
+    assert sum(p.numel() for p in open_run(tiny_run).model.parameters()) == res.D
     assert res.d90 in (16, 256, 4096)
     saved = json.loads((tiny_run / "intrinsic" / "lm-fastfood-initial.json").read_text())
     assert saved["d90"] == res.d90 and saved["initial"] is True

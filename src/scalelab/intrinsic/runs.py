@@ -225,12 +225,13 @@ def _lm_intrinsic(
     import torch.nn.functional as F
 
     from scalelab.data import load_tokens
-    from scalelab.tasks.runs import check_causal, load_run, read_config
+    from scalelab.runs import open_run, read_config
+    from scalelab.tasks.runs import check_causal
     from scalelab.train.batches import TrainSampler, gather, val_windows
 
     cfg = read_config(run)
     check_causal(cfg, "the language-modelling objective")
-    loaded = load_run(run, initial=True)
+    loaded = open_run(run, initial=True)
     data = load_tokens(cfg.data, cfg.model.vocab_size)
     T = cfg.model.context
     sampler = TrainSampler(np.asarray(data.train), T, seed)

@@ -96,11 +96,10 @@ def select(
             raise SelectionError("a RunConfig reference is only for method 'active'")
         template = reference
     elif reference is not None:
-        from scalelab.select.reference import check_finished, load_reference
+        from scalelab.select.reference import load_reference
 
-        ref = load_reference(reference)
-        if method != "active":
-            check_finished(Path(reference))
+        # active trains its own small models from the reference's config: weights not read
+        ref = load_reference(reference, template=method == "active")
         template = ref.cfg
 
     if template is not None:

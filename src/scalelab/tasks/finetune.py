@@ -269,12 +269,18 @@ def _id(parent: str, task: str, cfg: FinetuneConfig) -> str:
 
 
 def prepare(
-    run: str | Path, task_name: str, cfg: FinetuneConfig, *, initial: bool = False
+    run: str | Path,
+    task_name: str,
+    cfg: FinetuneConfig,
+    *,
+    initial: bool = False,
+    verify: bool = True,
 ) -> tuple[Any, Task, Splits]:
     """(loaded run, task, examples), every check done before training (``initial``: the
-    run's weights before training, see :func:`scalelab.tasks.runs.load_run`)."""
+    run's weights before training, see :func:`scalelab.runs.open_run`)."""
+    from scalelab.runs import open_run, read_config
     from scalelab.tasks.evaluation import check_task_fits
-    from scalelab.tasks.runs import check_causal, load_run, read_config, run_tokenizer
+    from scalelab.tasks.runs import check_causal
     from scalelab.tasks.supervised import build
 
     task = get_task(task_name)
@@ -286,8 +292,8 @@ def prepare(
         )
     check_task_fits(task, run_cfg)
     check_causal(run_cfg, "fine-tuning")
-    loaded = load_run(run, initial=initial)
-    splits = build(task.name, run_cfg.data, run_tokenizer(run_cfg), run_cfg.model.context, cfg.seed)
+    loaded = open_run(run, initial=initial, verify=verify)
+    splits = build(task.name, run_cfg.data, loaded.tokenizer(), run_cfg.model.context, cfg.seed)
     return loaded, task, splits
 
 
@@ -301,6 +307,7 @@ def finetune(
     resume: bool = True,
     progress: bool = False,
     log: Any = None,
+    verify: bool = True,
 ) -> FinetuneResult:
     """Fine-tune ``run`` on ``task``; see the module docstring. A finished fine-tune in the
     same directory is returned as it is (``resume=False`` refuses an existing directory)."""
@@ -312,7 +319,7 @@ def finetune(
     from scalelab.train.device import ThreadPolicy
 
     cfg = cfg or FinetuneConfig()
-    loaded, t, splits = prepare(run, task, cfg)
+    loaded, t, splits = prepare(run, task, cfg, verify=verify)
     run_id = _id(loaded.run_id, t.name, cfg)
     run_dir = Path(out) if out is not None else loaded.run_dir.parent / run_id
     if (run_dir / rundir.SUMMARY).exists():
