@@ -167,6 +167,9 @@ def _check_arch_fields(cfg: ModelConfig) -> None:
         )
 
 
+MAX_CANARY_TOKENS = 10**8  # 0.75 GiB as int64: canaries are a small share of a corpus
+
+
 @dataclass(frozen=True)
 class CanaryConfig:
     """``data.canaries``: random token sequences inserted into the training stream at known
@@ -188,6 +191,16 @@ class CanaryConfig:
         if not self.repeats or any(r < 1 for r in self.repeats):
             raise ConfigError(
                 f"data.canaries.repeats must be a list of positive integers, got {self.repeats}"
+            )
+        # the canaries are drawn as one array of count x len(repeats) x (prefix + length)
+        # tokens and inserted sum(repeats) times each: bound both before anything is drawn
+        drawn = self.count * len(self.repeats) * (self.prefix + self.length)
+        inserted = self.count * sum(self.repeats) * (self.prefix + self.length)
+        if max(drawn, inserted) > MAX_CANARY_TOKENS:
+            raise ConfigError(
+                f"data.canaries would draw {drawn:,} and insert {inserted:,} tokens (about "
+                f"{8 * max(drawn, inserted) / 2**30:.3g} GiB): keep count x (prefix + length) "
+                f"x sum(repeats) under {MAX_CANARY_TOKENS:,}"
             )
 
 
@@ -280,6 +293,7 @@ class TrainConfig:
             v = getattr(self, name)
             if v is not None and v <= 0:
                 raise ConfigError(f"train.{name} must be positive, got {v}")
+        check_rate("train.lr", self.lr)
         if not 0.0 <= self.warmup < 1.0:
             raise ConfigError(
                 f"train.warmup is a fraction of the steps in [0, 1), got {self.warmup}"
@@ -346,8 +360,9 @@ class DistillConfig:
             raise ConfigError(
                 f"distill.alpha must be in [0, 1] (0: no distillation), got {self.alpha}"
             )
-        if not self.temperature > 0:
-            raise ConfigError(f"distill.temperature must be positive, got {self.temperature}")
+        check_rate("distill.temperature", self.temperature)
+        if self.teacher is not None and not self.teacher.strip():
+            raise ConfigError("distill.teacher is empty: name a finished run directory or a TOML")
         if self.top_k is not None and self.top_k < 1:
             raise ConfigError(f"distill.top_k must be a positive integer, got {self.top_k}")
         if self.init_every is not None and self.init_every < 1:
@@ -496,6 +511,17 @@ SECTIONS: dict[str, type] = {
 }
 
 
+# A learning rate above this is a typo, not a setting: every step overflows (AdamW's update
+# of 1e308 cannot even be stored); well-tuned rates of every optimizer here are below 1.
+MAX_RATE = 1e3
+
+
+def check_rate(name: str, value: float) -> None:
+    """One rule for every rate (a learning rate, a temperature): finite, > 0, <= MAX_RATE."""
+    if not (math.isfinite(value) and 0 < value <= MAX_RATE):
+        raise ConfigError(f"{name} must be a finite number in (0, {MAX_RATE:g}], got {value!r}")
+
+
 def _check_choice(name: str, value: str, choices: Iterable[str]) -> None:
     choices = tuple(choices)
     if value not in choices:
@@ -518,12 +544,18 @@ def _coerce(name: str, value: Any, hint: Any) -> Any:
         if isinstance(value, bool):
             return value
     elif hint is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
         if isinstance(value, float) and value.is_integer():
-            return int(value)
+            value = int(value)
+        if isinstance(value, int) and not isinstance(value, bool):
+            # one rule for every section: a seed is a whole number >= 0 (numpy refuses less)
+            if name.rsplit(".", 1)[-1].endswith("seed") and value < 0:
+                raise ConfigError(f"{name} must be a whole number >= 0 (a seed), got {value}")
+            return value
     elif hint is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
+            # one rule for every section: no setting means anything at NaN or infinity
+            if not math.isfinite(value):
+                raise ConfigError(f"{name} must be a finite number, got {value!r}")
             return float(value)
     elif hint is str:
         if isinstance(value, str):

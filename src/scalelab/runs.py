@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -163,12 +164,14 @@ def open_run(
     initial: bool = False,
     verify: bool = True,
     strict: bool = False,
+    note: bool = True,
 ) -> FinishedRun:
     """Open the finished run (or run export) at ``path``; see the module docstring.
 
     ``initial``: the config alone is read (the run need not have finished), and the model is
     the one its seed draws before training (the "no pretraining" point of a d90 curve). ``strict``: a damaged newest checkpoint is
-    an error rather than a skip. ``what`` names the path in messages (``"--reference"``)."""
+    an error rather than a skip, which is otherwise a warning (``note=False``: the caller
+    words it). ``what`` names the path in messages (``"--reference"``)."""
     p = Path(path)
     name = _what(what, p)
     if (p / rundir.EXPORT_META).is_file():
@@ -193,6 +196,12 @@ def open_run(
         raise RunError(
             f"{name}: the newest checkpoint is damaged: {'; '.join(skipped)}; the newest intact "
             f"one is step {ckpt.step}"
+        )
+    if skipped and note:
+        warnings.warn(
+            f"{name}: skipped the damaged checkpoint(s) {'; '.join(skipped)}; using step "
+            f"{ckpt.step}, the newest intact one",
+            stacklevel=2,
         )
     if summary.get("status") not in FINISHED:
         got = f"status {summary.get('status')!r}" if summary else f"no {rundir.SUMMARY}"

@@ -24,6 +24,7 @@ import sys
 import typer
 
 from scalelab.cli import (
+    checks,
     laws,
     memorization,
     models,
@@ -54,9 +55,11 @@ _PANELS = (
 app.registered_commands.sort(
     key=lambda c: _PANELS.index(c.rich_help_panel) if c.rich_help_panel in _PANELS else 99
 )
+checks.plain_help()
 
 __all__ = [
     "app",
+    "checks",
     "console",
     "laws",
     "main",
@@ -85,6 +88,21 @@ def version() -> None:
     print(__version__)
 
 
+def _note(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def _check_argv(args: list[str]) -> None:
+    """The command line's own mistakes (an empty value, an option given twice)."""
+    name = next((a for a in args if not a.startswith("-")), None)
+    if name is None:
+        return
+    group = typer.main.get_command(app)
+    command = getattr(group, "commands", {}).get(name)
+    if command is not None:
+        checks.argv(command, args[args.index(name) + 1 :])
+
+
 def main() -> None:
     """Entry point: every bad input (a ScalelabError, or a usage error such as an unknown
     option or a missing argument) becomes one plain line on stderr and exit code 2."""
@@ -94,7 +112,9 @@ def main() -> None:
         from click import exceptions as click  # type: ignore[no-redef]
 
     try:
-        code = app(standalone_mode=False, prog_name="scalelab")
+        with checks.warnings_as_notes(_note):
+            _check_argv(sys.argv[1:])
+            code = app(standalone_mode=False, prog_name="scalelab")
     except ScalelabError as e:
         error_line(e)
         sys.exit(2)

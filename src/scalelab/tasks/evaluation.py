@@ -18,7 +18,7 @@ from scalelab.data.corpus_spec import parse_spec
 from scalelab.errors import ConfigError, DataError
 from scalelab.runs import open_run, read_config
 from scalelab.tasks.registry import Task, get_task
-from scalelab.tasks.results import put_task_results, write_run_results
+from scalelab.tasks.results import put_task_results, read_run_results, write_run_results
 from scalelab.tasks.runs import check_causal
 
 DEFAULT_ITEMS = 500
@@ -79,6 +79,7 @@ def evaluate(
     from scalelab.train.device import ThreadPolicy
 
     loaded = open_run(run, verify=verify)
+    read_run_results(loaded.run_dir)  # a damaged tasks.json is refused before any scoring
     tokenizer = loaded.tokenizer()
     rows = []
     n_params = sum(p.numel() for p in loaded.model.parameters())

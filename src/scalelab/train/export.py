@@ -30,6 +30,7 @@ from torch import nn
 from scalelab import atomic, rundir
 from scalelab.config import ModelConfig
 from scalelab.errors import ConfigError, StoreError, TrainingError
+from scalelab.outputs import check_output
 from scalelab.runs import export_meta, file_checksums, open_run, read_config
 from scalelab.train.hf_map import (
     GPT2_ACT,
@@ -122,7 +123,8 @@ def export(
     """Write the newest checkpoint of run directory ``run`` as a Hugging Face checkpoint.
 
     ``out`` defaults to ``RUN/hf``. The directory is written under a temporary name and
-    renamed into place; an existing ``out`` is replaced. Returns ``out``.
+    renamed into place; an existing ``out`` is replaced only if it is this run's own export
+    (anything else there is refused before any work). Returns ``out``.
 
     Where the newest checkpoint is damaged, the newest intact one is exported and
     ``note`` (default: a warning) is told in one line which step and why; with ``strict``
@@ -134,8 +136,15 @@ def export(
     target = Path(out) if out is not None else run_dir / "hf"
     if target.exists() and not target.is_dir():
         raise ConfigError(f"--out {str(target)!r} is a file: give a folder for the export")
+    # a new folder, or this run's own earlier export (replaced); never a run or anything else
+    check_output(
+        target,
+        "--out",
+        folder=True,
+        own=lambda a: a.kind == "export" and a.meta.get("run_id") == run_dir.name,
+    )
     hf_layout(read_config(run_dir).model)  # fail on the layout before reading any weights
-    opened = open_run(run_dir)
+    opened = open_run(run_dir, note=False)  # a skipped checkpoint is worded below
     cfg = opened.cfg
     if opened.is_export:
         raise ConfigError(f"{run_dir} is already a Hugging Face export: export its run instead")

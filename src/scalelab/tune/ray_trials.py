@@ -72,7 +72,7 @@ def _remote_trial(task: TrialTask, threads: int, desk: Any) -> dict[str, Any]:
 
 def run_trials_on_ray(
     queue: list[str],
-    ask: Callable[[str], tuple[Any, TrialTask]],
+    ask: Callable[[str], tuple[Any, TrialTask] | None],
     tell: Callable[[Any, TrialTask, Mapping[str, Any]], None],
     *,
     address: str | None,
@@ -104,7 +104,10 @@ def run_trials_on_ray(
         try:
             while pending or in_flight:
                 while pending and len(in_flight) < limit:
-                    trial, task = ask(pending.pop(0))
+                    got = ask(pending.pop(0))
+                    if got is None:  # the group's budget is spent (another tune took it)
+                        continue
+                    trial, task = got
                     if device is not None:
                         task = _on_device(task, device)
                     in_flight[remote.remote(task, threads, desk)] = (trial, task)
