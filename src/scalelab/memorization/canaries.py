@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from scalelab.config import CanaryConfig
+from scalelab.memorization.canaries_plugin import CanaryConfig
 
 if TYPE_CHECKING:
     from scalelab.data.cache import TokenData
