@@ -13,12 +13,20 @@ from scalelab.intrinsic.plugin import IntrinsicPlugin
 from scalelab.memorization.canaries_plugin import CanaryPlugin
 from scalelab.plugin import Plugin, register_plugin
 from scalelab.tasks.hooks import TasksPlugin
+from scalelab.techniques.compress_plugin import CompressPlugin
 from scalelab.techniques.distill_plugin import DistillPlugin
+from scalelab.techniques.select_plugin import SelectPlugin
+from scalelab.tune.plugin import TunePlugin
 
+# The order is that of the hooks, of the report's sections and of the claims on a point
+# (a distilled student trained on a selection is a distilled point).
 BUILTIN_PLUGINS: tuple[type[Plugin], ...] = (
+    CompressPlugin,
     DistillPlugin,
+    SelectPlugin,
     TasksPlugin,  # before IntrinsicPlugin: a sweep scores the tasks, then measures d90
     IntrinsicPlugin,
+    TunePlugin,
     CanaryPlugin,
 )
 

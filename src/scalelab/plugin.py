@@ -329,14 +329,13 @@ def run_after_hooks(
 
 
 def point_fields(summary: Mapping[str, Any], config: Mapping[str, Any]) -> dict[str, Any]:
-    """The technique columns of a run's point: each plug-in's :meth:`Plugin.point_fields`
-    in registration order, a later one overriding an earlier one."""
-    row: dict[str, Any] = {}
+    """The technique columns of a run's point: those of the first plug-in, in registration
+    order, whose :meth:`Plugin.point_fields` claims the run ({} for a plain run)."""
     for p in _PLUGINS.values():
         fields = p.point_fields(summary, config)
         if fields:
-            row.update(fields)
-    return row
+            return fields
+    return {}
 
 
 def point_kinds() -> tuple[str, ...]:
