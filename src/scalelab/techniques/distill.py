@@ -30,7 +30,7 @@ import contextlib
 import dataclasses
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -40,7 +40,9 @@ from scalelab import rundir
 from scalelab.config import RunConfig, load_run_config, run_config_from_dict
 from scalelab.errors import ConfigError
 from scalelab.plugin import RunContext, TrainHook
-from scalelab.techniques.distill_plugin import DistillConfig
+
+if TYPE_CHECKING:
+    from scalelab.techniques.distill_plugin import DistillConfig
 
 FINISHED = ("finished", "stopped_early")
 
