@@ -7,13 +7,16 @@ so the reference cannot drift from the code.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 MARKER = "<!-- cli-reference -->"
 
 
 def _cell(text: str) -> str:
-    return " ".join(text.split()).replace("|", "\\|")
+    """One table cell: one line, pipes escaped, and <run id> shown, not read as HTML."""
+    text = " ".join(text.split()).replace("|", "\\|")
+    return text.replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _param_row(param: Any) -> str | None:
@@ -50,10 +53,11 @@ def cli_reference() -> str:
             continue
         sub = typer.Context(cmd, info_name=name, parent=ctx)
         usage = " ".join(cmd.collect_usage_pieces(sub))
+        usage = re.sub(r"\{(\w+)\}", lambda m: m.group(1).upper(), usage)  # typer's {run}
         out.append(f"## `scalelab {name}`\n")
         out.append(f"```text\nscalelab {name} {usage}\n```\n")
         if cmd.help:
-            out.append(cmd.help.strip().replace("\b\n", "") + "\n")
+            out.append(_cell(cmd.help.strip().replace("\b\n", "")) + "\n")
         rows = [r for p in cmd.params if (r := _param_row(p)) is not None]
         if rows:
             out.append("| name | kind | default | what it means |\n|---|---|---|---|")
