@@ -100,16 +100,16 @@ class TrainHook:
 @dataclass
 class RunContext:
     """What a :class:`TrainHook` is made from: the run being set up. ``precision`` (the
-    loop's ``Precision``) is filled in once the loop has resolved it, before the first step;
-    ``train`` is the trainer itself, for a hook that must train a run it needs and that is
-    not there yet (kept until the sweep orders runs by :func:`run_needs`)."""
+    loop's ``Precision``) is filled in once the loop has resolved it, before the first step.
+    The runs the run needs (:meth:`Plugin.needs`) are finished before it starts: the sweep
+    orders runs by :func:`run_needs` and ``scalelab train`` trains them first; a hook
+    never trains another run."""
 
     cfg: RunConfig
     run_dir: Path
     device: Any  # torch.device
     model: Any  # the nn.Module being trained, freshly initialised
     precision: Any = None
-    train: Any = None  # scalelab.train.train
 
 
 class Plugin:

@@ -581,9 +581,9 @@ class _Run:
         self.model.train()
         # the active plug-ins' training hooks (distillation: the teacher and its loss term),
         # after build_model: a hook may overwrite the fresh weights (distill.init_every).
-        # train: a teacher given as a run TOML is trained first, by this same loop, until
-        # the sweep orders runs by scalelab.plugin.run_needs
-        self.context = RunContext(cfg, run_dir, self.device, self.model, train=train)
+        # The runs this one needs (scalelab.plugin.run_needs: a teacher) are finished
+        # already: the sweep and `scalelab train` train them first, never this loop
+        self.context = RunContext(cfg, run_dir, self.device, self.model)
         self.hooks = train_hooks(self.context)
         self.optimizer = make_optimizer(self.model, cfg, self.device)
         self.forward: nn.Module = self.model
