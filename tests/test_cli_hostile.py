@@ -1237,3 +1237,33 @@ def test_zz_every_hardened_command_was_probed(capsys):
         print("\nhardened cases tried per command:", dict(sorted(HARD_COUNTS.items())))
         print("total:", sum(HARD_COUNTS.values()))
     assert set(HARD_COUNTS) == set(HARD_COMMANDS)
+
+
+def test_the_data_loss_cases_leave_the_protected_run_byte_for_byte(work, arte, monkeypatch, capsys):
+    """The issue's data-loss cases, each refused with the protected run's bytes unchanged:
+    compress RUN --out RUN, export RUN --out RUN, and --out at another run, a derived run or
+    an export, for every command that writes a run-like directory."""
+    run, other = arte["run"], arte["other"]
+    cases = [
+        ["compress", run, "--method", "quant", "--level", "4", "--out", run],
+        ["export", run, "--out", run],
+        *[
+            argv
+            for target in (other, arte["derived"], *([arte["export"]] if "export" in arte else []))
+            for argv in (
+                ["compress", run, "--method", "prune", "--level", "0.5", "--out", target],
+                ["export", run, "--out", target],
+                ["finetune", run, "--task", "copy", "--out", target],
+            )
+        ],
+    ]
+    for argv in cases:
+        target = Path(argv[-1])
+        before = _digest(target)
+        problem = hard_outcome(work, argv, monkeypatch)
+        assert problem is None, (argv, problem)
+        assert _digest(target) == before
+        with capsys.disabled():
+            print(
+                f"\nrefused, {len(before)} files of {target.name} unchanged: {' '.join(argv[:1])}"
+            )

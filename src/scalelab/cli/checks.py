@@ -79,7 +79,7 @@ def seed(value: int | None, option: str) -> None:
 def rate(value: float | None, option: str) -> None:
     """A rate (a learning rate, a temperature): finite, > 0 and at most MAX_RATE (the
     same rule as the config's rates)."""
-    from scalelab.config import check_rate
+    from scalelab.ranges import check_rate
 
     if value is not None:
         check_rate(option, value)
@@ -231,6 +231,9 @@ def warnings_as_notes(note: Callable[[str], None]) -> Iterator[None]:
     package's: torch, numpy and friends speak to developers, not to the user)."""
     import warnings
 
+    import scalelab
+
+    ours = str(Path(scalelab.__file__).parent) + os.sep
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
@@ -238,7 +241,7 @@ def warnings_as_notes(note: Callable[[str], None]) -> Iterator[None]:
         finally:
             seen: set[str] = set()
             for w in caught:
-                if "scalelab" not in str(w.filename) or str(w.message) in seen:
+                if not str(w.filename).startswith(ours) or str(w.message) in seen:
                     continue
                 seen.add(str(w.message))
                 note(" ".join(f"note: {w.message}".split()))

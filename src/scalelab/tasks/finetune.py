@@ -37,8 +37,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from scalelab import atomic
-from scalelab.config import _check_choice, apply_overrides, check_rate, section_from_dict
+from scalelab.config import _check_choice, apply_overrides, section_from_dict
 from scalelab.errors import ConfigError, TrainingError
+from scalelab.ranges import check_rate
 from scalelab.tasks.registry import Task, get_task
 
 if TYPE_CHECKING:

@@ -31,7 +31,6 @@ from scalelab import atomic, rundir
 from scalelab.config import ModelConfig
 from scalelab.errors import ConfigError, StoreError, TrainingError
 from scalelab.outputs import check_output
-from scalelab.runs import export_meta, file_checksums, open_run, read_config
 from scalelab.train.hf_map import (
     GPT2_ACT,
     LLAMA_ACT,
@@ -39,6 +38,7 @@ from scalelab.train.hf_map import (
     hf_layout,
     hf_state_dict,
 )
+from scalelab.train.runs import export_meta, file_checksums, open_run, read_config
 
 FORMATS = ("hf",)
 
