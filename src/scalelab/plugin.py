@@ -30,6 +30,8 @@ The points of a run's life, in order:
 * **points** -- :attr:`Plugin.point_kinds`: the ``kind`` values of the store's points it
   writes; :meth:`Plugin.point_fields` turns a run's summary into the point's technique
   columns.
+* **analyses** -- :meth:`Plugin.comparison` adds the technique's part to an
+  architecture comparison (downstream tasks' slopes).
 * **report and CLI** -- :attr:`Plugin.report` and :attr:`Plugin.cli` are lazy
   ``"module:attr"`` / ``"module"`` references to its report section builder and its command
   group, imported only by the report and the command line.
@@ -205,6 +207,20 @@ class Plugin:
         ``parent_run_id``, ``extra_json``) read from its summary and config dicts, or None
         when this run is not this technique's point."""
         return None
+
+    def comparison(
+        self,
+        cmp: Any,
+        db: str | Path,
+        *,
+        study: str | None,
+        bootstrap: int,
+        seed: int,
+        archs: Any,
+    ) -> None:
+        """Add this technique's part to an architecture comparison of the store ``db``
+        (a :class:`scalelab.study.compare.Comparison`, changed in place): downstream
+        tasks fill ``cmp.downstream``."""
 
     def report_builder(self) -> Any:
         """Its report section builder (``ReportContext -> Section | None``), or None."""
