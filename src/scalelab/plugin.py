@@ -61,8 +61,12 @@ How to add a technique (one module and one registration)::
 
 Import ``mytech`` before loading a config with a ``[mytech]`` section; the built-in
 techniques are registered by ``import scalelab`` (:mod:`scalelab.builtin`), above the core,
-never by the core importing a technique. This module is torch-free and imports nothing of
-scalelab but the errors, so every layer may use it.
+never by the core importing a technique. A sweep's spawned workers and Ray tasks import
+``scalelab`` only: a plug-in outside :data:`scalelab.builtin.BUILTIN_PLUGINS` works in the
+process that registered it (``sweep(workers=1)``, ``train``). A worked example (a loss term,
+a data hook and an after-run point in one class) is ``tests/test_plugin.py``; the table of
+hooks is ``docs/plugins.md``. This module is torch-free and imports nothing of scalelab but
+the errors, so every layer may use it.
 """
 
 from __future__ import annotations
