@@ -485,10 +485,9 @@ def default_builders() -> list[Builder]:
     return [*CORE_BUILDERS, *report_builders()]
 
 
-def __getattr__(name: str) -> Any:
-    if name == "BUILDERS":  # the default sections as registered now
-        return default_builders()
-    raise AttributeError(name)
+# the default sections of the plug-ins registered when this module was imported (the
+# built-in ones); default_builders() also sees a plug-in registered later
+BUILDERS: list[Builder] = default_builders()
 
 
 # the sections that need no ladder runs: a store written by `scalelab tune` alone
