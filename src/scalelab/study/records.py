@@ -201,6 +201,13 @@ def point_row(
         row["technique"] = f"{sel['method']}{'-' + order if order else ''}" if sel else None
         row["parent_run_id"] = sel.get("reference")
         row["extra_json"] = json.dumps({"selection": dict(sel)}, sort_keys=True) if sel else None
+    if train.get("branch_of"):  # a WSD branch (scalelab.train.branch): a run, marked as one
+        row["technique"], row["parent_run_id"] = "branch", train["branch_of"]
+        info = s.get("branch") or {
+            "parent": train["branch_of"],
+            "at_tokens": train.get("branch_at"),
+        }
+        row["extra_json"] = json.dumps({"branch": info}, sort_keys=True)
     distill = s.get("distill") if s else None
     if isinstance(distill, Mapping):  # a distilled student (scalelab.techniques.distill)
         row["kind"], row["technique"] = "distilled", "distill"
