@@ -58,6 +58,13 @@ def demo_cmd(
         ),
     ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of every run.")] = 0,
+    branches: Annotated[
+        bool,
+        typer.Option(
+            "--branches",
+            help="One WSD run per size; the smaller budgets branch off it (docs/branches.md).",
+        ),
+    ] = False,
     quiet: QuietOption = False,
 ) -> None:
     """The main job on a built-in corpus: ladder, Chinchilla fit, held-out check, report."""
@@ -67,7 +74,7 @@ def demo_cmd(
         raise ConfigError(f"--out {str(out)!r} is a file: give a folder for the demo")
     res = demo(
         out,
-        DemoDesign(corpus=corpus, seed=seed),
+        DemoDesign(corpus=corpus, seed=seed, budgets="branches" if branches else "dedicated"),
         workers=workers,
         progress=not quiet,
         log=(lambda *_: None) if quiet else say,
