@@ -63,6 +63,7 @@ from scalelab.data import load_tokens
 from scalelab.data.selection import apply_selection
 from scalelab.errors import ConfigError, StoreError
 from scalelab.fmt import si
+from scalelab.plugin import run_needs
 from scalelab.rundir import write_json
 from scalelab.study.branching import branch_needs
 from scalelab.study.cost import config_counts, planned_flops
@@ -71,7 +72,7 @@ from scalelab.study.grid import PlannedRun, Sizer, expand
 from scalelab.study.manifest import write_manifest
 from scalelab.study.pool import InProcess, Job, LocalProcesses, run_pool, worker_device
 from scalelab.study.ray_backend import check_backend
-from scalelab.study.records import FINISHED, last_metrics, read_run
+from scalelab.study.records import FINISHED, NEEDED_BY, last_metrics, read_run
 from scalelab.study.runtask import (
     RunTask,
     TrainFn,
@@ -566,7 +567,7 @@ def sweep(
                 monitor.run_ended(
                     r.run_id, row["C_exact"], row["wall_seconds"], row["status"], True
                 )
-                measure_downstream(run_dir, db_path, row["status"], spec.tasks, spec.intrinsic)
+                measure_downstream(run_dir, db_path, row["status"], spec.after)
                 if row["status"] not in FINISHED:
                     failed_before[r.run_id] = row["reason"] or "failed"
                 continue
@@ -584,8 +585,7 @@ def sweep(
                 resume=run_dir.exists(),
                 counts=counts[r.run_id],
                 trainer=trainer,
-                tasks=spec.tasks,
-                intrinsic=dict(spec.intrinsic),
+                after=dict(spec.after),
             )
             todo[r.run_id] = (r, task)
         store.close()
@@ -630,9 +630,10 @@ def _planned_runs(
     needs it first), and the graph of their needs."""
     runs = expand(spec, sizer=sizer)
     branches = branch_needs([r.config for r in runs])  # a WSD branch needs its parent
+    declared = needs or run_needs  # by default, what the registered plug-ins declare
 
     def all_needs(cfg: RunConfig) -> list[RunConfig]:
-        return [*branches(cfg), *(needs(cfg) if needs is not None else [])]
+        return [*branches(cfg), *declared(cfg)]
 
     graph = build_graph([r.config for r in runs], all_needs)
     by_id = {r.run_id: r for r in runs}
@@ -640,7 +641,7 @@ def _planned_runs(
     for run_id in graph.configs:
         if run_id not in by_id:
             cfg = graph.configs[run_id]
-            axes = {"arch": cfg.model.arch, "needed_by": needed_by[run_id][0]}
+            axes = {"arch": cfg.model.arch, NEEDED_BY: needed_by[run_id][0]}
             by_id[run_id] = PlannedRun(cfg, axes)
             runs.append(by_id[run_id])
     return runs, graph

@@ -4,7 +4,9 @@ A run may need other runs to have finished before it starts (a WSD branch needs 
 stable-phase state, a student its teacher, a fine-tune its base). Each run is still one run
 directory named by its config; the graph only says which must end first.
 
-* :func:`build_graph` closes a list of configs over a ``needs(cfg) -> [RunConfig]`` function:
+* :func:`build_graph` closes a list of configs over a ``needs(cfg) -> [RunConfig]`` function
+  (by default :func:`scalelab.plugin.run_needs`: what the registered plug-ins declare, e.g.
+  a distilled student's teacher given as a run TOML):
   every needed run that is not in the list is added (after the ones asked for), and a cycle
   (a run that needs itself, through any chain) is a :class:`~scalelab.errors.ScalelabError`
   naming the chain, raised before any run starts.
@@ -24,6 +26,7 @@ from dataclasses import dataclass
 
 from scalelab.config import RunConfig
 from scalelab.errors import ScalelabError
+from scalelab.plugin import run_needs
 
 Needs = Callable[[RunConfig], Sequence[RunConfig]]  # a run -> the runs it needs first
 Cost = Callable[[RunConfig], float | None]  # planned FLOPs (or tokens); None: unknown, 0
@@ -90,7 +93,7 @@ def build_graph(configs: Iterable[RunConfig], needs: Needs | None = None) -> Run
     """The runs ``configs`` and every run they need (through ``needs``), checked acyclic.
 
     Raises :class:`ScalelabError` on a cycle, naming the runs of the chain."""
-    needs = needs or no_needs
+    needs = needs or run_needs  # by default, what the registered plug-ins declare
     nodes: dict[str, RunConfig] = {}
     for c in configs:
         nodes.setdefault(c.run_id(), c)
