@@ -47,12 +47,13 @@ def test_cached_and_recomputed_generation_agree(variant, temperature):
     a = generate(model, PROMPTS, 12, generator=seeded(), **kw)
     b = generate(model, PROMPTS, 12, generator=seeded(), use_cache=False, **kw)
     assert a.cached and not b.cached
-    assert torch.equal(a.tokens, b.tokens)
+    assert torch.equal(a.completion, b.completion)
+    assert a.tokens[1, :5].tolist() == [0, 0, 0, 0, 5]  # left-padded to the longest prompt
     torch.testing.assert_close(a.logprobs, b.logprobs, atol=1e-5, rtol=0)
     torch.testing.assert_close(a.sampling_logprobs, b.sampling_logprobs, atol=1e-5, rtol=0)
     if temperature:  # the draws did something: another seed gives other tokens
         c = generate(model, PROMPTS, 12, generator=seeded(2), **kw)
-        assert not torch.equal(a.tokens, c.tokens)
+        assert not torch.equal(a.completion, c.completion)
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -103,18 +104,18 @@ def test_top_k_one_is_greedy():
     greedy = generate(model, PROMPTS, 10, temperature=0)
     g = seeded()
     top1 = generate(model, PROMPTS, 10, temperature=1.5, top_k=1, generator=g)
-    assert torch.equal(top1.tokens, greedy.tokens)
+    assert torch.equal(top1.completion, greedy.completion)
     assert torch.equal(top1.sampling_logprobs, torch.zeros_like(top1.sampling_logprobs))
     assert not torch.equal(g.get_state(), seeded().get_state())  # it sampled (one token each)
     sampled = generate(model, PROMPTS, 10, temperature=1.5, generator=seeded())
-    assert not torch.equal(sampled.tokens, greedy.tokens)
+    assert not torch.equal(sampled.completion, greedy.completion)
 
 
 def test_temperature_towards_zero_becomes_greedy():
     model = model_of("gpt2")
     greedy = generate(model, PROMPTS, 10, temperature=0)
     cold = generate(model, PROMPTS, 10, temperature=1e-4, generator=seeded())
-    assert torch.equal(cold.tokens, greedy.tokens)
+    assert torch.equal(cold.completion, greedy.completion)
     g = seeded()
     generate(model, PROMPTS, 10, temperature=0, generator=g)
     assert torch.equal(g.get_state(), seeded().get_state())  # greedy draws nothing
@@ -123,7 +124,7 @@ def test_temperature_towards_zero_becomes_greedy():
     with torch.no_grad():
         for _ in range(10):
             seq = torch.cat([seq, model(seq)[:, -1].argmax(-1, keepdim=True)], 1)
-    assert greedy.tokens[2].tolist() == seq[0, len(PROMPTS[2]) :].tolist()
+    assert greedy.completion[2].tolist() == seq[0, len(PROMPTS[2]) :].tolist()
 
 
 def test_samples_follow_the_top_k_distribution():
@@ -135,33 +136,35 @@ def test_samples_follow_the_top_k_distribution():
         logits = model(torch.tensor([[3, 1]]))[0, -1]
     top = (logits / temperature).topk(k)
     p = torch.softmax(top.values, -1)
-    counts = torch.bincount(res.tokens[:, 0], minlength=64).float()
+    counts = torch.bincount(res.completion[:, 0], minlength=64).float()
     assert counts.sum() == counts[top.indices].sum()  # nothing outside the top k
     freq = counts[top.indices] / n
     assert (freq - p).abs().max() < 4 * (p * (1 - p) / n).sqrt().max()
     # the log-probs returned are the model's (temperature 1) and the sampled distribution's
     torch.testing.assert_close(
-        res.logprobs[:, 0], torch.log_softmax(logits, -1)[res.tokens[:, 0]], atol=1e-5, rtol=0
+        res.logprobs[:, 0], torch.log_softmax(logits, -1)[res.completion[:, 0]], atol=1e-5, rtol=0
     )
     q = torch.full((64,), float("-inf"))
     q[top.indices] = torch.log(p)
-    torch.testing.assert_close(res.sampling_logprobs[:, 0], q[res.tokens[:, 0]], atol=1e-5, rtol=0)
+    torch.testing.assert_close(
+        res.sampling_logprobs[:, 0], q[res.completion[:, 0]], atol=1e-5, rtol=0
+    )
 
 
 def test_eos_stops_a_row_and_counts_its_tokens():
     model = model_of("gpt2")
     free = generate(model, PROMPTS, 10, temperature=0)
-    eos = int(free.tokens[0, 3])  # row 0 emits it as its 4th token
-    first = [row.index(eos) + 1 if eos in row else 10 for row in free.tokens.tolist()]
+    eos = int(free.completion[0, 3])  # row 0 emits it as its 4th token
+    first = [row.index(eos) + 1 if eos in row else 10 for row in free.completion.tolist()]
     res = generate(model, PROMPTS, 10, temperature=0, eos=eos)
     assert res.new_tokens.tolist() == first
     for i, n in enumerate(first):
-        assert res.tokens[i, :n].tolist() == free.tokens[i, :n].tolist()
-        assert (res.tokens[i, n:] == eos).all() and (res.logprobs[i, n:] == 0).all()
+        assert res.completion[i, :n].tolist() == free.completion[i, :n].tolist()
+        assert (res.completion[i, n:] == eos).all() and (res.logprobs[i, n:] == 0).all()
         assert (res.logprobs[i, :n] < 0).all()
     assert first[0] <= 4 and min(first) < 10
     assert [len(c) for c in res.completions()] == first
-    assert res.completions()[0] == free.tokens[0, : first[0]].tolist()
+    assert res.completions()[0] == free.completion[0, : first[0]].tolist()
 
 
 def test_flops_and_token_counts_by_hand():
@@ -184,7 +187,7 @@ def test_flops_and_token_counts_by_hand():
     # without it, step s recomputes the prompt and the s tokens before
     want = sum(sum(hand(t) for t in range(1, p + s + 1)) for p in (3, 1, 5, 2) for s in range(6))
     assert again.flops == want
-    eos = int(res.tokens[1, 1])
+    eos = int(res.completion[1, 1])
     stopped = generate(model, PROMPTS, 6, temperature=0, eos=eos)
     n = stopped.new_tokens.tolist()
     assert n[1] <= 2
@@ -204,7 +207,7 @@ def test_architectures_without_a_cache_recompute_correctly(arch):
         with torch.no_grad():
             for _ in range(5):
                 seq = torch.cat([seq, model(seq)[:, -1].argmax(-1, keepdim=True)], 1)
-        assert res.tokens[i].tolist() == seq[0, len(prompt) :].tolist()
+        assert res.completion[i].tolist() == seq[0, len(prompt) :].tolist()
     with pytest.raises(GenerateError, match="no key-value cache"):
         generate(model, PROMPTS, 5, use_cache=True)
 
@@ -214,9 +217,14 @@ def test_a_tensor_of_prompts_and_the_training_mode():
     prompts = torch.tensor([[1, 2, 3], [4, 5, 6]])
     res = generate(model, prompts, 4, temperature=0)
     assert model.training  # put back
-    assert res.tokens.shape == (2, 4) and res.prompt_lengths == [3, 3]
-    assert torch.equal(res.tokens, generate(model, prompts.tolist(), 4, temperature=0).tokens)
-    assert generate(model, prompts, 0).tokens.shape == (2, 0)
+    assert res.tokens.shape == (2, 7) and res.prompt_lengths == [3, 3]
+    assert torch.equal(res.tokens[:, :3], prompts) and torch.equal(
+        res.tokens[:, 3:], res.completion
+    )
+    assert torch.equal(
+        res.completion, generate(model, prompts.tolist(), 4, temperature=0).completion
+    )
+    assert torch.equal(generate(model, prompts, 0).tokens, prompts)
 
 
 @pytest.mark.parametrize(

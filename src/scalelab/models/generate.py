@@ -16,6 +16,9 @@ prompt by up to ``max_new_tokens`` tokens and returns a :class:`GenerateResult`.
   id); ``top_k`` keeps the k largest logits (ties at the k-th kept too); ``generator`` seeds
   the draws (one ``torch.multinomial`` over the batch per step, whichever path computes the
   logits, so the cached and the recomputed paths draw the same numbers).
+* **Output**: ``tokens`` [B, P + max_new_tokens] is each prompt (left-padded to the longest,
+  P) followed by its new tokens, as Hugging Face's ``generate`` returns them;
+  ``result.completion`` is the new part, ``logprobs`` its log-probabilities.
 * **Stopping**: a row stops after it emits ``eos``; its later slots hold ``eos`` with log-prob
   0. Generation ends when every row has stopped or after ``max_new_tokens``.
 * **FLOPs** follow :mod:`scalelab.accounting` (``count(..., causal=True)``): a forward at
@@ -46,18 +49,18 @@ class GenerateError(ScalelabError):
 
 @dataclass(frozen=True)
 class GenerateResult:
-    """What :func:`generate` returns; B rows, ``max_new_tokens`` columns.
+    """What :func:`generate` returns; B rows, P = the longest prompt, M = ``max_new_tokens``.
 
-    * ``tokens`` [B, max_new_tokens] (long): the generated tokens only (the prompt is not
-      repeated); after a row's ``eos``, ``eos`` again (0 without ``eos``: then every row runs
-      to ``max_new_tokens``, unless ``max_new_tokens`` is 0).
-    * ``logprobs`` [B, max_new_tokens] (fp32): log p(token | prefix) under the model itself
-      (temperature 1, no top-k): what a policy gradient and a KL to a reference need; 0 after
-      the stop.
-    * ``sampling_logprobs``: the same under the distribution actually sampled from (after
-      temperature and top-k; 0 for greedy).
+    * ``tokens`` [B, P + M] (long): each row's prompt, left-padded to P, then its generated
+      tokens (as Hugging Face's ``generate`` returns them: ``tokens[:, P:]`` is the
+      ``completion``). Padding on the left and the slots after a row's ``eos`` hold ``eos``
+      (0 without ``eos``: then every row runs to M tokens).
+    * ``logprobs`` [B, M] (fp32): log p(token | prefix) under the model itself (temperature
+      1, no top-k): what a policy gradient and a KL to a reference need; 0 after the stop.
+    * ``sampling_logprobs`` [B, M]: the same under the distribution actually sampled from
+      (after temperature and top-k; 0 for greedy).
     * ``new_tokens`` [B] (long): tokens each row generated, its ``eos`` included.
-    * ``prompt_lengths``: each row's prompt length.
+    * ``prompt_lengths``: each row's prompt length (P - padding).
     * ``flops``: forward FLOPs spent (see the module docstring); ``cached``: the path taken.
     """
 
@@ -69,9 +72,15 @@ class GenerateResult:
     flops: int
     cached: bool
 
+    @property
+    def completion(self) -> torch.Tensor:
+        """The generated tokens [B, M] (``tokens`` without the prompts)."""
+        return self.tokens[:, self.tokens.shape[1] - self.logprobs.shape[1] :]
+
     def completions(self) -> list[list[int]]:
         """Each row's generated tokens, up to and including its ``eos``."""
-        return [self.tokens[i, :n].tolist() for i, n in enumerate(self.new_tokens.tolist())]
+        new = self.completion
+        return [new[i, :n].tolist() for i, n in enumerate(self.new_tokens.tolist())]
 
 
 def position_flops(model_cfg: object, t: int) -> int:
@@ -275,7 +284,11 @@ def generate(
     device = next(model.parameters()).device
     B = len(rows)
     fill = 0 if eos is None else eos
-    tokens = torch.full((B, max_new_tokens), fill, dtype=torch.long, device=device)
+    width = max(len(r) for r in rows)
+    tokens = torch.full((B, width + max_new_tokens), fill, dtype=torch.long, device=device)
+    for i, r in enumerate(rows):
+        tokens[i, width - len(r) : width] = torch.tensor(r, dtype=torch.long)
+    new = tokens[:, width:]  # a view: the loop writes the completion into tokens
     logprobs = torch.zeros(B, max_new_tokens, device=device)
     sampling_logprobs = torch.zeros(B, max_new_tokens, device=device)
     new_tokens = torch.zeros(B, dtype=torch.long, device=device)
@@ -290,7 +303,7 @@ def generate(
                 for s in range(max_new_tokens):
                     tok, lp, slp = _sample(logits, float(temperature), top_k, generator)
                     live = ~done
-                    tokens[:, s] = torch.where(live, tok, fill)
+                    new[:, s] = torch.where(live, tok, fill)
                     logprobs[:, s] = torch.where(live, lp, 0.0)
                     sampling_logprobs[:, s] = torch.where(live, slp, 0.0)
                     new_tokens += live.long()
@@ -298,7 +311,7 @@ def generate(
                         done |= tok == eos
                     if s == max_new_tokens - 1 or bool(done.all()):
                         break
-                    logits = stepper.step(tokens[:, s])
+                    logits = stepper.step(new[:, s])
     finally:
         model.train(was_training)
     lengths = [len(r) for r in rows]
