@@ -14,7 +14,7 @@ from scalelab.cli import main
 from scalelab.errors import FitError
 from scalelab.laws import fit_law
 from scalelab.laws.forms import FORMS
-from scalelab.laws.gao import coefficient_trend, expand_extra, fit_gao, fit_gao_curves
+from scalelab.laws.gao import coefficient_trend, fit_gao, fit_gao_curves
 from scalelab.laws.law import Law
 
 
@@ -227,12 +227,6 @@ def test_the_cli_offers_every_form_of_the_api(run):
         assert form in text, form
     r = run("fit", "--csv", "x.csv", "--form", "gao-bonn")
     assert r.returncode == 2 and "did you mean 'gao-bon'" in r.stderr
-
-
-def test_expand_extra_keeps_the_store_columns():
-    df = pd.DataFrame({"run_id": ["a"], "arch": ["t"], "extra_json": ['{"kl": 1.5, "arch": "x"}']})
-    out = expand_extra(df)
-    assert out.loc[0, "kl"] == 1.5 and out.loc[0, "arch"] == "t" and "extra_json" not in out
 
 
 def test_two_rl_runs_of_one_policy_and_reward_model_are_two_curves():

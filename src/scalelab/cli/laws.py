@@ -85,8 +85,6 @@ def read_posttrain_points(
     or a CSV's rows, for the Gao laws."""
     import pandas as pd
 
-    from scalelab.laws.gao import expand_extra
-
     if db is not None and csv is not None:
         raise FitError("give the points either with --db STORE or with --csv FILE, not both")
     if csv is not None:
@@ -107,20 +105,8 @@ def read_posttrain_points(
                 f"no results store at {str(db)!r}: run `scalelab bon` or `scalelab posttrain` "
                 f"with --db {db} first, or give the points with --csv FILE"
             )
-        from scalelab.study.store import Store
-
-        df = load_points(db, study=study, kind="posttrain")
-        # load_points leaves extra_json out; the posttrain numbers (kl, rewards) live there
-        with Store(db, create=False) as s:
-            rows = s.query(
-                "SELECT DISTINCT run_id, parent_run_id, extra_json FROM points WHERE kind = ?",
-                ["posttrain"],
-            )
-        extra = pd.DataFrame(
-            [dict(r) for r in rows], columns=["run_id", "parent_run_id", "extra_json"]
-        )
-        df = df.drop(columns=[c for c in ("parent_run_id",) if c in df.columns])
-        df = expand_extra(df.merge(extra.drop_duplicates("run_id"), on="run_id", how="left"))
+        # the posttrain numbers (kl, rewards, method, reward model) live in extra_json
+        df = load_points(db, study=study, kind="posttrain", extra=True)
         if df.empty:
             raise FitError(
                 f"the store {db} holds no posttrain points: run `scalelab bon` or "

@@ -14,7 +14,6 @@ KL(policy || initial policy)) and a reward column: ``gold_reward`` or ``proxy_re
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -53,16 +52,6 @@ def with_stage(df: pd.DataFrame) -> pd.DataFrame:
     if "run_id" in df.columns:
         return df.assign(stage=[stage_of(r) for r in df["run_id"]])
     return df
-
-
-def expand_extra(df: pd.DataFrame) -> pd.DataFrame:
-    """A store's points with the keys of their ``extra_json`` as columns (the store's own
-    columns win where a key repeats one)."""
-    if "extra_json" not in df.columns or df.empty:
-        return df
-    extra = pd.DataFrame([json.loads(e or "{}") for e in df["extra_json"]], index=df.index)
-    extra = extra.drop(columns=[c for c in extra.columns if c in df.columns])
-    return pd.concat([df.drop(columns=["extra_json"]), extra], axis=1)
 
 
 def reward_column(df: pd.DataFrame, reward: str) -> str:
