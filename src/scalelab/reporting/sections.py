@@ -24,6 +24,7 @@ from scalelab.reporting.architectures import architecture_section
 from scalelab.reporting.data_section import data_section
 from scalelab.reporting.downstream import downstream
 from scalelab.reporting.memorization import memorization_section
+from scalelab.reporting.posttrain_section import posttrain_section
 from scalelab.reporting.section import Builder, ReportContext, Section, esc, img, table
 from scalelab.reporting.small_large import small_large_section
 from scalelab.reporting.tuning import tuning_section
@@ -481,7 +482,9 @@ BUILDERS: list[Builder] = [
     downstream,  # issue 13: tasks, fine-tuning, d90 (scalelab.reporting.downstream)
     tuning_section,  # issue 14: searches, best per size (scalelab.reporting.tuning)
     memorization_section,  # issue 15: bits stored, extraction, the loss floor
+    posttrain_section,  # issue 23: reward against sqrt(KL), gain against N
 ]
 
-# the sections that need no ladder runs: a store written by `scalelab tune` alone
-WITHOUT_RUNS: list[Builder] = [tuning_section]
+# the sections that need no ladder runs: a store written by `scalelab tune` alone, or one
+# holding post-training points only
+WITHOUT_RUNS: list[Builder] = [tuning_section, posttrain_section]
