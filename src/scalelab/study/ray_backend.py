@@ -208,6 +208,12 @@ def remote_runs(
     own errors are recorded by the task). Returns (the remote function, how many to keep in
     flight: ``workers`` or the cluster's capacity, the device the task should train on)."""
     gpu = ray.cluster_resources().get("GPU", 0) > 0
+    most = max((n["Resources"].get("CPU", 0) for n in ray.nodes() if n.get("Alive")), default=0)
+    if threads > most:  # Ray would hold the task forever: no node can ever place it
+        raise ConfigError(
+            f"--threads {threads}: each run is a Ray task of {threads} CPUs, and the largest "
+            f"node of the cluster has {most:g}; it could never start: give at most {most:g}"
+        )
     remote = ray.remote(fn).options(
         num_cpus=threads,
         num_gpus=1 if gpu else 0,
