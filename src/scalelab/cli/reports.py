@@ -67,6 +67,13 @@ def demo_cmd(
         ),
     ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of every run.")] = 0,
+    branches: Annotated[
+        bool,
+        typer.Option(
+            "--branches",
+            help="One WSD run per size; the smaller budgets branch off it (docs/branches.md).",
+        ),
+    ] = False,
     quiet: QuietOption = False,
 ) -> None:
     """The main job on a built-in corpus: ladder, Chinchilla fit, held-out check, report."""
@@ -80,7 +87,7 @@ def demo_cmd(
     checks.out_dir(out, own=lambda a: a.kind == "folder" and _is_demo(a.path))
     res = demo(
         out,
-        DemoDesign(corpus=corpus, seed=seed),
+        DemoDesign(corpus=corpus, seed=seed, budgets="branches" if branches else "dedicated"),
         workers=workers,
         progress=not quiet,
         log=(lambda *_: None) if quiet else say,

@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from scalelab.errors import ConfigError
-from scalelab.study.runtask import RunTask, train_task
+from scalelab.study.runtask import RunTask, measure_downstream, train_task
 
 BACKENDS = ("local", "ray")  # where runs train: worker processes here, or Ray tasks
 RAY_RETRIES = 2  # a task whose worker dies is run again this many times, then failed
@@ -240,9 +240,7 @@ def train_remotely(task: RunTask, threads: int, device: str | None) -> dict[str,
         return trained
     rec = read_run(run_dir)
     if rec.status in FINISHED and any(task.after.values()):
-        from scalelab.plugin import run_after_hooks
-
-        run_after_hooks(run_dir, task.after, db=None)  # the driver records them
+        measure_downstream(run_dir, None, rec.status, task.after)  # the driver records them
     trained["record"] = rec
     return trained
 

@@ -77,6 +77,20 @@ class TasksPlugin(Plugin):
     def parse_study(self, key: str, value: Any) -> tuple[str, ...]:
         return check_tasks(value)
 
+    def comparison(
+        self,
+        cmp: Any,
+        db: str | Path,
+        *,
+        study: str | None,
+        bootstrap: int,
+        seed: int,
+        archs: Any,
+    ) -> None:
+        from scalelab.tasks.analysis import add_downstream
+
+        add_downstream(cmp, db, study=study, bootstrap=bootstrap, seed=seed, archs=archs)
+
     def after_run(
         self,
         run_dir: Path,
