@@ -32,7 +32,6 @@ def main() -> None:
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT))  # tests.test_cli_hostile
     import pytest
-
     import tests.test_cli_hostile as h
 
     args.work.mkdir(parents=True)
