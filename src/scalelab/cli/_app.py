@@ -1,6 +1,6 @@
 """The typer app every command module registers on, and the grammar they share.
 
-One grammar for every command (the README's CLI table lists it):
+One grammar for every command (docs/cli.md lists it):
 
 * ``--db PATH``: the results store, default ``results.db``, in every command that reads or
   writes one; ``--study NAME`` narrows every command that reads one.

@@ -214,18 +214,6 @@ def planned_runs(cal: Calibration) -> list[tuple[Arm, float, Any]]:
     return out
 
 
-def _init_worker(threads: int) -> None:
-    import torch
-
-    torch.set_num_threads(threads)
-
-
-def _train_and_record(task: Any) -> dict[str, Any]:
-    from scalelab.study.runtask import execute
-
-    return execute(task)
-
-
 def run_calibration(
     path: str | Path,
     *,
@@ -235,14 +223,15 @@ def run_calibration(
     threads: int = 1,
     progress: bool = True,
 ) -> list[dict[str, Any]]:
-    """Train every run of the calibration not finished yet, record it in ``db`` (study
-    ``name``), then measure its capacity at every precision. Returns the outcomes."""
-    import concurrent.futures as cf
+    """Train every run of the calibration not finished yet (the study pool, a worker's
+    death retried from the run's checkpoint), record it in ``db`` (study ``name``), then
+    measure its capacity at every precision. Returns the outcomes."""
     import time
 
     from scalelab.memorization.capacity import capacity
     from scalelab.study.cost import config_counts
-    from scalelab.study.runtask import RunTask
+    from scalelab.study.pool import Job, LocalProcesses, run_pool
+    from scalelab.study.runtask import RunTask, execute
 
     cal = load_calibration(path)
     if workers < 1 or threads < 1:
@@ -267,20 +256,31 @@ def run_calibration(
         )
     t0 = time.perf_counter()
     outcomes: list[dict[str, Any]] = []
+    label = {t.run_id: f"{a.name} x{e:g}" for t, (a, e, _) in zip(tasks, plan, strict=True)}
+
+    def report(run_id: str, out: dict[str, Any]) -> None:
+        outcomes.append({"label": label[run_id], **out})
+        if progress:
+            print(f"{label[run_id]}: {out.get('status')}, loss {out.get('loss')}, "
+                  f"{time.perf_counter() - t0:.0f} s", flush=True)  # fmt: skip
+
+    def finished(job: Job, _arg: Any, result: Any) -> bool:
+        report(job.key, result)
+        return result.get("status") == "finished"
+
+    def failed(job: Job, _arg: Any, reason: str) -> None:
+        report(job.key, {"status": "failed", "reason": reason})
+
     # the longest runs first, so the pool does not end waiting on one big run
     order = sorted(range(len(tasks)), key=lambda i: -cost[i])
-    with cf.ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(threads,)) as pool:
-        futures = {pool.submit(_train_and_record, tasks[i]): i for i in order}
-        for fut in cf.as_completed(futures):
-            arm, exposures, _ = plan[futures[fut]]
-            out = {"arm": arm.name, "exposures": exposures, **fut.result()}
-            outcomes.append(out)
-            if progress:
-                print(
-                    f"{arm.name} x{exposures:g}: {out['status']}, loss {out.get('loss')}, "
-                    f"{time.perf_counter() - t0:.0f} s",
-                    flush=True,
-                )
+    run_pool(
+        [Job(tasks[i].run_id, tasks[i]) for i in order],
+        LocalProcesses(execute, workers, threads),
+        start=lambda job: (job.data, job.key),
+        finished=finished,
+        failed=failed,
+        retry=lambda job, _arg: job,  # resume=True: the run goes on from its checkpoint
+    )
     for task, (arm, exposures, _) in zip(tasks, plan, strict=True):
         run_dir = Path(runs) / task.run_id
         for precision in cal.precisions:

@@ -187,9 +187,11 @@ def memorization(
         raise ConfigError(f"prefix lengths must be positive integers, got {prefixes}")
     cfg, summary = load_run(run_dir)
     data = load_tokens(cfg.data, cfg.model.vocab_size)
-    # the stream the trainer cut (selection, fraction, canaries) and the windows it drew
+    # the stream the trainer cut (selection, fraction, plug-ins' data: canaries) and the
+    # windows it drew from it
     stream = np.asarray(training_stream(cfg, data).train)
-    can = canaries_for(data, cfg.data.canaries) if cfg.data.canaries is not None else None
+    spec = cfg.section("data.canaries")
+    can = canaries_for(data, spec) if spec is not None else None
     length = length or (can.length if can is not None else DEFAULT_LENGTH)
     if max(prefixes) + length > cfg.model.context + 1:
         raise ConfigError(

@@ -3,8 +3,8 @@ windows it was shown.
 
 A run does not always see its whole training split: ``data.select`` keeps some documents or
 chunks, ``data.fraction`` keeps the first share of every tile of the stream, and the
-trainer then plants ``data.canaries`` in what is left (``scalelab.train.loop``, in that
-order). A measurement of what the run *memorised* must look only at what it saw: the
+plug-ins' data hooks then change what is left (``data.canaries`` plants its copies;
+``scalelab.train.loop``, in that order). A measurement of what the run *memorised* must look only at what it saw: the
 capacity measure credits only the people (or strings) whose whole document is in the
 stream, and the extraction measure samples its training windows from the windows the run
 was given (:class:`scalelab.train.batches.TrainSampler`, replayed with the run's seed).
@@ -60,18 +60,17 @@ def documents_seen(starts: np.ndarray, lengths: np.ndarray, seen: np.ndarray, n:
 
 
 def training_stream(cfg: RunConfig, data: TokenData) -> TokenData:
-    """``data`` as the trainer cut it: selection, fraction, then canaries."""
+    """``data`` as the trainer cut it: selection, fraction, then the active plug-ins' data
+    hooks (canaries), in ``scalelab.train.loop``'s order."""
     if cfg.data.select is not None:
         from scalelab.data.selection import apply_selection
 
         data = apply_selection(data, cfg.data.select)
     if cfg.data.fraction < 1.0:
         data = data.fraction_of_train(cfg.data.fraction)
-    if cfg.data.canaries is not None:
-        from scalelab.memorization.canaries import insert_canaries
+    from scalelab.plugin import apply_data_hooks
 
-        data = insert_canaries(data, cfg.data.canaries)[0]
-    return data
+    return apply_data_hooks(cfg, data)
 
 
 def samples_trained(cfg: RunConfig, summary: dict[str, Any]) -> int:
