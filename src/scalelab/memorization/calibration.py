@@ -222,10 +222,12 @@ def run_calibration(
     workers: int = 1,
     threads: int = 1,
     progress: bool = True,
+    arms: Sequence[str] | None = None,
 ) -> list[dict[str, Any]]:
     """Train every run of the calibration not finished yet (the study pool, a worker's
     death retried from the run's checkpoint), record it in ``db`` (study ``name``), then
-    measure its capacity at every precision. Returns the outcomes."""
+    measure its capacity at every precision. ``arms`` names the arms to run (default all).
+    Returns the outcomes."""
     import time
 
     from scalelab.memorization.capacity import capacity
@@ -237,6 +239,11 @@ def run_calibration(
     if workers < 1 or threads < 1:
         raise ConfigError(f"workers and threads must be >= 1, got {workers} and {threads}")
     plan = planned_runs(cal)
+    if arms is not None:
+        unknown = sorted(set(arms) - {a.name for a in cal.arms})
+        if unknown:
+            raise ConfigError(f"--arm {', '.join(unknown)}: no such arm in {path}")
+        plan = [p for p in plan if p[0].name in set(arms)]
     tasks, cost = [], []
     for arm, exposures, cfg in plan:
         counted = config_counts(cfg) or {}
@@ -359,6 +366,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--runs", default="runs", help="directory of run directories")
     ap.add_argument("--workers", type=int, default=1, help="runs trained at once")
     ap.add_argument("--threads", type=int, default=1, help="torch threads per run")
+    ap.add_argument("--arm", action="append", help="run only this arm (repeatable)")
     ap.add_argument("--table", action="store_true", help="print the table only; train nothing")
     args = ap.parse_args(argv)
     try:
@@ -370,6 +378,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 runs=args.runs,
                 workers=args.workers,
                 threads=args.threads,
+                arms=args.arm,
             )
         table = calibration_table(args.db, cal.name)
     except ScalelabError as e:
