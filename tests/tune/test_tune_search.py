@@ -214,3 +214,17 @@ def test_sampler_comparison_at_equal_trials(tmp_path: Path) -> None:
     assert (cmp["trials"] == 9).all() and (cmp["to_within"] <= 9).all()
     grid = cmp[cmp["sampler"] == "grid"].iloc[0]
     assert grid["train.lr"] == pytest.approx(10**-2.5, rel=1e-9)  # the point nearest 3e-3
+
+
+def test_a_branched_study_is_not_tuned(tmp_path: Path) -> None:
+    from tune_fakes import study
+
+    from scalelab.tune import tune
+
+    s = study()
+    s["study"] = {**s["study"], "tokens": [1024, 2048], "budgets": "branches"}
+    s["train"] = {}
+    with pytest.raises(ConfigError, match="dedicated runs"):
+        tune(s, tune_spec={"space": {"train.lr": LR}}, db=tmp_path / "r.db",
+             out=tmp_path / "runs", progress=False)  # fmt: skip
+    assert not (tmp_path / "runs").exists()
