@@ -34,6 +34,7 @@ from typing import Any, TypeVar
 
 from scalelab.errors import ConfigError, did_you_mean, read_user_text
 from scalelab.plugin import plugins, section_plugins
+from scalelab.ranges import check_rate
 from scalelab.registry import ARCHS, DEFAULT_MLP, GATED_MLPS, MLPS, NORMS, POSITIONS, check_config
 from scalelab.registry.choices import PARAMETRIZATIONS, default_d_ff
 
@@ -268,6 +269,7 @@ class TrainConfig:
             v = getattr(self, name)
             if v is not None and v <= 0:
                 raise ConfigError(f"train.{name} must be positive, got {v}")
+        check_rate("train.lr", self.lr)
         if not 0.0 <= self.warmup < 1.0:
             raise ConfigError(
                 f"train.warmup is a fraction of the steps in [0, 1), got {self.warmup}"
@@ -613,12 +615,18 @@ def _coerce(name: str, value: Any, hint: Any) -> Any:
         if isinstance(value, bool):
             return value
     elif hint is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
         if isinstance(value, float) and value.is_integer():
-            return int(value)
+            value = int(value)
+        if isinstance(value, int) and not isinstance(value, bool):
+            # one rule for every section: a seed is a whole number >= 0 (numpy refuses less)
+            if name.rsplit(".", 1)[-1].endswith("seed") and value < 0:
+                raise ConfigError(f"{name} must be a whole number >= 0 (a seed), got {value}")
+            return value
     elif hint is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
+            # one rule for every section: no setting means anything at NaN or infinity
+            if not math.isfinite(value):
+                raise ConfigError(f"{name} must be a finite number, got {value!r}")
             return float(value)
     elif hint is str:
         if isinstance(value, str):

@@ -364,3 +364,22 @@ def test_a_branched_study_on_ray_gives_the_local_losses(tmp_path):
         started = (tmp_path / "r" / b["run_id"] / "config.json").stat().st_mtime
         ended = (tmp_path / "r" / b["parent_run_id"] / "summary.json").stat().st_mtime
         assert started >= ended
+
+
+def test_threads_beyond_every_node_are_refused_not_waited_on() -> None:
+    """A task of more CPUs than any node has is never scheduled: refused before it waits."""
+    from scalelab.errors import ConfigError
+    from scalelab.study.ray_backend import remote_runs
+
+    class FakeRay:
+        def cluster_resources(self) -> dict[str, float]:
+            return {"CPU": 4.0}
+
+        def nodes(self) -> list[dict[str, object]]:
+            return [{"Alive": True, "Resources": {"CPU": 2.0}}] * 2  # 4 CPUs, 2 a node
+
+        def remote(self, fn: object) -> object:
+            raise AssertionError("no task may be made")
+
+    with pytest.raises(ConfigError, match=r"--threads 3: .* largest node of the cluster has 2"):
+        remote_runs(FakeRay(), print, 3, None)
