@@ -119,10 +119,9 @@ class FastfoodProjection(Projection):
         # norm on average, so the divisor is sqrt(L) ||G|| sqrt(D / L) = sqrt(D) ||G||: unit
         # columns at every D, as for the dense projection. The public PyTorch implementations
         # of Li et al.'s and Aghajanyan et al.'s Fastfood subspace divide by
-        # ``divisor * sqrt(D / L)`` for this reason (Le et al. 2013 normalise the rows of V
-        # the same way, sec. 3); without the sqrt(D / L) the
-        # column norm is sqrt(D / L), 0.71 just above a power of two and 1.0 just below, and
-        # the step a unit of z takes in parameter space changes with model size.
+        # ``divisor * sqrt(D / L)`` for this reason. Without the sqrt(D / L) a column is
+        # sqrt(D / L) long, 0.71 just above a power of two and 1.0 just below, and the step
+        # a unit of z takes in parameter space changes with model size.
         self.scale = 1.0 / (math.sqrt(L) * float(G.norm()) * math.sqrt(D / L))
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
