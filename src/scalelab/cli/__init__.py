@@ -13,6 +13,7 @@ tables. Each group module registers its commands on import:
 * ``selection``: select
 * ``tasks``: tasks, eval, finetune, intrinsic
 * ``tuning``: tune, tuned
+* ``posttrain``: posttrain, bon, demos
 
 A ``ScalelabError`` becomes one plain line on stderr and exit code 2.
 """
@@ -27,6 +28,7 @@ from scalelab.cli import (
     laws,
     memorization,
     models,
+    posttrain,
     reports,
     selection,
     studies,
@@ -50,6 +52,7 @@ _PANELS = (
     memorization.PANEL,
     reports.PANEL,
     tasks.PANEL,
+    posttrain.PANEL,
 )
 app.registered_commands.sort(
     key=lambda c: _PANELS.index(c.rich_help_panel) if c.rich_help_panel in _PANELS else 99
