@@ -92,6 +92,7 @@ def load_points(
     curves: bool = False,
     config: bool = False,
     one_per_run: bool = False,
+    extra: bool = False,
 ) -> pd.DataFrame:
     """The store's points as a DataFrame, one row per point.
 
@@ -117,6 +118,9 @@ def load_points(
     Axes of the study's grid (``study.grid``) come back as columns named by their key
     (``train.lr``), and ``size``, ``target_params`` and ``budget`` say where on the
     ladder each point lies. ``config=True`` keeps the resolved config as ``config_json``.
+    ``extra=True`` adds the keys of each point's ``extra_json`` (the numbers a technique or a
+    post-training stage records beside the store's columns) as columns; a key that names a
+    store column is left out.
     """
     if n not in N_KINDS:
         raise StoreError(f"n = {n!r} is not one of {', '.join(N_KINDS)}")
@@ -156,6 +160,14 @@ def load_points(
     for col in axes.columns:
         if col not in df.columns:
             df[col] = axes[col]
+    if extra and len(df):
+        keys = pd.DataFrame(
+            [json.loads(e) if isinstance(e, str) and e else {} for e in df["extra_json"]],
+            index=df.index,
+        )
+        for col in keys.columns:
+            if col not in df.columns:
+                df[col] = keys[col]
     drop = [c for c in INTERNAL if not (config and c == "config_json")]
     df = df.drop(columns=[c for c in drop if c in df.columns])
     rest = [c for c in df.columns if c not in LEADING]
