@@ -84,10 +84,7 @@ def sample(
     """Sample one completion per prompt (``temperature = 0``: greedy)."""
     import torch
 
-    try:
-        from scalelab.models.generate import generate
-    except ImportError:  # until the cached sampler lands: the same draws, without a cache
-        generate = _generate_uncached
+    from scalelab.models.generate import generate
 
     prompt_ids = encode_prompts(tokenizer, prompts)
     was_training = model.training
@@ -100,9 +97,10 @@ def sample(
             temperature=temperature,
             top_k=top_k,
             generator=generator,
+            eos=tokenizer.eos_id,  # a row stops at its eos; the slots after it hold eos
         )
     model.train(was_training)
-    new_ids = out.tokens[:, prompt_ids.shape[1] :]
+    new_ids = out.completion
     eos = tokenizer.eos_id
     return Rollout(
         prompts=list(prompts),
@@ -130,36 +128,3 @@ def sequence_flops(model: nn.Module, prompt_ids: torch.Tensor, new_ids: torch.Te
     rows, width = prompt_ids.shape[0], prompt_ids.shape[1] + new_ids.shape[1] - 1
     return forward_flops_per_token(model) * rows * width
 
-
-@dataclass
-class _Generated:
-    tokens: torch.Tensor  # prompt and new tokens
-    flops: float
-
-
-def _generate_uncached(
-    model: Any,
-    prompts: torch.Tensor,
-    max_new_tokens: int,
-    temperature: float = 1.0,
-    top_k: int | None = None,
-    generator: torch.Generator | None = None,
-) -> _Generated:
-    import torch
-
-    seq = prompts
-    per_token = forward_flops_per_token(model)
-    flops = 0.0
-    for _ in range(max_new_tokens):
-        logits = model(seq).float()[:, -1]
-        flops += per_token * seq.numel()
-        if temperature == 0:
-            nxt = logits.argmax(-1, keepdim=True)
-        else:
-            logits = logits / temperature
-            if top_k is not None:
-                kth = logits.topk(top_k, dim=-1).values[:, -1:]
-                logits = logits.masked_fill(logits < kth, float("-inf"))
-            nxt = torch.multinomial(torch.softmax(logits, -1), 1, generator=generator)
-        seq = torch.cat([seq, nxt], dim=1)
-    return _Generated(seq, flops)
