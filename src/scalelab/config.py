@@ -6,8 +6,11 @@ names are a contract shared by the Python API, the TOML files and the CLI:
 * ``[model]``  :class:`ModelConfig`  (``arch``, ``n_layer``, ``d_model``, ``n_head``, ...)
 * ``[data]``   :class:`DataConfig`   (``corpus`` spec string, ``tokenizer``)
 * ``[train]``  :class:`TrainConfig`  (``batch_size``, ``tokens``, ``lr``, ``seed``, ...)
-* ``[distill]`` :class:`DistillConfig` (``teacher``, ``alpha``, ``temperature``, ``loss``, ...),
-  optional: knowledge distillation from a finished run (``scalelab.techniques.distill``)
+
+and the sections of the registered plug-ins (:mod:`scalelab.plugin`), each owned by its
+technique: ``[distill]`` (``scalelab.techniques.distill_plugin``), ``data.canaries``
+(``scalelab.memorization.canaries_plugin``), ... A config naming a section that no
+registered plug-in owns is an error naming what to register.
 
 Unknown keys are rejected with the nearest valid name suggested; values are
 type-checked (an integral float such as ``1e6`` is accepted for an int field,
@@ -30,6 +33,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from scalelab.errors import ConfigError, did_you_mean, read_user_text
+from scalelab.plugin import plugins, section_plugins
 from scalelab.registry import ARCHS, DEFAULT_MLP, GATED_MLPS, MLPS, NORMS, POSITIONS, check_config
 from scalelab.registry.choices import PARAMETRIZATIONS, default_d_ff
 
@@ -168,30 +172,6 @@ def _check_arch_fields(cfg: ModelConfig) -> None:
 
 
 @dataclass(frozen=True)
-class CanaryConfig:
-    """``data.canaries``: random token sequences inserted into the training stream at known
-    repetition counts (scalelab.memorization.canaries): ``count`` canaries per entry of
-    ``repeats``, each ``prefix + length`` tokens, each inserted ``r`` times per pass."""
-
-    count: int = 16
-    length: int = 32  # the secret a model may emit: the tokens after the prefix
-    repeats: tuple[int, ...] = (1, 4, 16, 64)
-    seed: int = 0
-    prefix: int = 32  # tokens before the secret (extraction prompts are its last k)
-
-    def __post_init__(self) -> None:
-        for name in ("count", "length", "prefix"):
-            if getattr(self, name) < 1:
-                raise ConfigError(
-                    f"data.canaries.{name} must be a positive integer, got {getattr(self, name)}"
-                )
-        if not self.repeats or any(r < 1 for r in self.repeats):
-            raise ConfigError(
-                f"data.canaries.repeats must be a list of positive integers, got {self.repeats}"
-            )
-
-
-@dataclass(frozen=True)
 class DataConfig:
     """Where tokens come from. ``corpus`` is a spec string (see ``scalelab.data``)."""
 
@@ -203,7 +183,6 @@ class DataConfig:
     # is always the full held-out split, so runs at every fraction are scored alike.
     fraction: float = 1.0
     cache_dir: str | None = None  # None -> $SCALELAB_CACHE or ~/.cache/scalelab
-    canaries: CanaryConfig | None = None  # a table: {count, length, repeats, seed}
     # A selection file (scalelab select ... --out SEL.json): the run trains on its kept
     # training documents or chunks only (applied before data.fraction); validation untouched.
     select: str | None = None
@@ -321,71 +300,72 @@ def _file_sha256(path: str) -> str | None:
     return hashlib.sha256(raw).hexdigest()
 
 
-DISTILL_LOSSES = ("forward_kl", "reverse_kl", "mse_logits")
-
-
-@dataclass(frozen=True)
-class DistillConfig:
-    """Knowledge distillation (see :mod:`scalelab.techniques.distill`).
-
-    The training loss is ``(1 - alpha) CE + alpha KD``; ``alpha = 0`` is plain training.
-    ``teacher`` is a finished run directory, or a run-config TOML whose run is trained
-    first (into the same runs directory) when it is not there yet.
-    """
-
-    teacher: str | None = None
-    alpha: float = 0.0  # weight of the distillation term
-    temperature: float = 1.0
-    loss: str = "forward_kl"  # forward_kl (Hinton 2015), reverse_kl (MiniLLM), mse_logits
-    top_k: int | None = None  # keep only the teacher's top-k logits
-    init_every: int | None = None  # initialise student block i from teacher block i * k
-
-    def __post_init__(self) -> None:
-        _check_choice("distill.loss", self.loss, DISTILL_LOSSES)
-        if not 0.0 <= self.alpha <= 1.0:
-            raise ConfigError(
-                f"distill.alpha must be in [0, 1] (0: no distillation), got {self.alpha}"
-            )
-        if not self.temperature > 0:
-            raise ConfigError(f"distill.temperature must be positive, got {self.temperature}")
-        if self.top_k is not None and self.top_k < 1:
-            raise ConfigError(f"distill.top_k must be a positive integer, got {self.top_k}")
-        if self.init_every is not None and self.init_every < 1:
-            raise ConfigError(
-                f"distill.init_every must be a positive integer, got {self.init_every}"
-            )
-        if self.teacher is None and (self.alpha > 0 or self.init_every is not None):
-            raise ConfigError(
-                "distillation needs a teacher: set distill.teacher to a finished run directory "
-                "(or a run-config TOML)"
-            )
-
-    @property
-    def active(self) -> bool:
-        """True when the teacher changes the run (alpha > 0 or a teacher initialisation).
-
-        With alpha = 0 and no initialisation the run *is* the plain run: same directory,
-        same losses bit for bit, no teacher loaded.
-        """
-        return self.teacher is not None and (self.alpha > 0 or self.init_every is not None)
-
-
 @dataclass(frozen=True)
 class RunConfig:
     """A run's resolved config. Every check runs when one is made (each section checks its
     own fields, then :meth:`validate` the rules across sections), so a study's grid is
-    validated whole by ``sweep --dry-run`` before anything trains."""
+    validated whole by ``sweep --dry-run`` before anything trains.
+
+    ``sections`` holds the plug-ins' sections (:mod:`scalelab.plugin`): section key
+    (``"distill"``, ``"data.canaries"``) -> its dataclass (a mapping is checked by the
+    owning plug-in's dataclass). Only sections that differ from the plug-in's default are
+    kept, so a config that sets ``[distill]`` to its defaults equals one that does not.
+    :meth:`section` reads one (the default when unset); ``cfg.distill`` does the same.
+    """
 
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
-    distill: DistillConfig = field(default_factory=DistillConfig)
+    sections: Any = ()  # normalised to a tuple of (key, value) pairs, sorted by key
 
     def __post_init__(self) -> None:
+        raw = self.sections
+        items = raw.items() if isinstance(raw, Mapping) else raw
+        owners = section_plugins()
+        kept: dict[str, Any] = {}
+        for key, value in items:
+            if key not in owners:
+                raise ConfigError(_unknown_section(key, owners))
+            plugin = owners[key]
+            assert plugin.config is not None
+            if value is None:  # unset: the plug-in's default
+                value = plugin.default()
+            elif isinstance(value, Mapping):
+                value = section_from_dict(plugin.config, value, key)
+            elif value is not None and not isinstance(value, plugin.config):
+                raise ConfigError(
+                    f"{key} must be a table of {plugin.config.__name__} fields, got {value!r}"
+                )
+            if value != plugin.default():
+                kept[key] = value
+        object.__setattr__(self, "sections", tuple(sorted(kept.items(), key=lambda kv: kv[0])))
         self.validate()
 
+    def __getattr__(self, name: str) -> Any:
+        """``cfg.distill``: a plug-in's top-level section (its default when unset)."""
+        if name.startswith("_") or name in ("model", "data", "train", "sections"):
+            raise AttributeError(name)
+        if name not in section_plugins():
+            raise AttributeError(f"RunConfig has no section {name!r}")
+        return self.section(name)
+
+    def section(self, key: str) -> Any:
+        """A plug-in's section (``"distill"``, ``"data.canaries"``); its default if unset."""
+        for k, v in self.sections:
+            if k == key:
+                return v
+        owners = section_plugins()
+        if key not in owners:
+            raise ConfigError(_unknown_section(key, owners))
+        return owners[key].default()
+
+    def with_section(self, key: str, value: Any) -> RunConfig:
+        """This config with a plug-in's section replaced (``None``: its default)."""
+        return dataclasses.replace(self, sections={**dict(self.sections), key: value})
+
     def validate(self) -> None:
-        """Checks that involve more than one section of the config."""
+        """Checks that involve more than one section of the config (and the active
+        plug-ins' own, :meth:`scalelab.plugin.Plugin.check`)."""
         if self.train.objective == "mlm" and self.model.causal:
             raise ConfigError(
                 "train.objective = 'mlm' needs a bidirectional model: set model.causal = false"
@@ -395,9 +375,25 @@ class RunConfig:
                 "model.causal = false lets every position see the token it must predict: "
                 "set model.causal = true for train.objective = 'clm' (or train.objective = 'mlm')"
             )
+        for plugin in plugins():
+            if plugin.section is not None and plugin.active(self):
+                plugin.check(self)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """The config as nested dicts (``config.json``): the core sections, then every
+        registered plug-in's section, at its key, whether set or not (a table of defaults,
+        or None), so a run directory's config names every section of its time."""
+        d: dict[str, Any] = {
+            "model": dataclasses.asdict(self.model),
+            "data": dataclasses.asdict(self.data),
+            "train": dataclasses.asdict(self.train),
+        }
+        for key in section_plugins():
+            value = self.section(key)
+            head, _, sub = key.partition(".")
+            where = d.setdefault(head, {}) if sub else d
+            where[sub or head] = dataclasses.asdict(value) if value is not None else None
+        return d
 
     def run_id(self) -> str:
         """Hash of the resolved config: the name of the run's directory.
@@ -407,9 +403,11 @@ class RunConfig:
         field existed keep their names (and a sweep still finds them finished); so is an
         unset ``data.select``, and a set one counts by the SHA-256 of the selection file's
         content, not by its path; so are ``model.parametrization = "sp"`` and its
-        muP-only fields, and a ``[distill]`` section that changes nothing (no teacher, or
-        alpha = 0 without a teacher initialisation: the scratch twin of a distilled run is
-        the plain run).
+        muP-only fields. Each plug-in's section counts as its
+        :meth:`~scalelab.plugin.Plugin.run_id_part` says: left out when the technique does
+        not change the run (no canaries; a ``[distill]`` without a teacher, or alpha = 0
+        without a teacher initialisation: the scratch twin of a distilled run is the plain
+        run), so runs stored before a technique existed keep their names.
         """
         d = self.to_dict()
         d["train"].pop("device", None)
@@ -419,17 +417,31 @@ class RunConfig:
             d["model"].pop("parametrization")
             d["model"].pop("base_width", None)
             d["model"].pop("mup_zero_readout", None)
-        if d["data"].get("canaries", 0) is None:  # the same for runs stored before canaries
-            d["data"].pop("canaries")
         if d["data"].get("select") is None:
             d["data"].pop("select", None)
         elif (digest := _file_sha256(d["data"]["select"])) is not None:
             # the selection's content names the run, wherever the file lies
             d["data"]["select"] = f"sha256:{digest}"
-        if not self.distill.active:
-            d.pop("distill")
+        for key, plugin in section_plugins().items():
+            head, _, sub = key.partition(".")
+            where, name = (d[head], sub) if sub else (d, head)
+            part = plugin.run_id_part(self)
+            if part is None:
+                where.pop(name, None)
+            else:
+                where[name] = part
         blob = json.dumps(d, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def _unknown_section(key: str, owners: Mapping[str, Any]) -> str:
+    known = [*SECTIONS, *owners]
+    return (
+        f"unknown section {key!r}{did_you_mean(key, known)}: sections are "
+        f"{', '.join(known)}; a technique's section is known once its plug-in is registered "
+        "(import scalelab registers the built-in ones; import the module that calls "
+        "scalelab.plugin.register_plugin for another)"
+    )
 
 
 DEFAULT_TOKENS_PER_PARAM = 20.0  # Hoffmann et al. 2022 (Chinchilla), table 3
@@ -488,12 +500,30 @@ def check_budget(tokens: int, note: str, unique_tokens: int) -> None:
         )
 
 
+# the core sections; the plug-ins add theirs (config_sections)
 SECTIONS: dict[str, type] = {
     "model": ModelConfig,
     "data": DataConfig,
     "train": TrainConfig,
-    "distill": DistillConfig,
 }
+
+
+def config_sections() -> dict[str, type]:
+    """Every top-level section a run config may have: the core's and the registered
+    plug-ins' (``[distill]``), name -> dataclass."""
+    out = dict(SECTIONS)
+    for key, plugin in section_plugins().items():
+        if "." not in key and plugin.config is not None:
+            out[key] = plugin.config
+    return out
+
+
+def section_keys(section: str) -> list[str]:
+    """The keys a section may hold: its dataclass's fields and the plug-ins' sub-keys
+    (``data.canaries``)."""
+    cls = config_sections()[section]
+    subs = [k.split(".", 1)[1] for k in section_plugins() if k.startswith(section + ".")]
+    return [*(f.name for f in dataclasses.fields(cls)), *subs]
 
 
 def _check_choice(name: str, value: str, choices: Iterable[str]) -> None:
@@ -555,16 +585,28 @@ def section_from_dict(cls: type[T], values: Mapping[str, Any], section: str) -> 
 
 
 def run_config_from_dict(values: Mapping[str, Any]) -> RunConfig:
+    sections = config_sections()
+    owners = section_plugins()
+    for key in values:
+        if key not in sections:
+            raise ConfigError(
+                f"unknown section [{key}]{did_you_mean(key, sections)}; "
+                f"sections are {', '.join('[' + s + ']' for s in sections)} (a technique's "
+                "section is known once its plug-in is registered: see scalelab.plugin)"
+            )
+    parts: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
+    for name, cls in SECTIONS.items():
+        table = dict(values.get(name, {}))
+        for key in owners:  # a plug-in's sub-key of a core section (data.canaries)
+            head, _, sub = key.partition(".")
+            if head == name and sub in table:
+                extra[key] = table.pop(sub)
+        parts[name] = section_from_dict(cls, table, name)
     for key in values:
         if key not in SECTIONS:
-            raise ConfigError(
-                f"unknown section [{key}]{did_you_mean(key, SECTIONS)}; "
-                f"sections are {', '.join('[' + s + ']' for s in SECTIONS)}"
-            )
-    parts = {
-        name: section_from_dict(cls, values.get(name, {}), name) for name, cls in SECTIONS.items()
-    }
-    return RunConfig(**parts)
+            extra[key] = values[key]
+    return RunConfig(**parts, sections=extra)
 
 
 def example_config(arch: str, **fields: Any) -> ModelConfig:

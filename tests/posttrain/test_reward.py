@@ -10,13 +10,8 @@ from scalelab.config import example_config
 from scalelab.data.tokenizer import ByteTokenizer
 from scalelab.models import build_model
 from scalelab.posttrain.pairs import Pair
-from scalelab.posttrain.reward import (
-    RewardModel,
-    bradley_terry_loss,
-    pair_accuracy,
-    pair_tensors,
-    rewards,
-)
+from scalelab.posttrain.reward import bradley_terry_loss, pair_accuracy, pair_tensors
+from scalelab.posttrain.rewardmodel import RewardModel, rewards
 from scalelab.posttrain.tasks import prompts
 
 

@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from scalelab.config import DistillConfig, load_run_config
+from scalelab.config import load_run_config
 from scalelab.errors import ConfigError
 from scalelab.techniques.distill import init_from_teacher, kd_loss, load_teacher
+from scalelab.techniques.distill_plugin import DistillConfig
 from scalelab.train import read_metrics, train
 
 # 2 positions x 3 tokens

@@ -13,66 +13,57 @@ tables. Each group module registers its commands on import:
 * ``selection``: select
 * ``tasks``: tasks, eval, finetune, intrinsic
 * ``tuning``: tune, tuned
-* ``posttrain``: posttrain, bon, demos
 
 A ``ScalelabError`` becomes one plain line on stderr and exit code 2.
 """
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 import typer
 
-from scalelab.cli import (
-    laws,
-    memorization,
-    models,
-    posttrain,
-    reports,
-    selection,
-    studies,
-    tasks,
-    techniques,
-    training,
-    tuning,
-)
+from scalelab.cli import laws, models, reports, studies, training
 from scalelab.cli._app import app, console, error_line
 from scalelab.errors import ScalelabError
+from scalelab.plugin import cli_modules
 
-# the help lists the groups in the order a user meets them, whatever the import order
-_PANELS = (
-    models.PANEL,
-    training.PANEL,
-    selection.PANEL,
-    studies.PANEL,
-    tuning.PANEL,
-    laws.PANEL,
-    techniques.PANEL,
-    memorization.PANEL,
-    reports.PANEL,
-    tasks.PANEL,
-    posttrain.PANEL,
+# each technique's command group comes from its plug-in (scalelab.plugin: Plugin.cli), in
+# the plug-ins' order: techniques, selection, tasks, tuning, memorization
+_GROUPS = {m.rsplit(".", 1)[1]: importlib.import_module(m) for m in cli_modules()}
+
+# the help lists the groups in the order a user meets them, whatever the import order; a
+# plug-in's group not named here comes after these
+_ORDER = (
+    "models",
+    "training",
+    "selection",
+    "studies",
+    "tuning",
+    "laws",
+    "techniques",
+    "memorization",
+    "reports",
+    "tasks",
+    "posttrain",
+)
+_ALL = {
+    "laws": laws,
+    "models": models,
+    "reports": reports,
+    "studies": studies,
+    "training": training,
+}
+_ALL.update(_GROUPS)
+_PANELS = tuple(_ALL[g].PANEL for g in _ORDER if g in _ALL) + tuple(
+    m.PANEL for g, m in _GROUPS.items() if g not in _ORDER
 )
 app.registered_commands.sort(
     key=lambda c: _PANELS.index(c.rich_help_panel) if c.rich_help_panel in _PANELS else 99
 )
 
-__all__ = [
-    "app",
-    "console",
-    "laws",
-    "main",
-    "memorization",
-    "models",
-    "reports",
-    "selection",
-    "studies",
-    "tasks",
-    "techniques",
-    "training",
-    "tuning",
-]
+__all__ = ["app", "console", "laws", "main", "models", "reports", "studies", "training"]
 
 
 @app.callback()

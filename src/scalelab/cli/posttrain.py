@@ -91,10 +91,10 @@ def posttrain_cmd(
 
 def _ns(text: str) -> list[int]:
     try:
-        return [int(number(p, "--n", integer=True)) for p in text.split(",") if p.strip()]
+        return [int(number(p, "--best-of", integer=True)) for p in text.split(",") if p.strip()]
     except ConfigError:
         raise ConfigError(
-            f"--n takes whole numbers >= 1 separated by commas, got {text!r} "
+            f"--best-of takes whole numbers >= 1 separated by commas, got {text!r} "
             "(e.g. 1,4,16,64,256,1024)"
         ) from None
 
@@ -104,9 +104,12 @@ def bon_cmd(
     run: Annotated[str, typer.Argument(help="The policy: a run or a stage directory.")],
     reward: Annotated[str, typer.Option("--reward", help="The proxy: a reward-model stage.")],
     task: TaskOption,
-    n: Annotated[str, typer.Option("--n", help="Values of n, e.g. 1,4,16,64,256,1024.")] = (
-        "1,4,16,64,256,1024"
-    ),
+    n: Annotated[
+        str,
+        typer.Option(
+            "--best-of", help="The n of best-of-n: samples per prompt, e.g. 1,4,16,64,256,1024."
+        ),
+    ] = "1,4,16,64,256,1024",
     overrides: SetOption = None,
     out: OutOption = None,
     db: OptionalDb = None,
@@ -136,7 +139,7 @@ def bon_cmd(
 def demos_cmd(
     task: TaskOption,
     out: Annotated[str, typer.Option("--out", help="The JSON-lines file to write.")],
-    n: Annotated[str, typer.Option("--n", help="Demonstrations (training prompts).")] = "20000",
+    n: Annotated[str, typer.Option("--count", help="Demonstrations (training prompts).")] = "20000",
     seed: Annotated[int, typer.Option("--seed", help="Seed of the draw.")] = 0,
 ) -> None:
     """A task's training demonstrations as a pretraining corpus: use it as
@@ -144,6 +147,6 @@ def demos_cmd(
     from scalelab.posttrain import get_verifiable, write_corpus
 
     get_verifiable(task)
-    count = int(number(n, "--n", integer=True))
+    count = int(number(n, "--count", integer=True))
     path = write_corpus(task, out, count, seed)
     say(f"{count} {task} demonstrations in {path} (corpus 'jsonl:{path}:text', tokenizer bytes)")

@@ -40,7 +40,6 @@ def _pct(v: Any) -> str:
 @app.command("tasks", rich_help_panel=PANEL)
 def tasks_cmd(as_json: JsonOption = False) -> None:
     """List the downstream tasks: name, kind, metric and chance level."""
-    import scalelab.posttrain.tasks  # noqa: F401  (registers the generative tasks)
     from scalelab.tasks import tasks_table
 
     table = tasks_table()

@@ -166,7 +166,8 @@ def memorization(
     data = load_tokens(cfg.data, cfg.model.vocab_size)
     if cfg.data.fraction < 1.0:
         data = data.fraction_of_train(cfg.data.fraction)
-    can = canaries_for(data, cfg.data.canaries) if cfg.data.canaries is not None else None
+    spec = cfg.section("data.canaries")
+    can = canaries_for(data, spec) if spec is not None else None
     length = length or (can.length if can is not None else DEFAULT_LENGTH)
     if max(prefixes) + length > cfg.model.context + 1:
         raise ConfigError(

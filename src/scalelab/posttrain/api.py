@@ -152,7 +152,8 @@ def record(stage: Stage, summary: dict[str, Any], db: str | Path) -> None:
     """The stage's points (its summary, and each row of its curve) in the store ``db``."""
     from scalelab.posttrain.points import point, put_points
 
-    rows = [summary, *summary.get("curve", [])]
+    # a best-of-n sweep is its curve (one point per n); its summary repeats the best n
+    rows = [*([] if summary["method"] == "bon" else [summary]), *summary.get("curve", [])]
     put_points(
         db,
         [

@@ -33,15 +33,15 @@ def bon_kl(n: int) -> float:
 
 def check_ns(ns: list[int]) -> list[int]:
     if not ns:
-        raise ConfigError("--n names at least one n, e.g. --n 1,4,16,64,256,1024")
+        raise ConfigError("--best-of names at least one n, e.g. --best-of 1,4,16,64,256,1024")
     bad = [n for n in ns if n < 1]
     if bad:
-        raise ConfigError(f"--n must be >= 1 (n samples, keep the best), got {bad[0]}")
+        raise ConfigError(f"--best-of must be >= 1 (n samples, keep the best), got {bad[0]}")
     top = max(ns)
     odd = [n for n in ns if top % n]
     if odd:
         raise ConfigError(
-            f"--n {odd[0]} does not divide the largest n ({top}): the samples are cut into "
+            f"--best-of {odd[0]} does not divide the largest n ({top}): the samples are cut into "
             "groups of n, so give divisors of it (powers of 2 or 4, e.g. 1,4,16,64)"
         )
     return sorted(set(ns))
@@ -61,7 +61,7 @@ def select_best(proxy: torch.Tensor, n: int) -> torch.Tensor:
 def run_bon(stage: Stage, rm_parent: Any, ns: list[int], log: Any = None) -> dict[str, Any]:
     import torch
 
-    from scalelab.posttrain.reward import rewards
+    from scalelab.posttrain.rewardmodel import rewards
 
     cfg = stage.cfg
     top = max(ns)

@@ -19,14 +19,10 @@ from typing import TYPE_CHECKING, Any
 
 from scalelab import atomic
 from scalelab.errors import DataError
-from scalelab.posttrain.rollout import (
-    completion_mask,
-    sample,
-)
+from scalelab.posttrain.rollout import sample
 from scalelab.posttrain.tasks import get_verifiable, prompts
 
 if TYPE_CHECKING:
-    import torch
     from torch import nn
 
     from scalelab.data import Tokenizer
@@ -92,20 +88,6 @@ def write_pairs(path: Path, pairs: list[Pair]) -> None:
     atomic.write_text(path, "".join(json.dumps(asdict(p)) + "\n" for p in pairs))
 
 
-def encode_completions(
-    tokenizer: Tokenizer, completions: list[str], width: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Completions as new tokens [B, width] (each closed by eos, padded with eos) and mask."""
-    import torch
-
-    eos = tokenizer.eos_id
-    ids = torch.full((len(completions), width), eos, dtype=torch.long)
-    for i, c in enumerate(completions):
-        toks = tokenizer.encode(c)[: width - 1]
-        ids[i, : len(toks)] = torch.tensor(toks, dtype=torch.long)
-    return ids, completion_mask(ids, eos)
-
-
 def grader_gold(task: str) -> Gold:
     t = get_verifiable(task)
 
@@ -117,7 +99,7 @@ def grader_gold(task: str) -> Gold:
 
 def model_gold(rm: nn.Module, tokenizer: Tokenizer, task: str) -> Gold:
     """A reward model as the gold (or proxy) reward of text completions."""
-    from scalelab.posttrain.reward import score_text
+    from scalelab.posttrain.rewardmodel import score_text
 
     def gold(ps: list[str], cs: list[str]) -> tuple[list[float], float]:
         return score_text(rm, tokenizer, task, ps, cs)

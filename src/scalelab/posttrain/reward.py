@@ -1,8 +1,7 @@
-"""A reward model: the language model with a scalar head, trained on preference pairs.
+"""The reward-model stage: the language model with a scalar head
+(:mod:`.rewardmodel`), trained on preference pairs.
 
-The head is a linear map of the last hidden state (the final norm's output) at the
-completion's last token (its eos), so the score has read the prompt and the whole
-completion. Training is Bradley-Terry (Bradley & Terry 1952; Ouyang et al. 2022, eq. 1):
+Training is Bradley-Terry (Bradley & Terry 1952; Ouyang et al. 2022, eq. 1):
 P(chosen > rejected) = sigmoid(r(chosen) - r(rejected)), loss = -log of it. The stage holds
 out ``posttrain.holdout`` of the pairs (by index from the seed) and reports the share of
 held-out pairs it ranks as the gold reward does (``pair_accuracy``).
@@ -12,19 +11,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from torch import nn
-
 from scalelab.posttrain.pairs import (
     PAIRS_FILE,
     Pair,
     draw_pairs,
-    encode_completions,
     grader_gold,
     model_gold,
     read_pairs,
     write_pairs,
 )
-from scalelab.posttrain.rollout import encode_prompts, forward_flops_per_token
+from scalelab.posttrain.rewardmodel import RewardModel, rewards
+from scalelab.posttrain.rollout import encode_completions, encode_prompts, forward_flops_per_token
 from scalelab.posttrain.stage import (
     Stage,
     adamw,
@@ -41,59 +38,6 @@ if TYPE_CHECKING:
     import torch
 
     from scalelab.data import Tokenizer
-
-
-class RewardModel(nn.Module):
-    """``lm`` with a scalar head on its last hidden state at a chosen position."""
-
-    def __init__(self, lm: nn.Module) -> None:
-        super().__init__()
-        self.lm = lm
-        self.cfg = lm.cfg
-        self._hidden: list[Any] = []
-        # the final norm's output is the last hidden state in every architecture of the zoo
-        lm.norm_f.register_forward_hook(self._keep)
-        self.score = nn.Linear(lm.cfg.d_model, 1)
-        nn.init.zeros_(self.score.weight)  # every completion starts at reward 0
-        nn.init.zeros_(self.score.bias)
-
-    def _keep(self, _module: nn.Module, _args: tuple[Any, ...], out: Any) -> None:
-        self._hidden.append(out)
-
-    def forward(self, idx: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
-        """Rewards [B] of sequences ``idx`` [B, T] read at positions ``last`` [B]."""
-        import torch
-
-        self._hidden.clear()
-        self.lm(idx)
-        h = self._hidden[-1].float()
-        return self.score(h[torch.arange(idx.shape[0]), last]).squeeze(-1)
-
-
-def rewards(
-    rm: RewardModel, prompt_ids: torch.Tensor, new_ids: torch.Tensor, mask: torch.Tensor
-) -> torch.Tensor:
-    """The reward of each completion: read at its last token (its eos)."""
-    import torch
-
-    seq = torch.cat([prompt_ids, new_ids], dim=1)
-    last = prompt_ids.shape[1] + mask.sum(1).long() - 1
-    return rm(seq, last)
-
-
-def score_text(
-    rm: Any, tokenizer: Tokenizer, task: str, ps: list[str], cs: list[str]
-) -> tuple[list[float], float]:
-    """Rewards of text completions and the FLOPs of the forward."""
-    import torch
-
-    width = get_verifiable(task).max_answer + 1
-    prompt_ids = encode_prompts(tokenizer, ps)
-    new_ids, mask = encode_completions(tokenizer, cs, width)
-    with torch.no_grad():
-        r = rewards(rm, prompt_ids, new_ids, mask)
-    flops = forward_flops_per_token(rm) * (prompt_ids.numel() + new_ids.numel())
-    return r.tolist(), flops
 
 
 def bradley_terry_loss(chosen: torch.Tensor, rejected: torch.Tensor) -> torch.Tensor:

@@ -72,7 +72,7 @@ def grpo_loss(
 def run_rl(stage: Stage, rm_parent: Parent | None, log: Any = None) -> dict[str, Any]:
     import torch
 
-    from scalelab.posttrain.reward import rewards as rm_rewards
+    from scalelab.posttrain.rewardmodel import rewards as rm_rewards
 
     cfg = stage.cfg
     task = get_verifiable(stage.task)

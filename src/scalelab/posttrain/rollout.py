@@ -63,6 +63,20 @@ def completion_mask(new_ids: torch.Tensor, eos_id: int) -> torch.Tensor:
     return (before == 0).float()
 
 
+def encode_completions(
+    tokenizer: Tokenizer, completions: list[str], width: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Completions as new tokens [B, width] (each closed by eos, padded with eos) and mask."""
+    import torch
+
+    eos = tokenizer.eos_id
+    ids = torch.full((len(completions), width), eos, dtype=torch.long)
+    for i, c in enumerate(completions):
+        toks = tokenizer.encode(c)[: width - 1]
+        ids[i, : len(toks)] = torch.tensor(toks, dtype=torch.long)
+    return ids, completion_mask(ids, eos)
+
+
 def decode_completions(tokenizer: Tokenizer, new_ids: torch.Tensor, eos_id: int) -> list[str]:
     out = []
     for row in new_ids.tolist():
@@ -127,4 +141,3 @@ def sequence_flops(model: nn.Module, prompt_ids: torch.Tensor, new_ids: torch.Te
     """Forward FLOPs of one :func:`token_logprobs` pass."""
     rows, width = prompt_ids.shape[0], prompt_ids.shape[1] + new_ids.shape[1] - 1
     return forward_flops_per_token(model) * rows * width
-

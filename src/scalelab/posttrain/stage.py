@@ -103,7 +103,7 @@ def build_lm(parent: Parent) -> nn.Module:
     torch.manual_seed(parent.run_cfg.train.seed)
     model = build_model(parent.run_cfg.model)
     if parent.is_reward_model:
-        from scalelab.posttrain.reward import RewardModel
+        from scalelab.posttrain.rewardmodel import RewardModel
 
         rm = RewardModel(model)
         _restore(rm, parent)

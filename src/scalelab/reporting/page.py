@@ -17,11 +17,11 @@ from scalelab.errors import ScalelabError, StoreError
 from scalelab.laws import fit_law, select_law
 from scalelab.reporting import plots
 from scalelab.reporting.sections import (
-    BUILDERS,
     WITHOUT_RUNS,
     Builder,
     ReportContext,
     Section,
+    default_builders,
 )
 from scalelab.study.points import load_curves, load_points
 
@@ -117,14 +117,14 @@ def report(
 ) -> ReportResult:
     """Write ``out/index.html`` and its PNGs for the points in ``db`` (one ``study`` or all).
 
-    ``sections`` replaces the default builders (:data:`scalelab.reporting.sections.BUILDERS`);
+    ``sections`` replaces the default builders (:func:`scalelab.reporting.sections.default_builders`: the core's and the plug-ins');
     ``extra`` appends ready-made sections (the demo adds its held-out check this way).
     A section whose builder fails says so on the page; the rest of the report is kept.
     """
     ctx = context(db, out, study=study, bootstrap=bootstrap)
     if sections is None:
         # without ladder runs (a store of trials) only the sections of other kinds apply
-        sections = BUILDERS if not ctx.points.empty else WITHOUT_RUNS
+        sections = default_builders() if not ctx.points.empty else WITHOUT_RUNS
     built: list[Section] = []
     for builder in sections:
         try:

@@ -19,10 +19,11 @@ Choices a user should know:
   exactly what distinguishes the architectures (Performer's features, the funnel's short
   sequence, mixture-of-softmaxes' K heads). ``compute="C"`` uses 6ND instead.
 * ``quality`` names the column fitted (``loss`` by default; ``val_bpb`` works). Downstream
-  tasks come from the store's ``tasks`` table: for a store path, ``Comparison.downstream``
-  holds, per architecture and task, the log-log slope of the task's error against compute
-  (Tay et al.'s downstream alpha_{U,D}) and N, and Gadre et al.'s fit against the loss
-  (:func:`scalelab.tasks.analysis.downstream_summary`).
+  tasks come from the store's ``tasks`` table: ``Comparison.downstream`` holds, per
+  architecture and task, the log-log slope of the task's error against compute (Tay et
+  al.'s downstream alpha_{U,D}) and N, and Gadre et al.'s fit against the loss, filled in
+  by :func:`scalelab.tasks.analysis.add_downstream` (the report and ``scalelab compare``
+  call it; the comparison itself knows no technique).
 """
 
 from __future__ import annotations
@@ -397,12 +398,6 @@ def compare(
                 params_range=(float(g["N"].min()), float(g["N"].max())),
             )
         )
-    downstream = None
-    if isinstance(points, str | Path):
-        from scalelab.tasks.analysis import downstream_summary
-
-        rows = downstream_summary(points, study=study, bootstrap=min(bootstrap, 200), seed=seed)
-        downstream = [r for r in rows if archs is None or r["arch"] in archs] or None
     return Comparison(
         quality=quality,
         compute=compute,
@@ -410,7 +405,6 @@ def compare(
         frontier_compute=frontier(df, "x_C", quality, label=compute),
         frontier_params=frontier(df, "N", quality, label="N"),
         points=df,
-        downstream=downstream,
     )
 
 

@@ -593,7 +593,7 @@ def sweep(
                 monitor.run_ended(
                     r.run_id, row["C_exact"], row["wall_seconds"], row["status"], True
                 )
-                measure_downstream(run_dir, db_path, row["status"], spec.tasks, spec.intrinsic)
+                measure_downstream(run_dir, db_path, row["status"], spec.after)
                 continue
             if status == "failed":
                 _move_aside(run_dir, out_dir)
@@ -609,8 +609,7 @@ def sweep(
                 resume=run_dir.exists(),
                 counts=counts[r.run_id],
                 trainer=trainer,
-                tasks=spec.tasks,
-                intrinsic=dict(spec.intrinsic),
+                after=dict(spec.after),
             )
             todo.append((r, task))
         store.close()

@@ -237,10 +237,10 @@ def _remote_run(task: RunTask, threads: int, device: str | None) -> dict[str, An
     if trained["status"] == "busy":
         return trained
     rec = read_run(run_dir)
-    if rec.status in FINISHED and (task.tasks or task.intrinsic):
-        from scalelab.tasks.hooks import after_run
+    if rec.status in FINISHED and any(task.after.values()):
+        from scalelab.plugin import run_after_hooks
 
-        after_run(run_dir, None, task.tasks, task.intrinsic)
+        run_after_hooks(run_dir, task.after, db=None)  # the driver records them
     trained["record"] = rec
     return trained
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from scalelab.data.corpus_spec import tokenizer_label
 from scalelab.errors import StoreError
+from scalelab.plugin import point_fields
 from scalelab.rundir import read_metrics
 
 FINISHED = ("finished", "stopped_early")  # a run that ended and left a usable point
@@ -194,23 +195,9 @@ def point_row(
         "axes_json": json.dumps(dict(axes or {}), sort_keys=True, default=str),
         "run_dir": str(rec.path.resolve()),
     }
-    if data.get("select"):  # trained on a data selection (scalelab.select): a technique's point
-        sel = s.get("selection") if isinstance(s.get("selection"), Mapping) else {}
-        order = sel.get("order")
-        row["kind"] = "select"
-        row["technique"] = f"{sel['method']}{'-' + order if order else ''}" if sel else None
-        row["parent_run_id"] = sel.get("reference")
-        row["extra_json"] = json.dumps({"selection": dict(sel)}, sort_keys=True) if sel else None
-    distill = s.get("distill") if s else None
-    if isinstance(distill, Mapping):  # a distilled student (scalelab.techniques.distill)
-        row["kind"], row["technique"] = "distilled", "distill"
-        row["parent_run_id"] = distill.get("teacher_run_id")
-        row["extra_json"] = json.dumps(dict(distill), sort_keys=True, default=str)
-    comp = s.get("compression") if s else None
-    if isinstance(comp, Mapping):  # a compressed model (scalelab.techniques.compress)
-        row["kind"], row["technique"] = "compressed", comp.get("method")
-        row["parent_run_id"] = comp.get("parent_run_id")
-        row["extra_json"] = json.dumps(dict(comp), sort_keys=True, default=str)
+    # a technique's point (a distilled student, a compressed model, a run on a data
+    # selection): the columns the plug-in that claims the run gives (scalelab.plugin)
+    row.update(point_fields(s, cfg))
     return row
 
 

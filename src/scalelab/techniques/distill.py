@@ -1,6 +1,7 @@
 """Knowledge distillation: a student trained on ``(1 - alpha) CE + alpha KD`` against a teacher.
 
-The ``[distill]`` section of a run config (:class:`scalelab.config.DistillConfig`) names a
+The ``[distill]`` section of a run config (:class:`~scalelab.techniques.distill_plugin.DistillConfig`,
+owned by the distillation plug-in) names a
 teacher (a finished run directory, any architecture) and the distillation term:
 
 * ``forward_kl``: ``T^2 KL(p_teacher^T || p_student^T)`` with both distributions softened
@@ -29,7 +30,7 @@ import contextlib
 import dataclasses
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -38,6 +39,10 @@ from torch import nn
 from scalelab import rundir
 from scalelab.config import RunConfig, load_run_config, run_config_from_dict
 from scalelab.errors import ConfigError
+from scalelab.plugin import RunContext, TrainHook
+
+if TYPE_CHECKING:
+    from scalelab.techniques.distill_plugin import DistillConfig
 
 FINISHED = ("finished", "stopped_early")
 
@@ -242,31 +247,26 @@ def init_from_teacher(student: nn.Module, teacher: nn.Module, every: int) -> lis
     return copied
 
 
-class Distiller:
-    """The loop's hook: holds the teacher and mixes the KD term into the loss."""
+class Distiller(TrainHook):
+    """The loop's hook (:class:`scalelab.plugin.TrainHook`): holds the teacher and mixes
+    the KD term into the loss."""
 
-    def __init__(
-        self,
-        cfg: RunConfig,
-        out: Path,
-        device: torch.device,
-        student: nn.Module,
-        train: TrainFn | None = None,
-    ) -> None:
-        assert cfg.distill.teacher is not None
-        self.cfg = cfg.distill
-        self.precision: Any = None  # the run's Precision, set by the loop once resolved
-        self.device = device
+    def __init__(self, run: RunContext) -> None:
+        cfg = run.cfg
+        spec: DistillConfig = cfg.section("distill")
+        assert spec.teacher is not None
+        self.cfg = spec
+        self.run = run  # run.precision: the run's Precision, set by the loop once resolved
+        self.device = device = run.device
         self.mlm = cfg.train.objective == "mlm"
         # building the teacher draws from the RNG: fork it so the student's run is unchanged
         cuda = [device.index or 0] if device.type == "cuda" else []
         with torch.random.fork_rng(devices=cuda):
-            self.teacher = load_teacher(cfg.distill.teacher, out, cfg, device, train)
+            self.teacher = load_teacher(spec.teacher, run.run_dir.parent, cfg, device, run.train)
         if self.cfg.init_every is not None:
-            init_from_teacher(student, self.teacher.model, self.cfg.init_every)
+            init_from_teacher(run.model, self.teacher.model, self.cfg.init_every)
         # the scratch twin: the same run without [distill], the plain point to compare with
-        plain = dataclasses.replace(cfg, distill=type(cfg.distill)())
-        self.scratch_run_id = plain.run_id()
+        self.scratch_run_id = cfg.with_section("distill", None).run_id()
 
     def loss(
         self,
@@ -280,7 +280,7 @@ class Distiller:
         alpha = self.cfg.alpha
         if alpha == 0:
             return lm
-        with torch.no_grad(), self.precision.autocast(self.device):
+        with torch.no_grad(), self.run.precision.autocast(self.device):
             t_logits = self.teacher.model(x)
         mask = (y != -100) if self.mlm else None  # masked LM: the masked positions only
         kd = (

@@ -47,6 +47,7 @@ from scalelab.data.cache import TokenData
 from scalelab.data.selection import apply_selection, load_selection
 from scalelab.errors import ConfigError, StoreError, TrainingError
 from scalelab.models import build_model
+from scalelab.plugin import RunContext, apply_data_hooks, plugins, train_hooks
 from scalelab.train.batches import (
     TrainSampler,
     gather,
@@ -128,18 +129,31 @@ class RunSummary:
     started: str = ""
     finished: str = ""
     path: str = ""
-    # knowledge distillation: the teacher and C_student / C_teacher / C_total (techniques.distill)
-    distill: dict[str, Any] | None = None
     # data.select: method, label, keep, kept_fraction, unit, corpus_hash, reference
     selection: dict[str, Any] | None = None
+    # the plug-ins' pieces (scalelab.plugin.TrainHook.summary), each a top-level key of
+    # summary.json: "distill" holds the teacher and C_student / C_teacher / C_total
+    pieces: dict[str, Any] = field(default_factory=dict)
+
+    def __getattr__(self, name: str) -> Any:
+        """A plug-in's piece by its key (``summary.distill``); None if the run has none."""
+        if name.startswith("_") or name == "pieces":
+            raise AttributeError(name)
+        if name in self.pieces or name in {p.summary_key for p in plugins()}:
+            return self.pieces.get(name)
+        raise AttributeError(f"RunSummary has no field {name!r}")
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        d = dataclasses.asdict(self)
+        pieces = d.pop("pieces")
+        d.update(pieces)
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RunSummary:
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
+        names = {f.name for f in dataclasses.fields(cls)} - {"pieces"}
+        pieces = {k: v for k, v in d.items() if k not in names and isinstance(v, dict)}
+        return cls(**{k: v for k, v in d.items() if k in names}, pieces=pieces)
 
     @classmethod
     def load(cls, run_dir: str | Path) -> RunSummary:
@@ -539,10 +553,9 @@ class _Run:
                     f"(scalelab.data.TokenData); {type(data).__name__} cannot: pass it whole"
                 )
             data = take(cfg.data.fraction)
-        if cfg.data.canaries is not None:  # after the fraction: each copy is seen as planned
-            from scalelab.memorization.canaries import insert_canaries
-
-            data = insert_canaries(data, cfg.data.canaries)[0]  # type: ignore[arg-type]
+        # the plug-ins' data hooks (scalelab.plugin), after the fraction: canaries are
+        # planted in the tokens the run sees, each copy as often as planned
+        data = apply_data_hooks(cfg, data)
         self.data = data
         counted = count(cfg.model, causal=cfg.model.causal).to_dict()
         self.params, self.flops = counted["params"], counted["flops"]
@@ -566,12 +579,12 @@ class _Run:
         torch.manual_seed(tc.seed)
         self.model = build_model(cfg.model).to(self.device)
         self.model.train()
-        self.distiller: Any = None
-        if cfg.distill.active:  # after build_model: init_every may overwrite the weights
-            from scalelab.techniques.distill import Distiller
-
-            # train: a teacher given as a run TOML is trained first, by this same loop
-            self.distiller = Distiller(cfg, run_dir.parent, self.device, self.model, train)
+        # the active plug-ins' training hooks (distillation: the teacher and its loss term),
+        # after build_model: a hook may overwrite the fresh weights (distill.init_every).
+        # train: a teacher given as a run TOML is trained first, by this same loop, until
+        # the sweep orders runs by scalelab.plugin.run_needs
+        self.context = RunContext(cfg, run_dir, self.device, self.model, train=train)
+        self.hooks = train_hooks(self.context)
         self.optimizer = make_optimizer(self.model, cfg, self.device)
         self.forward: nn.Module = self.model
         if tc.compile:
@@ -629,8 +642,8 @@ class _Run:
                 / denom
             )
             loss = lm
-            if self.distiller is not None:
-                loss = self.distiller.loss(lm, logits, x, y, denom)
+            for _, hook in self.hooks:
+                loss = hook.loss(loss, logits, x, y, denom)
             loss = loss * self.world  # DDP averages over ranks; the global mean is their sum
             aux = getattr(self.model, "aux_loss", None)
             if aux is not None:
@@ -664,8 +677,7 @@ class _Run:
             tc.precision, self.device, self.cfg.data.cache_dir, kept=extra.get("precision")
         )
         self.evaluate = _Evaluator(self.cfg, self.data, self.device, self.precision, self.micro)
-        if self.distiller is not None:  # the teacher runs in the student's precision
-            self.distiller.precision = self.precision
+        self.context.precision = self.precision  # a teacher runs in the student's precision
         if ckpt is None:
             self.metrics.truncate_after(-1)  # nothing to continue from: start afresh
             return
@@ -909,8 +921,13 @@ class _Run:
             path=str(self.dir),
             selection=self.selection,
         )
-        if self.distiller is not None:
-            summary.distill = self.distiller.summary(tokens, summary.flops_total)
+        for plugin in plugins():  # every plug-in's key, None where it did nothing here
+            if plugin.summary_key:
+                summary.pieces[plugin.summary_key] = None
+        for plugin, hook in self.hooks:
+            piece = hook.summary(tokens, summary.flops_total)
+            if piece is not None:
+                summary.pieces[plugin.summary_key or plugin.name] = piece
         if self.writer:
             rundir.write_json(self.dir / rundir.SUMMARY, summary.to_dict())
         return summary
