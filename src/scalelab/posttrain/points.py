@@ -53,14 +53,6 @@ def put_points(db: str | Path, rows: Iterable[Mapping[str, Any]]) -> None:
 
 def load_posttrain(db: str | Path) -> Any:
     """The store's posttrain points as a DataFrame, ``extra_json``'s keys as columns."""
-    import pandas as pd
-
     from scalelab.study import load_points
 
-    df = load_points(db, kind=KIND)
-    if df.empty:
-        return df
-    extra = pd.DataFrame([json.loads(e or "{}") for e in df["extra_json"]])
-    keep = [c for c in ("run_id", "parent_run_id", "arch", "run_dir") if c in df.columns]
-    extra = extra.drop(columns=[c for c in keep if c in extra.columns])
-    return pd.concat([df[keep].reset_index(drop=True), extra], axis=1)
+    return load_points(db, kind=KIND, extra=True)
