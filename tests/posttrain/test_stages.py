@@ -153,3 +153,19 @@ def test_cli_bad_input_is_one_line_exit_2(cli, sort_run, args, message) -> None:
     assert r.returncode == 2, r.stderr
     assert message in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert "Traceback" not in r.stderr
+
+
+def test_the_study_pipeline_runs_each_stage_from_the_right_parent(sort_run, tmp_path) -> None:
+    from scalelab.posttrain.plugin import run_pipeline
+    from scalelab.posttrain.points import load_posttrain
+
+    small = {k.split(".")[1].split("=")[0]: int(k.split("=")[1]) for k in TINY}
+    pipeline = check_pipeline(
+        {"task": "sort", "stages": ["eval", "sft", "rl"], "set": small, "rl": {"group": 2}}
+    )
+    db = tmp_path / "p.db"
+    ev, sft, rl = run_pipeline(Path(sort_run), pipeline, db)
+    assert ev["parent_run_id"] == sft["parent_run_id"] == Path(sort_run).name
+    assert rl["parent_run_id"] == sft["run_id"] and rl["reward"] == "grader"
+    assert rundir.read_json(Path(rl["run_dir"]) / "config.json")["posttrain"]["group"] == 2
+    assert set(load_posttrain(db)["method"]) == {"eval", "sft", "rl"}

@@ -13,7 +13,7 @@
 
   ``eval`` and ``sft`` start from the run; ``pairs``, ``reward``, ``dpo`` and ``rl`` from
   the SFT stage when the list has one (the reference of DPO and RL), else from the run.
-  ``reward`` (default ``"grader"``) is the gold of the pairs and the reward of RL: the
+  ``reward_run`` (default ``"grader"``) is the gold of the pairs and the reward of RL: the
   grader or a reward-model stage directory. ``set`` holds settings for every stage, each
   method's table those of its stage.
 * points of kind ``posttrain`` (:mod:`scalelab.posttrain.points`); commands ``posttrain``,
@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from scalelab.config import RunConfig
 
 STAGES = ("eval", "sft", "pairs", "reward", "dpo", "rl")
-PIPELINE_KEYS = ("task", "stages", "reward", "set", *STAGES)
+PIPELINE_KEYS = ("task", "stages", "reward_run", "set", *STAGES)
 
 
 def check_pipeline(value: Any) -> dict[str, Any]:
@@ -62,9 +62,9 @@ def check_pipeline(value: Any) -> dict[str, Any]:
         raise ConfigError(
             f"study.posttrain.stages is a list of {', '.join(STAGES)}, got {stages!r}"
         )
-    reward = value.get("reward", "grader")
+    reward = value.get("reward_run", "grader")
     if not isinstance(reward, str):
-        raise ConfigError(f"study.posttrain.reward is 'grader' or a directory, got {reward!r}")
+        raise ConfigError(f"study.posttrain.reward_run is 'grader' or a directory, got {reward!r}")
     for method in ("set", *STAGES):
         table = value.get(method, {})
         if not isinstance(table, dict):
@@ -81,7 +81,7 @@ def run_pipeline(
 
     base = posttrain_config(**pipeline.get("set", {}))
     task, stages = pipeline["task"], pipeline.get("stages", ["eval", "sft"])
-    reward = pipeline.get("reward", "grader")
+    reward = pipeline.get("reward_run", "grader")
     out = []
     policy: Path = run_dir
     for method in stages:
