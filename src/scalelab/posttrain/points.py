@@ -53,6 +53,12 @@ def put_points(db: str | Path, rows: Iterable[Mapping[str, Any]]) -> None:
 
 def load_posttrain(db: str | Path) -> Any:
     """The store's posttrain points as a DataFrame, ``extra_json``'s keys as columns."""
+    import sqlite3
+
     from scalelab.study import load_points
 
-    return load_points(db, kind=KIND, extra=True)
+    df = load_points(db, kind=KIND, extra=True)
+    with sqlite3.connect(db) as conn:  # the stage's directory (load_points keeps it internal)
+        dirs = dict(conn.execute("SELECT run_id, run_dir FROM points WHERE kind = ?", (KIND,)))
+    df["run_dir"] = [dirs.get(r) for r in df["run_id"]]
+    return df
