@@ -106,12 +106,16 @@ def curves(db: str | Path) -> pd.DataFrame:
     return df[df["run_id"].str.contains("@") | df["run_id"].str.contains(r"-n\d+$")].copy()
 
 
-def overopt_fits(db: str | Path, bootstrap: int = 200) -> dict[str, Any]:
-    """Gao fits of gold reward per curve, their coefficients against RM size, and trends."""
+def overopt_fits(
+    db: str | Path, bootstrap: int = 200, exclude: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """Gao fits of gold reward per curve, their coefficients against RM size, and trends
+    (``exclude``: stage ids left out, e.g. a trial run with other settings)."""
     from scalelab.errors import FitError
-    from scalelab.laws.gao import coefficient_trend, fit_gao_curves
+    from scalelab.laws.gao import coefficient_trend, fit_gao_curves, stage_of
 
     df = curves(db)
+    df = df[~df["run_id"].map(stage_of).isin(exclude)]
     out: dict[str, Any] = {}
     for law in ("gao-bon", "gao-rl"):
         fitted = fit_gao_curves(df, law, reward="gold", bootstrap=bootstrap)
@@ -141,7 +145,7 @@ def overopt_fits(db: str | Path, bootstrap: int = 200) -> dict[str, Any]:
     return out
 
 
-def figure(db: str | Path, out: str | Path) -> Path:
+def figure(db: str | Path, out: str | Path, exclude: tuple[str, ...] = ()) -> Path:
     """Three panels: best-of-n and RL gold (solid) and proxy (dashed) reward against
     d = sqrt(KL) per proxy size, and accuracy after each stage against policy size."""
     import matplotlib
@@ -150,7 +154,10 @@ def figure(db: str | Path, out: str | Path) -> Path:
     import matplotlib.pyplot as plt
     import numpy as np
 
+    from scalelab.laws.gao import stage_of
+
     df = curves(db)
+    df = df[~df["run_id"].map(stage_of).isin(exclude)]
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
     sizes = sorted(df["reward_N"].dropna().unique())
     colors = plt.cm.viridis(np.linspace(0, 0.9, max(len(sizes), 1)))
@@ -191,3 +198,33 @@ def figure(db: str | Path, out: str | Path) -> Path:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def common_heldout_accuracy(rm_dirs: list[str], pairs_file: str, first: int) -> pd.DataFrame:
+    """Pair accuracy of reward models on one shared test set: the pairs of ``pairs_file``
+    from line ``first`` on (none of them trained on it when each read at most ``first``
+    pairs), with Wilson intervals: reward models trained on different numbers of pairs
+    compared on the same pairs."""
+    from scalelab.posttrain.pairs import read_pairs
+    from scalelab.posttrain.reward import pair_accuracy, pair_tensors
+    from scalelab.posttrain.stage import build_lm, open_parent, tokenizer_of
+    from scalelab.tasks.scoring import wilson
+
+    rows = []
+    for d in rm_dirs:
+        parent = open_parent(d)
+        task = parent.meta["task"]
+        test = read_pairs(pairs_file, task)[first:]
+        acc = pair_accuracy(build_lm(parent).eval(), pair_tensors(tokenizer_of(parent), task, test))
+        lo, hi = wilson(round(acc * len(test)), len(test))
+        rows.append(
+            {
+                "run_id": parent.run_id,
+                "pairs": parent.meta["posttrain"]["pairs"],
+                "test_pairs": len(test),
+                "accuracy": acc,
+                "lo": lo,
+                "hi": hi,
+            }
+        )
+    return pd.DataFrame(rows).sort_values("pairs").reset_index(drop=True)
