@@ -237,3 +237,15 @@ def test_two_rl_runs_of_one_policy_and_reward_model_are_two_curves():
     curves = fit_gao_curves(pd.concat([a, b]), "gao-rl", reward="proxy", bootstrap=0)
     assert [c.key["stage"] for c in curves] == ["rl-kl0", "rl-kl1"]
     assert [round(c.law.params["beta"], 1) for c in curves] == [0.1, 0.2]
+
+
+def test_a_stage_summary_without_kl_is_not_a_curve_point():
+    curve = rl_points(0.5, 0.1, reward_run_id="rm")
+    curve["run_id"] = [f"rl-0@{s}" for s in range(len(curve))]
+    summary = pd.DataFrame(
+        [{"run_id": "rl-0", "method": "rl", "reward_run_id": "rm", "accuracy": 0.4, "kl": None}]
+    )
+    (c,) = fit_gao_curves(pd.concat([curve, summary]), "gao-rl", reward="proxy", bootstrap=0)
+    assert c.law.n_points == len(curve) and c.key["stage"] == "rl-0"
+    with pytest.raises(FitError, match="NaN or infinite kl"):  # one curve given as such: strict
+        fit_gao(pd.concat([curve, summary]).drop(columns="run_id"), "gao-rl", reward="proxy")

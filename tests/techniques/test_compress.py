@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from scalelab.errors import ConfigError
+from scalelab.runs import RunError
 from scalelab.techniques.compress import compress
 from scalelab.techniques.compress.base import body_linears, load_parent
 from scalelab.techniques.compress.lowrank import rank_for
@@ -161,5 +162,5 @@ def test_bad_input_is_one_config_error(tiny_run: Path, method, level, kwargs, ma
 
 
 def test_missing_or_unfinished_run(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="not a run directory"):
+    with pytest.raises(RunError, match="not a run directory"):
         compress(tmp_path / "nope", "prune", 0.5)

@@ -271,6 +271,17 @@ def fit_cmd(
         raise FitError(f"--delta {delta}: give a positive Huber threshold such as 1e-3")
     if out is not None and out.is_dir():
         raise FitError(f"--out {str(out)!r} is a directory: give the path of a .json file")
+    from scalelab.cli import checks
+
+    checks.out_file(out, "--out")
+    if form != AUTO:  # the defaults of --forms and --holdout are taken to mean "not given"
+        checks.unused(
+            {
+                "--forms": forms if forms != "chinchilla,chinchilla-tied,overtrain" else None,
+                "--holdout": holdout if holdout != 2 else None,
+            },
+            f"with --form {form} (they choose among forms: --form auto)",
+        )
     fixed = parse_fix(fix or [])
     bounds = {
         "min_n": None if min_n is None else number(min_n, "--min-n"),

@@ -389,6 +389,11 @@ def check_fix(law: str, fix: Mapping[str, float], x: str | None = None) -> dict[
             raise FitError(
                 f"fix {k}={v:g}: {k} is a coefficient of the {law} law and must be positive"
             )
+        if k in ("alpha", "beta") and v <= 0:  # L falls with N and D: the exponents are > 0
+            raise FitError(
+                f"fix {k}={v:g}: {k} is an exponent of the {law} law and must be positive "
+                "(at 0 its term is a constant the fit cannot tell from E)"
+            )
     return out
 
 

@@ -215,6 +215,8 @@ def fit_gao(
         f"predicted peak d* = {d_star:.4g} (KL {d_star**2:.4g}), measured {d_meas:.4g} "
         f"(KL {d_meas**2:.4g}, reward {r_meas:.4g})"
     )
+    if d_meas >= float(np.sqrt(kl.max())) - 1e-9:
+        result.notes += " at the largest KL measured: no turn observed"
     if bootstrap > 0 and no_peak:
         result.notes += f"; {no_peak} of {bootstrap} bootstrap refits have no peak (beta <= 0)"
     return result
@@ -292,13 +294,22 @@ def fit_gao_curves(
     level: float = CI_LEVEL,
     fix: Mapping[str, float] | None = None,
 ) -> list[GaoCurve]:
-    """Every curve of ``df`` (rows grouped by method, task, policy and reward model, where
-    those columns exist) fitted by :func:`fit_gao`, ordered by the reward model's size."""
+    """Every curve of ``df`` (rows grouped by stage, method, task, policy and reward model,
+    where those columns exist) fitted by :func:`fit_gao`, ordered by the reward model's size.
+    Rows without a KL or the reward (a stage's summary point) are not curve points and are
+    left out."""
     if law not in GAO_FORMS:
         raise FitError(f"fit_gao_curves fits {', '.join(GAO_FORMS)}, not {law!r}")
     if not isinstance(df, pd.DataFrame) or df.empty:
         raise FitError(f"no points to fit the {law} law to")
     df = with_stage(select_method(df, law))
+    # a stage's own summary point may carry no KL or reward (accuracy only): not a curve point
+    col = reward_column(df, reward)
+    if "kl" in df.columns:
+        df = df[pd.to_numeric(df["kl"], errors="coerce").notna()]
+        df = df[pd.to_numeric(df[col], errors="coerce").notna()]
+        if df.empty:
+            raise FitError(f"no {METHOD[law]} point has both a kl and a {col} to fit")
     keys = [k for k in CURVE_KEYS if k in df.columns]
     groups = df.groupby(keys, dropna=False, sort=True) if keys else [((), df)]
     out = []

@@ -245,7 +245,11 @@ def _sample(
             kth = z.topk(top_k, dim=-1).values[:, -1:]
             z = z.masked_fill(z < kth, float("-inf"))
         q = F.log_softmax(z, dim=-1)
-        tokens = torch.multinomial(q.exp(), 1, generator=generator).squeeze(1)
+        # drawn where the generator lives (a CPU generator for a model on a GPU: the same
+        # draws on either device)
+        where = generator.device if generator is not None else q.device
+        probs = q.exp().to(where)
+        tokens = torch.multinomial(probs, 1, generator=generator).squeeze(1).to(q.device)
         sample_logp = q.gather(1, tokens[:, None]).squeeze(1)
     return tokens, model_logp.gather(1, tokens[:, None]).squeeze(1), sample_logp
 

@@ -156,7 +156,7 @@ def load_points(
     df["C"] = 6.0 * df["N"] * df["D"]
     if curves:
         df["C_exact"] = df["train_flops_per_token"] * df["D"]
-    axes = _axis_columns(df["axes_json"]) if len(df) else pd.DataFrame(index=df.index)
+    axes = _axis_columns(df, db) if len(df) else pd.DataFrame(index=df.index)
     for col in axes.columns:
         if col not in df.columns:
             df[col] = axes[col]
@@ -174,11 +174,16 @@ def load_points(
     return df[LEADING + rest].reset_index(drop=True)
 
 
-def _axis_columns(axes_json: pd.Series) -> pd.DataFrame:
+def _axis_columns(df: pd.DataFrame, db: str | Path) -> pd.DataFrame:
     """Grid axes (``"train.lr"``-style keys) of each point as columns."""
-    rows = [json.loads(a) if isinstance(a, str) else {} for a in axes_json]
+    from scalelab.study.store import json_column
+
+    rows = [
+        json_column(a, "axes_json", f"{s}/{r}", db)
+        for a, s, r in zip(df["axes_json"], df["study"], df["run_id"], strict=True)
+    ]
     keyed = [{k: v for k, v in r.items() if "." in k} for r in rows]
-    return pd.DataFrame(keyed, index=axes_json.index)
+    return pd.DataFrame(keyed, index=df.index)
 
 
 def load_curves(

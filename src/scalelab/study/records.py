@@ -123,6 +123,10 @@ def _params(section: Any) -> dict[str, Any]:
     return section if isinstance(section, Mapping) else {}
 
 
+# the axis the sweep gives a run it added because another run needs it (scalelab.study.graph)
+NEEDED_BY = "needed_by"
+
+
 def point_row(
     rec: RunRecord,
     *,
@@ -198,6 +202,17 @@ def point_row(
     # a technique's point (a distilled student, a compressed model, a run on a data
     # selection): the columns the plug-in that claims the run gives (scalelab.plugin)
     row.update(point_fields(s, cfg))
+    if row["kind"] == "run" and axes and NEEDED_BY in axes:
+        # in the sweep only because another run needs it (a teacher): not a point of the
+        # study's ladder, whose analyses read kind "run" (scalelab.study.graph)
+        row["kind"] = "needed"
+    if train.get("branch_of"):  # a WSD branch (scalelab.train.branch): a run, marked as one
+        row["technique"], row["parent_run_id"] = "branch", train["branch_of"]
+        info = s.get("branch") or {
+            "parent": train["branch_of"],
+            "at_tokens": train.get("branch_at"),
+        }
+        row["extra_json"] = json.dumps({"branch": info}, sort_keys=True)
     return row
 
 
