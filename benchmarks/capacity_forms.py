@@ -19,7 +19,8 @@ import pandas as pd
 from scalelab.data.corpora import open_corpus
 from scalelab.data.facts import N_WORDS, FactsSource, attribute_choices
 from scalelab.memorization.capacity import facts_bits
-from scalelab.memorization.model_io import doc_logprobs, load_model, load_run
+from scalelab.memorization.model_io import doc_logprobs
+from scalelab.runs import open_run
 from scalelab.study.points import load_points
 
 
@@ -37,11 +38,12 @@ def per_person_floor(lay, logp2: np.ndarray) -> tuple[float, float]:
 
 
 def compare(run_dir: Path) -> dict:
-    cfg, summary = load_run(run_dir)
+    run = open_run(run_dir)
+    cfg, summary = run.cfg, run.summary
     src = open_corpus(cfg.data.corpus)
     assert isinstance(src, FactsSource)
     tokens, lay = src.layout("train", cfg.data.val_fraction)
-    model = load_model(run_dir, cfg)
+    model = run.load_model(fork_rng=False)
     eos = src.tokenizer().eos_id
     lp = doc_logprobs(model, tokens, lay.start, lay.length - 1, bos=eos, context=cfg.model.context)
     new = facts_bits(lay, lp)

@@ -161,8 +161,8 @@ class ZLoss(Plugin):
     ) -> None:
         from scalelab.memorization.points import put_technique_point  # a point-writing helper
 
-        assert db is not None
-        piece = json.loads((run_dir / "summary.json").read_text())["zloss"]
+        assert db is not None and cfg is not None and summary is not None
+        piece = {**summary["zloss"], "keep": self.value(cfg).keep}
         put_technique_point(db, run_dir, kind="zloss", technique="z", extra=piece)
 
 
@@ -215,7 +215,7 @@ def test_a_new_technique_changes_training_and_runs_after_the_run(
     assert len(pts) == 1 and pts["technique"].iloc[0] == "z" and pts["study"].iloc[0] == "z"
     with sqlite3.connect(tmp_path / "r.db") as con:
         (extra,) = con.execute("SELECT extra_json FROM points WHERE kind = 'zloss'").fetchone()
-    assert json.loads(extra) == {"weight": 0.5, "calls": 10}
+    assert json.loads(extra) == {"weight": 0.5, "calls": 10, "keep": 1.0}
 
 
 def test_a_study_key_no_plugin_owns_is_an_error() -> None:

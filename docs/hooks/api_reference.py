@@ -35,7 +35,7 @@ def public_api() -> dict[str, dict[str, str]]:
     return tables
 
 
-def _defined_at(module: str, name: str) -> str:
+def _defined_at(module: str, name: str) -> str | None:
     """Where ``name`` (exported by ``module``) is defined: a table may name a package that
     re-exports it, and mkdocstrings reads the source, so follow the object home."""
     obj = getattr(importlib.import_module(module), name)
@@ -48,7 +48,9 @@ def _defined_at(module: str, name: str) -> str:
         sub = importlib.import_module(info.name)
         if vars(sub).get(name) is obj and name in _assigned(sub):
             return f"{info.name}.{name}"
-    return f"{module}.{name}"
+    if name in _assigned(package):
+        return f"{module}.{name}"
+    return None  # computed when read (a module-level __getattr__): no source to render
 
 
 def _assigned(module: Any) -> set[str]:
@@ -73,7 +75,11 @@ def api_reference() -> str:
             continue
         out.append(f"## `{package}`\n")
         for name in sorted(table):
-            out.append(f"::: {_defined_at(table[name], name)}\n")
+            home = _defined_at(table[name], name)
+            if home is None:
+                out.append(f"### `{name}`\n\nComputed when read, in `{table[name]}`.\n")
+            else:
+                out.append(f"::: {home}\n")
     return "\n".join(out)
 
 

@@ -34,6 +34,7 @@ from typing import Any, TypeVar
 
 from scalelab.errors import ConfigError, did_you_mean, read_user_text
 from scalelab.plugin import plugins, section_plugins
+from scalelab.ranges import check_rate
 from scalelab.registry import ARCHS, DEFAULT_MLP, GATED_MLPS, MLPS, NORMS, POSITIONS, check_config
 from scalelab.registry.choices import PARAMETRIZATIONS, default_d_ff
 
@@ -211,7 +212,14 @@ class TrainConfig:
     min_lr_ratio: float = 0.1  # the schedule ends at lr * min_lr_ratio
     schedule: str = "cosine"  # "cosine", "wsd" (warmup-stable-decay) or "constant"
     warmup: float = 0.05  # fraction of the run's steps
-    decay_fraction: float = 0.2  # wsd only: the last fraction of steps decays linearly
+    decay_fraction: float = 0.2  # wsd only: the last fraction of steps decays (the cooldown)
+    cooldown: str = "linear"  # wsd only: the decay's shape, "linear" or "1-sqrt"
+    # wsd only: token counts at which the stable-phase state is kept for branches
+    save_at: tuple[int, ...] = ()
+    # a WSD branch: the run id of the parent whose state at ``branch_at`` tokens it resumes
+    # from, then runs only its own cooldown (scalelab.train.branch)
+    branch_of: str | None = None
+    branch_at: int | None = None
     weight_decay: float = 0.1
     beta1: float = 0.9
     beta2: float = 0.95
@@ -233,6 +241,8 @@ class TrainConfig:
         _check_choice("train.objective", self.objective, ("clm", "mlm"))
         _check_choice("train.schedule", self.schedule, ("cosine", "wsd", "constant"))
         _check_choice("train.precision", self.precision, ("auto", "fp32", "bf16"))
+        _check_choice("train.cooldown", self.cooldown, COOLDOWNS)
+        self._check_branching()
         if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", self.device):
             raise ConfigError(
                 f"train.device = {self.device!r} is not a device: use 'auto', 'cpu', 'cuda', "
@@ -259,6 +269,7 @@ class TrainConfig:
             v = getattr(self, name)
             if v is not None and v <= 0:
                 raise ConfigError(f"train.{name} must be positive, got {v}")
+        check_rate("train.lr", self.lr)
         if not 0.0 <= self.warmup < 1.0:
             raise ConfigError(
                 f"train.warmup is a fraction of the steps in [0, 1), got {self.warmup}"
@@ -281,6 +292,56 @@ class TrainConfig:
                 f"train.early_stopping counts evaluations and must be >= 1, got "
                 f"{self.early_stopping}"
             )
+
+    def _check_branching(self) -> None:
+        """``save_at`` and a branch (``branch_of`` with ``branch_at``) are WSD's: only its
+        stable phase holds a state from which any shorter run's cooldown can start."""
+        if self.cooldown != "linear" and self.schedule != "wsd":
+            raise ConfigError(
+                f"train.cooldown = {self.cooldown!r} shapes the WSD decay: set "
+                "train.schedule = 'wsd', or leave train.cooldown out"
+            )
+        if self.save_at:
+            if self.schedule != "wsd":
+                raise ConfigError(
+                    "train.save_at keeps WSD stable-phase states: set train.schedule = 'wsd'"
+                )
+            if any(t < 1 for t in self.save_at) or list(self.save_at) != sorted(set(self.save_at)):
+                raise ConfigError(
+                    f"train.save_at must be increasing positive token counts, got "
+                    f"{list(self.save_at)}"
+                )
+        if (self.branch_of is None) != (self.branch_at is None):
+            raise ConfigError(
+                "a WSD branch names both its parent and its branch point: set train.branch_of "
+                "(the parent's run id) and train.branch_at (tokens), or neither"
+            )
+        if self.branch_of is None or self.branch_at is None:
+            return
+        if self.schedule != "wsd":
+            raise ConfigError("a WSD branch (train.branch_of) needs train.schedule = 'wsd'")
+        if not re.fullmatch(r"[0-9a-f]{12}", self.branch_of):
+            raise ConfigError(
+                f"train.branch_of is the parent run's id (12 hex digits), got {self.branch_of!r}"
+            )
+        if self.branch_at < 1:
+            raise ConfigError(f"train.branch_at must be positive tokens, got {self.branch_at}")
+        if self.tokens is not None and self.branch_at >= self.tokens:
+            raise ConfigError(
+                f"train.branch_at ({self.branch_at}) must be below the branch's budget "
+                f"train.tokens ({self.tokens})"
+            )
+        if self.save_at:
+            raise ConfigError("a branch keeps no states of its own: leave out train.save_at")
+
+
+COOLDOWNS = ("linear", "1-sqrt")  # the WSD decay's shapes (Hägele et al. 2024, sec. 3)
+BRANCH_DEFAULTS: dict[str, Any] = {
+    "cooldown": "linear",
+    "save_at": [],
+    "branch_of": None,
+    "branch_at": None,
+}
 
 
 def _file_sha256(path: str) -> str | None:
@@ -393,6 +454,7 @@ class RunConfig:
             head, _, sub = key.partition(".")
             where = d.setdefault(head, {}) if sub else d
             where[sub or head] = dataclasses.asdict(value) if value is not None else None
+        d["train"]["save_at"] = list(self.train.save_at)  # as JSON reads it back
         return d
 
     def run_id(self) -> str:
@@ -403,7 +465,8 @@ class RunConfig:
         field existed keep their names (and a sweep still finds them finished); so is an
         unset ``data.select``, and a set one counts by the SHA-256 of the selection file's
         content, not by its path; so are ``model.parametrization = "sp"`` and its
-        muP-only fields. Each plug-in's section counts as its
+        muP-only fields; so are the WSD branch fields at their defaults (``train.cooldown``,
+        ``save_at``, ``branch_of``, ``branch_at``). Each plug-in's section counts as its
         :meth:`~scalelab.plugin.Plugin.run_id_part` says: left out when the technique does
         not change the run (no canaries; a ``[distill]`` without a teacher, or alpha = 0
         without a teacher initialisation: the scratch twin of a distilled run is the plain
@@ -430,6 +493,10 @@ class RunConfig:
                 where.pop(name, None)
             else:
                 where[name] = part
+        # the WSD branch fields at their defaults: runs stored before them keep their names
+        for key, default in BRANCH_DEFAULTS.items():
+            if d["train"].get(key) == default:
+                d["train"].pop(key)
         blob = json.dumps(d, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
@@ -548,12 +615,18 @@ def _coerce(name: str, value: Any, hint: Any) -> Any:
         if isinstance(value, bool):
             return value
     elif hint is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
         if isinstance(value, float) and value.is_integer():
-            return int(value)
+            value = int(value)
+        if isinstance(value, int) and not isinstance(value, bool):
+            # one rule for every section: a seed is a whole number >= 0 (numpy refuses less)
+            if name.rsplit(".", 1)[-1].endswith("seed") and value < 0:
+                raise ConfigError(f"{name} must be a whole number >= 0 (a seed), got {value}")
+            return value
     elif hint is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
+            # one rule for every section: no setting means anything at NaN or infinity
+            if not math.isfinite(value):
+                raise ConfigError(f"{name} must be a finite number, got {value!r}")
             return float(value)
     elif hint is str:
         if isinstance(value, str):

@@ -30,6 +30,8 @@ The points of a run's life, in order:
 * **points** -- :attr:`Plugin.point_kinds`: the ``kind`` values of the store's points it
   writes; :meth:`Plugin.point_fields` turns a run's summary into the point's technique
   columns.
+* **analyses** -- :meth:`Plugin.comparison` adds the technique's part to an
+  architecture comparison (downstream tasks' slopes).
 * **report and CLI** -- :attr:`Plugin.report` and :attr:`Plugin.cli` are lazy
   ``"module:attr"`` / ``"module"`` references to its report section builder and its command
   group, imported only by the report and the command line.
@@ -59,8 +61,12 @@ How to add a technique (one module and one registration)::
 
 Import ``mytech`` before loading a config with a ``[mytech]`` section; the built-in
 techniques are registered by ``import scalelab`` (:mod:`scalelab.builtin`), above the core,
-never by the core importing a technique. This module is torch-free and imports nothing of
-scalelab but the errors, so every layer may use it.
+never by the core importing a technique. A sweep's spawned workers and Ray tasks import
+``scalelab`` only: a plug-in outside :data:`scalelab.builtin.BUILTIN_PLUGINS` works in the
+process that registered it (``sweep(workers=1)``, ``train``). A worked example (a loss term,
+a data hook and an after-run point in one class) is ``tests/test_plugin.py``; the table of
+hooks is ``docs/plugins.md``. This module is torch-free and imports nothing of scalelab but
+the errors, so every layer may use it.
 """
 
 from __future__ import annotations
@@ -205,6 +211,20 @@ class Plugin:
         ``parent_run_id``, ``extra_json``) read from its summary and config dicts, or None
         when this run is not this technique's point."""
         return None
+
+    def comparison(
+        self,
+        cmp: Any,
+        db: str | Path,
+        *,
+        study: str | None,
+        bootstrap: int,
+        seed: int,
+        archs: Any,
+    ) -> None:
+        """Add this technique's part to an architecture comparison of the store ``db``
+        (a :class:`scalelab.study.compare.Comparison`, changed in place): downstream
+        tasks fill ``cmp.downstream``."""
 
     def report_builder(self) -> Any:
         """Its report section builder (``ReportContext -> Section | None``), or None."""

@@ -53,10 +53,10 @@ def _hand_count(run_dir) -> tuple[dict[str, float], float]:
     import torch
 
     from scalelab.data.facts import FactsSource, attribute_choices
-    from scalelab.memorization.model_io import load_model, load_run
+    from scalelab.runs import open_run
 
-    cfg, _ = load_run(run_dir)
-    model = load_model(run_dir, cfg)
+    run = open_run(run_dir)
+    cfg, model = run.cfg, run.load_model(fork_rng=False)
     src = FactsSource(people=40, attributes=3)
     tokens, lay = src.layout("train", cfg.data.val_fraction)
     eos = src.tokenizer().eos_id

@@ -93,3 +93,16 @@ def test_a_cycle_of_needs_stops_the_sweep_before_any_run(tmp_path, log):
         sweep(spec(), db=tmp_path / "r.db", out=tmp_path / "runs", progress=False,
               needs=needs, **FAKES)  # fmt: skip
     assert calls(log) == []
+
+
+def test_two_workers_start_a_run_only_after_its_need(tmp_path, log):
+    def needs(cfg):
+        return [smaller(cfg)] if cfg.model.d_model == 32 else []
+
+    res = sweep(spec(), db=tmp_path / "r.db", out=tmp_path / "runs", progress=False,
+                needs=needs, workers=2, **FAKES)  # fmt: skip
+    b, a = (r.run_id for r in res.runs)
+    assert calls(log) == [a, b] and res.trained == 2
+    # b started after a's summary was written
+    runs = tmp_path / "runs"
+    assert (runs / b / "config.json").stat().st_mtime >= (runs / a / "summary.json").stat().st_mtime

@@ -24,7 +24,7 @@ import sys
 
 import typer
 
-from scalelab.cli import laws, models, reports, studies, training
+from scalelab.cli import checks, laws, models, reports, studies, training
 from scalelab.cli._app import app, console, error_line
 from scalelab.errors import ScalelabError
 from scalelab.plugin import cli_modules
@@ -46,6 +46,7 @@ _ORDER = (
     "memorization",
     "reports",
     "tasks",
+    "posttrain",
 )
 _ALL = {
     "laws": laws,
@@ -61,8 +62,9 @@ _PANELS = tuple(_ALL[g].PANEL for g in _ORDER if g in _ALL) + tuple(
 app.registered_commands.sort(
     key=lambda c: _PANELS.index(c.rich_help_panel) if c.rich_help_panel in _PANELS else 99
 )
+checks.plain_help()
 
-__all__ = ["app", "console", "laws", "main", "models", "reports", "studies", "training"]
+__all__ = ["app", "checks", "console", "laws", "main", "models", "reports", "studies", "training"]
 
 
 @app.callback()
@@ -78,6 +80,21 @@ def version() -> None:
     print(__version__)
 
 
+def _note(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def _check_argv(args: list[str]) -> None:
+    """The command line's own mistakes (an empty value, an option given twice)."""
+    name = next((a for a in args if not a.startswith("-")), None)
+    if name is None:
+        return
+    group = typer.main.get_command(app)
+    command = getattr(group, "commands", {}).get(name)
+    if command is not None:
+        checks.argv(command, args[args.index(name) + 1 :])
+
+
 def main() -> None:
     """Entry point: every bad input (a ScalelabError, or a usage error such as an unknown
     option or a missing argument) becomes one plain line on stderr and exit code 2."""
@@ -87,7 +104,9 @@ def main() -> None:
         from click import exceptions as click  # type: ignore[no-redef]
 
     try:
-        code = app(standalone_mode=False, prog_name="scalelab")
+        with checks.warnings_as_notes(_note):
+            _check_argv(sys.argv[1:])
+            code = app(standalone_mode=False, prog_name="scalelab")
     except ScalelabError as e:
         error_line(e)
         sys.exit(2)

@@ -206,7 +206,6 @@ def compare_cmd(
     from scalelab.reporting.architectures import plot_comparison
     from scalelab.study.compare import compare
     from scalelab.study.compare import depth_width as dw
-    from scalelab.tasks.analysis import add_downstream
 
     n_boot = count_option(bootstrap, "--bootstrap")
     out_file(plot, "--plot")
@@ -220,7 +219,6 @@ def compare_cmd(
             render.depth_width_table(rows, quality, compute_column)
         return
     cmp = compare(db, study=study, quality=quality, compute=compute_column, bootstrap=n_boot)
-    add_downstream(cmp, db, study=study, bootstrap=n_boot)
     if plot is not None:
         plot_comparison(cmp, plot)
     if json_out:

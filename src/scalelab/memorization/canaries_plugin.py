@@ -16,6 +16,9 @@ if TYPE_CHECKING:
     from scalelab.config import RunConfig
 
 
+MAX_CANARY_TOKENS = 10**8  # 0.75 GiB as int64: canaries are a small share of a corpus
+
+
 @dataclass(frozen=True)
 class CanaryConfig:
     """``data.canaries``: random token sequences inserted into the training stream at known
@@ -37,6 +40,16 @@ class CanaryConfig:
         if not self.repeats or any(r < 1 for r in self.repeats):
             raise ConfigError(
                 f"data.canaries.repeats must be a list of positive integers, got {self.repeats}"
+            )
+        # the canaries are drawn as one array of count x len(repeats) x (prefix + length)
+        # tokens and inserted sum(repeats) times each: bound both before anything is drawn
+        drawn = self.count * len(self.repeats) * (self.prefix + self.length)
+        inserted = self.count * sum(self.repeats) * (self.prefix + self.length)
+        if max(drawn, inserted) > MAX_CANARY_TOKENS:
+            raise ConfigError(
+                f"data.canaries would draw {drawn:,} and insert {inserted:,} tokens (about "
+                f"{8 * max(drawn, inserted) / 2**30:.3g} GiB): keep count x (prefix + length) "
+                f"x sum(repeats) under {MAX_CANARY_TOKENS:,}"
             )
 
 

@@ -240,12 +240,13 @@ def capacity(
     ``technique`` is the precision and whose parent is the run.
     """
     from scalelab.data import load_tokens
-    from scalelab.memorization.model_io import load_model, load_run
     from scalelab.memorization.quantize import apply_precision
     from scalelab.memorization.seen import seen_positions
+    from scalelab.runs import open_run
 
     t0 = time.perf_counter()
-    cfg, summary = load_run(run_dir)
+    run = open_run(run_dir)
+    cfg, summary = run.cfg, run.summary
     source = open_corpus(cfg.data.corpus)
     if not isinstance(source, FactsSource | BitsSource):
         raise DataError(
@@ -255,7 +256,7 @@ def capacity(
     seen = None
     if cfg.data.fraction < 1.0 or cfg.data.select is not None:
         seen = seen_positions(cfg, load_tokens(cfg.data, cfg.model.vocab_size))
-    model = load_model(run_dir, cfg)
+    model = run.load_model(fork_rng=False)
     apply_precision(model, precision)
     kw = {"val_fraction": cfg.data.val_fraction, "context": cfg.model.context, "device": device}
     train = measure(model, source, split="train", seen=seen, **kw)

@@ -26,7 +26,6 @@ from scalelab.study.compare import (
     depth_width,
 )
 from scalelab.study.points import load_points
-from scalelab.tasks.analysis import add_downstream
 
 
 @dataclass
@@ -156,12 +155,7 @@ def architecture_section(
     section: slopes table, frontier regions and crossings, the figures, and the
     depth-vs-width table when the store's points hold such ladders."""
     out_dir = Path(out_dir)
-    cmp = add_downstream(
-        compare(db, study=study, compute=compute, bootstrap=bootstrap),
-        db,
-        study=study,
-        bootstrap=bootstrap,
-    )
+    cmp = compare(db, study=study, compute=compute, bootstrap=bootstrap)
     frontier_png = plot_comparison(cmp, out_dir / "arch-frontier.png")
     curves_png = plot_curves(db, out_dir / "arch-curves.png", study=study)
     dw = depth_width(db, study=study, compute=compute, bootstrap=bootstrap)

@@ -74,11 +74,13 @@ def context(
     law, err, selection, why_not = None, None, None, None
     if points.empty:
         where = f" for study {study!r}" if study else ""
-        if load_points(db, study=study, kind="trial").empty:
+        trials = not load_points(db, study=study, kind="trial").empty
+        if not trials and load_points(db, study=study, kind="posttrain").empty:
             raise StoreError(f"{db} has no finished runs{where}: run `scalelab sweep` first")
-        # a search's store (`scalelab tune` alone): its trials are reported, there is no
-        # ladder to fit a law to
-        err = f"{db} holds the trials of a search{where} and no ladder runs: no law to fit"
+        # a search's store (`scalelab tune` alone) or a post-training one: its own points
+        # are reported, there is no ladder to fit a law to
+        what = "the trials of a search" if trials else "post-training points"
+        err = f"{db} holds {what}{where} and no ladder runs: no law to fit"
     curves = load_curves(db, study=study, run_ids=points["run_id"].tolist())
     archs = sorted(points["arch"].unique()) if not points.empty else []
     if len(archs) > 1:

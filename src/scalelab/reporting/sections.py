@@ -22,6 +22,7 @@ from scalelab.laws.fit import size_groups
 from scalelab.plugin import report_builders
 from scalelab.reporting import plots
 from scalelab.reporting.architectures import architecture_section
+from scalelab.reporting.posttrain_section import posttrain_section
 from scalelab.reporting.section import Builder, ReportContext, Section, esc, img, table
 from scalelab.reporting.small_large import small_large_section
 from scalelab.reporting.tuning import tuning_section
@@ -485,11 +486,12 @@ def default_builders() -> list[Builder]:
     return [*CORE_BUILDERS, *report_builders()]
 
 
-def __getattr__(name: str) -> Any:
-    if name == "BUILDERS":  # the default sections as registered now
-        return default_builders()
-    raise AttributeError(name)
+# the default sections of the plug-ins registered when this module was imported (the
+# built-in ones); default_builders() also sees a plug-in registered later
+BUILDERS: list[Builder] = default_builders()
 
 
-# the sections that need no ladder runs: a store written by `scalelab tune` alone
-WITHOUT_RUNS: list[Builder] = [tuning_section]
+# the sections that need no ladder runs: a store written by `scalelab tune` alone, or one
+# of post-training points only (the posttrain plug-in registers the section for the rest:
+# report = "scalelab.reporting.posttrain_section:posttrain_section")
+WITHOUT_RUNS: list[Builder] = [tuning_section, posttrain_section]

@@ -22,8 +22,8 @@ Choices a user should know:
   tasks come from the store's ``tasks`` table: ``Comparison.downstream`` holds, per
   architecture and task, the log-log slope of the task's error against compute (Tay et
   al.'s downstream alpha_{U,D}) and N, and Gadre et al.'s fit against the loss, filled in
-  by :func:`scalelab.tasks.analysis.add_downstream` (the report and ``scalelab compare``
-  call it; the comparison itself knows no technique).
+  by the downstream tasks' plug-in (:meth:`scalelab.plugin.Plugin.comparison`, which calls
+  :func:`scalelab.tasks.analysis.add_downstream`) for a store path.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ import pandas as pd
 
 from scalelab.errors import FitError, ScalelabError
 from scalelab.laws import fit_law, pareto_frontier
+from scalelab.plugin import plugins
 from scalelab.study.points import load_points
 from scalelab.study.slopes import Slope, _distinct_x, slope
 
@@ -398,7 +399,7 @@ def compare(
                 params_range=(float(g["N"].min()), float(g["N"].max())),
             )
         )
-    return Comparison(
+    cmp = Comparison(
         quality=quality,
         compute=compute,
         archs=results,
@@ -406,6 +407,10 @@ def compare(
         frontier_params=frontier(df, "N", quality, label="N"),
         points=df,
     )
+    if isinstance(points, str | Path):  # the plug-ins' parts (downstream tasks' slopes)
+        for plugin in plugins():
+            plugin.comparison(cmp, points, study=study, bootstrap=bootstrap, seed=seed, archs=archs)
+    return cmp
 
 
 # --- depth vs width -------------------------------------------------------------------------

@@ -63,7 +63,9 @@ from scalelab.data import load_tokens
 from scalelab.data.selection import apply_selection
 from scalelab.errors import ConfigError, StoreError
 from scalelab.fmt import si
+from scalelab.plugin import run_needs
 from scalelab.rundir import write_json
+from scalelab.study.branching import branch_needs
 from scalelab.study.cost import config_counts, planned_flops
 from scalelab.study.graph import Needs, build_graph
 from scalelab.study.grid import PlannedRun, Sizer, expand
@@ -196,6 +198,7 @@ class _Monitor:
         # (FLOPs, tokens, seconds) of each ended run, for the cost model
         self.cal_points: list[tuple[float, float, float]] = []
         self.n_failed = 0
+        self.branches: set[str] = set()  # WSD branches: they train only their cooldown
         self.lock = threading.Lock()
         self.progress = None
         self.task_id = None
@@ -290,6 +293,8 @@ class _Monitor:
         self, run_id: str, flops: float | None, seconds: float | None, status: str, calibrate: bool
     ) -> None:
         with self.lock:
+            if run_id in self.branches and flops is not None:  # a point's C is its whole D;
+                flops = self.planned.get(run_id) or flops  # a branch spent its cooldown's
             spent = flops if flops is not None else self.planned.get(run_id) or 0.0
             self.done[run_id] = spent
             if calibrate and flops and seconds and status in FINISHED:
@@ -524,8 +529,12 @@ def sweep(
             for r in runs
         )
 
+        # the FLOPs each run will spend itself (a WSD branch: its cooldown alone), for the
+        # order of the runs, the progress bar and the ETA
         planned = {
-            r.run_id: planned_flops(r.config, counts[r.run_id], unique.get(_data_key(r.config)))
+            r.run_id: planned_flops(
+                r.config, counts[r.run_id], unique.get(_data_key(r.config)), own=True
+            )
             for r in runs
         }
         per_token = {
@@ -535,6 +544,7 @@ def sweep(
         }
 
         monitor = _Monitor(planned, per_token, workers or 1, progress, f"study {spec.name}")
+        monitor.branches = {r.run_id for r in runs if r.config.train.branch_of is not None}
         outcomes: dict[str, RunOutcome] = {}
         todo: dict[str, tuple[PlannedRun, RunTask]] = {}
         failed_before: dict[str, str] = {}  # run id -> why, of runs skipped as failed
@@ -619,7 +629,13 @@ def _planned_runs(
     """The grid's runs, then the runs they need that the grid lacks (axes: the run that
     needs it first), and the graph of their needs."""
     runs = expand(spec, sizer=sizer)
-    graph = build_graph([r.config for r in runs], needs)
+    branches = branch_needs([r.config for r in runs])  # a WSD branch needs its parent
+    declared = needs or run_needs  # by default, what the registered plug-ins declare
+
+    def all_needs(cfg: RunConfig) -> list[RunConfig]:
+        return [*branches(cfg), *declared(cfg)]
+
+    graph = build_graph([r.config for r in runs], all_needs)
     by_id = {r.run_id: r for r in runs}
     needed_by = graph.needed_by()
     for run_id in graph.configs:

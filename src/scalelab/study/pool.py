@@ -197,7 +197,7 @@ def run_pool(
     jobs: Sequence[Job],
     backend: Backend,
     *,
-    start: Callable[[Job], tuple[Any, str]],
+    start: Callable[[Job], tuple[Any, str] | None],
     finished: Callable[[Job, Any, Any], bool],
     failed: Callable[[Job, Any, str], None],
     retry: Callable[[Job, Any], Job],
@@ -208,7 +208,8 @@ def run_pool(
     """Run ``jobs`` on ``backend``, at most ``backend.slots`` at once, in the given order
     as far as their needs allow.
 
-    ``start(job) -> (arg, crash_key)`` prepares a job as it starts (its worker's argument,
+    ``start(job) -> (arg, crash_key)`` prepares a job as it starts (None: it has nothing
+    to run after all, and counts as ended well) (its worker's argument,
     and the key its deaths are counted against: its run id). ``finished(job, arg, result)``
     takes a result and says whether the job ended well (the jobs that need it may start).
     ``failed(job, arg, reason)`` takes a job that ends without a result (``arg`` is None
@@ -259,7 +260,11 @@ def run_pool(
                 if in_flight and (job.key in suspects or running & suspects):
                     break
                 queue.remove(job)
-                arg, crash_key = start(job)
+                started = start(job)
+                if started is None:  # nothing to run after all (a search's budget is spent)
+                    settled(job, True)
+                    continue
+                arg, crash_key = started
                 in_flight[backend.submit(arg)] = (job, arg, crash_key)
             if not in_flight:
                 if queue:  # nothing can start and nothing runs: needs that never end

@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from scalelab.errors import ConfigError
-from scalelab.study.runtask import RunTask, train_task
+from scalelab.study.runtask import RunTask, measure_downstream, train_task
 
 BACKENDS = ("local", "ray")  # where runs train: worker processes here, or Ray tasks
 RAY_RETRIES = 2  # a task whose worker dies is run again this many times, then failed
@@ -208,6 +208,12 @@ def remote_runs(
     own errors are recorded by the task). Returns (the remote function, how many to keep in
     flight: ``workers`` or the cluster's capacity, the device the task should train on)."""
     gpu = ray.cluster_resources().get("GPU", 0) > 0
+    most = max((n["Resources"].get("CPU", 0) for n in ray.nodes() if n.get("Alive")), default=0)
+    if threads > most:  # Ray would hold the task forever: no node can ever place it
+        raise ConfigError(
+            f"--threads {threads}: each run is a Ray task of {threads} CPUs, and the largest "
+            f"node of the cluster has {most:g}; it could never start: give at most {most:g}"
+        )
     remote = ray.remote(fn).options(
         num_cpus=threads,
         num_gpus=1 if gpu else 0,
@@ -234,9 +240,7 @@ def train_remotely(task: RunTask, threads: int, device: str | None) -> dict[str,
         return trained
     rec = read_run(run_dir)
     if rec.status in FINISHED and any(task.after.values()):
-        from scalelab.plugin import run_after_hooks
-
-        run_after_hooks(run_dir, task.after, db=None)  # the driver records them
+        measure_downstream(run_dir, None, rec.status, task.after)  # the driver records them
     trained["record"] = rec
     return trained
 

@@ -206,6 +206,13 @@ def point_row(
         # in the sweep only because another run needs it (a teacher): not a point of the
         # study's ladder, whose analyses read kind "run" (scalelab.study.graph)
         row["kind"] = "needed"
+    if train.get("branch_of"):  # a WSD branch (scalelab.train.branch): a run, marked as one
+        row["technique"], row["parent_run_id"] = "branch", train["branch_of"]
+        info = s.get("branch") or {
+            "parent": train["branch_of"],
+            "at_tokens": train.get("branch_at"),
+        }
+        row["extra_json"] = json.dumps({"branch": info}, sort_keys=True)
     return row
 
 

@@ -129,7 +129,10 @@ def measure_downstream(
     """A finished run's measurements by the plug-ins that own the study's keys in ``after``
     (study.tasks, study.intrinsic, ...: :func:`scalelab.plugin.run_after_hooks`)."""
     if any(after.values()) and status in FINISHED:
-        run_after_hooks(run_dir, after, db=db)
+        rec = read_run(run_dir)
+        run_after_hooks(
+            run_dir, after, db=db, cfg=run_config_from_dict(rec.config), summary=rec.summary
+        )
 
 
 def is_busy(run_dir: Path) -> bool:

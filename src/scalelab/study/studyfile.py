@@ -31,6 +31,10 @@ selection is repeated more, with ``epochs`` fixed it is seen for fewer tokens.
 Keys are validated when the file is read (unknown keys are rejected with the nearest
 valid name); every run of the grid is validated as a ``RunConfig`` when the grid is
 expanded (:func:`scalelab.study.expand`).
+
+``budgets = "branches"`` (with ``cooldown = 0.2``, the fraction of each run that cools
+down) trains one WSD run per size to its longest budget and branches every shorter budget
+off that run's stable phase (:mod:`scalelab.study.branching`): each costs its cooldown.
 """
 
 from __future__ import annotations
@@ -61,6 +65,8 @@ STUDY_KEYS = (
     "tokens_per_param",
     "epochs",
     "fraction",
+    "budgets",  # "branches": one WSD run per size, shorter budgets branch off it
+    "cooldown",  # with budgets = "branches": the cooldown's fraction of each run's length
     "seeds",
     "select",
     "grid",
@@ -130,6 +136,11 @@ class Study:
     # the plug-ins' [study] keys, checked by their plug-ins: what runs after each finished
     # run (scalelab.plugin.run_after_hooks), e.g. {"tasks": ("cloze",), "intrinsic": {...}}
     after: Mapping[str, Any] = field(default_factory=dict)
+    # budgets = "branches": the longest budget of each size is one WSD run and the shorter
+    # ones branch off its stable phase (scalelab.study.branching); ``cooldown`` is their
+    # train.decay_fraction (None: the [train] section's)
+    branches: bool = False
+    cooldown: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -342,6 +353,7 @@ def study_from_dict(values: Mapping[str, Any], *, source: str | None = None) -> 
                 f"{key} is set by the study's own axes (study.tokens/tokens_per_param/epochs, "
                 "study.seeds), not study.grid"
             )
+    branches, cooldown = _parse_branches(s, base["train"], budgets)
     seeds = tuple(_positive_or_zero_ints("seeds", s["seeds"])) if "seeds" in s else ()
     if seeds and "seed" in base["train"]:
         raise ConfigError("set seeds once: study.seeds or train.seed, not both")
@@ -360,8 +372,59 @@ def study_from_dict(values: Mapping[str, Any], *, source: str | None = None) -> 
         description=str(s.get("description", "")),
         source=source,
         after=parse_study_keys(s),
+        branches=branches,
+        cooldown=cooldown,
     )
     return study
+
+
+BUDGET_MODES = ("dedicated", "branches")
+
+
+def _parse_branches(
+    s: Mapping[str, Any], train: Mapping[str, Any], budgets: Sequence[Budget]
+) -> tuple[bool, float | None]:
+    """``study.budgets = "branches"`` (one WSD run per size, the shorter budgets its
+    branches) and ``study.cooldown`` (their decay fraction)."""
+    mode = s.get("budgets", "dedicated")
+    if mode not in BUDGET_MODES:
+        raise ConfigError(
+            f"study.budgets = {mode!r} is not one of {', '.join(BUDGET_MODES)}: 'branches' "
+            "trains one WSD run per size and branches the shorter budgets off it"
+        )
+    cooldown = s.get("cooldown")
+    if cooldown is not None:
+        if mode != "branches":
+            raise ConfigError(
+                'study.cooldown is for budgets = "branches": add it, or leave out cooldown'
+            )
+        if (
+            isinstance(cooldown, bool)
+            or not isinstance(cooldown, (int, float))
+            or not 0 < cooldown < 1
+        ):
+            raise ConfigError(
+                f"study.cooldown is the cooldown's fraction of each run, in (0, 1) (0.2 is "
+                f"Hägele et al.'s), got {cooldown!r}"
+            )
+    if mode != "branches":
+        return False, None
+    if train.get("schedule", "wsd") != "wsd":
+        raise ConfigError(
+            f'budgets = "branches" needs the WSD schedule, but train.schedule = '
+            f"{train['schedule']!r}: remove it (branches set wsd) or use dedicated budgets"
+        )
+    if any(b.epochs is not None for b in budgets):
+        raise ConfigError(
+            'budgets = "branches" takes study.tokens or study.tokens_per_param (a budget in '
+            "epochs is not known before the corpus is read): give the budgets in tokens"
+        )
+    if len(budgets) < 2:
+        raise ConfigError(
+            'budgets = "branches" branches shorter budgets off the longest: give at least two '
+            "in study.tokens or study.tokens_per_param"
+        )
+    return True, float(cooldown) if cooldown is not None else None
 
 
 def _select_axis(value: Any, source: str | None) -> list[str | None]:

@@ -38,12 +38,11 @@ def after_run(run_dir: str | Path, db: str | Path | None, tasks: Sequence[str]) 
     scored on this run is a warning, not a failed run. With ``db=None`` the results go to
     the run directory only (a remote worker's half: the driver records them in the store
     afterwards)."""
-    from scalelab import rundir
     from scalelab.tasks.registry import get_task
-    from scalelab.tasks.results import TASKS_FILE, put_task_results
+    from scalelab.tasks.results import put_task_results, read_run_results
 
     run_dir = Path(run_dir)
-    done = rundir.read_json(run_dir / TASKS_FILE) if (run_dir / TASKS_FILE).exists() else {}
+    done = read_run_results(run_dir)
     try:
         zero = [
             t for t in tasks if get_task(t).kind == "zero-shot" and f"{t}/zero-shot" not in done
@@ -77,6 +76,20 @@ class TasksPlugin(Plugin):
 
     def parse_study(self, key: str, value: Any) -> tuple[str, ...]:
         return check_tasks(value)
+
+    def comparison(
+        self,
+        cmp: Any,
+        db: str | Path,
+        *,
+        study: str | None,
+        bootstrap: int,
+        seed: int,
+        archs: Any,
+    ) -> None:
+        from scalelab.tasks.analysis import add_downstream
+
+        add_downstream(cmp, db, study=study, bootstrap=bootstrap, seed=seed, archs=archs)
 
     def after_run(
         self,

@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from scalelab import rundir
-from scalelab.config import RunConfig, load_run_config, run_config_from_dict
+from scalelab.config import RunConfig, load_run_config
 from scalelab.errors import ConfigError
 from scalelab.plugin import RunContext, TrainHook
 
@@ -154,21 +154,16 @@ def check_teacher(student: RunConfig, teacher: RunConfig, where: str) -> None:
 def load_teacher(spec: str, out: Path, student: RunConfig, device: torch.device) -> Teacher:
     """Load ``distill.teacher`` for a student config, checked and frozen (a teacher given as
     a run TOML must have finished in ``out``)."""
-    run_dir = resolve_teacher(spec, out)
-    tcfg = run_config_from_dict(rundir.read_json(run_dir / rundir.CONFIG))
-    check_teacher(student, tcfg, str(run_dir))
     from scalelab.accounting import count
-    from scalelab.models import build_model
-    from scalelab.train.checkpoint import latest_checkpoint
+    from scalelab.runs import open_run
 
-    ckpt = latest_checkpoint(run_dir / rundir.CHECKPOINTS)
-    if ckpt is None:
-        raise ConfigError(f"distill.teacher {run_dir} has no intact checkpoint")
-    model = build_model(tcfg.model).to(device)
-    ckpt.restore(model)
-    model.eval()
+    run_dir = resolve_teacher(spec, out)
+    opened = open_run(run_dir, what="distill.teacher")
+    tcfg = opened.cfg
+    check_teacher(student, tcfg, str(run_dir))
+    model = opened.load_model(device, fork_rng=False)  # the trainer's RNG draws as before
     model.requires_grad_(False)
-    summary = rundir.read_json(run_dir / rundir.SUMMARY)
+    summary = opened.summary
     counted = count(tcfg.model, causal=tcfg.model.causal).to_dict()
     return Teacher(
         run_dir=run_dir,

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from scalelab.errors import ConfigError, did_you_mean
 from scalelab.plugin import Plugin, RunContext, TrainHook
+from scalelab.ranges import check_rate
 
 if TYPE_CHECKING:
     from scalelab.config import RunConfig
@@ -49,8 +50,9 @@ class DistillConfig:
             raise ConfigError(
                 f"distill.alpha must be in [0, 1] (0: no distillation), got {self.alpha}"
             )
-        if not self.temperature > 0:
-            raise ConfigError(f"distill.temperature must be positive, got {self.temperature}")
+        check_rate("distill.temperature", self.temperature)
+        if self.teacher is not None and not self.teacher.strip():
+            raise ConfigError("distill.teacher is empty: name a finished run directory or a TOML")
         if self.top_k is not None and self.top_k < 1:
             raise ConfigError(f"distill.top_k must be a positive integer, got {self.top_k}")
         if self.init_every is not None and self.init_every < 1:

@@ -22,8 +22,11 @@ Pruning (``median``, ``hyperband``) reads the validation loss at each evaluation
 
 from __future__ import annotations
 
+import contextlib
+import os
+import socket
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -147,15 +150,64 @@ def _finished_count(ostudy: Any) -> int:
     )
 
 
+def _driver() -> str:
+    """Who asked a trial: this host and process (a trial another live ``tune`` is running
+    is its, not an interrupted one)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _alive(driver: Any) -> bool:
+    host, _, pid = str(driver).rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
+
+
 def _recover(ostudy: Any) -> int:
     """Trials left running by a killed process: marked failed (``interrupted``, not
-    counted) and their parameters asked again first, so their runs resume."""
+    counted) and their parameters asked again first, so their runs resume. Trials that
+    another ``tune`` on this store is running now are its own: left alone."""
     from optuna.trial import TrialState
 
-    stale = ostudy.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    stale = [
+        t
+        for t in ostudy.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        if not _alive(t.user_attrs.get("driver"))
+    ]
     for t in stale:
         _ask_again(ostudy, t)
     return len(stale)
+
+
+@contextlib.contextmanager
+def _budget_lock(db: Path) -> Iterator[None]:
+    """Serialises "count the trials, ask one" across every ``tune`` on one store."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    with open(db.with_name(f".{db.name}.tune-lock"), "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _taken(ostudy: Any) -> int:
+    """Trials that count against ``trials`` now: finished ones and those running (in this
+    process or in another ``tune`` on the same store)."""
+    from optuna.trial import TrialState
+
+    running = ostudy.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    return _finished_count(ostudy) + len(running)
 
 
 def _ask_again(ostudy: Any, trial: Any) -> None:
@@ -223,6 +275,11 @@ def tune(
     ts: TuneSpec = tune_spec
     if sampler is not None:  # --sampler: the same space searched another way
         ts = parse_tune({**_raw(ts), "sampler": sampler})
+    if spec_study.branches:  # a trial is one run from scratch; a branch needs its parent
+        raise ConfigError(
+            'tune searches dedicated runs: remove study.budgets = "branches" (and '
+            "study.cooldown) from the study it tunes"
+        )
     runs = expand(spec_study)
     _check_space(ts.space, runs)
     n_trials = ts.trials_per_group(trials)
@@ -264,9 +321,15 @@ def tune(
     left = {name: max(0, n_trials - _finished_count(s)) for name, s in studies.items()}
     queue = _interleave(left)
 
-    def ask(name: str) -> tuple[Any, TrialTask]:
+    def ask(name: str) -> tuple[Any, TrialTask] | None:
+        """The next trial of group ``name``, or None when its budget is spent (two tunes
+        on one store share ``trials``: the count and the ask happen under one lock)."""
         ostudy, run = studies[name], bases[name]
-        trial = ostudy.ask()
+        with _budget_lock(db_path):
+            if _taken(ostudy) >= n_trials:
+                return None
+            trial = ostudy.ask()
+            trial.set_user_attr("driver", _driver())
         params = {p.key: p.suggest(trial) for p in ts.space}
         cfg = trial_config(run.config, params)
         task = TrialTask(
@@ -360,7 +423,7 @@ def _interleave(left: Mapping[str, int]) -> list[str]:
 
 def _run_trials(
     queue: list[str],
-    ask: Callable[[str], tuple[Any, TrialTask]],
+    ask: Callable[[str], tuple[Any, TrialTask] | None],
     tell: Callable[[Any, TrialTask, Mapping[str, Any]], None],
     *,
     backend: str,
@@ -384,8 +447,11 @@ def _run_trials(
     jobs = [Job(group) for group in queue]  # a group's next trial, asked when it starts
     trials: dict[int, Any] = {}  # trial id -> the Optuna trial (it stays in this process)
 
-    def start(job: Job) -> tuple[Any, str]:
-        trial, task = ask(job.key)
+    def start(job: Job) -> tuple[Any, str] | None:
+        got = ask(job.key)
+        if got is None:  # the group's budget is spent (another tune on the store took it)
+            return None
+        trial, task = got
         trials[task.trial_id] = trial
         return task, trial_config_id(task)
 
