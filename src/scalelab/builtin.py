@@ -12,6 +12,7 @@ from __future__ import annotations
 from scalelab.intrinsic.plugin import IntrinsicPlugin
 from scalelab.memorization.canaries_plugin import CanaryPlugin
 from scalelab.plugin import Plugin, register_plugin
+from scalelab.posttrain.plugin import PosttrainPlugin
 from scalelab.tasks.hooks import TasksPlugin
 from scalelab.techniques.compress_plugin import CompressPlugin
 from scalelab.techniques.distill_plugin import DistillPlugin
@@ -28,6 +29,7 @@ BUILTIN_PLUGINS: tuple[type[Plugin], ...] = (
     IntrinsicPlugin,
     TunePlugin,
     CanaryPlugin,
+    PosttrainPlugin,  # after TasksPlugin and IntrinsicPlugin: it trains stages of its own
 )
 
 

@@ -46,6 +46,7 @@ _ORDER = (
     "memorization",
     "reports",
     "tasks",
+    "posttrain",
 )
 _ALL = {
     "laws": laws,

@@ -67,6 +67,11 @@ def evaluate(
     resolved = [get_task(t) for t in tasks]
     cfg = read_config(run)
     for task in resolved:
+        if task.kind == "generative":
+            raise ConfigError(
+                f"task {task.name!r} is a generative task: score it with `scalelab posttrain "
+                f"RUN --method eval --task {task.name}` (its grader reads sampled completions)"
+            )
         if task.kind != "zero-shot":
             raise ConfigError(
                 f"task {task.name!r} is a fine-tune task: run `scalelab finetune RUN --task "

@@ -305,6 +305,11 @@ def prepare(
 
     task = get_task(task_name)
     run_cfg = read_config(run)
+    if task.kind == "generative":
+        raise ConfigError(
+            f"task {task.name!r} is a generative task: fine-tune on its demonstrations with "
+            f"`scalelab posttrain RUN --method sft --task {task.name}`"
+        )
     if task.kind != "fine-tune":
         raise ConfigError(
             f"task {task.name!r} is a zero-shot task: score it with `scalelab eval RUN --task "
