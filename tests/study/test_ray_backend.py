@@ -347,6 +347,25 @@ def test_a_real_run_killed_on_ray_resumes_to_the_uninterrupted_loss(tmp_path):
           f"ray {[o.loss for o in remote.runs]}")  # fmt: skip
 
 
+def test_a_branched_study_on_ray_gives_the_local_losses(tmp_path):
+    """budgets = "branches" on Ray: each branch starts after its parent, numbers as local."""
+    s = json.loads(json.dumps(REAL))
+    s["study"] = {**s["study"], "name": "ray-br", "tokens": [2560, 5120], "seeds": [0],
+                  "budgets": "branches", "cooldown": 0.25}  # fmt: skip
+    s["train"]["warmup"] = 0.0
+    local = sweep(study_from_dict(s), db=tmp_path / "l.db", out=tmp_path / "l", progress=False,
+                  threads=1)  # fmt: skip
+    remote = sweep(study_from_dict(s), db=tmp_path / "r.db", out=tmp_path / "r", progress=False,
+                   threads=1, backend="ray")  # fmt: skip
+    assert [o.status for o in remote.runs] == ["finished"] * 4, remote.runs
+    assert [o.loss for o in remote.runs] == [o.loss for o in local.runs]
+    pts = load_points(tmp_path / "r.db")
+    for _, b in pts[pts["technique"] == "branch"].iterrows():
+        started = (tmp_path / "r" / b["run_id"] / "config.json").stat().st_mtime
+        ended = (tmp_path / "r" / b["parent_run_id"] / "summary.json").stat().st_mtime
+        assert started >= ended
+
+
 def test_threads_beyond_every_node_are_refused_not_waited_on() -> None:
     """A task of more CPUs than any node has is never scheduled: refused before it waits."""
     from scalelab.errors import ConfigError

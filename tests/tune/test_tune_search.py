@@ -216,6 +216,20 @@ def test_sampler_comparison_at_equal_trials(tmp_path: Path) -> None:
     assert grid["train.lr"] == pytest.approx(10**-2.5, rel=1e-9)  # the point nearest 3e-3
 
 
+def test_a_branched_study_is_not_tuned(tmp_path: Path) -> None:
+    from tune_fakes import study
+
+    from scalelab.tune import tune
+
+    s = study()
+    s["study"] = {**s["study"], "tokens": [1024, 2048], "budgets": "branches"}
+    s["train"] = {}
+    with pytest.raises(ConfigError, match="dedicated runs"):
+        tune(s, tune_spec={"space": {"train.lr": LR}}, db=tmp_path / "r.db",
+             out=tmp_path / "runs", progress=False)  # fmt: skip
+    assert not (tmp_path / "runs").exists()
+
+
 SHARED = """
 import os, pathlib, sys, time
 sys.path.insert(0, {here!r})

@@ -6,7 +6,9 @@ Measured for three kinds of sequence:
 
 * ``canary``: the planted random sequences (``data.canaries``), per repeat count; the
   prompt is the last k tokens of the canary's prefix, the target its secret;
-* ``train``: a fixed sample of windows of the training split (``samples`` of them, seeded);
+* ``train``: a fixed sample of the training windows the run was given (``samples`` of them,
+  seeded; :mod:`scalelab.memorization.seen` replays the run's window order), each read
+  from its first token as the run read it, so every window scored was seen in one context;
 * ``val``: the same on the validation split, the control: what the model emits for text
   it never saw (continuations a language model predicts without memorising).
 
@@ -73,6 +75,21 @@ def sample_windows(
     return win[:, :prompt], win[:, prompt:]
 
 
+def windows_at(
+    tokens: np.ndarray, starts: np.ndarray, count: int, prompt: int, length: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """``count`` seeded (prompt, target) windows beginning at offsets drawn from ``starts``
+    (without replacement; all of them when there are fewer)."""
+    starts = np.asarray(starts, dtype=np.int64)
+    starts = starts[starts + prompt + length <= len(tokens)]
+    if len(starts) == 0:
+        raise ConfigError(f"no training window holds {prompt} + {length} tokens")
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 0xE7A1]))
+    pick = np.sort(rng.choice(starts, size=min(count, len(starts)), replace=False))
+    win = np.asarray(tokens)[pick[:, None] + np.arange(prompt + length)].astype(np.int64)
+    return win[:, :prompt], win[:, prompt:]
+
+
 @dataclass
 class MemorizationResult:
     """``scalelab memorization RUN``: ``rows`` is one entry per (source, repeats, k)."""
@@ -106,13 +123,18 @@ def measure_extraction(
     samples: int = DEFAULT_SAMPLES,
     seed: int = 0,
     epochs: float = 1.0,
+    train_starts: np.ndarray | None = None,
 ) -> list[dict[str, Any]]:
     """The extractable share of canaries (by repeat count), training and validation
-    windows at every prompt length in ``prefixes``."""
+    windows at every prompt length in ``prefixes``. With ``train_starts`` (the offsets of
+    the windows the run trained on) the training windows begin there; else anywhere."""
     rows: list[dict[str, Any]] = []
     longest = max(prefixes)
     for source, split in (("train", train), ("val", val)):
-        prompts, targets = sample_windows(split, samples, longest, length, seed)
+        if source == "train" and train_starts is not None:
+            prompts, targets = windows_at(split, train_starts, samples, longest, length, seed)
+        else:
+            prompts, targets = sample_windows(split, samples, longest, length, seed)
         for k in prefixes:
             hit = extractable(model, prompts[:, longest - k :], targets)
             rows.append(_row(source, None, k, hit, epochs))
@@ -157,6 +179,7 @@ def memorization(
     ``RUN/memorization.json`` and, with ``db``, a point of kind ``memorization``."""
     from scalelab.data import load_tokens
     from scalelab.memorization.canaries import canaries_for
+    from scalelab.memorization.seen import seen_window_starts, training_stream
     from scalelab.runs import open_run
 
     t0 = time.perf_counter()
@@ -165,8 +188,9 @@ def memorization(
     run = open_run(run_dir)
     cfg, summary = run.cfg, run.summary
     data = load_tokens(cfg.data, cfg.model.vocab_size)
-    if cfg.data.fraction < 1.0:
-        data = data.fraction_of_train(cfg.data.fraction)
+    # the stream the trainer cut (selection, fraction, plug-ins' data: canaries) and the
+    # windows it drew from it
+    stream = np.asarray(training_stream(cfg, data).train)
     spec = cfg.section("data.canaries")
     can = canaries_for(data, spec) if spec is not None else None
     length = length or (can.length if can is not None else DEFAULT_LENGTH)
@@ -179,7 +203,7 @@ def memorization(
     epochs = float(summary.get("epochs") or 0.0)
     rows = measure_extraction(
         model,
-        np.asarray(data.train),
+        stream,
         np.asarray(data.val),
         canaries=can,
         prefixes=tuple(prefixes),
@@ -187,6 +211,7 @@ def memorization(
         samples=samples,
         seed=seed,
         epochs=epochs,
+        train_starts=seen_window_starts(cfg, summary, stream),
     )
     params = summary.get("params") or {}
     result = MemorizationResult(
@@ -219,4 +244,5 @@ __all__ = [
     "measure_extraction",
     "memorization",
     "sample_windows",
+    "windows_at",
 ]

@@ -1,12 +1,18 @@
 """Round-to-nearest weight quantization, to ask how many stored bits survive int8 and int4.
 
-Written here because the compression issue's quantizer was not on ``main`` when this was
-built; it is the plain baseline of that literature: symmetric, per output channel (one
-scale per row of every weight matrix, embeddings included), ``w_q = s * round(w / s)``
-with ``s = max|w_row| / (2**(b-1) - 1)``, clipped to the signed b-bit range (Dettmers et
-al. 2022 sec. 2 and Frantar et al. 2023 use it as the RTN baseline). Norm gains and
-biases stay in floating point, as in those papers. The model is changed in place, in fp32
-(fake quantization: the values are exactly those an int-b kernel would use).
+The arithmetic is the compression quantizer's (:func:`scalelab.techniques.compress.quant.rtn`,
+one quantizer in the package): asymmetric, per output channel (one grid per row), integer
+codes in ``[0, 2^b - 1]`` with a float16 scale and an integer zero point, the grid spanning
+``[min(w, 0), max(w, 0)]`` (the plain RTN baseline of Dettmers et al. 2022 and Frantar et
+al. 2023). What differs is the scope: compression quantizes the body's Linears and keeps the
+embeddings, while the capacity measure asks what the *whole* model keeps (Allen-Zhu & Li
+quantize the model), so here every parameter of two or more dimensions is quantized,
+embeddings included; norm gains and biases stay in floating point. The model is changed
+in place, in fp32 (fake quantization: the values are exactly those an int-b kernel would
+use).
+
+Until issue 21 this module had a quantizer of its own (symmetric, ``s = max|w| / (2^(b-1) - 1)``
+per row); int8 and int4 capacities measured before then used that grid.
 """
 
 from __future__ import annotations
@@ -26,17 +32,17 @@ def quantize_rtn(model: nn.Module, bits: int) -> int:
     returns how many parameters were quantized (tied weights once)."""
     import torch
 
+    from scalelab.techniques.compress.quant import rtn
+
     if not 2 <= bits <= 8:
         raise ConfigError(f"round-to-nearest quantization takes 2..8 bits, got {bits}")
-    qmax = 2 ** (bits - 1) - 1
     done = 0
     with torch.no_grad():
         for p in model.parameters():  # parameters() yields a tied tensor once
             if p.dim() < 2:
                 continue
             w = p.reshape(p.shape[0], -1)
-            scale = w.abs().amax(dim=1, keepdim=True).clamp_min(1e-12) / qmax
-            w.copy_(torch.clamp(torch.round(w / scale), -qmax, qmax) * scale)
+            w.copy_(rtn(w, bits).to(w.dtype))
             done += p.numel()
     return done
 

@@ -76,6 +76,15 @@ class FinetuneConfig:
                     f"finetune.{name} must be a positive integer, got {getattr(self, name)}"
                 )
         check_rate("finetune.lr", self.lr)
+        # counts bounded as every count option is: beyond these a value is a typo (a batch of
+        # 2^16 examples is more than any task's split; 1e9 steps would run for years)
+        for name, most in (("steps", 10**9), ("eval_every", 10**9), ("patience", 10**9),
+                           ("batch_size", 2**16), ("lora_rank", 2**16)):  # fmt: skip
+            if getattr(self, name) > most:
+                raise ConfigError(
+                    f"finetune.{name} = {getattr(self, name):,} is more than this machine can "
+                    f"use: give at most {most:,}"
+                )
         if not self.weight_decay >= 0:
             raise ConfigError(f"finetune.weight_decay must be >= 0, got {self.weight_decay}")
         if not self.lora_alpha > 0:

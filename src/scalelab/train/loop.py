@@ -149,8 +149,11 @@ class RunSummary:
         raise AttributeError(f"RunSummary has no field {name!r}")
 
     def to_dict(self) -> dict[str, Any]:
+        """summary.json: the fields, then every registered plug-in's key (its piece, or
+        None where it did nothing in this run)."""
         d = dataclasses.asdict(self)
         pieces = d.pop("pieces")
+        d.update({p.summary_key: None for p in plugins() if p.summary_key})
         d.update(pieces)
         return d
 
@@ -963,9 +966,6 @@ class _Run:
             selection=self.selection,
             branch=branch.summary_fields(self.cfg, tokens),
         )
-        for plugin in plugins():  # every plug-in's key, None where it did nothing here
-            if plugin.summary_key:
-                summary.pieces[plugin.summary_key] = None
         for plugin, hook in self.hooks:
             piece = hook.summary(tokens, summary.flops_total)
             if piece is not None:

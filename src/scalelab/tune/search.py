@@ -275,6 +275,11 @@ def tune(
     ts: TuneSpec = tune_spec
     if sampler is not None:  # --sampler: the same space searched another way
         ts = parse_tune({**_raw(ts), "sampler": sampler})
+    if spec_study.branches:  # a trial is one run from scratch; a branch needs its parent
+        raise ConfigError(
+            'tune searches dedicated runs: remove study.budgets = "branches" (and '
+            "study.cooldown) from the study it tunes"
+        )
     runs = expand(spec_study)
     _check_space(ts.space, runs)
     n_trials = ts.trials_per_group(trials)
