@@ -137,7 +137,7 @@ def tokenizer_of(parent: Parent) -> Tokenizer:
         raise ConfigError(
             f"the run reads data.corpus = {cfg.data.corpus!r} with data.tokenizer = "
             f"{cfg.data.tokenizer!r}; the verifiable tasks are written as characters and need "
-            "data.tokenizer = 'bytes' (pretrain on `scalelab posttrain corpus` output)"
+            "data.tokenizer = 'bytes' (pretrain on `scalelab demos` output)"
         )
     return ByteTokenizer()
 
