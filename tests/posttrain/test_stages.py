@@ -169,3 +169,22 @@ def test_the_study_pipeline_runs_each_stage_from_the_right_parent(sort_run, tmp_
     assert rl["parent_run_id"] == sft["run_id"] and rl["reward"] == "grader"
     assert rundir.read_json(Path(rl["run_dir"]) / "config.json")["posttrain"]["group"] == 2
     assert set(load_posttrain(db)["method"]) == {"eval", "sft", "rl"}
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [
+        "posttrain.steps=1e12",
+        "posttrain.lr=nan",
+        "posttrain.lr=0",
+        "posttrain.beta=inf",
+        "posttrain.group=1",
+        "posttrain.batch_size=1e9",
+        "posttrain.kl_coef=-1",
+        "posttrain.loss='dpo'",
+        "posttrain.clip=1.5",
+    ],
+)
+def test_settings_out_of_range_are_refused(setting: str) -> None:
+    with pytest.raises(ConfigError, match=r"posttrain\.|loss"):
+        posttrain_config([setting])

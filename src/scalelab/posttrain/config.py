@@ -7,6 +7,7 @@ from typing import Any
 
 from scalelab.config import _check_choice, apply_overrides, section_from_dict
 from scalelab.errors import ConfigError
+from scalelab.ranges import check_rate
 
 METHODS = ("sft", "reward", "dpo", "rl")
 DPO_LOSSES = ("sigmoid", "ipo", "conservative")
@@ -60,13 +61,25 @@ class PosttrainConfig:
                 raise ConfigError(
                     f"posttrain.{name} must be a positive integer, got {getattr(self, name)}"
                 )
-        if not self.lr > 0:
-            raise ConfigError(f"posttrain.lr must be positive, got {self.lr}")
-        if not self.beta > 0:
+        # counts bounded as every count option is: beyond these a value is a typo
+        for name, most in (("steps", 10**9), ("eval_every", 10**9), ("checkpoint_every", 10**9),
+                           ("batch_size", 2**16), ("group", 2**12), ("updates", 2**10),
+                           ("pairs", 10**8), ("eval_prompts", 10**7), ("kl_prompts", 10**7),
+                           ("top_k", 2**20)):  # fmt: skip
+            if getattr(self, name) > most:
+                raise ConfigError(
+                    f"posttrain.{name} = {getattr(self, name):,} is more than this machine can "
+                    f"use: give at most {most:,}"
+                )
+        check_rate("posttrain.lr", self.lr)
+        check_rate("posttrain.temperature", self.temperature)
+        if not (self.beta > 0 and self.beta < float("inf")):
             raise ConfigError(
                 f"posttrain.beta must be positive (the KL weight of DPO), got {self.beta}; "
                 "0.1 is the usual value"
             )
+        if not 0 <= self.weight_decay < float("inf"):
+            raise ConfigError(f"posttrain.weight_decay must be >= 0, got {self.weight_decay}")
         if not 0 <= self.kl_coef < float("inf"):
             raise ConfigError(f"posttrain.kl_coef must be >= 0, got {self.kl_coef}")
         if not 0 < self.clip < 1:
@@ -82,8 +95,6 @@ class PosttrainConfig:
                 f"posttrain.group must be >= 2 (GRPO's advantage is relative to the group), "
                 f"got {self.group}"
             )
-        if not self.temperature > 0:
-            raise ConfigError(f"posttrain.temperature must be positive, got {self.temperature}")
         if self.top_k < 0:
             raise ConfigError(f"posttrain.top_k must be >= 0 (0: none), got {self.top_k}")
 

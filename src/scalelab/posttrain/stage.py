@@ -128,16 +128,18 @@ def _restore(model: nn.Module, parent: Parent) -> None:
 
 
 def tokenizer_of(parent: Parent) -> Tokenizer:
-    from scalelab.tasks.runs import run_tokenizer
+    """The run's tokenizer: raw bytes (the only one the tasks are written for, and one that
+    needs no token cache, so a stage runs wherever the run's directory is)."""
+    from scalelab.data.tokenizer import ByteTokenizer
 
     cfg = parent.run_cfg
     if cfg.data.tokenizer != "bytes" or cfg.data.corpus.split(":", 1)[0] == "markov":
         raise ConfigError(
             f"the run reads data.corpus = {cfg.data.corpus!r} with data.tokenizer = "
             f"{cfg.data.tokenizer!r}; the verifiable tasks are written as characters and need "
-            "data.tokenizer = 'bytes' (pretrain on `scalelab posttrain corpus` output)"
+            "data.tokenizer = 'bytes' (pretrain on `scalelab demos` output)"
         )
-    return run_tokenizer(cfg)
+    return ByteTokenizer()
 
 
 def n_params(model: nn.Module) -> int:
