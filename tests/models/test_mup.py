@@ -19,8 +19,9 @@ WIDTHS = (32, 64, 128, 256, 512)
 
 
 def cfg(parametrization: str, d: int, **kw) -> RunConfig:
+    kw.setdefault("n_head", 4)
     model = ModelConfig(
-        n_layer=2, d_model=d, n_head=4, vocab_size=64, context=32,
+        n_layer=2, d_model=d, vocab_size=64, context=32,
         parametrization=parametrization, base_width=32, tie_embeddings=False, **kw,
     )  # fmt: skip
     return RunConfig(model=model, train=TrainConfig(lr=1e-2, precision="fp32", weight_decay=0.0))
@@ -94,6 +95,45 @@ def test_sp_at_base_width_keeps_the_attention_scale_and_old_run_ids() -> None:
     assert cfg("mup", 64).run_id() != cfg("sp", 64).run_id()
 
 
+def test_weight_decay_per_step_is_the_same_at_every_width() -> None:
+    """AdamW decays by lr x wd a step; with the hidden lr at lr/m the decay must be wd x m
+    (``MuAdamW``), or a width-256 model's hidden weights decay 8x less than the base's."""
+    lr, wd = 1e-2, 0.1
+    for d in (32, 64, 256):
+        c = cfg("mup", d)
+        c = RunConfig(model=c.model, train=TrainConfig(lr=lr, precision="fp32", weight_decay=wd))
+        model = build_model(c.model)
+        opt = make_optimizer(model, c, torch.device("cpu"))
+        for group in opt.param_groups:
+            group["lr"] = lr * group["lr_scale"]
+        before = {n: p.detach().clone() for n, p in model.named_parameters()}
+        for p in model.parameters():  # no gradient: Adam's step is 0, only the decay acts
+            p.grad = torch.zeros_like(p)
+        opt.step()
+        after = dict(model.named_parameters())
+        for name in ("blocks.0.mlp.fc.weight", "blocks.1.attn.proj.weight", "head.weight"):
+            ratio = (after[name] / before[name]).mean().item()
+            assert ratio == pytest.approx(1 - lr * wd, rel=1e-6), (d, name)
+
+
+def test_attention_scale_follows_the_base_models_head_size() -> None:
+    """A ladder that adds heads at a fixed head size (8 here) keeps SP's 1/sqrt(8), when the
+    config records the base model's head count; one that widens 4 heads scales by 1/d_head."""
+    for d, heads in ((32, 4), (64, 8), (128, 16)):
+        model = build_model(cfg("mup", d, n_head=heads, base_n_head=4).model)
+        assert model.blocks[0].attn.scale == pytest.approx(1 / math.sqrt(8)), d
+    wide = build_model(cfg("mup", 128, base_n_head=4).model)  # 4 heads of 32
+    assert wide.blocks[0].attn.scale == pytest.approx(math.sqrt(8) / 32)
+    # unset, the base head count is the model's own (the behaviour before the field)
+    assert build_model(cfg("mup", 128).model).blocks[0].attn.scale == pytest.approx(
+        math.sqrt(8) / 32
+    )
+    # the field at its default leaves muP run ids as they were stored (measured before it)
+    assert cfg("mup", 64).run_id() == "acab3a27fe7c"
+    assert cfg("mup", 64, base_n_head=4).run_id() != cfg("mup", 64).run_id()
+    assert cfg("sp", 64, base_n_head=4).run_id() == cfg("sp", 64).run_id()
+
+
 def test_bad_parametrizations() -> None:
     with pytest.raises(ConfigError, match=r"model.parametrization = 'mu' is not one of sp, mup"):
         ModelConfig(parametrization="mu")
@@ -101,3 +141,7 @@ def test_bad_parametrizations() -> None:
         check_config(ModelConfig(arch="mixer", parametrization="mup"))
     with pytest.raises(ConfigError, match="base_width must be a positive integer"):
         ModelConfig(base_width=0)
+    with pytest.raises(
+        ConfigError, match=r"base_width \(32\) must be divisible by model.base_n_head"
+    ):
+        ModelConfig(parametrization="mup", base_width=32, base_n_head=3)
