@@ -27,9 +27,13 @@ def cfg(parametrization: str, d: int, **kw) -> RunConfig:
     return RunConfig(model=model, train=TrainConfig(lr=1e-2, precision="fp32", weight_decay=0.0))
 
 
-def coord_check(parametrization: str, d: int, steps: int = 4) -> tuple[float, float]:
-    """Mean |activation| of the last block's output and of the logits after ``steps`` Adam
-    updates at one learning rate, on a fixed batch of random tokens."""
+def coord_check(parametrization: str, d: int, steps: int = 4) -> dict[str, float]:
+    """After ``steps`` Adam updates at one learning rate on a fixed batch of random tokens:
+    mean |activation| of the last block's output (``hidden``) and of the logits
+    (``logits``); mean |change of the logits| since initialisation (``dlogits``); and the
+    readout's own share of that change, the output multiplier times (W_head - W_head0) h
+    on the final features h (``readout``). Yang et al. 2022 (sec. 4, fig. 5): under muP
+    each stays O(1) as the width grows; the updates are what must not grow or vanish."""
     torch.manual_seed(0)
     c = cfg(parametrization, d)
     model = build_model(c.model)
@@ -39,6 +43,10 @@ def coord_check(parametrization: str, d: int, steps: int = 4) -> tuple[float, fl
     x = torch.randint(0, 64, (16, 33), generator=torch.Generator().manual_seed(1))
     seen: dict[str, torch.Tensor] = {}
     model.blocks[-1].register_forward_hook(lambda m, i, o: seen.__setitem__("h", o.detach()))
+    model.norm_f.register_forward_hook(lambda m, i, o: seen.__setitem__("f", o.detach()))
+    head0 = model.head.weight.detach().clone()
+    with torch.no_grad():
+        logits0 = model(x[:, :-1])
     for _ in range(steps):
         loss = F.cross_entropy(model(x[:, :-1]).flatten(0, 1), x[:, 1:].flatten())
         opt.zero_grad()
@@ -46,7 +54,13 @@ def coord_check(parametrization: str, d: int, steps: int = 4) -> tuple[float, fl
         opt.step()
     with torch.no_grad():
         logits = model(x[:, :-1])
-    return seen["h"].abs().mean().item(), logits.abs().mean().item()
+        readout = model.output_mult * seen["f"] @ (model.head.weight - head0).T
+    return {
+        "hidden": seen["h"].abs().mean().item(),
+        "logits": logits.abs().mean().item(),
+        "dlogits": (logits - logits0).abs().mean().item(),
+        "readout": readout.abs().mean().item(),
+    }
 
 
 def spread(values: list[float]) -> float:
@@ -57,13 +71,20 @@ def test_coordinate_check_flat_under_mup_drifting_under_sp() -> None:
     torch.set_num_threads(1)
     mup = [coord_check("mup", d) for d in WIDTHS]
     sp = [coord_check("sp", d) for d in WIDTHS]
-    # measured: muP hidden 0.094, 0.085, 0.079, 0.079, 0.081, logits 0.26 -> 0.18; SP hidden
-    # 0.094 -> 39, logits 0.26 -> 1.7 (widths 32 -> 512)
-    assert spread([h for h, _ in mup]) < 1.3
-    assert spread([lg for _, lg in mup]) < 2.0
-    assert spread([h for h, _ in sp]) > 20
-    assert [lg for _, lg in sp] == sorted(lg for _, lg in sp)  # grows with width
-    assert spread([lg for _, lg in sp]) > 4
+    # measured (widths 32 -> 512): muP hidden 0.094, 0.085, 0.079, 0.079, 0.081, logits
+    # 0.26 -> 0.18, their change 0.25 -> 0.18, the readout's share 0.19 -> 0.13; SP hidden
+    # 0.094 -> 39, logits 0.26 -> 1.7, change 0.25 -> 1.75, readout's share 0.19 -> 1.7
+    assert spread([r["hidden"] for r in mup]) < 1.3
+    assert spread([r["logits"] for r in mup]) < 2.0
+    assert spread([r["hidden"] for r in sp]) > 20
+    assert [r["logits"] for r in sp] == sorted(r["logits"] for r in sp)  # grows with width
+    assert spread([r["logits"] for r in sp]) > 4
+    # the updates: under muP the logits move, and the readout moves them, by the same O(1)
+    # at every width; under SP (one lr) both grow with the width
+    for key in ("dlogits", "readout"):
+        assert spread([r[key] for r in mup]) < 1.6, key
+        assert [r[key] for r in sp] == sorted(r[key] for r in sp), key
+        assert spread([r[key] for r in sp]) > 5, key
 
 
 def test_mup_rules_on_the_built_model() -> None:
