@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check
 
-.PHONY: setup demo test test-quick test-slow lint bench clean
+.PHONY: setup demo test test-quick test-slow lint docs bench clean
 
 setup: $(VENV)/.installed
 
@@ -34,5 +34,10 @@ lint: setup
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(VENV)/bin/ruff format --check src tests benchmarks
 
+# the documentation site (guides, measured results, CLI and API reference) into site/;
+# --strict: a broken link or a missing API entry fails the build
+docs: setup
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
+
 clean:
-	rm -rf $(VENV) build *.egg-info src/*.egg-info demo
+	rm -rf $(VENV) build *.egg-info src/*.egg-info demo site

@@ -16,6 +16,13 @@ machine's load hits both.
 
     python benchmarks/train_throughput.py                # (a) and (b), 3 repetitions
     python benchmarks/train_throughput.py --configs a --repeats 5 --steps-a 300
+
+``--precision`` measures instead, for the demo's smallest and largest ladder shapes and (a)
+and (b), scalelab's training tokens/s in fp32 and under bf16 autocast, and which precision
+``train.precision = "auto"`` picks (it times the run's own model: issue 24), so that the pick
+can be checked against the faster of the two:
+
+    python benchmarks/train_throughput.py --precision --json precision.json
 """
 
 from __future__ import annotations
@@ -203,6 +210,60 @@ def run_scalelab(cfg, data, steps: int, out: Path, evaluate: _Evaluator) -> Resu
     return Result("scalelab", s.tokens_per_second, s.first_step_seconds, last, evaluate(model))
 
 
+# the demo's ladder ends (scalelab.study.demo: 2 layers, widths by size_for for 1e4 and
+# 1.6e5 non-embedding parameters, bytes, context 128, batch 16), and (a), (b)
+PRECISION_SHAPES = {
+    "demo-smallest": dict(n_layer=2, d_model=20, n_head=4, context=128, batch_size=16, vocab=258),
+    "demo-largest": dict(n_layer=2, d_model=80, n_head=4, context=128, batch_size=16, vocab=258),
+    "a": {**CONFIGS["a"], "vocab": VOCAB},
+    "b": {**CONFIGS["b"], "vocab": VOCAB},
+}
+
+
+def precision_table(steps: dict[str, int], out_json: Path | None) -> None:
+    """tokens/s of scalelab's own loop in fp32 and bf16, and what "auto" picks, per shape."""
+    import os
+
+    report: dict = {"torch": torch.__version__, "loadavg": os.getloadavg(), "shapes": {}}
+    print(f"torch {torch.__version__}; load average {os.getloadavg()}")
+    print(f"{'shape':14s} {'steps':>5s} {'fp32 tok/s':>11s} {'bf16 tok/s':>11s} {'faster':>6s} "
+          f"{'auto':>5s}  auto's timing (ms/step fp32, bf16)")  # fmt: skip
+    for name, spec in PRECISION_SHAPES.items():
+        n = steps.get(name, 20)
+        tokens = n * spec["batch_size"] * spec["context"]
+        with tempfile.TemporaryDirectory() as tmp:
+            base = [
+                f"model.n_layer={spec['n_layer']}", f"model.d_model={spec['d_model']}",
+                f"model.n_head={spec['n_head']}", f"model.context={spec['context']}",
+                f"model.vocab_size={spec['vocab']}", f"train.batch_size={spec['batch_size']}",
+                f"train.tokens={tokens}", f"train.eval_every={10 * n}", "train.eval_batches=1",
+                f"train.checkpoint_every={10 * n}", f"data.cache_dir={tmp}/cache",
+                "data.corpus=python-stdlib", "data.tokenizer=bytes" if spec["vocab"] == 258
+                else "data.tokenizer=bpe",
+            ]  # fmt: skip
+            data = load_tokens(load_run_config(None, base).data, spec["vocab"])
+            rate = {}
+            for p in ("fp32", "bf16"):
+                s = train(load_run_config(None, [*base, f"train.precision={p}"]), Path(tmp) / p,
+                          data=data, progress=False)  # fmt: skip
+                rate[p] = s.tokens_per_second
+            os.environ.pop("SCALELAB_PRECISION", None)
+            auto = train(load_run_config(None, [*base, "train.precision=auto", "train.tokens="
+                         f"{spec['batch_size'] * spec['context']}"]), Path(tmp) / "auto",
+                         data=data, progress=False)  # fmt: skip
+        faster = max(rate, key=lambda k: rate[k])
+        t = auto.precision_timings or {}
+        print(f"{name:14s} {n:5d} {rate['fp32']:11,.0f} {rate['bf16']:11,.0f} {faster:>6s} "
+              f"{auto.precision:>5s}  {1e3 * t.get('fp32', 0):.2f}, {1e3 * t.get('bf16', 0):.2f}",
+              flush=True)  # fmt: skip
+        report["shapes"][name] = {"spec": spec, "steps": n, "tokens_per_second": rate,
+                                  "faster": faster, "auto": auto.precision,
+                                  "auto_reason": auto.precision_reason, "auto_timings": t}  # fmt: skip
+    report["loadavg_end"] = os.getloadavg()
+    if out_json:
+        out_json.write_text(json.dumps(report, indent=1))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -218,7 +279,14 @@ def main() -> None:
         help="extra scalelab overrides (e.g. train.compile=true)",
     )
     ap.add_argument("--json", type=Path, help="also write the results here")
+    ap.add_argument("--precision", action="store_true", help="fp32 vs bf16 vs auto, per shape")
+    ap.add_argument("--steps-demo", type=int, default=60)
     args = ap.parse_args()
+    if args.precision:
+        steps = {"demo-smallest": args.steps_demo, "demo-largest": args.steps_demo,
+                 "a": args.steps_a, "b": args.steps_b}  # fmt: skip
+        precision_table(steps, args.json)
+        return
 
     # the best of a few sizes: MKL's blocking favours some sizes over others
     peak = max(matmul_flops(torch.float32, n=n, seconds=0.5) for n in (512, 1024, 2048))

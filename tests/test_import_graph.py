@@ -178,3 +178,133 @@ def test_every_lazy_public_name_resolves() -> None:
         module = importlib.import_module(package)
         for name in _lazy_names(package):
             assert getattr(module, name) is not None, f"{package}.{name}"
+
+
+# --- packages and layers (docs/layers.md) ----------------------------------------------------
+
+LAYERS_DOC = ROOT.parents[1] / "docs" / "layers.md"
+
+
+def _package(module: str) -> str:
+    """``scalelab.train.loop`` -> ``train``; ``scalelab.errors`` -> ``errors``; the package's
+    own ``__init__`` -> ``scalelab``."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else PACKAGE
+
+
+def _table(text: str, heading: str) -> list[list[str]]:
+    """The body rows of the first Markdown table after ``heading``, cells stripped."""
+    lines = text.split(heading, 1)[1].splitlines()
+    rows: list[list[str]] = []
+    for line in lines:
+        if line.startswith("|"):
+            cells = [c.strip().replace("\\_", "_") for c in line.strip().strip("|").split("|")]
+            rows.append(cells)
+        elif rows:
+            break
+    return [r for r in rows[2:]]  # past the header and the --- line
+
+
+def read_layers(path: Path = LAYERS_DOC) -> tuple[dict[str, int], set[tuple[str, str]]]:
+    """``package -> layer`` and the pending ``(importer module, imported package)`` pairs,
+    read from the tables of docs/layers.md."""
+    text = path.read_text()
+    layer_of: dict[str, int] = {}
+    for number, _name, members in _table(text, "## The layers"):
+        for pkg in (m.strip() for m in members.split(",")):
+            assert pkg not in layer_of, f"{pkg} is in two layers of {path.name}"
+            layer_of[pkg] = int(number)
+    pending = {(importer, imported) for importer, imported, _why in _table(text, "## Pending")}
+    return layer_of, pending
+
+
+def package_graph(
+    graph: dict[str, set[str]],
+    skip: set[tuple[str, str]] = frozenset(),  # type: ignore[assignment]
+) -> dict[str, dict[str, set[str]]]:
+    """package -> imported package -> the importing modules (edges in ``skip`` left out)."""
+    out: dict[str, dict[str, set[str]]] = {_package(m): {} for m in graph}
+    for module, targets in graph.items():
+        a = _package(module)
+        for t in targets:
+            b = _package(t)
+            if a != b and b != PACKAGE and (module, b) not in skip:
+                out[a].setdefault(b, set()).add(module)
+    return out
+
+
+def wrong_way_imports(
+    pkg_graph: dict[str, dict[str, set[str]]], layer_of: dict[str, int]
+) -> list[tuple[str, str]]:
+    """``(importer module, imported package)`` for every import that goes up a layer."""
+    return sorted(
+        (module, b)
+        for a, targets in pkg_graph.items()
+        for b, modules in targets.items()
+        if layer_of[b] > layer_of[a]
+        for module in modules
+    )
+
+
+def test_every_package_is_in_one_layer() -> None:
+    layer_of, _ = read_layers()
+    packages = {_package(m) for m in import_graph()}
+    assert packages - set(layer_of) == set(), f"place these in {LAYERS_DOC.name}"
+    assert set(layer_of) - packages == set(), f"{LAYERS_DOC.name} names what does not exist"
+
+
+def test_no_import_goes_up_a_layer() -> None:
+    layer_of, pending = read_layers()
+    wrong = set(wrong_way_imports(package_graph(import_graph()), layer_of))
+    assert wrong - pending == set(), "imports up a layer (see docs/layers.md)"
+    assert pending - wrong == set(), "pending exceptions no longer needed: remove their rows"
+
+
+def test_no_two_packages_import_each_other() -> None:
+    """Package-level cycles, counting imports inside functions (the pending exceptions of
+    docs/layers.md aside)."""
+    _, pending = read_layers()
+    pkgs = package_graph(import_graph(), skip=pending)
+    cycles = find_cycles({a: set(t) for a, t in pkgs.items()})
+    assert not cycles, "package cycles:\n" + "\n".join(
+        _path({a: set(t) for a, t in pkgs.items()}, c) for c in cycles
+    )
+
+
+def test_the_core_imports_no_technique() -> None:
+    """The issue's rule in its own words: train/, study/, data/, models/ and config.py
+    import no technique package (the plug-ins are called, never imported)."""
+    core = {"train", "study", "data", "models", "config"}
+    techniques = {
+        "techniques",
+        "select",
+        "tasks",
+        "intrinsic",
+        "memorization",
+        "tune",
+        "reporting",
+    }
+    _, pending = read_layers()
+    pkgs = package_graph(import_graph(), skip=pending)
+    bad = {(a, b): sorted(m) for a in core for b, m in pkgs[a].items() if b in techniques}
+    assert not bad
+
+
+def test_the_layer_checks_find_a_wrong_way_import_and_a_package_cycle(tmp_path: Path) -> None:
+    pkg = tmp_path / PACKAGE
+    for sub in ("low", "high"):
+        (pkg / sub).mkdir(parents=True)
+        (pkg / sub / "__init__.py").write_text("")
+    (pkg / "__init__.py").write_text("")
+    (pkg / "low" / "a.py").write_text("def f():\n    from scalelab.high import b\n")
+    (pkg / "high" / "b.py").write_text("from scalelab.low import a\n")
+    doc = tmp_path / "layers.md"
+    doc.write_text(
+        "## The layers\n\n| layer | name | packages |\n|--|--|--|\n| 0 | l | low |\n"
+        "| 1 | h | high, scalelab |\n\n## Pending\n\n| importer | imports | why |\n|--|--|--|\n"
+    )
+    layer_of, pending = read_layers(doc)
+    assert layer_of == {"low": 0, "high": 1, "scalelab": 1} and pending == set()
+    pkgs = package_graph(import_graph(pkg))
+    assert wrong_way_imports(pkgs, layer_of) == [("scalelab.low.a", "high")]
+    assert find_cycles({a: set(t) for a, t in pkgs.items()}) == [["high", "low"]]

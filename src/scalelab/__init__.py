@@ -88,5 +88,10 @@ _API: dict[str, str] = {
 
 __getattr__, __dir__ = lazy_api(__name__, _API, globals())
 
+# the built-in techniques register as plug-ins here, above the core (scalelab.builtin)
+from scalelab.builtin import register_builtin as _register_builtin  # noqa: E402
+
+_register_builtin()
+
 
 __all__ = sorted(_API)

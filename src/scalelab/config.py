@@ -6,8 +6,11 @@ names are a contract shared by the Python API, the TOML files and the CLI:
 * ``[model]``  :class:`ModelConfig`  (``arch``, ``n_layer``, ``d_model``, ``n_head``, ...)
 * ``[data]``   :class:`DataConfig`   (``corpus`` spec string, ``tokenizer``)
 * ``[train]``  :class:`TrainConfig`  (``batch_size``, ``tokens``, ``lr``, ``seed``, ...)
-* ``[distill]`` :class:`DistillConfig` (``teacher``, ``alpha``, ``temperature``, ``loss``, ...),
-  optional: knowledge distillation from a finished run (``scalelab.techniques.distill``)
+
+and the sections of the registered plug-ins (:mod:`scalelab.plugin`), each owned by its
+technique: ``[distill]`` (``scalelab.techniques.distill_plugin``), ``data.canaries``
+(``scalelab.memorization.canaries_plugin``), ... A config naming a section that no
+registered plug-in owns is an error naming what to register.
 
 Unknown keys are rejected with the nearest valid name suggested; values are
 type-checked (an integral float such as ``1e6`` is accepted for an int field,
@@ -30,6 +33,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from scalelab.errors import ConfigError, did_you_mean, read_user_text
+from scalelab.plugin import plugins, section_plugins
+from scalelab.ranges import check_rate
 from scalelab.registry import ARCHS, DEFAULT_MLP, GATED_MLPS, MLPS, NORMS, POSITIONS, check_config
 from scalelab.registry.choices import PARAMETRIZATIONS, default_d_ff
 
@@ -177,30 +182,6 @@ def _check_arch_fields(cfg: ModelConfig) -> None:
 
 
 @dataclass(frozen=True)
-class CanaryConfig:
-    """``data.canaries``: random token sequences inserted into the training stream at known
-    repetition counts (scalelab.memorization.canaries): ``count`` canaries per entry of
-    ``repeats``, each ``prefix + length`` tokens, each inserted ``r`` times per pass."""
-
-    count: int = 16
-    length: int = 32  # the secret a model may emit: the tokens after the prefix
-    repeats: tuple[int, ...] = (1, 4, 16, 64)
-    seed: int = 0
-    prefix: int = 32  # tokens before the secret (extraction prompts are its last k)
-
-    def __post_init__(self) -> None:
-        for name in ("count", "length", "prefix"):
-            if getattr(self, name) < 1:
-                raise ConfigError(
-                    f"data.canaries.{name} must be a positive integer, got {getattr(self, name)}"
-                )
-        if not self.repeats or any(r < 1 for r in self.repeats):
-            raise ConfigError(
-                f"data.canaries.repeats must be a list of positive integers, got {self.repeats}"
-            )
-
-
-@dataclass(frozen=True)
 class DataConfig:
     """Where tokens come from. ``corpus`` is a spec string (see ``scalelab.data``)."""
 
@@ -212,7 +193,6 @@ class DataConfig:
     # is always the full held-out split, so runs at every fraction are scored alike.
     fraction: float = 1.0
     cache_dir: str | None = None  # None -> $SCALELAB_CACHE or ~/.cache/scalelab
-    canaries: CanaryConfig | None = None  # a table: {count, length, repeats, seed}
     # A selection file (scalelab select ... --out SEL.json): the run trains on its kept
     # training documents or chunks only (applied before data.fraction); validation untouched.
     select: str | None = None
@@ -241,7 +221,14 @@ class TrainConfig:
     min_lr_ratio: float = 0.1  # the schedule ends at lr * min_lr_ratio
     schedule: str = "cosine"  # "cosine", "wsd" (warmup-stable-decay) or "constant"
     warmup: float = 0.05  # fraction of the run's steps
-    decay_fraction: float = 0.2  # wsd only: the last fraction of steps decays linearly
+    decay_fraction: float = 0.2  # wsd only: the last fraction of steps decays (the cooldown)
+    cooldown: str = "linear"  # wsd only: the decay's shape, "linear" or "1-sqrt"
+    # wsd only: token counts at which the stable-phase state is kept for branches
+    save_at: tuple[int, ...] = ()
+    # a WSD branch: the run id of the parent whose state at ``branch_at`` tokens it resumes
+    # from, then runs only its own cooldown (scalelab.train.branch)
+    branch_of: str | None = None
+    branch_at: int | None = None
     weight_decay: float = 0.1
     beta1: float = 0.9
     beta2: float = 0.95
@@ -263,6 +250,8 @@ class TrainConfig:
         _check_choice("train.objective", self.objective, ("clm", "mlm"))
         _check_choice("train.schedule", self.schedule, ("cosine", "wsd", "constant"))
         _check_choice("train.precision", self.precision, ("auto", "fp32", "bf16"))
+        _check_choice("train.cooldown", self.cooldown, COOLDOWNS)
+        self._check_branching()
         if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", self.device):
             raise ConfigError(
                 f"train.device = {self.device!r} is not a device: use 'auto', 'cpu', 'cuda', "
@@ -289,6 +278,7 @@ class TrainConfig:
             v = getattr(self, name)
             if v is not None and v <= 0:
                 raise ConfigError(f"train.{name} must be positive, got {v}")
+        check_rate("train.lr", self.lr)
         if not 0.0 <= self.warmup < 1.0:
             raise ConfigError(
                 f"train.warmup is a fraction of the steps in [0, 1), got {self.warmup}"
@@ -312,6 +302,56 @@ class TrainConfig:
                 f"{self.early_stopping}"
             )
 
+    def _check_branching(self) -> None:
+        """``save_at`` and a branch (``branch_of`` with ``branch_at``) are WSD's: only its
+        stable phase holds a state from which any shorter run's cooldown can start."""
+        if self.cooldown != "linear" and self.schedule != "wsd":
+            raise ConfigError(
+                f"train.cooldown = {self.cooldown!r} shapes the WSD decay: set "
+                "train.schedule = 'wsd', or leave train.cooldown out"
+            )
+        if self.save_at:
+            if self.schedule != "wsd":
+                raise ConfigError(
+                    "train.save_at keeps WSD stable-phase states: set train.schedule = 'wsd'"
+                )
+            if any(t < 1 for t in self.save_at) or list(self.save_at) != sorted(set(self.save_at)):
+                raise ConfigError(
+                    f"train.save_at must be increasing positive token counts, got "
+                    f"{list(self.save_at)}"
+                )
+        if (self.branch_of is None) != (self.branch_at is None):
+            raise ConfigError(
+                "a WSD branch names both its parent and its branch point: set train.branch_of "
+                "(the parent's run id) and train.branch_at (tokens), or neither"
+            )
+        if self.branch_of is None or self.branch_at is None:
+            return
+        if self.schedule != "wsd":
+            raise ConfigError("a WSD branch (train.branch_of) needs train.schedule = 'wsd'")
+        if not re.fullmatch(r"[0-9a-f]{12}", self.branch_of):
+            raise ConfigError(
+                f"train.branch_of is the parent run's id (12 hex digits), got {self.branch_of!r}"
+            )
+        if self.branch_at < 1:
+            raise ConfigError(f"train.branch_at must be positive tokens, got {self.branch_at}")
+        if self.tokens is not None and self.branch_at >= self.tokens:
+            raise ConfigError(
+                f"train.branch_at ({self.branch_at}) must be below the branch's budget "
+                f"train.tokens ({self.tokens})"
+            )
+        if self.save_at:
+            raise ConfigError("a branch keeps no states of its own: leave out train.save_at")
+
+
+COOLDOWNS = ("linear", "1-sqrt")  # the WSD decay's shapes (Hägele et al. 2024, sec. 3)
+BRANCH_DEFAULTS: dict[str, Any] = {
+    "cooldown": "linear",
+    "save_at": [],
+    "branch_of": None,
+    "branch_at": None,
+}
+
 
 def _file_sha256(path: str) -> str | None:
     """SHA-256 of a selection file's content, its timing (``seconds``) left out so that
@@ -330,71 +370,72 @@ def _file_sha256(path: str) -> str | None:
     return hashlib.sha256(raw).hexdigest()
 
 
-DISTILL_LOSSES = ("forward_kl", "reverse_kl", "mse_logits")
-
-
-@dataclass(frozen=True)
-class DistillConfig:
-    """Knowledge distillation (see :mod:`scalelab.techniques.distill`).
-
-    The training loss is ``(1 - alpha) CE + alpha KD``; ``alpha = 0`` is plain training.
-    ``teacher`` is a finished run directory, or a run-config TOML whose run is trained
-    first (into the same runs directory) when it is not there yet.
-    """
-
-    teacher: str | None = None
-    alpha: float = 0.0  # weight of the distillation term
-    temperature: float = 1.0
-    loss: str = "forward_kl"  # forward_kl (Hinton 2015), reverse_kl (MiniLLM), mse_logits
-    top_k: int | None = None  # keep only the teacher's top-k logits
-    init_every: int | None = None  # initialise student block i from teacher block i * k
-
-    def __post_init__(self) -> None:
-        _check_choice("distill.loss", self.loss, DISTILL_LOSSES)
-        if not 0.0 <= self.alpha <= 1.0:
-            raise ConfigError(
-                f"distill.alpha must be in [0, 1] (0: no distillation), got {self.alpha}"
-            )
-        if not self.temperature > 0:
-            raise ConfigError(f"distill.temperature must be positive, got {self.temperature}")
-        if self.top_k is not None and self.top_k < 1:
-            raise ConfigError(f"distill.top_k must be a positive integer, got {self.top_k}")
-        if self.init_every is not None and self.init_every < 1:
-            raise ConfigError(
-                f"distill.init_every must be a positive integer, got {self.init_every}"
-            )
-        if self.teacher is None and (self.alpha > 0 or self.init_every is not None):
-            raise ConfigError(
-                "distillation needs a teacher: set distill.teacher to a finished run directory "
-                "(or a run-config TOML)"
-            )
-
-    @property
-    def active(self) -> bool:
-        """True when the teacher changes the run (alpha > 0 or a teacher initialisation).
-
-        With alpha = 0 and no initialisation the run *is* the plain run: same directory,
-        same losses bit for bit, no teacher loaded.
-        """
-        return self.teacher is not None and (self.alpha > 0 or self.init_every is not None)
-
-
 @dataclass(frozen=True)
 class RunConfig:
     """A run's resolved config. Every check runs when one is made (each section checks its
     own fields, then :meth:`validate` the rules across sections), so a study's grid is
-    validated whole by ``sweep --dry-run`` before anything trains."""
+    validated whole by ``sweep --dry-run`` before anything trains.
+
+    ``sections`` holds the plug-ins' sections (:mod:`scalelab.plugin`): section key
+    (``"distill"``, ``"data.canaries"``) -> its dataclass (a mapping is checked by the
+    owning plug-in's dataclass). Only sections that differ from the plug-in's default are
+    kept, so a config that sets ``[distill]`` to its defaults equals one that does not.
+    :meth:`section` reads one (the default when unset); ``cfg.distill`` does the same.
+    """
 
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
-    distill: DistillConfig = field(default_factory=DistillConfig)
+    sections: Any = ()  # normalised to a tuple of (key, value) pairs, sorted by key
 
     def __post_init__(self) -> None:
+        raw = self.sections
+        items = raw.items() if isinstance(raw, Mapping) else raw
+        owners = section_plugins()
+        kept: dict[str, Any] = {}
+        for key, value in items:
+            if key not in owners:
+                raise ConfigError(_unknown_section(key, owners))
+            plugin = owners[key]
+            assert plugin.config is not None
+            if value is None:  # unset: the plug-in's default
+                value = plugin.default()
+            elif isinstance(value, Mapping):
+                value = section_from_dict(plugin.config, value, key)
+            elif value is not None and not isinstance(value, plugin.config):
+                raise ConfigError(
+                    f"{key} must be a table of {plugin.config.__name__} fields, got {value!r}"
+                )
+            if value != plugin.default():
+                kept[key] = value
+        object.__setattr__(self, "sections", tuple(sorted(kept.items(), key=lambda kv: kv[0])))
         self.validate()
 
+    def __getattr__(self, name: str) -> Any:
+        """``cfg.distill``: a plug-in's top-level section (its default when unset)."""
+        if name.startswith("_") or name in ("model", "data", "train", "sections"):
+            raise AttributeError(name)
+        if name not in section_plugins():
+            raise AttributeError(f"RunConfig has no section {name!r}")
+        return self.section(name)
+
+    def section(self, key: str) -> Any:
+        """A plug-in's section (``"distill"``, ``"data.canaries"``); its default if unset."""
+        for k, v in self.sections:
+            if k == key:
+                return v
+        owners = section_plugins()
+        if key not in owners:
+            raise ConfigError(_unknown_section(key, owners))
+        return owners[key].default()
+
+    def with_section(self, key: str, value: Any) -> RunConfig:
+        """This config with a plug-in's section replaced (``None``: its default)."""
+        return dataclasses.replace(self, sections={**dict(self.sections), key: value})
+
     def validate(self) -> None:
-        """Checks that involve more than one section of the config."""
+        """Checks that involve more than one section of the config (and the active
+        plug-ins' own, :meth:`scalelab.plugin.Plugin.check`)."""
         if self.train.objective == "mlm" and self.model.causal:
             raise ConfigError(
                 "train.objective = 'mlm' needs a bidirectional model: set model.causal = false"
@@ -404,9 +445,26 @@ class RunConfig:
                 "model.causal = false lets every position see the token it must predict: "
                 "set model.causal = true for train.objective = 'clm' (or train.objective = 'mlm')"
             )
+        for plugin in plugins():
+            if plugin.section is not None and plugin.active(self):
+                plugin.check(self)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """The config as nested dicts (``config.json``): the core sections, then every
+        registered plug-in's section, at its key, whether set or not (a table of defaults,
+        or None), so a run directory's config names every section of its time."""
+        d: dict[str, Any] = {
+            "model": dataclasses.asdict(self.model),
+            "data": dataclasses.asdict(self.data),
+            "train": dataclasses.asdict(self.train),
+        }
+        for key in section_plugins():
+            value = self.section(key)
+            head, _, sub = key.partition(".")
+            where = d.setdefault(head, {}) if sub else d
+            where[sub or head] = dataclasses.asdict(value) if value is not None else None
+        d["train"]["save_at"] = list(self.train.save_at)  # as JSON reads it back
+        return d
 
     def run_id(self) -> str:
         """Hash of the resolved config: the name of the run's directory.
@@ -416,9 +474,13 @@ class RunConfig:
         field existed keep their names (and a sweep still finds them finished); so is an
         unset ``data.select``, and a set one counts by the SHA-256 of the selection file's
         content, not by its path; so are ``model.parametrization = "sp"`` and its
-        muP-only fields, muP fields added later at their defaults (``_MUP_DEFAULTS``), and a ``[distill]`` section that changes nothing (no teacher, or
-        alpha = 0 without a teacher initialisation: the scratch twin of a distilled run is
-        the plain run).
+        muP-only fields, and muP fields added later at their defaults (``_MUP_DEFAULTS``); so
+        are the WSD branch fields at their defaults (``train.cooldown``,
+        ``save_at``, ``branch_of``, ``branch_at``). Each plug-in's section counts as its
+        :meth:`~scalelab.plugin.Plugin.run_id_part` says: left out when the technique does
+        not change the run (no canaries; a ``[distill]`` without a teacher, or alpha = 0
+        without a teacher initialisation: the scratch twin of a distilled run is the plain
+        run), so runs stored before a technique existed keep their names.
         """
         d = self.to_dict()
         d["train"].pop("device", None)
@@ -433,15 +495,23 @@ class RunConfig:
         for name, default in _MUP_DEFAULTS.items():  # muP fields added later, at their defaults
             if d["model"].get(name, default) == default:
                 d["model"].pop(name, None)
-        if d["data"].get("canaries", 0) is None:  # the same for runs stored before canaries
-            d["data"].pop("canaries")
         if d["data"].get("select") is None:
             d["data"].pop("select", None)
         elif (digest := _file_sha256(d["data"]["select"])) is not None:
             # the selection's content names the run, wherever the file lies
             d["data"]["select"] = f"sha256:{digest}"
-        if not self.distill.active:
-            d.pop("distill")
+        for key, plugin in section_plugins().items():
+            head, _, sub = key.partition(".")
+            where, name = (d[head], sub) if sub else (d, head)
+            part = plugin.run_id_part(self)
+            if part is None:
+                where.pop(name, None)
+            else:
+                where[name] = part
+        # the WSD branch fields at their defaults: runs stored before them keep their names
+        for key, default in BRANCH_DEFAULTS.items():
+            if d["train"].get(key) == default:
+                d["train"].pop(key)
         blob = json.dumps(d, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
@@ -449,6 +519,16 @@ class RunConfig:
 # muP fields added after runs with muP were stored: left out of the run id at these values,
 # so those runs keep their names
 _MUP_DEFAULTS: dict[str, Any] = {"base_n_head": None}
+
+
+def _unknown_section(key: str, owners: Mapping[str, Any]) -> str:
+    known = [*SECTIONS, *owners]
+    return (
+        f"unknown section {key!r}{did_you_mean(key, known)}: sections are "
+        f"{', '.join(known)}; a technique's section is known once its plug-in is registered "
+        "(import scalelab registers the built-in ones; import the module that calls "
+        "scalelab.plugin.register_plugin for another)"
+    )
 
 
 DEFAULT_TOKENS_PER_PARAM = 20.0  # Hoffmann et al. 2022 (Chinchilla), table 3
@@ -507,12 +587,30 @@ def check_budget(tokens: int, note: str, unique_tokens: int) -> None:
         )
 
 
+# the core sections; the plug-ins add theirs (config_sections)
 SECTIONS: dict[str, type] = {
     "model": ModelConfig,
     "data": DataConfig,
     "train": TrainConfig,
-    "distill": DistillConfig,
 }
+
+
+def config_sections() -> dict[str, type]:
+    """Every top-level section a run config may have: the core's and the registered
+    plug-ins' (``[distill]``), name -> dataclass."""
+    out = dict(SECTIONS)
+    for key, plugin in section_plugins().items():
+        if "." not in key and plugin.config is not None:
+            out[key] = plugin.config
+    return out
+
+
+def section_keys(section: str) -> list[str]:
+    """The keys a section may hold: its dataclass's fields and the plug-ins' sub-keys
+    (``data.canaries``)."""
+    cls = config_sections()[section]
+    subs = [k.split(".", 1)[1] for k in section_plugins() if k.startswith(section + ".")]
+    return [*(f.name for f in dataclasses.fields(cls)), *subs]
 
 
 def _check_choice(name: str, value: str, choices: Iterable[str]) -> None:
@@ -537,12 +635,18 @@ def _coerce(name: str, value: Any, hint: Any) -> Any:
         if isinstance(value, bool):
             return value
     elif hint is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
         if isinstance(value, float) and value.is_integer():
-            return int(value)
+            value = int(value)
+        if isinstance(value, int) and not isinstance(value, bool):
+            # one rule for every section: a seed is a whole number >= 0 (numpy refuses less)
+            if name.rsplit(".", 1)[-1].endswith("seed") and value < 0:
+                raise ConfigError(f"{name} must be a whole number >= 0 (a seed), got {value}")
+            return value
     elif hint is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
+            # one rule for every section: no setting means anything at NaN or infinity
+            if not math.isfinite(value):
+                raise ConfigError(f"{name} must be a finite number, got {value!r}")
             return float(value)
     elif hint is str:
         if isinstance(value, str):
@@ -574,16 +678,28 @@ def section_from_dict(cls: type[T], values: Mapping[str, Any], section: str) -> 
 
 
 def run_config_from_dict(values: Mapping[str, Any]) -> RunConfig:
+    sections = config_sections()
+    owners = section_plugins()
+    for key in values:
+        if key not in sections:
+            raise ConfigError(
+                f"unknown section [{key}]{did_you_mean(key, sections)}; "
+                f"sections are {', '.join('[' + s + ']' for s in sections)} (a technique's "
+                "section is known once its plug-in is registered: see scalelab.plugin)"
+            )
+    parts: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
+    for name, cls in SECTIONS.items():
+        table = dict(values.get(name, {}))
+        for key in owners:  # a plug-in's sub-key of a core section (data.canaries)
+            head, _, sub = key.partition(".")
+            if head == name and sub in table:
+                extra[key] = table.pop(sub)
+        parts[name] = section_from_dict(cls, table, name)
     for key in values:
         if key not in SECTIONS:
-            raise ConfigError(
-                f"unknown section [{key}]{did_you_mean(key, SECTIONS)}; "
-                f"sections are {', '.join('[' + s + ']' for s in SECTIONS)}"
-            )
-    parts = {
-        name: section_from_dict(cls, values.get(name, {}), name) for name, cls in SECTIONS.items()
-    }
-    return RunConfig(**parts)
+            extra[key] = values[key]
+    return RunConfig(**parts, sections=extra)
 
 
 def example_config(arch: str, **fields: Any) -> ModelConfig:

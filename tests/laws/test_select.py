@@ -72,6 +72,49 @@ def test_coverage_is_measured_and_below_nominal_is_said():
     assert len(sel.law.selection["table"]) == len(sel.table)
 
 
+def test_prediction_intervals_are_calibrated_on_data_drawn_from_the_form():
+    """Calibration, not only a number in [0, 1]: 20 seeded ladders drawn from
+    chinchilla-tied with 0.3% log-normal noise, each fitted on its five smaller sizes; the
+    90% prediction interval that select_law scores its coverage with (100 refits resampled
+    by size, each plus a drawn residual) must hold 80-97% of 10 fresh runs at the top size.
+
+    Today's code holds 169 of 200 here (84.5%); an interval for the mean alone (no residual
+    term) holds 119 (59.5%) of the same draws and fails. Percentile intervals from B
+    resamples run a little under nominal by construction (about 84% at B = 30, 88% at 100,
+    89% at select_law's default 200)."""
+    from scalelab.laws.fit import _cols, _fit_once
+    from scalelab.laws.robust import DELTA
+    from scalelab.laws.select import prediction_interval
+
+    form = make_form("chinchilla-tied")
+    covered = held = 0
+    for draw in range(20):
+        pts = ladder("chinchilla-tied", noise=0.003, seed=100 + draw, n_sizes=6)
+        n_next = pts["N"].max()  # the ladder's top rung, held out: fresh runs there
+        fit = pts[pts["N"] < n_next]
+        rng = np.random.default_rng(200 + draw)
+        new = {"N": np.full(10, n_next), "D": n_next * np.geomspace(5.0, 80.0, 10)}
+        truth = form.predict(TRUE["chinchilla-tied"], new)
+        actual = truth * np.exp(0.003 * rng.standard_normal(10))
+        theta, _ = _fit_once(form, fit, DELTA, 2)
+        groups = np.unique(fit["N"].to_numpy(), return_inverse=True)[1]
+        lo, hi = prediction_interval(
+            form,
+            form.features(_cols(fit, form)),
+            np.log(fit["loss"].to_numpy()),
+            theta,
+            form.features(new),
+            groups,
+            100,
+            0.9,
+            seed=draw,
+        )
+        covered += int(np.sum((actual >= lo) & (actual <= hi)))
+        held += len(actual)
+    assert held == 200
+    assert 0.80 <= covered / held <= 0.97, covered
+
+
 def test_selection_survives_the_fit_json(tmp_path):
     from scalelab.laws import Law
 

@@ -3,10 +3,11 @@ import pytest
 import torch
 from torch import nn
 
-from scalelab.config import CanaryConfig, DataConfig, load_run_config
+from scalelab.config import DataConfig, load_run_config
 from scalelab.data import load_tokens
 from scalelab.errors import ConfigError
 from scalelab.memorization.canaries import canaries_for, insert_canaries
+from scalelab.memorization.canaries_plugin import CanaryConfig
 from scalelab.memorization.extraction import extractable, measure_extraction
 
 
@@ -46,7 +47,7 @@ def test_each_canary_is_inserted_exactly_repeats_times_and_never_in_validation(f
 
 def test_canaries_are_a_config_table():
     cfg = load_run_config(None, ["data.canaries={count=2, repeats=[1, 8], seed=3}"])
-    assert cfg.data.canaries == CanaryConfig(count=2, repeats=(1, 8), seed=3)
+    assert cfg.section("data.canaries") == CanaryConfig(count=2, repeats=(1, 8), seed=3)
     with pytest.raises(ConfigError, match="repeats"):
         load_run_config(None, ["data.canaries={count=2, repeats=[0]}"])
     with pytest.raises(ConfigError, match=r"data\.canaries\.colour"):

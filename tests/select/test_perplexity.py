@@ -11,6 +11,7 @@ from tests.select.conftest import tiny_config
 
 from scalelab.data import load_tokens
 from scalelab.data.selection import units_of
+from scalelab.runs import RunError
 from scalelab.select import SelectionError, select
 from scalelab.select.dedup import unit_texts
 from scalelab.select.perplexity import order_by
@@ -41,7 +42,7 @@ def test_a_reference_on_another_bpe_corpus_is_refused(tmp_path: Path, cache: Pat
 
     with pytest.raises(SelectionError, match="BPE tokenizer"):
         data_config_for(DataConfig(corpus="python-stdlib", tokenizer="bpe"), "markov:order=1")
-    with pytest.raises(SelectionError, match="not a run directory"):
+    with pytest.raises(RunError, match="not a run directory"):
         select("python-stdlib", "perplexity", 0.5, reference=tmp_path)
 
 

@@ -345,3 +345,41 @@ def test_a_real_run_killed_on_ray_resumes_to_the_uninterrupted_loss(tmp_path):
         assert a.run_id == b.run_id and b.loss == pytest.approx(a.loss, rel=1e-6), (a, b)
     print(f"\nkilled {killed}; losses local {[o.loss for o in local.runs]}, "
           f"ray {[o.loss for o in remote.runs]}")  # fmt: skip
+
+
+def test_a_branched_study_on_ray_gives_the_local_losses(tmp_path):
+    """budgets = "branches" on Ray: each branch starts after its parent, numbers as local."""
+    s = json.loads(json.dumps(REAL))
+    s["study"] = {**s["study"], "name": "ray-br", "tokens": [2560, 5120], "seeds": [0],
+                  "budgets": "branches", "cooldown": 0.25}  # fmt: skip
+    s["train"]["warmup"] = 0.0
+    local = sweep(study_from_dict(s), db=tmp_path / "l.db", out=tmp_path / "l", progress=False,
+                  threads=1)  # fmt: skip
+    remote = sweep(study_from_dict(s), db=tmp_path / "r.db", out=tmp_path / "r", progress=False,
+                   threads=1, backend="ray")  # fmt: skip
+    assert [o.status for o in remote.runs] == ["finished"] * 4, remote.runs
+    assert [o.loss for o in remote.runs] == [o.loss for o in local.runs]
+    pts = load_points(tmp_path / "r.db")
+    for _, b in pts[pts["technique"] == "branch"].iterrows():
+        started = (tmp_path / "r" / b["run_id"] / "config.json").stat().st_mtime
+        ended = (tmp_path / "r" / b["parent_run_id"] / "summary.json").stat().st_mtime
+        assert started >= ended
+
+
+def test_threads_beyond_every_node_are_refused_not_waited_on() -> None:
+    """A task of more CPUs than any node has is never scheduled: refused before it waits."""
+    from scalelab.errors import ConfigError
+    from scalelab.study.ray_backend import remote_runs
+
+    class FakeRay:
+        def cluster_resources(self) -> dict[str, float]:
+            return {"CPU": 4.0}
+
+        def nodes(self) -> list[dict[str, object]]:
+            return [{"Alive": True, "Resources": {"CPU": 2.0}}] * 2  # 4 CPUs, 2 a node
+
+        def remote(self, fn: object) -> object:
+            raise AssertionError("no task may be made")
+
+    with pytest.raises(ConfigError, match=r"--threads 3: .* largest node of the cluster has 2"):
+        remote_runs(FakeRay(), print, 3, None)

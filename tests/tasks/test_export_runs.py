@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from scalelab.errors import StoreError
+from scalelab.runs import open_run, read_config
 from scalelab.tasks import evaluate
 from scalelab.tasks.finetune import finetune, finetune_config
-from scalelab.tasks.runs import load_run, read_config
 from scalelab.train.export import export
 
 pytest.importorskip("transformers")
@@ -19,7 +19,7 @@ pytest.importorskip("transformers")
 
 def test_an_export_is_scored_and_fine_tuned_as_its_run(tiny_run, tmp_path):
     hf = export(tiny_run, tmp_path / "hf")
-    run, exp = load_run(tiny_run), load_run(hf)
+    run, exp = open_run(tiny_run), open_run(hf)
     assert exp.run_id == f"{tiny_run.name}-hf" and exp.step == run.step and exp.cfg == run.cfg
     x = torch.randint(0, run.cfg.model.vocab_size, (2, run.cfg.model.context))
     with torch.no_grad():
@@ -45,4 +45,4 @@ def test_a_damaged_export_record_is_one_error(tiny_run, tmp_path):
     (hf / "scalelab.json").write_text(json.dumps({"config": {}, "step": 3}))
     (hf / "model.safetensors").unlink()
     with pytest.raises(StoreError, match=r"no model\.safetensors"):
-        load_run(hf)
+        open_run(hf)

@@ -7,7 +7,7 @@ from scalelab.tasks import TASKS, get_task, tasks_table
 def test_every_task_states_kind_metric_and_chance():
     table = tasks_table()
     assert set(table.columns) >= {"name", "kind", "metric", "chance", "needs"}
-    assert set(table["kind"]) == {"zero-shot", "fine-tune"}
+    assert set(table["kind"]) == {"zero-shot", "fine-tune", "generative"}
     for task in TASKS.values():
         assert 0.0 <= task.chance < 1.0
         if task.kind == "zero-shot":

@@ -41,4 +41,4 @@ def test_study_task_keys_are_validated(code_corpus, tmp_path):
     with pytest.raises(ConfigError, match=r"study\.intrinsic\.dimz"):
         study_from_dict(_study(code_corpus, tmp_path, intrinsic={"task": "syntax", "dimz": 1}))
     ok = study_from_dict(_study(code_corpus, tmp_path, intrinsic={"task": "syntax"}))
-    assert ok.intrinsic == {"task": "syntax"}
+    assert ok.after == {"intrinsic": {"task": "syntax"}}

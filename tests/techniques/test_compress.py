@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from scalelab.errors import ConfigError
+from scalelab.runs import RunError
 from scalelab.techniques.compress import compress
 from scalelab.techniques.compress.base import body_linears, load_parent
 from scalelab.techniques.compress.lowrank import rank_for
@@ -72,6 +73,30 @@ def test_full_rank_svd_and_16_bit_quant_reproduce_the_logits(tiny_run: Path, tmp
     q16 = compress(tiny_run, "quant", 16)
     assert (_logits(q16.run_dir) - ref).abs().max().item() < 1e-5
     assert q16.val_loss == pytest.approx(q16.parent_loss, abs=1e-5)
+
+
+def test_truncated_lowrank_writes_back_the_rank_r_svd(tiny_run: Path) -> None:
+    """Rank 4 < every body Linear's full rank (16): each one is factored, and the derived
+    run's weights are the parent's rank-4 SVD (Eckart-Young), computed here independently."""
+    r = 4
+    res = compress(tiny_run, "lowrank", r)
+    parent = dict(body_linears(load_parent(tiny_run).model))
+    derived = dict(body_linears(load_parent(res.run_dir).model))
+    assert derived.keys() == parent.keys() and len(parent) == 8
+    for name, lin in parent.items():
+        w = lin.weight.detach().double()
+        U, s, Vh = torch.linalg.svd(w, full_matrices=False)
+        want = (U[:, :r] * s[:r]) @ Vh[:r]
+        got = derived[name].weight.detach().double()
+        assert torch.linalg.matrix_rank(got, atol=1e-4).item() == r, name
+        assert torch.allclose(got, want, atol=1e-5), (name, (got - want).abs().max())
+        # and it is a real cut: the dropped singular values carried weight
+        assert (got - w).norm() == pytest.approx(s[r:].norm().item(), rel=1e-4)
+        assert s[r:].norm() > 0.1 * s.norm()
+    # two 16-bit factors per Linear (out + in numbers per kept rank), the rest as before
+    factored = r * ((48 + 16) + (16 + 16) + (64 + 16) + (16 + 64)) * 16
+    assert res.bits == DENSE_BITS + 2 * factored
+    assert res.val_loss > res.parent_loss  # a rank-4 model predicts worse than its parent
 
 
 def test_pruned_and_recovered_model_keeps_its_zeros(teacher_dir: Path, tmp_path: Path) -> None:
@@ -161,5 +186,5 @@ def test_bad_input_is_one_config_error(tiny_run: Path, method, level, kwargs, ma
 
 
 def test_missing_or_unfinished_run(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="not a run directory"):
+    with pytest.raises(RunError, match="not a run directory"):
         compress(tmp_path / "nope", "prune", 0.5)

@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from scalelab.config import DistillConfig, load_run_config
+from scalelab.config import load_run_config
 from scalelab.errors import ConfigError
 from scalelab.techniques.distill import init_from_teacher, kd_loss, load_teacher
+from scalelab.techniques.distill_plugin import DistillConfig
 from scalelab.train import read_metrics, train
 
 # 2 positions x 3 tokens
@@ -197,3 +198,45 @@ tokens = 1000
     runs = expand(load_study(p))
     alphas = sorted({r.config.distill.alpha for r in runs})
     assert alphas == [0.0, 0.5]
+
+
+def test_the_student_never_trains_its_teacher_the_sweep_does(tmp_path, cache_dir) -> None:
+    """A teacher given as a run TOML is a run the student needs (the distill plug-in's
+    ``needs``): train() refuses to start without it, naming the fix; the sweep adds it to
+    the graph, trains it first and records it apart from the study's ladder."""
+    from tests.train.conftest import CORPUS, TINY
+
+    from scalelab.study import load_points, sweep
+    from scalelab.train import train as train_one
+
+    teacher = tmp_path / "teacher.toml"
+    teacher.write_text(
+        f'[data]\ncorpus = "{CORPUS}"\ncache_dir = "{cache_dir}"\n'
+        "[model]\nvocab_size = 32\nn_layer = 1\nd_model = 32\nn_head = 2\ncontext = 32\n"
+        "[train]\nbatch_size = 8\ntokens = 2560\neval_every = 10\neval_batches = 2\n"
+        'precision = "fp32"\n'
+    )
+    overrides = [
+        f"data.corpus={CORPUS}",
+        f"data.cache_dir={cache_dir}",
+        *TINY,
+        "train.tokens=2560",
+        f'distill.teacher="{teacher}"',
+        "distill.alpha=0.5",
+    ]
+    student = load_run_config(None, overrides)
+    with pytest.raises(ConfigError, match=r"has not finished .* train it first"):
+        train_one(student, tmp_path / "runs", progress=False)
+    assert not any((tmp_path / "runs").glob("*/summary.json"))  # nothing was trained
+
+    values = {s: dict(t) for s, t in student.to_dict().items() if t is not None}
+    values["study"] = {"name": "kd"}
+    res = sweep(values, db=tmp_path / "r.db", out=tmp_path / "runs", workers=1, progress=False)
+    t_id = load_run_config(teacher).run_id()
+    assert [r.run_id for r in res.runs] == [student.run_id(), t_id]
+    assert [r.action for r in res.runs] == ["trained", "trained"]
+    summary = json.loads((tmp_path / "runs" / student.run_id() / "summary.json").read_text())
+    assert summary["distill"]["teacher_run_id"] == t_id
+    pts = load_points(tmp_path / "r.db")
+    kinds = dict(zip(pts["run_id"], pts["kind"], strict=True))
+    assert kinds == {student.run_id(): "distilled", t_id: "needed"}

@@ -116,6 +116,64 @@ def test_multipliers_and_total_compute(store: Path) -> None:
     assert s.iloc[0]["gap"] == pytest.approx(law_loss(1e4) * (1 - 0.001) - law_loss(2e4))
 
 
+def test_a_free_teacher_matches_the_students_own_n(store: Path) -> None:
+    """C_teacher = 0: the plain model of equal total compute is the student itself.
+
+    C_student is the trainer's exact count for a real 2 x 24 byte-level student (head and
+    attention included: 1.88 x 6 N per token), as the trainer records it; dividing it by 6 D
+    would hand the plain model 1.88x the student's non-embedding N for free."""
+    from scalelab.accounting import count
+    from scalelab.config import ModelConfig
+
+    counted = count(
+        ModelConfig(n_layer=2, d_model=24, n_head=2, vocab_size=258, context=128), causal=True
+    ).to_dict()
+    n = int(counted["params"]["non_embedding"])
+    c_student = float(counted["flops"]["train_per_token"]) * D
+    assert c_student > 1.5 * 6 * n * D  # the exact count is well above the law's 6 N D
+    teacher_fwd = 1.77e6  # exact forward FLOPs per token of a 0.79M teacher
+    with Store(store) as s:
+        for run_id, c_teacher in (("free", 0.0), ("paid", teacher_fwd * D)):
+            extra = {
+                "scratch_run_id": "p0s0",
+                "alpha": 0.9 if c_teacher else 0.0,
+                "teacher_run_id": "T",
+                "teacher_N_non_embedding": 787584,
+                "teacher_forward_flops_per_token": teacher_fwd,
+                "C_student": c_student,
+                "C_teacher": c_teacher,
+                "C_total": c_student + c_teacher,
+            }
+            s.put_point(
+                {
+                    "run_id": run_id,
+                    "study": "x",
+                    "kind": "distilled",
+                    "technique": "distill",
+                    "parent_run_id": "T",
+                    "status": "finished",
+                    "size": "s0",
+                    "seed": 0,
+                    "N_non_embedding": n,
+                    "N_total": n + 9000,
+                    "D": D,
+                    # a hair better than a plain model of its own N: it wins for free
+                    "loss": law_loss(n) - 0.01,
+                    "extra_json": json.dumps(extra),
+                }
+            )
+    table, law = technique_table(store, bootstrap=0)
+    free = table[table["run_id"] == "free"].iloc[0]
+    assert free["N_at_total_compute"] == pytest.approx(n, rel=1e-12)
+    assert free["plain_loss_at_total_compute"] == pytest.approx(law.predict(N=n, D=D))
+    assert free["wins_at_total_compute"]
+    # a paid teacher that ran on every token: 2 N_teacher per token, i.e. N_teacher / 3
+    paid = table[table["run_id"] == "paid"].iloc[0]
+    assert paid["N_at_total_compute"] == pytest.approx(n + 787584 / 3, rel=1e-12)
+    assert paid["C_law_total"] == pytest.approx(6 * n * D + 2 * 787584 * D, rel=1e-12)
+    assert not paid["wins_at_total_compute"]
+
+
 def test_bits_plane_and_frontier(store: Path, tmp_path: Path) -> None:
     bits = bits_table(store)
     assert set(bits["label"]) == {"16-bit (plain)", "rtn 4-bit", "rtn 2-bit"}

@@ -70,7 +70,7 @@ def test_nproc_must_divide_the_batch(make_cfg) -> None:
         check_nproc(make_cfg(), 3)
     with pytest.raises(ConfigError, match="micro_batch_size"):
         check_nproc(make_cfg("train.micro_batch_size=8", "train.batch_size=24"), 2)
-    assert check_nproc(make_cfg(), 4) == 2
+    assert check_nproc(make_cfg(), 2) == 4
 
 
 def test_cli_nproc_that_does_not_divide_is_one_line(cli, tmp_path: Path) -> None:
@@ -121,3 +121,11 @@ def _toml(v: str) -> str:
         return v
     except ValueError:
         return v if v in ("true", "false") else f'"{v}"'
+
+
+def test_nproc_beyond_the_machine_is_refused_before_any_process(make_cfg) -> None:
+    import os
+
+    cpus = len(os.sched_getaffinity(0))
+    with pytest.raises(ConfigError, match=rf"--nproc {4 * cpus} is more than the {cpus} CPUs"):
+        check_nproc(make_cfg(f"train.batch_size={4 * cpus}", "train.device='cpu'"), 4 * cpus)

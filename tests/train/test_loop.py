@@ -10,6 +10,7 @@ from scalelab.errors import ConfigError, ScalelabError, TrainingError
 from scalelab.train import RunSummary, read_metrics, train
 from scalelab.train import device as device_mod
 from scalelab.train import loop as loop_mod
+from scalelab.train import precision_probe as probe_mod
 
 CONTRACT_KEYS = {
     "run_id", "status", "step", "tokens", "val_loss", "val_bpb", "train_loss", "best_val_loss",
@@ -203,8 +204,13 @@ def test_precision_auto_follows_the_measurement(make_cfg, tmp_path, monkeypatch)
     assert device_mod.resolve_precision("auto", cpu).name == "fp32"
     monkeypatch.setattr(device_mod, "cpu_bf16_speedup", lambda cache_dir=None: 4.0)
     assert device_mod.resolve_precision("auto", cpu).name == "bf16"
-    s = train(make_cfg("train.tokens=1024", "train.precision=auto"), tmp_path, progress=False)
+    # the trainer times its own model instead (scalelab.train.precision_probe): here a fake
+    # timer that makes bf16 the faster, in a cache of this test's own
+    monkeypatch.setattr(probe_mod, "time_step", lambda c, m, d, p, g: 0.5 if p == "bf16" else 1.0)
+    cfg = make_cfg("train.tokens=1024", "train.precision=auto", f"data.cache_dir={tmp_path}")
+    s = train(cfg, tmp_path, progress=False)
     assert s.precision == "bf16" and s.status == "finished" and math.isfinite(s.val_loss)
+    assert s.precision_timings == {"fp32": 1.0, "bf16": 0.5} and "faster" in s.precision_reason
 
 
 def test_cpu_probe_is_cached(tmp_path):
@@ -333,15 +339,14 @@ def test_the_probe_runs_at_the_runs_thread_count(make_cfg, tmp_path, monkeypatch
     seen = []
     monkeypatch.delenv("SCALELAB_PRECISION", raising=False)
     monkeypatch.setattr(
-        device_mod,
-        "cpu_bf16_speedup",
-        lambda cache_dir=None: seen.append(torch.get_num_threads()) or 0.5,
+        probe_mod, "time_step", lambda c, m, d, p, g: seen.append(torch.get_num_threads()) or 0.5
     )
     monkeypatch.setenv("SCALELAB_THREADS", "1")
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        train(make_cfg("train.precision=auto", "train.tokens=512"), tmp_path, progress=False)
+        cfg = make_cfg("train.precision=auto", "train.tokens=512", f"data.cache_dir={tmp_path}")
+        train(cfg, tmp_path, progress=False)
     finally:
         torch.set_num_threads(before)
-    assert seen == [1]
+    assert seen == [1, 1]  # fp32 and bf16 timed at the run's one thread

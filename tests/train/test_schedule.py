@@ -48,3 +48,18 @@ def test_constant_and_bounds():
     assert {lr_at(s, 10, cfg) for s in range(10)} == {0.5}
     with pytest.raises(ValueError):
         lr_at(10, 10, cfg)
+
+
+def test_wsd_cooldown_shapes_start_at_the_peak_and_end_at_the_floor():
+    total = 100
+    lin = TrainConfig(lr=1.0, min_lr_ratio=0.0, schedule="wsd", warmup=0.0, decay_fraction=0.2)
+    sq = TrainConfig(lr=1.0, min_lr_ratio=0.0, schedule="wsd", warmup=0.0, decay_fraction=0.2,
+                     cooldown="1-sqrt")  # fmt: skip
+    for cfg in (lin, sq):
+        lrs = [lr_at(s, total, cfg) for s in range(total)]
+        assert lrs[:81] == [1.0] * 81 and lrs[-1] == pytest.approx(0.0, abs=1e-12)
+        assert all(a >= b for a, b in itertools.pairwise(lrs))
+    # 1 - sqrt(x) falls faster early in the cooldown than the line (Hägele et al. 2024)
+    mid = 85  # x = 5/19
+    assert lr_at(mid, total, sq) == pytest.approx(1 - math.sqrt(5 / 19))
+    assert lr_at(mid, total, sq) < lr_at(mid, total, lin) == pytest.approx(1 - 5 / 19)

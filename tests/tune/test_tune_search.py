@@ -214,3 +214,56 @@ def test_sampler_comparison_at_equal_trials(tmp_path: Path) -> None:
     assert (cmp["trials"] == 9).all() and (cmp["to_within"] <= 9).all()
     grid = cmp[cmp["sampler"] == "grid"].iloc[0]
     assert grid["train.lr"] == pytest.approx(10**-2.5, rel=1e-9)  # the point nearest 3e-3
+
+
+def test_a_branched_study_is_not_tuned(tmp_path: Path) -> None:
+    from tune_fakes import study
+
+    from scalelab.tune import tune
+
+    s = study()
+    s["study"] = {**s["study"], "tokens": [1024, 2048], "budgets": "branches"}
+    s["train"] = {}
+    with pytest.raises(ConfigError, match="dedicated runs"):
+        tune(s, tune_spec={"space": {"train.lr": LR}}, db=tmp_path / "r.db",
+             out=tmp_path / "runs", progress=False)  # fmt: skip
+    assert not (tmp_path / "runs").exists()
+
+
+SHARED = """
+import os, pathlib, sys, time
+sys.path.insert(0, {here!r})
+from tune_fakes import fake_train, study
+from scalelab.tune import tune
+pathlib.Path({ready!r} + str(os.getpid())).touch()
+while not pathlib.Path({go!r}).exists():  # both start together
+    time.sleep(0.01)
+tune(study(), tune_spec={{"sampler": "random", "trials": 3, "space": {{"train.lr": {{"low": 1e-4, "high": 1e-2, "log": True}}}}}},
+     db={db!r}, out={out!r}, trainer=fake_train, progress=False)
+"""
+
+
+def test_two_tunes_on_one_store_share_the_trial_budget(tmp_path: Path) -> None:
+    """Two searches started at once on one store: 3 trials in all, not 3 each (they count
+    and ask under one lock, and a trial the other is running counts)."""
+    script = SHARED.format(
+        here=str(HERE),
+        db=str(tmp_path / "r.db"),
+        out=str(tmp_path / "runs"),
+        ready=str(tmp_path / "ready-"),
+        go=str(tmp_path / "go"),
+    )
+    env = {**os.environ, "FAKE_TRAIN_SLEEP": "0.1"}
+    procs = [subprocess.Popen([sys.executable, "-c", script], env=env) for _ in range(2)]
+    deadline = time.time() + 120
+    while len(list(tmp_path.glob("ready-*"))) < 2 and time.time() < deadline:
+        time.sleep(0.05)
+    (tmp_path / "go").touch()
+    assert [p.wait(timeout=300) for p in procs] == [0, 0]
+    import optuna
+
+    storage = optuna_storage(tmp_path / "r.db")
+    (s,) = optuna.get_all_study_summaries(storage)
+    trials = optuna.load_study(study_name=s.study_name, storage=storage).trials
+    assert [t.state.name for t in trials] == ["COMPLETE"] * 3
+    assert len({t.user_attrs["driver"] for t in trials}) == 2  # both searches took part

@@ -19,57 +19,52 @@ A ``ScalelabError`` becomes one plain line on stderr and exit code 2.
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 import typer
 
-from scalelab.cli import (
-    laws,
-    memorization,
-    models,
-    reports,
-    selection,
-    studies,
-    tasks,
-    techniques,
-    training,
-    tuning,
-)
+from scalelab.cli import checks, laws, models, reports, studies, training
 from scalelab.cli._app import app, console, error_line
 from scalelab.errors import ScalelabError
+from scalelab.plugin import cli_modules
 
-# the help lists the groups in the order a user meets them, whatever the import order
-_PANELS = (
-    models.PANEL,
-    training.PANEL,
-    selection.PANEL,
-    studies.PANEL,
-    tuning.PANEL,
-    laws.PANEL,
-    techniques.PANEL,
-    memorization.PANEL,
-    reports.PANEL,
-    tasks.PANEL,
+# each technique's command group comes from its plug-in (scalelab.plugin: Plugin.cli), in
+# the plug-ins' order: techniques, selection, tasks, tuning, memorization
+_GROUPS = {m.rsplit(".", 1)[1]: importlib.import_module(m) for m in cli_modules()}
+
+# the help lists the groups in the order a user meets them, whatever the import order; a
+# plug-in's group not named here comes after these
+_ORDER = (
+    "models",
+    "training",
+    "selection",
+    "studies",
+    "tuning",
+    "laws",
+    "techniques",
+    "memorization",
+    "reports",
+    "tasks",
+    "posttrain",
+)
+_ALL = {
+    "laws": laws,
+    "models": models,
+    "reports": reports,
+    "studies": studies,
+    "training": training,
+}
+_ALL.update(_GROUPS)
+_PANELS = tuple(_ALL[g].PANEL for g in _ORDER if g in _ALL) + tuple(
+    m.PANEL for g, m in _GROUPS.items() if g not in _ORDER
 )
 app.registered_commands.sort(
     key=lambda c: _PANELS.index(c.rich_help_panel) if c.rich_help_panel in _PANELS else 99
 )
+checks.plain_help()
 
-__all__ = [
-    "app",
-    "console",
-    "laws",
-    "main",
-    "memorization",
-    "models",
-    "reports",
-    "selection",
-    "studies",
-    "tasks",
-    "techniques",
-    "training",
-    "tuning",
-]
+__all__ = ["app", "checks", "console", "laws", "main", "models", "reports", "studies", "training"]
 
 
 @app.callback()
@@ -85,6 +80,21 @@ def version() -> None:
     print(__version__)
 
 
+def _note(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def _check_argv(args: list[str]) -> None:
+    """The command line's own mistakes (an empty value, an option given twice)."""
+    name = next((a for a in args if not a.startswith("-")), None)
+    if name is None:
+        return
+    group = typer.main.get_command(app)
+    command = getattr(group, "commands", {}).get(name)
+    if command is not None:
+        checks.argv(command, args[args.index(name) + 1 :])
+
+
 def main() -> None:
     """Entry point: every bad input (a ScalelabError, or a usage error such as an unknown
     option or a missing argument) becomes one plain line on stderr and exit code 2."""
@@ -94,7 +104,9 @@ def main() -> None:
         from click import exceptions as click  # type: ignore[no-redef]
 
     try:
-        code = app(standalone_mode=False, prog_name="scalelab")
+        with checks.warnings_as_notes(_note):
+            _check_argv(sys.argv[1:])
+            code = app(standalone_mode=False, prog_name="scalelab")
     except ScalelabError as e:
         error_line(e)
         sys.exit(2)

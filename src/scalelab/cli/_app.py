@@ -1,6 +1,6 @@
 """The typer app every command module registers on, and the grammar they share.
 
-One grammar for every command (the README's CLI table lists it):
+One grammar for every command (docs/cli.md lists it):
 
 * ``--db PATH``: the results store, default ``results.db``, in every command that reads or
   writes one; ``--study NAME`` narrows every command that reads one.
@@ -107,20 +107,38 @@ def number(text: str | float, option: str, *, integer: bool = False) -> float:
     return value
 
 
+# bootstrap refits: each is a whole fit (milliseconds to a second), and intervals settle by a
+# few thousand; more is a typo that would run for days and hold every refit in memory
+MAX_BOOTSTRAP = 100_000
+
+
 def count_option(text: str, option: str, *, allow_zero: bool = True) -> int:
     """A whole-number option such as ``--bootstrap`` (``0`` allowed where it means none)."""
     if allow_zero and text.strip() in ("0", "0.0"):
         return 0
-    return int(number(text, option, integer=True))
+    value = int(number(text, option, integer=True))
+    if option == "--bootstrap" and value > MAX_BOOTSTRAP:
+        raise ConfigError(
+            f"{option} {value:,} refits would take days (each is a fit of its own, about "
+            f"10 ms to 1 s): give at most {MAX_BOOTSTRAP:,} (intervals settle by a few thousand)"
+        )
+    return value
 
 
 def out_file(path: Path | None, option: str) -> None:
-    """An output option that names a file: refuse a directory there before any work."""
-    if path is not None and path.is_dir():
-        raise ConfigError(f"{option} {str(path)!r} is a directory: give the path of a file")
+    """An output option that names a file: refuse, before any work, a directory, a results
+    store (unless ``--db``: then it must be one) or a file of a run or an export there."""
+    from scalelab.cli import checks
+
+    if option == "--db":
+        checks.store(path, option)
+    else:
+        checks.out_file(path, option)
 
 
 def out_folder(path: Path | str | None, option: str) -> None:
-    """An output option that names a folder: refuse a file there before any work."""
-    if path is not None and Path(path).exists() and not Path(path).is_dir():
-        raise ConfigError(f"{option} {str(path)!r} is a file: give a folder")
+    """An output option that names a folder of runs (``--runs``): refuse, before any work, a
+    file, a store, or a run, derived run or export (runs would be written inside it)."""
+    from scalelab.cli import checks
+
+    checks.out_dir(path, option, own=lambda a: a.kind == "folder")

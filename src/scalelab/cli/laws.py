@@ -23,16 +23,6 @@ from scalelab.cli._app import (
 )
 from scalelab.errors import FitError, StoreError
 
-FIT_FORMS = (
-    "chinchilla",
-    "chinchilla-tied",
-    "overtrain",
-    "kaplan",
-    "power",
-    "data-constrained",
-    "bnsl",
-    "slope",
-)
 AUTO = "auto"  # choose the form by how well it predicts the larger sizes (select_law)
 ALLOCATIONS = ("isoflop", "envelope")  # Hoffmann et al. 2022, approaches 2 and 1
 FITTED_STATUSES = ("finished", "stopped_early")  # as the store counts them: done, best loss
@@ -88,6 +78,93 @@ def read_points(
     return df
 
 
+def read_posttrain_points(
+    db: Path | None, csv: Path | None, arch: str | None, study: str | None
+) -> Any:
+    """The points of kind ``posttrain`` of a store (their ``extra_json`` keys as columns),
+    or a CSV's rows, for the Gao laws."""
+    import pandas as pd
+
+    if db is not None and csv is not None:
+        raise FitError("give the points either with --db STORE or with --csv FILE, not both")
+    if csv is not None:
+        if study is not None:
+            raise FitError("--study selects points of a store (--db); a --csv file has none")
+        try:
+            df = pd.read_csv(csv)
+        except FileNotFoundError:
+            raise FitError(f"--csv {str(csv)!r} does not exist") from None
+        except (OSError, ValueError, UnicodeDecodeError) as e:
+            raise FitError(f"cannot read --csv {str(csv)!r} as CSV: {e}") from None
+    else:
+        from scalelab.study import load_points
+
+        db = db or DEFAULT_DB
+        if not db.is_file():
+            raise StoreError(
+                f"no results store at {str(db)!r}: run `scalelab bon` or `scalelab posttrain` "
+                f"with --db {db} first, or give the points with --csv FILE"
+            )
+        # the posttrain numbers (kl, rewards, method, reward model) live in extra_json
+        df = load_points(db, study=study, kind="posttrain", extra=True)
+        if df.empty:
+            raise FitError(
+                f"the store {db} holds no posttrain points: run `scalelab bon` or "
+                "`scalelab posttrain --method rl` with --db first"
+            )
+    if arch is not None:
+        if "arch" not in df.columns or arch not in set(df["arch"].astype(str)):
+            raise FitError(f"--arch {arch!r}: no posttrain points of that architecture")
+        df = df[df["arch"] == arch]
+    return df
+
+
+def fit_gao_cmd(
+    df: Any,
+    form: str,
+    *,
+    reward: str,
+    bootstrap: int,
+    seed: int,
+    fix: dict[str, float] | None,
+    as_json: bool,
+    out: Path | None,
+) -> None:
+    """One Gao law per curve (policy x reward model), and the coefficients' trends against
+    the reward model's size where there are curves at two sizes or more."""
+    from scalelab.laws.gao import coefficient_trend, fit_gao_curves
+
+    curves = fit_gao_curves(df, form, reward=reward, bootstrap=bootstrap, seed=seed, fix=fix)
+    if out is not None and len(curves) > 1:
+        raise FitError(
+            f"--out writes one law; the points hold {len(curves)} curves: select one "
+            "(--study, or a CSV of one curve)"
+        )
+    sizes = {c.reward_N for c in curves if c.reward_N}
+    trends = []
+    if len(sizes) >= 2:
+        free = [k for k in ("alpha", "beta", "R0") if k not in (fix or {})]
+        trends = [coefficient_trend(curves, k) for k in free]
+    if out is not None:
+        curves[0].law.save(out)
+    if as_json:
+        payload = {
+            "form": form,
+            "reward": reward,
+            "curves": [c.to_dict() for c in curves],
+            "trends": trends,
+        }
+        print(json.dumps(payload, indent=1, default=float))
+        return
+    if len(curves) == 1:
+        render.law(curves[0].law)
+        say(curves[0].law.notes or "")
+    else:
+        render.gao_curves(curves, trends)
+    if out is not None:
+        say(f"wrote {out}")
+
+
 def parse_fix(items: list[str]) -> dict[str, float]:
     """``--fix E=1.69`` (repeatable) as {"E": 1.69}."""
     out: dict[str, float] = {}
@@ -119,8 +196,10 @@ def fit_cmd(
         typer.Option(
             "--form",
             help="chinchilla | chinchilla-tied | overtrain | kaplan | power | data-constrained | "
-            "bnsl | slope; auto: the one of --forms that best predicts the largest sizes from "
-            "the smaller; or an allocation fit: isoflop (approach 2) | envelope (approach 1).",
+            "bnsl | slope; gao-bon | gao-rl (Gao et al. 2022: reward against sqrt(KL) on "
+            "posttrain points, one law per curve); auto: the one of --forms that best predicts "
+            "the largest sizes from the smaller; or an allocation fit: isoflop (approach 2) | "
+            "envelope (approach 1).",
         ),
     ] = "chinchilla",
     forms: Annotated[
@@ -168,6 +247,10 @@ def fit_cmd(
     extrapolation: Annotated[
         bool, typer.Option("--extrapolation/--no-extrapolation", help="Leave-largest-out check.")
     ] = True,
+    reward: Annotated[
+        str,
+        typer.Option("--reward", help="gao-bon, gao-rl: the reward fitted, gold or proxy."),
+    ] = "gold",
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
     out: Annotated[
         Path | None, typer.Option("--out", help="Write the law (FIT.json) for `plan --law`.")
@@ -176,8 +259,9 @@ def fit_cmd(
     """Fit a scaling law to points (Huber on log residuals, L-BFGS, bootstrap intervals)."""
     from scalelab.errors import did_you_mean
     from scalelab.laws import envelope, fit_law, isoflop
+    from scalelab.laws.forms import FORMS, GAO_FORMS
 
-    choices = (*FIT_FORMS, AUTO, *ALLOCATIONS)
+    choices = (*FORMS, AUTO, *ALLOCATIONS)
     if form not in choices:
         raise FitError(
             f"unknown --form {form!r}{did_you_mean(form, choices)}; choose from {choices}"
@@ -187,11 +271,39 @@ def fit_cmd(
         raise FitError(f"--delta {delta}: give a positive Huber threshold such as 1e-3")
     if out is not None and out.is_dir():
         raise FitError(f"--out {str(out)!r} is a directory: give the path of a .json file")
+    from scalelab.cli import checks
+
+    checks.out_file(out, "--out")
+    if form != AUTO:  # the defaults of --forms and --holdout are taken to mean "not given"
+        checks.unused(
+            {
+                "--forms": forms if forms != "chinchilla,chinchilla-tied,overtrain" else None,
+                "--holdout": holdout if holdout != 2 else None,
+            },
+            f"with --form {form} (they choose among forms: --form auto)",
+        )
     fixed = parse_fix(fix or [])
     bounds = {
         "min_n": None if min_n is None else number(min_n, "--min-n"),
         "min_c": None if min_c is None else number(min_c, "--min-c"),
     }
+    if form in GAO_FORMS:
+        if x is not None or base is not None or resample != "row" or any(bounds.values()):
+            raise FitError(
+                f"--form {form} fits a reward against sqrt(KL): --x, --base, --resample, "
+                "--min-n and --min-c apply to laws of loss"
+            )
+        fit_gao_cmd(
+            read_posttrain_points(db, csv, arch, study),
+            form,
+            reward=reward,
+            bootstrap=n_boot,
+            seed=bootstrap_seed,
+            fix=fixed or None,
+            as_json=as_json,
+            out=out,
+        )
+        return
     df = read_points(db, csv, arch, study, n)
     if form == AUTO:
         from scalelab.laws import select_law

@@ -66,16 +66,21 @@ def capacity_cmd(
     quiet: QuietOption = False,
 ) -> None:
     """Bits a model stores about its facts: or bits: corpus (and bits per parameter)."""
+    from scalelab.cli import checks
     from scalelab.memorization.capacity import capacity
     from scalelab.memorization.quantize import PRECISIONS
 
+    checks.store(db)
     precisions = _list(precision, "--precision")
+    if not precisions:
+        raise ConfigError(f"--precision names none of {', '.join(PRECISIONS)}")
     for p in precisions:
         if p not in PRECISIONS:
             raise ConfigError(f"--precision {p!r} is not one of {', '.join(PRECISIONS)}")
-    results = [
-        capacity(run, precision=p, db=db) for run in _run_dirs(runs, db, study) for p in precisions
-    ]
+    if len(set(precisions)) < len(precisions):
+        raise ConfigError(f"--precision {precision!r} names a precision twice: name each once")
+    dirs = _run_dirs(runs, db, study)
+    results = [capacity(run, precision=p, db=db) for run in dirs for p in precisions]
     fits = []
     if db is not None and study is not None:
         from scalelab.errors import FitError
@@ -93,8 +98,7 @@ def capacity_cmd(
             )
         )
         return
-    if quiet:
-        return
+    # --quiet silences progress only: the result is what the command is for
     table = Table(title="bits stored (capacity)")
     for col in (
         "run",
@@ -151,20 +155,22 @@ def memorization_cmd(
     quiet: QuietOption = False,
 ) -> None:
     """Share of canaries and training windows a model emits exactly (greedy, k-token prompt)."""
+    from scalelab.cli import checks
     from scalelab.memorization.extraction import memorization
+    from scalelab.runs import read_config
 
+    checks.store(db)
+    checks.seed(seed, "--seed")
     ks = tuple(_list(prefix, "--prefix", int))
-    if samples < 1:
-        raise ConfigError(f"--samples must be a positive integer, got {samples}")
-    results = [
-        memorization(run, prefixes=ks, samples=samples, seed=seed, db=db)
-        for run in _run_dirs(runs, db, study)
-    ]
+    dirs = _run_dirs(runs, db, study)
+    context = max(read_config(r).model.context for r in dirs)
+    # each sampled window is held as int64 tokens and float64 log-probabilities, per split
+    checks.count(samples, "--samples", bytes_each=2 * 16 * (context + 1))
+    results = [memorization(run, prefixes=ks, samples=samples, seed=seed, db=db) for run in dirs]
     if as_json:
         print(json.dumps([r.to_dict() for r in results], default=float))
         return
-    if quiet:
-        return
+    # --quiet silences progress only: the result is what the command is for
     table = Table(title="extractable share (greedy decoding emits the next tokens exactly)")
     for col in ("run", "N non-emb", "source", "repeats", "k", "extracted", "share"):
         table.add_column(col, justify="left" if col in ("run", "source") else "right")

@@ -138,12 +138,58 @@ def law(law: Any) -> None:
     if ex:
         if "skipped" in ex:
             say(f"extrapolation check skipped: {ex['skipped']}")
+        elif "mean_abs_error" in ex:  # a law of reward (Gao et al.): absolute errors
+            say(
+                f"extrapolation (fit without the largest {ex['by']}, {ex['n_holdout']} point(s) "
+                f"at {ex['by']} >= {ex['threshold']:.3g}): mean |error| "
+                f"{ex['mean_abs_error']:.4g}, max {ex['max_abs_error']:.4g}"
+            )
         else:
             say(
                 f"extrapolation (fit without the largest {ex['by']}, {ex['n_holdout']} point(s) "
                 f"at {ex['by']} >= {ex['threshold']:.3g}): mean |error| "
                 f"{ex['mean_abs_rel_error']:.2%}, max {ex['max_abs_rel_error']:.2%}"
             )
+
+
+def gao_curves(curves: list[Any], trends: list[dict[str, Any]]) -> None:
+    """One row per curve of a Gao fit (``scalelab.laws.gao.fit_gao_curves``): the reward
+    model's size, the coefficients with their intervals, the predicted and measured peak."""
+    if not curves:
+        return
+    first = curves[0].law
+    say(f"{first.form} law: {first.formula}; one fit per curve")
+    table = Table()
+    for c in ("policy", "reward model", "reward N", "points"):
+        table.add_column(c, justify="right" if c in ("reward N", "points") else "left")
+    for c in ("alpha", "beta", "R0", "d* predicted", "d peak measured"):
+        table.add_column(c, justify="right")
+
+    def cell(law: Any, k: str) -> str:
+        v = law.params.get(k)
+        if v is None:
+            return "none" if k == "d_star" else ""
+        ci = law.ci.get(k)
+        return num(v) + (f" [{num(ci[0])}, {num(ci[1])}]" if ci else "")
+
+    for c in curves:
+        _row(
+            table,
+            str(c.key.get("parent_run_id") or ""),
+            str(c.key.get("reward_run_id") or ""),
+            si(c.reward_N) if c.reward_N else "",
+            str(c.law.n_points),
+            *[cell(c.law, k) for k in ("alpha", "beta", "R0", "d_star", "d_peak_measured")],
+        )
+    console.print(table)
+    say(f"intervals: {first.ci_level:.0%} bootstrap percentile (rows resampled)")
+    for t in trends:
+        ci = t.get("ci")
+        iv = f" [{num(ci[0])}, {num(ci[1])}]" if ci else ""
+        say(
+            f"{t['coefficient']} against log10(reward N): slope {num(t['slope_per_decade'])}"
+            f"{iv} per decade over {t['n_curves']} curves"
+        )
 
 
 def selection(sel: Any) -> None:

@@ -33,14 +33,23 @@ def report_cmd(
     bootstrap: BootstrapOption = "200",
 ) -> None:
     """Write a self-contained HTML report: curves, fits, frontier, extrapolation, plans."""
+    from scalelab.cli import checks
     from scalelab.reporting import report
 
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {str(out)!r} is a file: give a folder for the report")
+    checks.store(db, write=False)
+    # a new folder, or a report written before (index.html): never a run or anything else
+    checks.out_dir(out, own=lambda a: a.kind == "folder" and (a.path / "index.html").is_file())
     res = report(db, out, study=study, bootstrap=count_option(bootstrap, "--bootstrap"))
     say(f"wrote {res.path} ({len(res.sections)} sections)")
     if res.law_error:
         warn(f"no law fitted: {res.law_error}")
+
+
+def _is_demo(path: Path) -> bool:
+    """A folder an earlier ``scalelab demo`` wrote into (its runs, store or summary)."""
+    return any((path / name).exists() for name in ("summary.json", "runs", "results.db"))
 
 
 @app.command("demo", rich_help_panel=PANEL)
@@ -58,16 +67,27 @@ def demo_cmd(
         ),
     ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of every run.")] = 0,
+    branches: Annotated[
+        bool,
+        typer.Option(
+            "--branches",
+            help="One WSD run per size; the smaller budgets branch off it (docs/branches.md).",
+        ),
+    ] = False,
     quiet: QuietOption = False,
 ) -> None:
     """The main job on a built-in corpus: ladder, Chinchilla fit, held-out check, report."""
+    from scalelab.cli import checks
     from scalelab.study.demo import DemoDesign, demo
 
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {str(out)!r} is a file: give a folder for the demo")
+    checks.seed(seed, "--seed")
+    # a new folder, or an earlier demo's (it resumes): never a run or anything else
+    checks.out_dir(out, own=lambda a: a.kind == "folder" and _is_demo(a.path))
     res = demo(
         out,
-        DemoDesign(corpus=corpus, seed=seed),
+        DemoDesign(corpus=corpus, seed=seed, budgets="branches" if branches else "dedicated"),
         workers=workers,
         progress=not quiet,
         log=(lambda *_: None) if quiet else say,

@@ -76,8 +76,11 @@ def select_cmd(
 ) -> None:
     """Score every training document (or chunk) of a corpus and keep a share: a file for
     data.select. Validation is never scored or kept."""
+    from scalelab.cli import checks
     from scalelab.select import select
 
+    checks.seed(seed, "--seed")
+    checks.out_file(out, "--out")
     sel = select(
         corpus,
         method,

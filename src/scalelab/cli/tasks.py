@@ -22,6 +22,13 @@ OptionalDb = Annotated[
     Path | None, typer.Option("--db", help="Also record the result in this results store.")
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+NoVerifyOption = Annotated[
+    bool,
+    typer.Option(
+        "--no-verify",
+        help="Read a Hugging Face export without checking its checksums (a hand-made export).",
+    ),
+]
 
 
 def _table(title: str, columns: list[str], rows: list[list[str]]) -> None:
@@ -60,13 +67,17 @@ def eval_cmd(
     ] = 0,
     db: OptionalDb = None,
     as_json: JsonOption = False,
+    no_verify: NoVerifyOption = False,
 ) -> None:
     """Score a run zero-shot on tasks: accuracy with its 95% Wilson interval, written to
     RUN/tasks.json (and the store's tasks table with --db)."""
+    from scalelab.cli import checks
     from scalelab.tasks import evaluate
 
+    checks.store(db)
+    checks.seed(items_seed, "--items-seed")
     items = None if n.strip() == "0" else int(number(n, "--items", integer=True))
-    df = evaluate(run, task, n=items, seed=items_seed, db=db)
+    df = evaluate(run, task, n=items, seed=items_seed, db=db, verify=not no_verify)
     if as_json:
         print(json.dumps(df.to_dict(orient="records"), indent=1))
         return
@@ -94,12 +105,23 @@ def finetune_cmd(
     db: OptionalDb = None,
     quiet: QuietOption = False,
     as_json: JsonOption = False,
+    no_verify: NoVerifyOption = False,
 ) -> None:
     """Fine-tune a run on a task in its own run directory (linked to RUN; resumable)."""
+    from scalelab.cli import checks
     from scalelab.tasks.finetune import finetune, finetune_config
 
+    checks.store(db)
     cfg = finetune_config(overrides or [])
-    res = finetune(run, task, cfg, out=out, db=db, log=None if quiet or as_json else say)
+    res = finetune(
+        run,
+        task,
+        cfg,
+        out=out,
+        db=db,
+        log=None if quiet or as_json else say,
+        verify=not no_verify,
+    )
     if as_json:
         print(json.dumps(res.to_dict(), indent=1))
         return
@@ -150,11 +172,19 @@ def intrinsic_cmd(
     db: OptionalDb = None,
     quiet: QuietOption = False,
     as_json: JsonOption = False,
+    no_verify: NoVerifyOption = False,
 ) -> None:
     """d90 of fine-tuning a run on a task: the smallest random subspace reaching 90% of full
     fine-tuning's validation accuracy (geometric sweep, then bisection)."""
+    from scalelab.cli import checks
     from scalelab.intrinsic import run_intrinsic
 
+    checks.store(db)
+    checks.seed(seed, "--seed")
+    checks.rate(lr, "--lr")
+    checks.rate(full_lr, "--full-lr")
+    checks.count(steps, "--steps")
+    checks.count(full_steps, "--full-steps")
     res = run_intrinsic(
         run,
         task,
@@ -169,6 +199,7 @@ def intrinsic_cmd(
         seed=seed,
         db=db,
         log=None if quiet or as_json else say,
+        verify=not no_verify,
     )
     if as_json:
         print(json.dumps(res.to_dict(), indent=1))

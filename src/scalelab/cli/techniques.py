@@ -72,9 +72,12 @@ def compress_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Compress a finished run into a derived run: its val loss and exact size in bits."""
+    from scalelab.cli import checks
     from scalelab.errors import ConfigError
     from scalelab.techniques.compress import compress
 
+    checks.store(db)
+    checks.device(device)
     if run.endswith(".toml"):
         from scalelab.techniques.compress.plan import run_study
 

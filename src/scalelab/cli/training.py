@@ -18,7 +18,7 @@ from scalelab.cli._app import (
     say,
     warn,
 )
-from scalelab.errors import ConfigError
+from scalelab.errors import ConfigError, TrainingError
 
 PANEL = "Train one model"
 
@@ -48,6 +48,7 @@ def train_cmd(
 ) -> None:
     """Train one model; the run is RUNS/<hash of the resolved config>/."""
     from scalelab.config import load_run_config
+    from scalelab.plugin import run_needs
     from scalelab.train import train
     from scalelab.train.distributed import torchrun_rank, train_distributed, train_torchrun
 
@@ -58,10 +59,24 @@ def train_cmd(
         summary = train_torchrun(cfg, runs, resume=resume, progress=not quiet)
         if summary is None or placed[0] != 0:  # rank 0 reports
             return
-    elif nproc != 1:
-        summary = train_distributed(cfg, runs, nproc=nproc, resume=resume, progress=not quiet)
     else:
-        summary = train(cfg, runs, resume=resume, progress=not quiet)
+        # the runs this one needs (a distilled student's teacher TOML): trained first, each
+        # in its own directory, or reused when finished (scalelab.plugin.run_needs)
+        for need in run_needs(cfg):
+            err_console.print(
+                f"training {need.run_id()} first: {cfg.run_id()} needs it",
+                markup=False,
+                highlight=False,
+            )
+            needed = train(need, runs, resume=True, progress=not quiet)
+            if needed.status not in ("finished", "stopped_early"):
+                raise TrainingError(
+                    f"the run {need.run_id()} that this run needs failed: {needed.reason}"
+                )
+        if nproc != 1:
+            summary = train_distributed(cfg, runs, nproc=nproc, resume=resume, progress=not quiet)
+        else:
+            summary = train(cfg, runs, resume=resume, progress=not quiet)
     if as_json:
         print(json.dumps(summary.to_dict(), indent=1))
     else:

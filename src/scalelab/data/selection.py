@@ -16,6 +16,7 @@ so every selected run is scored on the same text as the full-data run).
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -199,7 +200,7 @@ class Selection:
                 corpus=str(d["corpus"]),
                 corpus_hash=str(d["corpus_hash"]),
                 n_units=int(d["n_units"]),
-                kept=tuple(int(i) for i in d["kept"]),
+                kept=_unit_ids(d["kept"], int(d["n_units"]), where),
                 scores=tuple(float("nan") if s is None else float(s) for s in d["scores"]),
                 score=str(d.get("score", "")),
                 params=dict(d.get("params") or {}),
@@ -213,6 +214,20 @@ class Selection:
                 f"{where} is not a scalelab selection ({type(e).__name__}: {e}); "
                 "make it with scalelab select"
             ) from None
+
+
+def _unit_ids(kept: Any, n_units: int, where: str) -> tuple[int, ...]:
+    """A selection's kept ids: whole numbers, each once, ascending, below ``n_units``
+    (``int(0.5)`` would silently keep unit 0; a repeated id would train on it twice)."""
+    if not isinstance(kept, list) or not all(
+        isinstance(i, int) and not isinstance(i, bool) for i in kept
+    ):
+        raise SelectionError(f"{where}: 'kept' must be a list of whole unit ids")
+    if any(b <= a for a, b in itertools.pairwise(kept)):
+        raise SelectionError(f"{where}: 'kept' has repeated or unsorted ids: make it again")
+    if kept and (kept[0] < 0 or kept[-1] >= n_units):
+        raise SelectionError(f"{where}: 'kept' has ids outside 0..{n_units - 1}: make it again")
+    return tuple(kept)
 
 
 def load_selection(path: str | Path) -> Selection:

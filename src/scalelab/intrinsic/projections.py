@@ -114,9 +114,15 @@ class FastfoodProjection(Projection):
         self.register_buffer("Pi", torch.randperm(L, generator=g))
         G = torch.randn(L, generator=g)
         self.register_buffer("G", G)
-        # Column j of H G Pi H B is H (g * s) for a +-1 vector s: norm sqrt(L) ||G||. Dividing
-        # by it gives unit columns, as for the dense projection.
-        self.scale = 1.0 / (math.sqrt(L) * float(G.norm()))
+        # Column j of H G Pi H B is H (g * s) for a +-1 vector s: norm sqrt(L) ||G|| over all
+        # L rows. Only the first D rows are kept, which hold a share D / L of that squared
+        # norm on average, so the divisor is sqrt(L) ||G|| sqrt(D / L) = sqrt(D) ||G||: unit
+        # columns at every D, as for the dense projection. The public PyTorch implementations
+        # of Li et al.'s and Aghajanyan et al.'s Fastfood subspace divide by
+        # ``divisor * sqrt(D / L)`` for this reason. Without the sqrt(D / L) a column is
+        # sqrt(D / L) long, 0.71 just above a power of two and 1.0 just below, and the step
+        # a unit of z takes in parameter space changes with model size.
+        self.scale = 1.0 / (math.sqrt(L) * float(G.norm()) * math.sqrt(D / L))
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         x = torch.zeros(self.L, dtype=z.dtype, device=z.device)

@@ -18,12 +18,14 @@ of what training every weight for ``full_steps`` achieves.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from scalelab.errors import ScalelabError
 from scalelab.intrinsic.search import DEFAULT_DIMS, IntrinsicResult, intrinsic_dimension
 
 LM_TASK = "lm"  # pretraining from scratch: the run's own objective
@@ -84,6 +86,7 @@ def run_intrinsic(
     seed: int = 0,
     db: str | Path | None = None,
     log: Callable[[str], None] | None = None,
+    verify: bool = True,
 ) -> IntrinsicResult:
     _check_settings(dims, steps, lr, full_lr, full_steps, batch_size, threshold, resolution)
     if task == LM_TASK:
@@ -104,11 +107,19 @@ def run_intrinsic(
     )
 
     cfg = finetune_config(method="full", batch_size=batch_size, seed=seed)
-    loaded, t, splits = prepare(run, task, cfg, initial=initial)
+    loaded, t, splits = prepare(run, task, cfg, initial=initial, verify=verify)
     if t.output != "class" and not splits.val:
         raise ConfigError(f"task {task!r} has no validation examples")
     import torch
 
+    settings = {
+        "steps": steps, "lr": lr, "full_lr": full_lr, "full_steps": full_steps,
+        "batch_size": batch_size, "dims": list(dims), "resolution": resolution, "seed": seed,
+    }  # fmt: skip
+    progress = _Progress(
+        loaded.run_dir, _name(t.name, projection, said, initial),
+        {**settings, "threshold": threshold, "step": loaded.step},
+    )  # fmt: skip
     torch.manual_seed(seed)
     model = task_model(loaded.model, t, cfg)
     per_epoch = max(1, len(splits.train) // batch_size)
@@ -140,11 +151,10 @@ def run_intrinsic(
         resolution=resolution,
         seed=seed,
         log=log,
+        **progress.hooks(),
     )
-    _save(loaded.run_dir, loaded.run_id, loaded.step, t.name, initial, result, db, {
-        "steps": steps, "lr": lr, "full_lr": full_lr, "full_steps": full_steps,
-        "batch_size": batch_size, "dims": list(dims), "resolution": resolution, "seed": seed,
-    })  # fmt: skip
+    _save(loaded.run_dir, loaded.run_id, loaded.step, t.name, initial, result, db, settings)
+    progress.finish()
     return result
 
 
@@ -172,6 +182,41 @@ def record_intrinsic(db: str | Path, payload: dict[str, Any]) -> None:
     )
 
 
+def _name(task: str, projection: str, said: bool, initial: bool) -> str:
+    return f"{task}-{projection}{'-said' if said else ''}{'-initial' if initial else ''}"
+
+
+class _Progress:
+    """The trials of a search finished so far, kept in ``RUN/intrinsic/NAME.partial.json``
+    as each ends: a search killed midway resumes from them (the same settings only) instead
+    of training every dimension again; removed once the result is written."""
+
+    def __init__(self, run_dir: Path, name: str, settings: dict[str, Any]) -> None:
+        from scalelab import rundir
+
+        self.path = run_dir / "intrinsic" / f"{name}.partial.json"
+        self.settings = json.loads(json.dumps(settings))  # as it reads back
+        self.done: dict[str, list[float]] = {}
+        if self.path.is_file():
+            with contextlib.suppress(ScalelabError):
+                kept = rundir.read_json(self.path)
+                if isinstance(kept, dict) and kept.get("settings") == self.settings:
+                    self.done = {str(k): list(v) for k, v in kept.get("trials", {}).items()}
+
+    def hooks(self) -> dict[str, Any]:
+        return {"done": self.done, "on_trial": self._keep}
+
+    def _keep(self, key: str, trial: Any) -> None:
+        from scalelab import rundir
+
+        self.done[key] = [trial.performance, trial.loss, trial.seconds]
+        self.path.parent.mkdir(exist_ok=True)
+        rundir.write_json(self.path, {"settings": self.settings, "trials": self.done})
+
+    def finish(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
 def _save(
     run_dir: Path,
     run_id: str,
@@ -186,9 +231,7 @@ def _save(
 
     out_dir = run_dir / "intrinsic"
     out_dir.mkdir(exist_ok=True)
-    name = (
-        f"{task}-{result.projection}{'-said' if result.said else ''}{'-initial' if initial else ''}"
-    )
+    name = _name(task, result.projection, result.said, initial)
     payload = {
         **result.to_dict(),
         "run_id": run_id,
@@ -225,12 +268,13 @@ def _lm_intrinsic(
     import torch.nn.functional as F
 
     from scalelab.data import load_tokens
-    from scalelab.tasks.runs import check_causal, load_run, read_config
+    from scalelab.runs import open_run, read_config
+    from scalelab.tasks.runs import check_causal
     from scalelab.train.batches import TrainSampler, gather, val_windows
 
     cfg = read_config(run)
     check_causal(cfg, "the language-modelling objective")
-    loaded = load_run(run, initial=True)
+    loaded = open_run(run, initial=True)
     data = load_tokens(cfg.data, cfg.model.vocab_size)
     T = cfg.model.context
     sampler = TrainSampler(np.asarray(data.train), T, seed)
@@ -245,6 +289,15 @@ def _lm_intrinsic(
     def loss_fn(module: Any, batch: Any) -> torch.Tensor:
         x, y = batch
         return F.cross_entropy(module(x).float().flatten(0, 1), y.flatten())
+
+    settings = {
+        "steps": steps, "lr": lr, "full_lr": full_lr, "full_steps": full_steps,
+        "batch_size": batch_size, "dims": list(dims), "resolution": resolution, "seed": seed,
+    }  # fmt: skip
+    progress = _Progress(
+        loaded.run_dir, _name(LM_TASK, projection, said, True),
+        {**settings, "threshold": threshold},
+    )  # fmt: skip
 
     result = intrinsic_dimension(
         loaded.model,
@@ -262,9 +315,8 @@ def _lm_intrinsic(
         resolution=resolution,
         seed=seed,
         log=log,
+        **progress.hooks(),
     )
-    _save(loaded.run_dir, loaded.run_id, 0, LM_TASK, True, result, db, {
-        "steps": steps, "lr": lr, "full_lr": full_lr, "full_steps": full_steps,
-        "batch_size": batch_size, "dims": list(dims), "resolution": resolution, "seed": seed,
-    })  # fmt: skip
+    _save(loaded.run_dir, loaded.run_id, 0, LM_TASK, True, result, db, settings)
+    progress.finish()
     return result

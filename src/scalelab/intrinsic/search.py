@@ -19,7 +19,7 @@ from __future__ import annotations
 import copy
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -185,8 +185,14 @@ def intrinsic_dimension(
     resolution: float = 0.1,
     seed: int = 0,
     log: Callable[[str], None] | None = None,
+    done: Mapping[str, Sequence[float]] | None = None,
+    on_trial: Callable[[str, Trial], None] | None = None,
 ) -> IntrinsicResult:
     """d90 of ``loss_fn`` on ``model`` (see the module docstring).
+
+    ``done``: trials a killed search finished, ``{"full" or str(d): (performance, loss,
+    seconds)}``, taken as they are instead of trained again (a trial is a function of its
+    settings and seed); ``on_trial(key, trial)`` is told each trial trained now, to keep.
 
     ``loss_fn(module, batch) -> scalar tensor`` where ``module`` is called like ``model``;
     ``data`` is a sequence of training batches (step i uses ``data[i % len(data)]``);
@@ -233,6 +239,8 @@ def intrinsic_dimension(
             seed,
             log,
             D,
+            dict(done or {}),
+            on_trial,
         )
     finally:
         threads.restore()
@@ -259,6 +267,8 @@ def _search(
     seed: int,
     log: Callable[[str], None] | None,
     D: int,
+    done: dict[str, Sequence[float]],
+    on_trial: Callable[[str, Trial], None] | None,
 ) -> IntrinsicResult:
     t_start = time.perf_counter()
     flags = [p.requires_grad for p in model.parameters()]
@@ -275,7 +285,10 @@ def _search(
         return data[step % len(data)]
 
     trials: list[Trial] = []
-    if full is None:
+    if full is None and "full" in done:  # a resumed search: full training finished before
+        full, full_loss, secs = (float(v) for v in done["full"])
+        trials.append(Trial(D, full, full_loss, secs, "full"))
+    elif full is None:
         t0 = time.perf_counter()
         twin = copy.deepcopy(model)
         twin.train()
@@ -292,6 +305,8 @@ def _search(
         twin.eval()
         full, full_loss = score(twin)
         trials.append(Trial(D, full, full_loss, time.perf_counter() - t0, "full"))
+        if on_trial is not None:
+            on_trial("full", trials[-1])
         if log:
             log(f"full training ({D:,} parameters): performance {full:.4g}")
     target = threshold * full
@@ -309,6 +324,10 @@ def _search(
         )  # fmt: skip
 
     def train_at(d: int) -> float:
+        if str(d) in done:  # a resumed search: this dimension finished before
+            perf, loss, secs = (float(v) for v in done[str(d)])
+            trials.append(Trial(d, perf, loss, secs, ""))
+            return perf
         t0 = time.perf_counter()
         sub = Subspace(model, d, projection=projection, said=said, seed=seed)
         sub.train()
@@ -322,6 +341,8 @@ def _search(
         sub.eval()
         perf, loss = score(sub)
         trials.append(Trial(d, perf, loss, time.perf_counter() - t0, ""))
+        if on_trial is not None:
+            on_trial(str(d), trials[-1])
         return perf
 
     def note(d: int, perf: float, phase: str) -> None:

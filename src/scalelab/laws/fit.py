@@ -18,7 +18,8 @@ import pandas as pd
 
 from scalelab.errors import FitError, did_you_mean
 from scalelab.intervals import percentile_interval
-from scalelab.laws.forms import FIXABLE, FORMS, Array, Form, make_form
+from scalelab.laws.forms import FIXABLE, FORMS, GAO_FORMS, Array, Form, make_form
+from scalelab.laws.gao import fit_gao
 from scalelab.laws.law import CI_LEVEL, Law
 from scalelab.laws.published import resolve_law
 from scalelab.laws.robust import DELTA, bootstrap, fit_form
@@ -200,6 +201,7 @@ def fit_law(
     min_n: float | None = None,
     min_c: float | None = None,
     resample: str = "row",
+    reward: str = "gold",
 ) -> Law:
     """Fit the form ``law`` to the points in ``df`` (columns ``N``, ``D``, ``loss``; ``C`` and
     ``unique_tokens`` where the form needs them; C defaults to 6ND).
@@ -220,9 +222,37 @@ def fit_law(
     * ``resample``: what the bootstrap resamples: ``"row"`` (points, as Besiroglu et al.
       2024) or ``"size"`` (whole model sizes: the runs of one size share a model and are
       not independent draws).
+    * ``gao-bon``, ``gao-rl`` (Gao et al. 2022's reward-overoptimisation laws) fit a reward
+      against d = sqrt(KL) instead of a loss: columns ``kl`` and ``{reward}_reward``
+      (``reward``: gold or proxy); see :func:`scalelab.laws.gao.fit_gao`. Of the options
+      above they take ``bootstrap``, ``seed``, ``level``, ``fix`` and ``extrapolation``.
     """
     if law not in FORMS:
         raise FitError(f"unknown law {law!r}{did_you_mean(law, FORMS)}; choose from {FORMS}")
+    if law in GAO_FORMS:
+        given = {
+            "x": x,
+            "base": base,
+            "init": init,
+            "min_n": min_n,
+            "min_c": min_c,
+            "resample": None if resample == "row" else resample,
+        }
+        extra = [k for k, v in given.items() if v is not None]
+        if extra:
+            raise FitError(
+                f"{', '.join(extra)} do not apply to the {law} law (a reward against sqrt(KL))"
+            )
+        return fit_gao(
+            df,
+            law,
+            reward=reward,
+            bootstrap=bootstrap,
+            seed=seed,
+            level=level,
+            fix=fix,
+            extrapolation=extrapolation,
+        )
     if x is not None and x not in ("N", "D", "C"):
         raise FitError(f"x must be N, D or C, not {x!r}")
     if x is not None and law not in ("power", "bnsl", "slope"):
@@ -358,6 +388,11 @@ def check_fix(law: str, fix: Mapping[str, float], x: str | None = None) -> dict[
         if np.isclose(moved[moved != 0][0], np.log(2.5 / 1.5)) and v <= 0:
             raise FitError(
                 f"fix {k}={v:g}: {k} is a coefficient of the {law} law and must be positive"
+            )
+        if k in ("alpha", "beta") and v <= 0:  # L falls with N and D: the exponents are > 0
+            raise FitError(
+                f"fix {k}={v:g}: {k} is an exponent of the {law} law and must be positive "
+                "(at 0 its term is a constant the fit cannot tell from E)"
             )
     return out
 

@@ -180,6 +180,19 @@ class Law:
         params = d.get("params")
         if not isinstance(params, Mapping):
             raise FitError(f"{where} has no 'params' object; write it with `scalelab fit --out`")
+        _check_params(form, params, where)
+        try:
+            return cls._from_checked(d, form, params, where)
+        except (TypeError, ValueError, IndexError, AttributeError) as e:
+            raise FitError(
+                f"{where}: a field has the wrong type or shape ({type(e).__name__}: {e}); "
+                "write it with `scalelab fit --out`"
+            ) from None
+
+    @classmethod
+    def _from_checked(
+        cls, d: Mapping[str, Any], form: str, params: Mapping[str, Any], where: str
+    ) -> Law:
         law = cls(
             form=form,
             params={k: float(v) for k, v in params.items()},
@@ -226,6 +239,25 @@ class Law:
         except (OSError, json.JSONDecodeError) as e:
             raise FitError(f"cannot read the law file {str(path)!r}: {e}") from None
         return cls.from_dict(d, where=str(path))
+
+
+# the forms L = E + A / N^alpha + B / D^beta (and kin): E >= 0, the rest > 0 (a loss that
+# falls with N and D); a law file that says otherwise was edited by hand or damaged
+_POSITIVE_FORMS = ("chinchilla", "chinchilla-tied", "overtrain", "data-constrained")
+
+
+def _check_params(form: str, params: Mapping[str, Any], where: str) -> None:
+    for k, v in params.items():
+        if not isinstance(v, int | float) or isinstance(v, bool) or not math.isfinite(v):
+            raise FitError(f"{where}: params.{k} = {v!r} is not a finite number")
+        if form in _POSITIVE_FORMS and (
+            (k in ("A", "B", "alpha", "beta") and v <= 0) or (k == "E" and v < 0)
+        ):
+            what = "an exponent" if k in ("alpha", "beta") else "a coefficient"
+            raise FitError(
+                f"{where}: params.{k} = {v!r}, but {k} is {what} of the {form} law and must be "
+                f"{'>= 0' if k == 'E' else 'positive'}"
+            )
 
 
 def _finite(obj: Any) -> Any:

@@ -22,10 +22,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from scalelab.config import CanaryConfig
-
 if TYPE_CHECKING:
     from scalelab.data.cache import TokenData
+    from scalelab.memorization.canaries_plugin import CanaryConfig
 
 
 @dataclass(frozen=True)

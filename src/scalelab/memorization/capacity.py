@@ -186,18 +186,19 @@ def capacity(
     ``capacity-int8.json``...) and, with ``db``, a point of kind ``capacity`` whose
     ``technique`` is the precision and whose parent is the run.
     """
-    from scalelab.memorization.model_io import load_model, load_run
     from scalelab.memorization.quantize import apply_precision
+    from scalelab.runs import open_run
 
     t0 = time.perf_counter()
-    cfg, summary = load_run(run_dir)
+    run = open_run(run_dir)
+    cfg, summary = run.cfg, run.summary
     source = open_corpus(cfg.data.corpus)
     if not isinstance(source, FactsSource | BitsSource):
         raise DataError(
             f"{run_dir} was trained on {cfg.data.corpus!r}: capacity needs a facts: or bits: "
             "corpus, whose content is known (for natural text use `scalelab memorization`)"
         )
-    model = load_model(run_dir, cfg)
+    model = run.load_model(fork_rng=False)
     apply_precision(model, precision)
     kw = {"val_fraction": cfg.data.val_fraction, "context": cfg.model.context, "device": device}
     train = measure(model, source, split="train", **kw)

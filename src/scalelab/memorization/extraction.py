@@ -157,23 +157,25 @@ def memorization(
     ``RUN/memorization.json`` and, with ``db``, a point of kind ``memorization``."""
     from scalelab.data import load_tokens
     from scalelab.memorization.canaries import canaries_for
-    from scalelab.memorization.model_io import load_model, load_run
+    from scalelab.runs import open_run
 
     t0 = time.perf_counter()
     if not prefixes or min(prefixes) < 1:
         raise ConfigError(f"prefix lengths must be positive integers, got {prefixes}")
-    cfg, summary = load_run(run_dir)
+    run = open_run(run_dir)
+    cfg, summary = run.cfg, run.summary
     data = load_tokens(cfg.data, cfg.model.vocab_size)
     if cfg.data.fraction < 1.0:
         data = data.fraction_of_train(cfg.data.fraction)
-    can = canaries_for(data, cfg.data.canaries) if cfg.data.canaries is not None else None
+    spec = cfg.section("data.canaries")
+    can = canaries_for(data, spec) if spec is not None else None
     length = length or (can.length if can is not None else DEFAULT_LENGTH)
     if max(prefixes) + length > cfg.model.context + 1:
         raise ConfigError(
             f"a {max(prefixes)}-token prompt and a {length}-token target do not fit the "
             f"model's context of {cfg.model.context}: use shorter prefixes (--prefix)"
         )
-    model = load_model(run_dir, cfg)
+    model = run.load_model(fork_rng=False)
     epochs = float(summary.get("epochs") or 0.0)
     rows = measure_extraction(
         model,

@@ -1,4 +1,4 @@
-"""Load a finished run's model and score documents with it, one document per row.
+"""Score documents with a finished run's model (:mod:`scalelab.runs` opens it), one per row.
 
 The capacity and extraction measures both need a trained model and the log-probability
 it gives every token of a document *from the document's start*: the training stream cuts
@@ -9,44 +9,15 @@ before the attribute, so every document is scored in a row of its own that start
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from scalelab.config import RunConfig, run_config_from_dict
 from scalelab.errors import StoreError
 
 if TYPE_CHECKING:
     import torch
     from torch import nn
-
-
-def load_run(run_dir: str | Path) -> tuple[RunConfig, dict[str, Any]]:
-    """(config, summary) of a finished run directory; a StoreError names what is missing."""
-    from scalelab import rundir
-
-    p = Path(run_dir)
-    if not (p / rundir.CONFIG).is_file():
-        raise StoreError(f"{p} is not a run directory (no {rundir.CONFIG}): give a run's path")
-    if not (p / rundir.SUMMARY).is_file():
-        raise StoreError(f"{p} has no {rundir.SUMMARY}: the run has not finished; train it first")
-    cfg = run_config_from_dict(rundir.read_json(p / rundir.CONFIG))
-    return cfg, dict(rundir.read_json(p / rundir.SUMMARY))
-
-
-def load_model(run_dir: str | Path, cfg: RunConfig) -> nn.Module:
-    """The newest intact checkpoint's model, in fp32 on the CPU, in eval mode."""
-    from scalelab import rundir
-    from scalelab.models import build_model
-    from scalelab.train.checkpoint import latest_checkpoint
-
-    ckpt = latest_checkpoint(Path(run_dir) / rundir.CHECKPOINTS)
-    if ckpt is None:
-        raise StoreError(f"{run_dir} has no intact checkpoint: train (or resume) the run first")
-    model = build_model(cfg.model)
-    ckpt.restore(model)
-    return model.eval()
 
 
 def doc_logprobs(
@@ -92,4 +63,4 @@ def doc_logprobs(
     return out
 
 
-__all__ = ["doc_logprobs", "load_model", "load_run"]
+__all__ = ["doc_logprobs"]

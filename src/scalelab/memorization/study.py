@@ -18,7 +18,6 @@ of model size, of exposures and of prompt length (Carlini et al. 2022's log-line
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -53,14 +52,14 @@ def capacity_points(db: str | Path, *, study: str | None = None) -> pd.DataFrame
 
 
 def _extras(db: str | Path, run_ids: list[str]) -> dict[str, dict[str, Any]]:
-    from scalelab.study.store import Store
+    from scalelab.study.store import Store, json_column
 
     with Store(db, create=False) as store:
         marks = ",".join("?" for _ in run_ids)
         rows = store.query(
             f"SELECT run_id, extra_json FROM points WHERE run_id IN ({marks})", run_ids
         )
-    return {r["run_id"]: json.loads(r["extra_json"] or "{}") for r in rows}
+    return {r["run_id"]: json_column(r["extra_json"], "extra_json", r["run_id"], db) for r in rows}
 
 
 @dataclass(frozen=True)

@@ -100,6 +100,91 @@ class Attention(nn.Module):
         )
         return self.proj(y.transpose(1, 2).reshape(B, T, self.n_head * self.head_dim))
 
+    def forward_cached(
+        self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None, cache: LayerCache
+    ) -> torch.Tensor:
+        """Attention of T new positions over the cached ones and themselves; their keys and
+        values are written into ``cache`` first. ``rope`` holds per-row tables [B, T, hd] (the
+        rows' positions differ when prompts are left-padded); ``cache.mask`` [B, 1, T, S]
+        says which of the S filled slots each new position may see."""
+        B, T, _ = x.shape
+        q, k, v = self.heads(x, None)
+        if rope is not None:
+            cos, sin = rope[0].unsqueeze(1), rope[1].unsqueeze(1)  # [B, 1, T, hd]: every head
+            q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
+        keys, values = cache.append(k, v)
+        y = F.scaled_dot_product_attention(
+            q,
+            keys,
+            values,
+            attn_mask=cache.mask,
+            enable_gqa=self.n_kv_head != self.n_head,
+            scale=self.scale,
+        )
+        return self.proj(y.transpose(1, 2).reshape(B, T, self.n_head * self.head_dim))
+
+
+class LayerCache:
+    """One layer's keys and values [B, n_kv_head, capacity, hd], preallocated so that a step
+    writes one slot instead of copying the whole past (a ``torch.cat`` per step is quadratic).
+    ``length`` slots are filled; ``mask`` is the attention mask of the positions being added,
+    set by :class:`KVCache` for every layer at once."""
+
+    def __init__(self, keys: torch.Tensor, values: torch.Tensor) -> None:
+        self.keys, self.values = keys, values
+        self.length = 0
+        self.mask: torch.Tensor | None = None
+
+    def append(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        end = self.length + k.shape[2]
+        self.keys[:, :, self.length : end] = k
+        self.values[:, :, self.length : end] = v
+        self.length = end
+        return self.keys[:, :, :end], self.values[:, :, :end]
+
+
+class KVCache:
+    """The key-value cache of a whole :class:`Transformer` for a batch of B rows.
+
+    Rows may be left-padded (prompts of unequal length in one batch): ``valid`` [B, capacity]
+    marks the slots that hold a real token, and each row counts its own positions (``next_pos``
+    [B]), so a row's tokens get the position ids, and see the keys, they would get alone.
+    """
+
+    def __init__(self, model: Transformer, batch: int, capacity: int) -> None:
+        cfg = model.cfg
+        assert cfg.n_kv_head is not None
+        p = next(model.parameters())
+        shape = (batch, cfg.n_kv_head, capacity, cfg.head_dim)
+        self.layers = [
+            LayerCache(p.new_zeros(shape), p.new_zeros(shape)) for _ in range(cfg.n_layer)
+        ]
+        self.valid = torch.zeros(batch, capacity, dtype=torch.bool, device=p.device)
+        self.next_pos = torch.zeros(batch, dtype=torch.long, device=p.device)
+        self.length = 0
+        self.capacity = capacity
+
+    def advance(self, real: torch.Tensor) -> torch.Tensor:
+        """Take T new slots whose real tokens are ``real`` [B, T] (bool); set every layer's
+        mask and return the new positions' ids [B, T] (padding gets the row's next id, unused)."""
+        T = real.shape[1]
+        start, end = self.length, self.length + T
+        if end > self.capacity:
+            raise ValueError(f"the cache holds {self.capacity} positions, {end} asked")
+        self.valid[:, start:end] = real
+        pos = self.next_pos[:, None] + real.long().cumsum(1) - real.long()
+        self.next_pos = self.next_pos + real.long().sum(1)
+        slot = torch.arange(end, device=real.device)
+        query = torch.arange(start, end, device=real.device)[:, None]
+        # causal, real keys only; a padding position also sees itself, so that no row of
+        # the softmax is empty (an all-masked row is NaN, and NaN times a zero weight
+        # would reach the real positions through the next layer's values)
+        mask = (slot[None, :] <= query) & (self.valid[:, None, :end] | (slot[None, :] == query))
+        for layer in self.layers:
+            layer.mask = mask[:, None]  # [B, 1, T, end]: the same for every head
+        self.length = end
+        return pos
+
 
 _ACTIVATIONS = {
     # Exact (erf) GELU, as in BERT and nanoGPT. GPT-2 used the tanh approximation ("gelu_new");
@@ -142,6 +227,12 @@ class Block(nn.Module):
         self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None
     ) -> torch.Tensor:
         x = x + self.attn(self.norm1(x), rope)
+        return x + self.mlp(self.norm2(x))
+
+    def forward_cached(
+        self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None, cache: LayerCache
+    ) -> torch.Tensor:
+        x = x + self.attn.forward_cached(self.norm1(x), rope, cache)
         return x + self.mlp(self.norm2(x))
 
 
@@ -195,5 +286,28 @@ class Transformer(nn.Module):
         rope = (self.rope_cos, self.rope_sin) if self.cfg.pos == "rotary" else None
         for block in self.blocks:
             x = block(x, rope)
+        logits = self.head(self.norm_f(x))
+        return logits * self.output_mult if self.output_mult != 1.0 else logits
+
+    def forward_cached(
+        self, idx: torch.Tensor, cache: KVCache, real: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Logits [B, T, vocab] of T new tokens per row, attending to ``cache`` (which they
+        extend); ``real`` [B, T] marks the tokens that are not left padding (default: all).
+        The same function of each row's real tokens as :meth:`forward` on that row alone,
+        up to float rounding (the masked attention sums in another order)."""
+        if not self.cfg.causal:
+            raise ValueError("a key-value cache needs a causal model (this one is bidirectional)")
+        if real is None:
+            real = torch.ones_like(idx, dtype=torch.bool)
+        pos = cache.advance(real)
+        if self.cfg.context <= int(pos.max()):
+            raise ValueError(f"position {int(pos.max())} is beyond the context {self.cfg.context}")
+        x = self.tok_emb(idx)
+        if self.pos_emb is not None:
+            x = x + self.pos_emb(pos)
+        rope = (self.rope_cos[pos], self.rope_sin[pos]) if self.cfg.pos == "rotary" else None
+        for block, layer in zip(self.blocks, cache.layers, strict=True):
+            x = block.forward_cached(x, rope, layer)
         logits = self.head(self.norm_f(x))
         return logits * self.output_mult if self.output_mult != 1.0 else logits

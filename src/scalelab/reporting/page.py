@@ -17,11 +17,11 @@ from scalelab.errors import ScalelabError, StoreError
 from scalelab.laws import fit_law, select_law
 from scalelab.reporting import plots
 from scalelab.reporting.sections import (
-    BUILDERS,
     WITHOUT_RUNS,
     Builder,
     ReportContext,
     Section,
+    default_builders,
 )
 from scalelab.study.points import load_curves, load_points
 
@@ -74,11 +74,13 @@ def context(
     law, err, selection, why_not = None, None, None, None
     if points.empty:
         where = f" for study {study!r}" if study else ""
-        if load_points(db, study=study, kind="trial").empty:
+        trials = not load_points(db, study=study, kind="trial").empty
+        if not trials and load_points(db, study=study, kind="posttrain").empty:
             raise StoreError(f"{db} has no finished runs{where}: run `scalelab sweep` first")
-        # a search's store (`scalelab tune` alone): its trials are reported, there is no
-        # ladder to fit a law to
-        err = f"{db} holds the trials of a search{where} and no ladder runs: no law to fit"
+        # a search's store (`scalelab tune` alone) or a post-training one: its own points
+        # are reported, there is no ladder to fit a law to
+        what = "the trials of a search" if trials else "post-training points"
+        err = f"{db} holds {what}{where} and no ladder runs: no law to fit"
     curves = load_curves(db, study=study, run_ids=points["run_id"].tolist())
     archs = sorted(points["arch"].unique()) if not points.empty else []
     if len(archs) > 1:
@@ -117,14 +119,14 @@ def report(
 ) -> ReportResult:
     """Write ``out/index.html`` and its PNGs for the points in ``db`` (one ``study`` or all).
 
-    ``sections`` replaces the default builders (:data:`scalelab.reporting.sections.BUILDERS`);
+    ``sections`` replaces the default builders (:func:`scalelab.reporting.sections.default_builders`: the core's and the plug-ins');
     ``extra`` appends ready-made sections (the demo adds its held-out check this way).
     A section whose builder fails says so on the page; the rest of the report is kept.
     """
     ctx = context(db, out, study=study, bootstrap=bootstrap)
     if sections is None:
         # without ladder runs (a store of trials) only the sections of other kinds apply
-        sections = BUILDERS if not ctx.points.empty else WITHOUT_RUNS
+        sections = default_builders() if not ctx.points.empty else WITHOUT_RUNS
     built: list[Section] = []
     for builder in sections:
         try:

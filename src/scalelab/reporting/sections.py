@@ -19,11 +19,10 @@ from scalelab.errors import ScalelabError
 from scalelab.laws import envelope, isoflop, pareto_frontier, plan
 from scalelab.laws.approaches import BUDGET_RTOL
 from scalelab.laws.fit import size_groups
+from scalelab.plugin import report_builders
 from scalelab.reporting import plots
 from scalelab.reporting.architectures import architecture_section
-from scalelab.reporting.data_section import data_section
-from scalelab.reporting.downstream import downstream
-from scalelab.reporting.memorization import memorization_section
+from scalelab.reporting.posttrain_section import posttrain_section
 from scalelab.reporting.section import Builder, ReportContext, Section, esc, img, table
 from scalelab.reporting.small_large import small_large_section
 from scalelab.reporting.tuning import tuning_section
@@ -465,7 +464,10 @@ def small_vs_large(ctx: ReportContext) -> Section | None:
     return None if sec is None else Section(sec.title, sec.html, list(sec.figures), sec.data)
 
 
-BUILDERS: list[Builder] = [
+# the core's sections, in page order; each technique's section follows, from its plug-in
+# (scalelab.plugin: Plugin.report), in the plug-ins' order: small vs large (compression,
+# distillation), data (selection), downstream (tasks, d90), tuning, memorization
+CORE_BUILDERS: list[Builder] = [
     overview,
     architectures,
     curves,
@@ -476,12 +478,20 @@ BUILDERS: list[Builder] = [
     parameters,
     extrapolation,
     plans,
-    small_vs_large,  # issue 11: distilled and compressed points (scalelab.techniques)
-    data_section,  # issue 12: keep fractions, overfitting (scalelab.reporting.data_section)
-    downstream,  # issue 13: tasks, fine-tuning, d90 (scalelab.reporting.downstream)
-    tuning_section,  # issue 14: searches, best per size (scalelab.reporting.tuning)
-    memorization_section,  # issue 15: bits stored, extraction, the loss floor
 ]
 
-# the sections that need no ladder runs: a store written by `scalelab tune` alone
-WITHOUT_RUNS: list[Builder] = [tuning_section]
+
+def default_builders() -> list[Builder]:
+    """The report's default sections: the core's, then every registered plug-in's."""
+    return [*CORE_BUILDERS, *report_builders()]
+
+
+# the default sections of the plug-ins registered when this module was imported (the
+# built-in ones); default_builders() also sees a plug-in registered later
+BUILDERS: list[Builder] = default_builders()
+
+
+# the sections that need no ladder runs: a store written by `scalelab tune` alone, or one
+# of post-training points only (the posttrain plug-in registers the section for the rest:
+# report = "scalelab.reporting.posttrain_section:posttrain_section")
+WITHOUT_RUNS: list[Builder] = [tuning_section, posttrain_section]

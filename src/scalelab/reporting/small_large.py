@@ -16,6 +16,7 @@ import pandas as pd
 from scalelab.errors import FitError
 from scalelab.reporting import plots
 from scalelab.techniques.small_large import (
+    COMPUTE_CURRENCY,
     TECHNIQUE_KINDS,
     TITLE,
     bits_table,
@@ -172,6 +173,8 @@ def small_large_section(
                     "gap",
                     "multiplier",
                     "teacher FLOPs share",
+                    "N at equal total compute",
+                    "its law loss",
                     "wins at equal total compute",
                 ],
                 [
@@ -189,6 +192,8 @@ def small_large_section(
                         f"x{_f(r['multiplier'], 3)} [{_f(r['multiplier_lo'], 3)}, "
                         f"{_f(r['multiplier_hi'], 3)}]",
                         r["C_teacher_share"],
+                        r["N_at_total_compute"],
+                        r["plain_loss_at_total_compute"],
                         "yes" if r["wins_at_total_compute"] else "no",
                     ]
                     for _, r in summary.iterrows()
@@ -197,9 +202,12 @@ def small_large_section(
         )
         parts.append(
             "<p>Gap: scratch twins' mean loss minus the students' (positive: distillation "
-            "helps). Equal total compute: the law's loss for a plain model with "
-            "N = C<sub>total</sub>/(6D), i.e. the teacher's forward FLOPs spent on a larger "
-            "student instead.</p>"
+            "helps). Teacher FLOPs share: of the exact C<sub>total</sub>. Equal total "
+            "compute: the law's loss for a plain model of N<sub>c</sub>, the teacher's "
+            "forward FLOPs spent on a larger student instead, both sides counted in the "
+            f"law's currency ({html.escape(COMPUTE_CURRENCY)}): "
+            "N<sub>c</sub> = N + N<sub>teacher</sub>/3 when the teacher runs on every "
+            "token.</p>"
         )
     comp = table[table["kind"] == "compressed"]
     if not comp.empty:

@@ -88,6 +88,26 @@ def select(
         )
     if not needs_ref and reference is not None:
         raise SelectionError(f"method {method!r} uses no reference run: drop --reference")
+    # an option of another method, or of chunks, would be ignored without a word: refused
+    owners = {
+        "--threshold": (threshold, ("dedup",)),
+        "--shingle": (shingle, ("dedup",)),
+        "--k": (k, ("prototype",)),
+        "--rounds": (rounds, ("active",)),
+        "--order": (order, ("perplexity", "prototype")),
+    }
+    moot = [
+        opt
+        for opt, (value, methods) in owners.items()
+        if value is not None and method not in methods
+    ]
+    if moot:
+        raise SelectionError(
+            f"{', '.join(moot)} {'has' if len(moot) == 1 else 'have'} no effect with method "
+            f"{method!r} (" + "; ".join(f"{o}: {', '.join(owners[o][1])}" for o in moot) + ")"
+        )
+    if chunk_tokens is not None and unit != "chunk":
+        raise SelectionError("--chunk-tokens has no effect with --unit doc: add --unit chunk")
 
     ref = None
     template: RunConfig | None = None
@@ -96,11 +116,10 @@ def select(
             raise SelectionError("a RunConfig reference is only for method 'active'")
         template = reference
     elif reference is not None:
-        from scalelab.select.reference import check_finished, load_reference
+        from scalelab.select.reference import load_reference
 
-        ref = load_reference(reference)
-        if method != "active":
-            check_finished(Path(reference))
+        # active trains its own small models from the reference's config: weights not read
+        ref = load_reference(reference, template=method == "active")
         template = ref.cfg
 
     if template is not None:

@@ -182,9 +182,9 @@ def make_selections(
                 keep,
                 reference=reference if method in ("perplexity", "prototype", "active") else None,
                 rounds=design.active_rounds if method == "active" else None,
-                order=order,
+                order=order or None,
                 unit=design.unit,
-                chunk_tokens=design.chunk_tokens,
+                chunk_tokens=design.chunk_tokens if design.unit == "chunk" else None,
                 seed=0,
                 out=path,
             )

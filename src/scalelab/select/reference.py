@@ -11,56 +11,35 @@ of the output head) to the unit of that position.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from scalelab.config import DataConfig, RunConfig, run_config_from_dict
+from scalelab.config import DataConfig
 from scalelab.data.cache import TokenData
 from scalelab.data.selection import SelectionError, Units
-from scalelab.errors import StoreError
+from scalelab.runs import FinishedRun, open_run
 
 if TYPE_CHECKING:
     import torch.nn as nn
 
 
-@dataclass
-class Reference:
-    """A reference run: its directory, resolved config and model (weights loaded, eval mode)."""
-
-    run_dir: Path
-    cfg: RunConfig
-    model: nn.Module
-    run_id: str
+Reference = FinishedRun  # a reference run is a finished run, opened by scalelab.runs
 
 
-def load_reference(run: str | Path) -> Reference:
-    """Load the newest intact checkpoint of the finished run in directory ``run``."""
-    from scalelab import rundir
-    from scalelab.models import build_model
-    from scalelab.train.checkpoint import latest_checkpoint
-
-    run_dir = Path(run)
-    if not (run_dir / rundir.CONFIG).is_file():
+def load_reference(run: str | Path, *, template: bool = False) -> FinishedRun:
+    """The finished causal run in directory ``run``, its newest intact checkpoint loaded on
+    first use of ``.model`` (``template``: its config alone, for ``active``'s template)."""
+    ref = open_run(run, what="--reference", initial=template)
+    if not ref.cfg.model.causal:
         raise SelectionError(
-            f"--reference {run_dir}: not a run directory (no {rundir.CONFIG}); give the "
-            "directory of a finished run (train one with scalelab train)"
-        )
-    cfg = run_config_from_dict(rundir.read_json(run_dir / rundir.CONFIG))
-    if not cfg.model.causal:
-        raise SelectionError(
-            f"--reference {run_dir} is a masked-LM encoder (model.causal = false): its loss is "
+            f"--reference {run} is a masked-LM encoder (model.causal = false): its loss is "
             "not a per-token likelihood; use a causal run"
         )
-    ckpt = latest_checkpoint(run_dir / rundir.CHECKPOINTS)
-    if ckpt is None:
-        raise SelectionError(f"--reference {run_dir} has no intact checkpoint: train it first")
-    model = build_model(cfg.model)
-    ckpt.restore(model)
-    model.eval()
-    return Reference(run_dir, cfg, model, cfg.run_id())
+    # the id the selection file records is the config's hash (a run's directory name)
+    return replace(ref, run_id=ref.cfg.run_id())
 
 
 def data_config_for(data_cfg: DataConfig, corpus: str | None) -> DataConfig:
@@ -162,17 +141,4 @@ def unit_stats(
     return mean_loss, mean_hidden
 
 
-def check_finished(run_dir: Path) -> None:
-    from scalelab import rundir
-
-    try:
-        summary = rundir.read_json(run_dir / rundir.SUMMARY)
-    except StoreError:
-        raise SelectionError(f"--reference {run_dir} has no summary.json: let it finish") from None
-    if summary.get("status") not in ("finished", "stopped_early"):
-        raise SelectionError(
-            f"--reference {run_dir} is {summary.get('status')!r}, not finished: use a finished run"
-        )
-
-
-__all__ = ["Reference", "check_finished", "data_config_for", "load_reference", "unit_stats"]
+__all__ = ["Reference", "data_config_for", "load_reference", "unit_stats"]

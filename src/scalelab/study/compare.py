@@ -19,10 +19,11 @@ Choices a user should know:
   exactly what distinguishes the architectures (Performer's features, the funnel's short
   sequence, mixture-of-softmaxes' K heads). ``compute="C"`` uses 6ND instead.
 * ``quality`` names the column fitted (``loss`` by default; ``val_bpb`` works). Downstream
-  tasks come from the store's ``tasks`` table: for a store path, ``Comparison.downstream``
-  holds, per architecture and task, the log-log slope of the task's error against compute
-  (Tay et al.'s downstream alpha_{U,D}) and N, and Gadre et al.'s fit against the loss
-  (:func:`scalelab.tasks.analysis.downstream_summary`).
+  tasks come from the store's ``tasks`` table: ``Comparison.downstream`` holds, per
+  architecture and task, the log-log slope of the task's error against compute (Tay et
+  al.'s downstream alpha_{U,D}) and N, and Gadre et al.'s fit against the loss, filled in
+  by the downstream tasks' plug-in (:meth:`scalelab.plugin.Plugin.comparison`, which calls
+  :func:`scalelab.tasks.analysis.add_downstream`) for a store path.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ import pandas as pd
 
 from scalelab.errors import FitError, ScalelabError
 from scalelab.laws import fit_law, pareto_frontier
+from scalelab.plugin import plugins
 from scalelab.study.points import load_points
 from scalelab.study.slopes import Slope, _distinct_x, slope
 
@@ -397,21 +399,18 @@ def compare(
                 params_range=(float(g["N"].min()), float(g["N"].max())),
             )
         )
-    downstream = None
-    if isinstance(points, str | Path):
-        from scalelab.tasks.analysis import downstream_summary
-
-        rows = downstream_summary(points, study=study, bootstrap=min(bootstrap, 200), seed=seed)
-        downstream = [r for r in rows if archs is None or r["arch"] in archs] or None
-    return Comparison(
+    cmp = Comparison(
         quality=quality,
         compute=compute,
         archs=results,
         frontier_compute=frontier(df, "x_C", quality, label=compute),
         frontier_params=frontier(df, "N", quality, label="N"),
         points=df,
-        downstream=downstream,
     )
+    if isinstance(points, str | Path):  # the plug-ins' parts (downstream tasks' slopes)
+        for plugin in plugins():
+            plugin.comparison(cmp, points, study=study, bootstrap=bootstrap, seed=seed, archs=archs)
+    return cmp
 
 
 # --- depth vs width -------------------------------------------------------------------------

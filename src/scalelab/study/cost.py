@@ -40,10 +40,18 @@ def planned_tokens(
 
 
 def planned_flops(
-    cfg: RunConfig, counts: Mapping[str, Any] | None, unique_tokens: int | None
+    cfg: RunConfig,
+    counts: Mapping[str, Any] | None,
+    unique_tokens: int | None,
+    *,
+    own: bool = False,
 ) -> float | None:
-    """Exact training FLOPs the run will spend: train FLOPs per token x planned tokens."""
+    """Exact training FLOPs of the run: train FLOPs per token x planned tokens. With
+    ``own``, the FLOPs it spends itself: a WSD branch trains only the tokens after its
+    branch point (its point's compute is that of its whole budget)."""
     tokens = planned_tokens(cfg, counts, unique_tokens)
+    if own and tokens is not None and cfg.train.branch_at is not None:
+        tokens -= cfg.train.branch_at
     per_token = (counts or {}).get("flops", {}).get("train_per_token")
     if tokens is None or per_token is None:
         return None

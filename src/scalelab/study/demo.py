@@ -26,6 +26,9 @@ Design, and why (measured on a 2-core CPU; see the README for the numbers):
   range of N it is one rule for all, as the issue asks of a ladder; README, "The demo",
   gives the measured outcome.
 * Re-running in the same ``OUT`` reuses finished runs (the sweep skips them).
+* ``budgets = "branches"`` trains each size once, to 4M tokens with the WSD schedule, and
+  branches the 1M and 2M points off it (Hägele et al. 2024): docs/branches.md measures the
+  tokens, the time and the held-out error against the dedicated ladder.
 """
 
 from __future__ import annotations
@@ -66,6 +69,11 @@ class DemoDesign:
     seed: int = 0
     bootstrap: int = 200
     eval_every: int = 100
+    # "branches": each size trains once, to the largest budget, with the WSD schedule, and
+    # the smaller budgets are branches off it that train only their cooldown (``cooldown``
+    # of their length; scalelab.study.branching); the held-out model is then a WSD run too
+    budgets: str = "dedicated"
+    cooldown: float = 0.2
 
     def __post_init__(self) -> None:
         if len(self.params) < 3 or len(self.tokens) < 2:
@@ -73,6 +81,8 @@ class DemoDesign:
                 "the demo fits 5 parameters (E, A, B, alpha, beta): give at least 3 sizes "
                 f"and 2 token budgets, got {len(self.params)} and {len(self.tokens)}"
             )
+        if self.budgets not in ("dedicated", "branches"):
+            raise ConfigError(f"budgets is 'dedicated' or 'branches', got {self.budgets!r}")
         if self.holdout_factor <= 1:
             raise ConfigError(f"holdout_factor must be > 1, got {self.holdout_factor}")
 
@@ -92,6 +102,11 @@ def _vocab_size(design: DemoDesign) -> int:
 
 
 def _study(design: DemoDesign, name: str, vocab: int, **axes: Any) -> dict[str, Any]:
+    schedule: dict[str, Any] = {}
+    if design.budgets == "branches":  # the ladder and its held-out model: WSD runs
+        schedule = {"schedule": "wsd", "decay_fraction": design.cooldown}
+        if len(axes.get("tokens", ())) > 1:  # the ladder: one run per size + its branches
+            axes = {**axes, "budgets": "branches", "cooldown": design.cooldown}
     return {
         "study": {
             "name": name,
@@ -111,6 +126,7 @@ def _study(design: DemoDesign, name: str, vocab: int, **axes: Any) -> dict[str, 
             "lr": design.lr,
             "eval_every": design.eval_every,
             "eval_batches": 8,
+            **schedule,
         },
     }
 

@@ -44,10 +44,7 @@ the cluster at ``address``, the store written by this process alone
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import dataclasses
-import multiprocessing
-import os
 import shutil
 import threading
 import time
@@ -66,12 +63,16 @@ from scalelab.data import load_tokens
 from scalelab.data.selection import apply_selection
 from scalelab.errors import ConfigError, StoreError
 from scalelab.fmt import si
+from scalelab.plugin import run_needs
 from scalelab.rundir import write_json
+from scalelab.study.branching import branch_needs
 from scalelab.study.cost import config_counts, planned_flops
+from scalelab.study.graph import Needs, build_graph
 from scalelab.study.grid import PlannedRun, Sizer, expand
 from scalelab.study.manifest import write_manifest
+from scalelab.study.pool import InProcess, Job, LocalProcesses, run_pool, worker_device
 from scalelab.study.ray_backend import check_backend
-from scalelab.study.records import FINISHED, last_metrics, read_run
+from scalelab.study.records import FINISHED, NEEDED_BY, last_metrics, read_run
 from scalelab.study.runtask import (
     RunTask,
     TrainFn,
@@ -85,8 +86,6 @@ from scalelab.study.studyfile import Study, as_study
 
 Counter = Callable[[RunConfig], Mapping[str, Any] | None]
 DataProbe = Callable[[RunConfig], int | None]  # -> unique training tokens (warms the cache)
-
-MAX_POOL_CRASHES = 2  # a run active in this many dead worker pools is marked failed
 
 
 @dataclass
@@ -156,48 +155,9 @@ def _default_probe(cfg: RunConfig) -> int | None:
 
 # -- worker processes ---------------------------------------------------------------------
 
-_WORKER_DEVICE: str | None = None
-
-
-PARENT_POLL_SECONDS = 1.0
-
-
-def _exit_with_parent(parent: int) -> None:
-    """Watch the sweep's process from a daemon thread and end this worker when it dies.
-
-    A worker whose parent was killed (kill -9 leaves no time to stop the pool) would finish
-    its run and then wait forever for work that never comes, holding its memory. When the
-    parent dies this process is re-parented, so ``getppid()`` changes: exit at once, mid-run.
-    That is safe: checkpoints and summaries are written atomically, the run's lock dies with
-    the process, and the next sweep resumes the run from its last checkpoint."""
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(PARENT_POLL_SECONDS)
-        os._exit(3)
-
-    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
-
-
-def _init_worker(devices: Any, threads: int, parent: int | None = None) -> None:
-    """Pin the worker to ``threads`` torch threads (set before torch is imported, so its
-    OpenMP/MKL pools start that size), take a device from the queue, if any, and end with
-    the sweep's process ``parent``."""
-    global _WORKER_DEVICE
-    if parent is not None:
-        _exit_with_parent(parent)
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        os.environ[var] = str(threads)
-    import torch
-
-    torch.set_num_threads(threads)
-    torch.set_num_interop_threads(threads)
-    if devices is not None:
-        _WORKER_DEVICE = devices.get()
-
 
 def _worker_execute(task: RunTask) -> dict[str, Any]:
-    return execute(task, _WORKER_DEVICE)
+    return execute(task, worker_device())
 
 
 # -- progress ---------------------------------------------------------------------------------
@@ -238,6 +198,7 @@ class _Monitor:
         # (FLOPs, tokens, seconds) of each ended run, for the cost model
         self.cal_points: list[tuple[float, float, float]] = []
         self.n_failed = 0
+        self.branches: set[str] = set()  # WSD branches: they train only their cooldown
         self.lock = threading.Lock()
         self.progress = None
         self.task_id = None
@@ -332,6 +293,8 @@ class _Monitor:
         self, run_id: str, flops: float | None, seconds: float | None, status: str, calibrate: bool
     ) -> None:
         with self.lock:
+            if run_id in self.branches and flops is not None:  # a point's C is its whole D;
+                flops = self.planned.get(run_id) or flops  # a branch spent its cooldown's
             spent = flops if flops is not None else self.planned.get(run_id) or 0.0
             self.done[run_id] = spent
             if calibrate and flops and seconds and status in FINISHED:
@@ -451,6 +414,7 @@ def sweep(
     sizer: Sizer | None = None,
     counter: Counter | None = None,
     data_probe: DataProbe | None = None,
+    needs: Needs | None = None,
 ) -> SweepResult:
     """Run every run of a study's grid that has not finished yet; record all in ``db``.
 
@@ -473,6 +437,10 @@ def sweep(
     ``scalelab.train.train``, ``scalelab.accounting.size_for``, ``count(cfg).to_dict()``
     and the token-cache probe (tests inject small fakes; a trainer given with
     ``workers > 1`` must be importable by name so the spawned workers can load it).
+
+    ``needs(cfg) -> [RunConfig]`` names the runs a run needs finished before it starts
+    (:mod:`scalelab.study.graph`): they are added to the sweep if the grid lacks them, and
+    every backend starts a run only after them; a cycle is an error before any run starts.
     """
     # how and where runs train; a bad Ray address fails here, in seconds
     check_backend(backend, address, devices, workers=workers, threads=threads)
@@ -504,7 +472,7 @@ def sweep(
 
     t_start = time.perf_counter()
     spec = _with_overrides(as_study(study), overrides)
-    runs = expand(spec, sizer=sizer)
+    runs, graph = _planned_runs(spec, sizer, needs)
     # a Ray task may start in another directory, or on another node: absolute paths
     out_dir = Path(out).resolve() if backend == "ray" else Path(out)
     db_path = Path(db)
@@ -561,8 +529,12 @@ def sweep(
             for r in runs
         )
 
+        # the FLOPs each run will spend itself (a WSD branch: its cooldown alone), for the
+        # order of the runs, the progress bar and the ETA
         planned = {
-            r.run_id: planned_flops(r.config, counts[r.run_id], unique.get(_data_key(r.config)))
+            r.run_id: planned_flops(
+                r.config, counts[r.run_id], unique.get(_data_key(r.config)), own=True
+            )
             for r in runs
         }
         per_token = {
@@ -572,8 +544,10 @@ def sweep(
         }
 
         monitor = _Monitor(planned, per_token, workers or 1, progress, f"study {spec.name}")
+        monitor.branches = {r.run_id for r in runs if r.config.train.branch_of is not None}
         outcomes: dict[str, RunOutcome] = {}
-        todo: list[tuple[PlannedRun, RunTask]] = []
+        todo: dict[str, tuple[PlannedRun, RunTask]] = {}
+        failed_before: dict[str, str] = {}  # run id -> why, of runs skipped as failed
         for r in runs:
             run_dir = out_dir / r.run_id
             status = _dir_status(run_dir)
@@ -593,7 +567,9 @@ def sweep(
                 monitor.run_ended(
                     r.run_id, row["C_exact"], row["wall_seconds"], row["status"], True
                 )
-                measure_downstream(run_dir, db_path, row["status"], spec.tasks, spec.intrinsic)
+                measure_downstream(run_dir, db_path, row["status"], spec.after)
+                if row["status"] not in FINISHED:
+                    failed_before[r.run_id] = row["reason"] or "failed"
                 continue
             if status == "failed":
                 _move_aside(run_dir, out_dir)
@@ -609,31 +585,29 @@ def sweep(
                 resume=run_dir.exists(),
                 counts=counts[r.run_id],
                 trainer=trainer,
-                tasks=spec.tasks,
-                intrinsic=dict(spec.intrinsic),
+                after=dict(spec.after),
             )
-            todo.append((r, task))
+            todo[r.run_id] = (r, task)
         store.close()
+        # the graph's order: a run after the runs it needs; with more than one slot the
+        # longest chain of work first (one run at a time: the grid's order, as it was)
+        parallel = backend == "ray" or (workers or 1) > 1
+        order = graph.order((lambda c: planned.get(c.run_id())) if parallel else None)
 
         monitor.start()
         try:
-            if backend == "ray":
-                from scalelab.study.ray_backend import connect, run_on_ray
-
-                with connect(address) as ray:
-                    run_on_ray(
-                        todo,
-                        monitor,
-                        ray=ray,
-                        workers=workers,
-                        threads=threads,
-                        recorded=lambda r, t, res: _record(monitor, outcomes, r, t, res),
-                        failed=lambda r, t, why: _record_failure(monitor, outcomes, r, t, why),
-                    )
-            elif (workers or 1) == 1:
-                _run_sequential(todo, monitor, outcomes, devices, threads)
-            else:
-                _run_parallel(todo, monitor, outcomes, workers or 1, devices, threads)
+            _train_all(
+                [todo[k] for k in order if k in todo],
+                graph.needs,
+                failed_before,
+                monitor,
+                outcomes,
+                backend=backend,
+                address=address,
+                workers=workers,
+                devices=devices,
+                threads=threads,
+            )
         except KeyboardInterrupt:
             with Store(db_path) as s:
                 for run_id in list(monitor.active):
@@ -647,6 +621,30 @@ def sweep(
         store.close()
     result.wall_seconds = time.perf_counter() - t_start
     return result
+
+
+def _planned_runs(
+    spec: Study, sizer: Sizer | None, needs: Needs | None
+) -> tuple[list[PlannedRun], Any]:
+    """The grid's runs, then the runs they need that the grid lacks (axes: the run that
+    needs it first), and the graph of their needs."""
+    runs = expand(spec, sizer=sizer)
+    branches = branch_needs([r.config for r in runs])  # a WSD branch needs its parent
+    declared = needs or run_needs  # by default, what the registered plug-ins declare
+
+    def all_needs(cfg: RunConfig) -> list[RunConfig]:
+        return [*branches(cfg), *declared(cfg)]
+
+    graph = build_graph([r.config for r in runs], all_needs)
+    by_id = {r.run_id: r for r in runs}
+    needed_by = graph.needed_by()
+    for run_id in graph.configs:
+        if run_id not in by_id:
+            cfg = graph.configs[run_id]
+            axes = {"arch": cfg.model.arch, NEEDED_BY: needed_by[run_id][0]}
+            by_id[run_id] = PlannedRun(cfg, axes)
+            runs.append(by_id[run_id])
+    return runs, graph
 
 
 def _counts(counter: Counter, cfg: RunConfig) -> dict[str, Any] | None:
@@ -711,14 +709,87 @@ def _record(
     monitor.print(f"{mark} {run_label(r.axes, r.run_id)}{loss} in {res['seconds']:.1f}s{why}")
 
 
-def _run_sequential(
+def _train_all(
     todo: list[tuple[PlannedRun, RunTask]],
+    needs: Mapping[str, tuple[str, ...]],
+    failed_before: Mapping[str, str],
     monitor: _Monitor,
     outcomes: dict[str, RunOutcome],
+    *,
+    backend: str,
+    address: str | None,
+    workers: int | None,
     devices: Sequence[str] | None,
     threads: int | None,
 ) -> None:
-    """Train in this process; a thread polls the metrics files for the progress view."""
+    """Train ``todo`` (in the graph's order) through the one pool
+    (:func:`scalelab.study.pool.run_pool`): in this process (``workers=1``), in ``workers``
+    spawned processes, or as Ray tasks; a run starts once the runs it ``needs`` ended well."""
+    jobs = [Job(r.run_id, (r, task), needs.get(r.run_id, ())) for r, task in todo]
+
+    def start(job: Job) -> tuple[Any, str]:
+        r, task = job.data
+        monitor.run_started(r.run_id, Path(task.out) / r.run_id, run_label(r.axes, r.run_id))
+        return task, r.run_id
+
+    def retry(job: Job, task: RunTask) -> Job:
+        r, _ = job.data
+        monitor.run_ended(r.run_id, 0.0, None, "interrupted", False)
+        monitor.done.pop(r.run_id, None)
+        resume = (Path(task.out) / r.run_id).exists()
+        return Job(job.key, (r, dataclasses.replace(task, resume=resume)), job.needs)
+
+    def failed(job: Job, task: RunTask | None, why: str) -> None:
+        r, planned_task = job.data
+        if task is None:  # never started: a run it needs failed
+            _record_blocked(monitor, outcomes, r, planned_task, why)
+        else:
+            _record_failure(monitor, outcomes, r, task, why)
+
+    def finished(job: Job, task: RunTask, res: Mapping[str, Any]) -> bool:
+        _record(monitor, outcomes, job.data[0], task, res)
+        return res["status"] in FINISHED
+
+    def restarted() -> None:
+        monitor.print("[yellow]a worker process died; restarting the pool[/]")
+
+    hooks: dict[str, Any] = {"start": start, "failed": failed, "retry": retry}
+    if backend == "ray":
+        from scalelab.study.ray_backend import RayTasks, connect, train_remotely
+        from scalelab.study.runtask import record_task
+
+        def finished_remote(job: Job, task: RunTask, res: Mapping[str, Any]) -> bool:
+            if res["status"] == "busy":
+                out = {**res, "loss": None, "flops": None, "wall_seconds": None}
+            else:
+                out = record_task(task, res["seconds"], res["record"])
+            return finished(job, dataclasses.replace(task, resume=bool(res["resumed"])), out)
+
+        with connect(address) as ray:
+            tasks = RayTasks(ray, train_remotely, threads or 1, workers)
+            monitor.workers = tasks.slots  # the ETA divides the work left among the slots
+            run_pool(
+                jobs,
+                tasks,
+                finished=finished_remote,
+                poll=monitor.poll,
+                done_badly=failed_before,
+                **hooks,
+            )
+        return
+    if (workers or 1) > 1:
+        local = LocalProcesses(_worker_execute, workers or 1, threads or 1, devices)
+        run_pool(
+            jobs,
+            local,
+            finished=finished,
+            poll=monitor.poll,
+            restarted=restarted,
+            done_badly=failed_before,
+            **hooks,
+        )
+        return
+    # in this process: a thread polls the metrics files for the progress view meanwhile
     import torch
 
     saved_threads = torch.get_num_threads()
@@ -732,101 +803,26 @@ def _run_sequential(
 
     poller = threading.Thread(target=poll, daemon=True)
     poller.start()
+    device = devices[0] if devices else None
     try:
-        for r, task in todo:
-            monitor.run_started(r.run_id, Path(task.out) / r.run_id, run_label(r.axes, r.run_id))
-            res = execute(task, devices[0] if devices else None)
-            _record(monitor, outcomes, r, task, res)
+        here = InProcess(lambda task: execute(task, device))
+        run_pool(jobs, here, finished=finished, done_badly=failed_before, **hooks)
     finally:
         stop.set()
         poller.join()
         torch.set_num_threads(saved_threads)
 
 
-def _run_parallel(
-    todo: list[tuple[PlannedRun, RunTask]],
-    monitor: _Monitor,
-    outcomes: dict[str, RunOutcome],
-    workers: int,
-    devices: Sequence[str] | None,
-    threads: int | None,
+def _record_blocked(
+    monitor: _Monitor, outcomes: dict[str, RunOutcome], r: PlannedRun, task: RunTask, reason: str
 ) -> None:
-    """Train in ``workers`` spawned processes, at most ``workers`` runs in flight (so the
-    runs shown as active are the ones training). Largest runs go first: the longest
-    jobs start early and the small ones fill the gaps at the end (LPT scheduling)."""
-    ctx = multiprocessing.get_context("spawn")
-    queue = sorted(todo, key=lambda rt: -(monitor.planned.get(rt[0].run_id) or 0.0))
-    crashes: dict[str, int] = {}
-
-    def new_pool() -> cf.ProcessPoolExecutor:
-        dq = None
-        if devices:
-            dq = ctx.Queue()
-            for i in range(workers):
-                dq.put(devices[i % len(devices)])
-        return cf.ProcessPoolExecutor(
-            workers,
-            mp_context=ctx,
-            initializer=_init_worker,
-            initargs=(dq, threads or 1, os.getpid()),
-        )
-
-    pool = new_pool()
-    in_flight: dict[cf.Future[dict[str, Any]], tuple[PlannedRun, RunTask]] = {}
-    # Runs in flight when a worker died: any of them may have killed it. Each runs alone
-    # until it finishes or dies again, so a crash is only ever counted against the run that
-    # was alone in the pool (a neighbour is never blamed for another run's death).
-    suspects: set[str] = set()
-
-    def requeue(r: PlannedRun, task: RunTask) -> None:
-        monitor.run_ended(r.run_id, 0.0, None, "interrupted", False)
-        monitor.done.pop(r.run_id, None)
-        resume = (Path(task.out) / r.run_id).exists()
-        queue.insert(0, (r, dataclasses.replace(task, resume=resume)))
-
-    try:
-        while queue or in_flight:
-            while queue and len(in_flight) < workers:
-                running = {r.run_id for r, _ in in_flight.values()}
-                if in_flight and (queue[0][0].run_id in suspects or running & suspects):
-                    break
-                r, task = queue.pop(0)
-                monitor.run_started(
-                    r.run_id, Path(task.out) / r.run_id, run_label(r.axes, r.run_id)
-                )
-                in_flight[pool.submit(_worker_execute, task)] = (r, task)
-            done, _ = cf.wait(in_flight, timeout=0.5, return_when=cf.FIRST_COMPLETED)
-            monitor.poll()
-            crashed: list[tuple[PlannedRun, RunTask]] = []
-            for fut in done:
-                r, task = in_flight.pop(fut)
-                try:
-                    _record(monitor, outcomes, r, task, fut.result())
-                    suspects.discard(r.run_id)
-                except cf.process.BrokenProcessPool:
-                    crashed.append((r, task))
-            if crashed:
-                crashed += list(in_flight.values())  # a broken pool takes every run in it
-                in_flight.clear()
-                pool.shutdown(wait=False, cancel_futures=True)
-                for r, task in crashed:
-                    if len(crashed) == 1:  # alone in the pool: this run killed its worker
-                        crashes[r.run_id] = crashes.get(r.run_id, 0) + 1
-                        if crashes[r.run_id] >= MAX_POOL_CRASHES:
-                            suspects.discard(r.run_id)
-                            why = (
-                                f"its worker process died {MAX_POOL_CRASHES} times (out of memory?)"
-                            )
-                            _record_failure(monitor, outcomes, r, task, why)
-                            continue
-                    suspects.add(r.run_id)
-                    requeue(r, task)
-                monitor.print("[yellow]a worker process died; restarting the pool[/]")
-                pool = new_pool()
-    except BaseException:
-        pool.shutdown(wait=False, cancel_futures=True)
-        raise
-    pool.shutdown(wait=True)
+    """A run that never started because a run it needs failed: its point says why; no run
+    directory is made, so a later sweep trains it once what it needs has finished."""
+    with Store(task.db) as store:
+        store.set_status(task.study, r.run_id, "failed", reason)
+    res = {"status": "failed", "reason": reason, "loss": None, "seconds": 0.0, "flops": None,
+           "wall_seconds": None}  # fmt: skip
+    _record(monitor, outcomes, r, task, res)
 
 
 def _record_failure(

@@ -107,6 +107,12 @@ def expand(study: Study | str | Any, *, sizer: Sizer | None = None) -> list[Plan
                             continue
                         seen.add(cfg.run_id())
                         runs.append(PlannedRun(cfg, axes))
+    if study.branches:  # one WSD run per size, the shorter budgets its branches
+        from scalelab.study.branching import branch_configs
+
+        labels = [" ".join(str(r.axes.get(k)) for k in ("size", "budget")) for r in runs]
+        configs = branch_configs(study, [r.config for r in runs], labels)
+        runs = [PlannedRun(c, r.axes) for c, r in zip(configs, runs, strict=True)]
     return runs
 
 

@@ -92,6 +92,7 @@ def load_points(
     curves: bool = False,
     config: bool = False,
     one_per_run: bool = False,
+    extra: bool = False,
 ) -> pd.DataFrame:
     """The store's points as a DataFrame, one row per point.
 
@@ -117,6 +118,9 @@ def load_points(
     Axes of the study's grid (``study.grid``) come back as columns named by their key
     (``train.lr``), and ``size``, ``target_params`` and ``budget`` say where on the
     ladder each point lies. ``config=True`` keeps the resolved config as ``config_json``.
+    ``extra=True`` adds the keys of each point's ``extra_json`` (the numbers a technique or a
+    post-training stage records beside the store's columns) as columns; a key that names a
+    store column is left out.
     """
     if n not in N_KINDS:
         raise StoreError(f"n = {n!r} is not one of {', '.join(N_KINDS)}")
@@ -152,21 +156,34 @@ def load_points(
     df["C"] = 6.0 * df["N"] * df["D"]
     if curves:
         df["C_exact"] = df["train_flops_per_token"] * df["D"]
-    axes = _axis_columns(df["axes_json"]) if len(df) else pd.DataFrame(index=df.index)
+    axes = _axis_columns(df, db) if len(df) else pd.DataFrame(index=df.index)
     for col in axes.columns:
         if col not in df.columns:
             df[col] = axes[col]
+    if extra and len(df):
+        keys = pd.DataFrame(
+            [json.loads(e) if isinstance(e, str) and e else {} for e in df["extra_json"]],
+            index=df.index,
+        )
+        for col in keys.columns:
+            if col not in df.columns:
+                df[col] = keys[col]
     drop = [c for c in INTERNAL if not (config and c == "config_json")]
     df = df.drop(columns=[c for c in drop if c in df.columns])
     rest = [c for c in df.columns if c not in LEADING]
     return df[LEADING + rest].reset_index(drop=True)
 
 
-def _axis_columns(axes_json: pd.Series) -> pd.DataFrame:
+def _axis_columns(df: pd.DataFrame, db: str | Path) -> pd.DataFrame:
     """Grid axes (``"train.lr"``-style keys) of each point as columns."""
-    rows = [json.loads(a) if isinstance(a, str) else {} for a in axes_json]
+    from scalelab.study.store import json_column
+
+    rows = [
+        json_column(a, "axes_json", f"{s}/{r}", db)
+        for a, s, r in zip(df["axes_json"], df["study"], df["run_id"], strict=True)
+    ]
     keyed = [{k: v for k, v in r.items() if "." in k} for r in rows]
-    return pd.DataFrame(keyed, index=axes_json.index)
+    return pd.DataFrame(keyed, index=df.index)
 
 
 def load_curves(

@@ -41,16 +41,12 @@ import re
 import socket
 import subprocess
 import sys
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from scalelab.errors import ConfigError
-from scalelab.study.grid import PlannedRun
-from scalelab.study.runtask import RunTask, record_task, run_label, train_task
-
-Recorder = Callable[[PlannedRun, RunTask, Mapping[str, Any]], None]  # the progress view's
-Failer = Callable[[PlannedRun, RunTask, str], None]
+from scalelab.study.runtask import RunTask, measure_downstream, train_task
 
 BACKENDS = ("local", "ray")  # where runs train: worker processes here, or Ray tasks
 RAY_RETRIES = 2  # a task whose worker dies is run again this many times, then failed
@@ -212,6 +208,12 @@ def remote_runs(
     own errors are recorded by the task). Returns (the remote function, how many to keep in
     flight: ``workers`` or the cluster's capacity, the device the task should train on)."""
     gpu = ray.cluster_resources().get("GPU", 0) > 0
+    most = max((n["Resources"].get("CPU", 0) for n in ray.nodes() if n.get("Alive")), default=0)
+    if threads > most:  # Ray would hold the task forever: no node can ever place it
+        raise ConfigError(
+            f"--threads {threads}: each run is a Ray task of {threads} CPUs, and the largest "
+            f"node of the cluster has {most:g}; it could never start: give at most {most:g}"
+        )
     remote = ray.remote(fn).options(
         num_cpus=threads,
         num_gpus=1 if gpu else 0,
@@ -222,7 +224,7 @@ def remote_runs(
     return remote, workers or capacity(ray, threads, gpu), device
 
 
-def _remote_run(task: RunTask, threads: int, device: str | None) -> dict[str, Any]:
+def train_remotely(task: RunTask, threads: int, device: str | None) -> dict[str, Any]:
     """One run, inside a Ray task: train (resuming whatever a dead attempt left), measure
     downstream tasks into the run directory, return the run's record for the driver."""
     import torch
@@ -237,59 +239,56 @@ def _remote_run(task: RunTask, threads: int, device: str | None) -> dict[str, An
     if trained["status"] == "busy":
         return trained
     rec = read_run(run_dir)
-    if rec.status in FINISHED and (task.tasks or task.intrinsic):
-        from scalelab.tasks.hooks import after_run
-
-        after_run(run_dir, None, task.tasks, task.intrinsic)
+    if rec.status in FINISHED and any(task.after.values()):
+        measure_downstream(run_dir, None, rec.status, task.after)  # the driver records them
     trained["record"] = rec
     return trained
 
 
-def run_on_ray(
-    todo: Sequence[tuple[PlannedRun, RunTask]],
-    monitor: Any,
-    *,
-    ray: Any,
-    workers: int | None,
-    threads: int | None,
-    recorded: Recorder,
-    failed: Failer,
-) -> None:
-    """Train ``todo`` as Ray tasks, at most ``workers`` (default: the cluster's capacity)
-    in flight, largest first (as the local pool does), and record each in the store as it
-    returns; ``recorded``/``failed`` tell the sweep's progress view (``monitor``). A Ctrl-C
-    cancels the tasks in flight; their runs resume on the next sweep."""
-    per_run = threads or 1
-    remote, limit, device = remote_runs(ray, _remote_run, per_run, workers)
-    monitor.workers = limit  # the ETA divides the work left among the runs in flight
-    queue = sorted(todo, key=lambda rt: -(monitor.planned.get(rt[0].run_id) or 0.0))
-    in_flight: dict[Any, tuple[PlannedRun, RunTask]] = {}
-    try:
-        while queue or in_flight:
-            while queue and len(in_flight) < limit:
-                r, task = queue.pop(0)
-                monitor.run_started(
-                    r.run_id, Path(task.out) / r.run_id, run_label(r.axes, r.run_id)
-                )
-                in_flight[remote.remote(task, per_run, device)] = (r, task)
-            done, _ = ray.wait(list(in_flight), num_returns=1, timeout=0.5)
-            monitor.poll()
-            for ref in done:
-                r, task = in_flight.pop(ref)
-                try:
-                    res: Mapping[str, Any] = ray.get(ref)
-                except ray.exceptions.RayError as e:  # every attempt died
-                    failed(r, task, ray_failure(e))
-                    continue
-                if res["status"] == "busy":
-                    out = {**res, "loss": None, "flops": None, "wall_seconds": None}
-                else:
-                    out = record_task(task, res["seconds"], res["record"])
-                recorded(r, dataclasses.replace(task, resume=bool(res["resumed"])), out)
-    except BaseException:
-        for ref in in_flight:
-            ray.cancel(ref, force=True)
-        raise
+class RayTasks:
+    """The pool's backend on Ray (:class:`scalelab.study.pool.Backend`): each job one Ray
+    task of ``fn(arg, threads, device, *extra)``, ``threads`` CPUs or one GPU (see
+    :func:`remote_runs`), at most ``workers`` in flight (default: the cluster's capacity).
+    Ray retries a task whose worker died; a task that raised, or died on every attempt,
+    comes back as an ``error`` event with the reason."""
+
+    def __init__(
+        self,
+        ray: Any,
+        fn: Callable[..., Any],
+        threads: int,
+        workers: int | None,
+        extra: Sequence[Any] = (),
+    ):
+        self.ray, self.threads, self.extra = ray, threads, tuple(extra)
+        self.remote, self.slots, self.device = remote_runs(ray, fn, threads, workers)
+        self.refs: set[Any] = set()
+
+    def submit(self, arg: Any) -> Any:
+        ref = self.remote.remote(arg, self.threads, self.device, *self.extra)
+        self.refs.add(ref)
+        return ref
+
+    def wait(self, handles: Sequence[Any], timeout: float) -> list[tuple[Any, str, Any]]:
+        done, _ = self.ray.wait(list(handles), num_returns=1, timeout=timeout)
+        events: list[tuple[Any, str, Any]] = []
+        for ref in done:
+            self.refs.discard(ref)
+            try:
+                events.append((ref, "ok", self.ray.get(ref)))
+            except self.ray.exceptions.RayError as e:
+                events.append((ref, "error", ray_failure(e)))
+        return events
+
+    def restart(self) -> None:  # Ray restarts its own workers
+        pass
+
+    def close(self, cancel: bool) -> None:
+        """A Ctrl-C cancels the tasks in flight; their runs resume on the next sweep."""
+        if cancel:
+            for ref in self.refs:
+                self.ray.cancel(ref, force=True)
+        self.refs.clear()
 
 
 def ray_failure(e: BaseException) -> str:
@@ -312,10 +311,11 @@ def _plain(text: str) -> str:
 __all__ = [
     "BACKENDS",
     "RAY_RETRIES",
+    "RayTasks",
     "capacity",
     "check_backend",
     "connect",
     "preflight",
     "ray_failure",
-    "run_on_ray",
+    "train_remotely",
 ]

@@ -17,6 +17,7 @@ from typing import Any
 
 from scalelab.data.corpus_spec import tokenizer_label
 from scalelab.errors import StoreError
+from scalelab.plugin import point_fields
 from scalelab.rundir import read_metrics
 
 FINISHED = ("finished", "stopped_early")  # a run that ended and left a usable point
@@ -122,6 +123,10 @@ def _params(section: Any) -> dict[str, Any]:
     return section if isinstance(section, Mapping) else {}
 
 
+# the axis the sweep gives a run it added because another run needs it (scalelab.study.graph)
+NEEDED_BY = "needed_by"
+
+
 def point_row(
     rec: RunRecord,
     *,
@@ -194,23 +199,20 @@ def point_row(
         "axes_json": json.dumps(dict(axes or {}), sort_keys=True, default=str),
         "run_dir": str(rec.path.resolve()),
     }
-    if data.get("select"):  # trained on a data selection (scalelab.select): a technique's point
-        sel = s.get("selection") if isinstance(s.get("selection"), Mapping) else {}
-        order = sel.get("order")
-        row["kind"] = "select"
-        row["technique"] = f"{sel['method']}{'-' + order if order else ''}" if sel else None
-        row["parent_run_id"] = sel.get("reference")
-        row["extra_json"] = json.dumps({"selection": dict(sel)}, sort_keys=True) if sel else None
-    distill = s.get("distill") if s else None
-    if isinstance(distill, Mapping):  # a distilled student (scalelab.techniques.distill)
-        row["kind"], row["technique"] = "distilled", "distill"
-        row["parent_run_id"] = distill.get("teacher_run_id")
-        row["extra_json"] = json.dumps(dict(distill), sort_keys=True, default=str)
-    comp = s.get("compression") if s else None
-    if isinstance(comp, Mapping):  # a compressed model (scalelab.techniques.compress)
-        row["kind"], row["technique"] = "compressed", comp.get("method")
-        row["parent_run_id"] = comp.get("parent_run_id")
-        row["extra_json"] = json.dumps(dict(comp), sort_keys=True, default=str)
+    # a technique's point (a distilled student, a compressed model, a run on a data
+    # selection): the columns the plug-in that claims the run gives (scalelab.plugin)
+    row.update(point_fields(s, cfg))
+    if row["kind"] == "run" and axes and NEEDED_BY in axes:
+        # in the sweep only because another run needs it (a teacher): not a point of the
+        # study's ladder, whose analyses read kind "run" (scalelab.study.graph)
+        row["kind"] = "needed"
+    if train.get("branch_of"):  # a WSD branch (scalelab.train.branch): a run, marked as one
+        row["technique"], row["parent_run_id"] = "branch", train["branch_of"]
+        info = s.get("branch") or {
+            "parent": train["branch_of"],
+            "at_tokens": train.get("branch_at"),
+        }
+        row["extra_json"] = json.dumps({"branch": info}, sort_keys=True)
     return row
 
 

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from scalelab.config import run_config_from_dict
+from scalelab.plugin import run_after_hooks
 from scalelab.rundir import read_metrics, write_json
 from scalelab.study.records import FINISHED, RunRecord, read_run
 from scalelab.study.store import Store
@@ -35,8 +36,9 @@ class RunTask:
     resume: bool
     counts: dict[str, Any] | None
     trainer: TrainFn | None = None
-    tasks: tuple[str, ...] = ()  # study.tasks, scored once the run has finished
-    intrinsic: dict[str, Any] = field(default_factory=dict)  # study.intrinsic
+    # the study's plug-in keys (study.tasks, study.intrinsic, ...): measured once the run
+    # has finished, by the plug-ins' after-run hooks (scalelab.plugin)
+    after: dict[str, Any] = field(default_factory=dict)
 
 
 def default_trainer() -> TrainFn:
@@ -109,7 +111,7 @@ def record_task(task: RunTask, seconds: float, rec: RunRecord | None = None) -> 
     rec = rec if rec is not None else read_run(run_dir)
     with Store(task.db) as store:
         row = store.record_run(rec, study=task.study, axes=task.axes, counts=task.counts)
-    measure_downstream(run_dir, task.db, row["status"], task.tasks, task.intrinsic)
+    measure_downstream(run_dir, task.db, row["status"], task.after)
     return {
         "run_id": task.run_id,
         "status": row["status"],
@@ -122,17 +124,15 @@ def record_task(task: RunTask, seconds: float, rec: RunRecord | None = None) -> 
 
 
 def measure_downstream(
-    run_dir: Path,
-    db: str | Path | None,
-    status: str,
-    tasks: Sequence[str],
-    intrinsic: Mapping[str, Any],
+    run_dir: Path, db: str | Path | None, status: str, after: Mapping[str, Any]
 ) -> None:
-    """A finished run's downstream measurements (study.tasks, study.intrinsic)."""
-    if (tasks or intrinsic) and status in FINISHED:
-        from scalelab.tasks.hooks import after_run
-
-        after_run(run_dir, db, tasks, intrinsic)
+    """A finished run's measurements by the plug-ins that own the study's keys in ``after``
+    (study.tasks, study.intrinsic, ...: :func:`scalelab.plugin.run_after_hooks`)."""
+    if any(after.values()) and status in FINISHED:
+        rec = read_run(run_dir)
+        run_after_hooks(
+            run_dir, after, db=db, cfg=run_config_from_dict(rec.config), summary=rec.summary
+        )
 
 
 def is_busy(run_dir: Path) -> bool:

@@ -85,6 +85,28 @@ CURVE_COLUMNS: dict[str, str] = {
 }
 
 
+def json_column(
+    text: Any, column: str, row: str, where: str | Path = "the store"
+) -> dict[str, Any]:
+    """A point's JSON column (``extra_json``, ``axes_json``, ``config_json``) as a dict; a
+    damaged one is a StoreError that names the row, not a JSONDecodeError."""
+    if text is None or (isinstance(text, float) and text != text):  # SQL NULL (pandas: NaN)
+        return {}
+    try:
+        value = json.loads(text)
+    except (TypeError, ValueError) as e:
+        raise StoreError(
+            f"{where}: the point {row} has a damaged {column} ({e}): rebuild the store from "
+            "the run directories (scalelab points --from-runs RUNS --db NEW.db)"
+        ) from None
+    if not isinstance(value, dict):
+        raise StoreError(
+            f"{where}: the point {row} has a {column} that is not a JSON object: rebuild the "
+            "store from the run directories (scalelab points --from-runs RUNS --db NEW.db)"
+        )
+    return value
+
+
 def _ddl() -> list[str]:
     cols = ", ".join(f'"{k}" {v}' for k, v in POINT_COLUMNS.items())
     curve_cols = ", ".join(f'"{k}" {v}' for k, v in CURVE_COLUMNS.items())

@@ -31,6 +31,10 @@ selection is repeated more, with ``epochs`` fixed it is seen for fewer tokens.
 Keys are validated when the file is read (unknown keys are rejected with the nearest
 valid name); every run of the grid is validated as a ``RunConfig`` when the grid is
 expanded (:func:`scalelab.study.expand`).
+
+``budgets = "branches"`` (with ``cooldown = 0.2``, the fraction of each run that cools
+down) trains one WSD run per size to its longest budget and branches every shorter budget
+off that run's stable phase (:mod:`scalelab.study.branching`): each costs its cooldown.
 """
 
 from __future__ import annotations
@@ -42,9 +46,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from scalelab.config import SECTIONS, ModelConfig, read_toml
+from scalelab.config import ModelConfig, config_sections, read_toml, section_keys
 from scalelab.errors import ConfigError, did_you_mean
 from scalelab.fmt import si
+from scalelab.plugin import parse_study_keys, study_key_plugins
 
 STUDY_KEYS = (
     "name",
@@ -60,12 +65,12 @@ STUDY_KEYS = (
     "tokens_per_param",
     "epochs",
     "fraction",
+    "budgets",  # "branches": one WSD run per size, shorter budgets branch off it
+    "cooldown",  # with budgets = "branches": the cooldown's fraction of each run's length
     "seeds",
     "select",
     "grid",
-    "tasks",  # downstream tasks scored on every run as it finishes (scalelab.tasks)
-    "intrinsic",  # d90 settings measured on every run as it finishes (scalelab.intrinsic)
-)
+)  # and the keys the plug-ins own (scalelab.plugin: study.tasks, study.intrinsic, ...)
 PARAMS_KINDS = ("non_embedding", "total", "active")
 # The data-constrained budget limits the training split to a fraction of the corpus
 # (DataConfig.fraction) and repeats it train.epochs times.
@@ -128,8 +133,14 @@ class Study:
     grid: tuple[tuple[str, tuple[Any, ...]], ...] = ()  # (("train.lr", (1e-3, 3e-3)), ...)
     description: str = ""
     source: str | None = None  # the TOML file it came from
-    tasks: tuple[str, ...] = ()  # downstream tasks scored on every finished run
-    intrinsic: Mapping[str, Any] = field(default_factory=dict)  # d90 settings, per run
+    # the plug-ins' [study] keys, checked by their plug-ins: what runs after each finished
+    # run (scalelab.plugin.run_after_hooks), e.g. {"tasks": ("cloze",), "intrinsic": {...}}
+    after: Mapping[str, Any] = field(default_factory=dict)
+    # budgets = "branches": the longest budget of each size is one WSD run and the shorter
+    # ones branch off its stable phase (scalelab.study.branching); ``cooldown`` is their
+    # train.decay_fraction (None: the [train] section's)
+    branches: bool = False
+    cooldown: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -174,11 +185,12 @@ def check_key(path: str, *, where: str) -> tuple[str, str]:
     if len(parts) != 2:
         raise ConfigError(f"{where}: {path!r} must name section.key, e.g. 'train.lr'")
     section, key = parts
-    if section not in SECTIONS:
+    sections = config_sections()
+    if section not in sections:
         raise ConfigError(
-            f"{where}: unknown section {section!r} in {path!r}{did_you_mean(section, SECTIONS)}"
+            f"{where}: unknown section {section!r} in {path!r}{did_you_mean(section, sections)}"
         )
-    known = [f.name for f in dataclasses.fields(SECTIONS[section])]
+    known = section_keys(section)
     if key not in known:
         raise ConfigError(f"{where}: unknown key {path!r}{did_you_mean(key, known)}")
     return section, key
@@ -247,9 +259,10 @@ def _parse_budgets(s: Mapping[str, Any]) -> tuple[Budget, ...]:
 def study_from_dict(values: Mapping[str, Any], *, source: str | None = None) -> Study:
     """Parse a study from a mapping (a TOML document), validating every key and every run."""
     where = source or "study"
+    sections = config_sections()
     for key in values:
-        if key not in ("study", "tune") and key not in SECTIONS:  # [tune]: scalelab.tune
-            allowed = ["study", "tune", *SECTIONS]
+        if key not in ("study", "tune") and key not in sections:  # [tune]: scalelab.tune
+            allowed = ["study", "tune", *sections]
             raise ConfigError(
                 f"{where}: unknown section [{key}]{did_you_mean(key, allowed)}; "
                 "a study has [study], [model], [data] and [train]"
@@ -257,9 +270,10 @@ def study_from_dict(values: Mapping[str, Any], *, source: str | None = None) -> 
     if "study" not in values or not isinstance(values["study"], dict):
         raise ConfigError(f"{where}: a study needs a [study] section with at least a name")
     s = dict(values["study"])
+    known = [*STUDY_KEYS, *study_key_plugins()]
     for key in s:
-        if key not in STUDY_KEYS:
-            raise ConfigError(f"unknown key study.{key}{did_you_mean(key, STUDY_KEYS)}")
+        if key not in known:
+            raise ConfigError(f"unknown key study.{key}{did_you_mean(key, known)}")
     name = s.get("name")
     if not isinstance(name, str) or not name.strip():
         raise ConfigError('study.name is required: a short name such as "markov-ladder"')
@@ -267,7 +281,7 @@ def study_from_dict(values: Mapping[str, Any], *, source: str | None = None) -> 
         raise ConfigError(f"study.name {name!r} must not contain a path separator")
 
     base: dict[str, dict[str, Any]] = {}
-    for section in SECTIONS:
+    for section in sections:
         table = values.get(section, {})
         if not isinstance(table, dict):
             raise ConfigError(f"{where}: [{section}] must be a table")
@@ -339,6 +353,7 @@ def study_from_dict(values: Mapping[str, Any], *, source: str | None = None) -> 
                 f"{key} is set by the study's own axes (study.tokens/tokens_per_param/epochs, "
                 "study.seeds), not study.grid"
             )
+    branches, cooldown = _parse_branches(s, base["train"], budgets)
     seeds = tuple(_positive_or_zero_ints("seeds", s["seeds"])) if "seeds" in s else ()
     if seeds and "seed" in base["train"]:
         raise ConfigError("set seeds once: study.seeds or train.seed, not both")
@@ -356,10 +371,60 @@ def study_from_dict(values: Mapping[str, Any], *, source: str | None = None) -> 
         grid=tuple((k, tuple(v)) for k, v in grid.items()),
         description=str(s.get("description", "")),
         source=source,
-        tasks=_parse_tasks(s.get("tasks", [])),
-        intrinsic=_parse_intrinsic(s.get("intrinsic", {})),
+        after=parse_study_keys(s),
+        branches=branches,
+        cooldown=cooldown,
     )
     return study
+
+
+BUDGET_MODES = ("dedicated", "branches")
+
+
+def _parse_branches(
+    s: Mapping[str, Any], train: Mapping[str, Any], budgets: Sequence[Budget]
+) -> tuple[bool, float | None]:
+    """``study.budgets = "branches"`` (one WSD run per size, the shorter budgets its
+    branches) and ``study.cooldown`` (their decay fraction)."""
+    mode = s.get("budgets", "dedicated")
+    if mode not in BUDGET_MODES:
+        raise ConfigError(
+            f"study.budgets = {mode!r} is not one of {', '.join(BUDGET_MODES)}: 'branches' "
+            "trains one WSD run per size and branches the shorter budgets off it"
+        )
+    cooldown = s.get("cooldown")
+    if cooldown is not None:
+        if mode != "branches":
+            raise ConfigError(
+                'study.cooldown is for budgets = "branches": add it, or leave out cooldown'
+            )
+        if (
+            isinstance(cooldown, bool)
+            or not isinstance(cooldown, (int, float))
+            or not 0 < cooldown < 1
+        ):
+            raise ConfigError(
+                f"study.cooldown is the cooldown's fraction of each run, in (0, 1) (0.2 is "
+                f"Hägele et al.'s), got {cooldown!r}"
+            )
+    if mode != "branches":
+        return False, None
+    if train.get("schedule", "wsd") != "wsd":
+        raise ConfigError(
+            f'budgets = "branches" needs the WSD schedule, but train.schedule = '
+            f"{train['schedule']!r}: remove it (branches set wsd) or use dedicated budgets"
+        )
+    if any(b.epochs is not None for b in budgets):
+        raise ConfigError(
+            'budgets = "branches" takes study.tokens or study.tokens_per_param (a budget in '
+            "epochs is not known before the corpus is read): give the budgets in tokens"
+        )
+    if len(budgets) < 2:
+        raise ConfigError(
+            'budgets = "branches" branches shorter budgets off the longest: give at least two '
+            "in study.tokens or study.tokens_per_param"
+        )
+    return True, float(cooldown) if cooldown is not None else None
 
 
 def _select_axis(value: Any, source: str | None) -> list[str | None]:
@@ -379,23 +444,6 @@ def _select_axis(value: Any, source: str | None) -> list[str | None]:
     if len(set(out)) != len(out):
         raise ConfigError(f"study.select has repeated entries: {value}")
     return out
-
-
-def _parse_tasks(value: Any) -> tuple[str, ...]:
-    from scalelab.tasks.registry import get_task  # torch-free
-
-    names = [value] if isinstance(value, str) else value
-    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-        raise ConfigError('study.tasks is a list of task names, e.g. ["cloze", "code-brackets"]')
-    return tuple(get_task(n).name for n in names)
-
-
-def _parse_intrinsic(value: Any) -> dict[str, Any]:
-    from scalelab.tasks.hooks import check_intrinsic_settings  # torch-free
-
-    if not isinstance(value, dict):
-        raise ConfigError('study.intrinsic is a table, e.g. {task = "syntax", dims = [10, 100]}')
-    return check_intrinsic_settings(value) if value else {}
 
 
 def _positive_or_zero_ints(name: str, value: Any) -> list[int]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -127,3 +128,19 @@ def check_points(df: pd.DataFrame) -> None:
             "no run in this store has downstream results: score runs with `scalelab eval RUN "
             "--task T --db DB` or a study's tasks = [...]"
         )
+
+
+def add_downstream(
+    cmp: Any,
+    db: str | Path,
+    *,
+    study: str | None = None,
+    bootstrap: int = 1000,
+    seed: int = 0,
+    archs: Sequence[str] | None = None,
+) -> Any:
+    """Fill ``cmp.downstream`` (a :class:`scalelab.study.compare.Comparison` of the store
+    ``db``) with :func:`downstream_summary` per architecture and task (None if none)."""
+    rows = downstream_summary(db, study=study, bootstrap=min(bootstrap, 200), seed=seed)
+    cmp.downstream = [r for r in rows if archs is None or r["arch"] in archs] or None
+    return cmp

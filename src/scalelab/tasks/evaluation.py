@@ -16,9 +16,10 @@ from typing import Any
 from scalelab.config import RunConfig
 from scalelab.data.corpus_spec import parse_spec
 from scalelab.errors import ConfigError, DataError
+from scalelab.runs import open_run, read_config
 from scalelab.tasks.registry import Task, get_task
-from scalelab.tasks.results import put_task_results, write_run_results
-from scalelab.tasks.runs import check_causal, load_run, read_config, run_tokenizer
+from scalelab.tasks.results import put_task_results, read_run_results, write_run_results
+from scalelab.tasks.runs import check_causal
 
 DEFAULT_ITEMS = 500
 
@@ -50,6 +51,7 @@ def evaluate(
     seed: int = 0,
     db: str | Path | None = None,
     batch_size: int = 64,
+    verify: bool = True,
 ) -> Any:
     """Score ``run`` on each zero-shot task in ``tasks``; a DataFrame, one row per task
     (``run_id``, ``task``, ``method``, ``kind``, ``metric``, ``n``, ``correct``,
@@ -65,6 +67,11 @@ def evaluate(
     resolved = [get_task(t) for t in tasks]
     cfg = read_config(run)
     for task in resolved:
+        if task.kind == "generative":
+            raise ConfigError(
+                f"task {task.name!r} is a generative task: score it with `scalelab posttrain "
+                f"RUN --method eval --task {task.name}` (its grader reads sampled completions)"
+            )
         if task.kind != "zero-shot":
             raise ConfigError(
                 f"task {task.name!r} is a fine-tune task: run `scalelab finetune RUN --task "
@@ -76,8 +83,9 @@ def evaluate(
         raise ConfigError(f"the number of items must be positive, got {n}")
     from scalelab.train.device import ThreadPolicy
 
-    loaded = load_run(run)
-    tokenizer = run_tokenizer(cfg)
+    loaded = open_run(run, verify=verify)
+    read_run_results(loaded.run_dir)  # a damaged tasks.json is refused before any scoring
+    tokenizer = loaded.tokenizer()
     rows = []
     n_params = sum(p.numel() for p in loaded.model.parameters())
     threads = ThreadPolicy(torch.device("cpu"), 2.0 * n_params * batch_size * cfg.model.context)

@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 from scalelab import atomic
 from scalelab.config import _check_choice, apply_overrides, section_from_dict
 from scalelab.errors import ConfigError, TrainingError
+from scalelab.ranges import check_rate
 from scalelab.tasks.registry import Task, get_task
 
 if TYPE_CHECKING:
@@ -74,8 +75,20 @@ class FinetuneConfig:
                 raise ConfigError(
                     f"finetune.{name} must be a positive integer, got {getattr(self, name)}"
                 )
-        if not self.lr > 0:
-            raise ConfigError(f"finetune.lr must be positive, got {self.lr}")
+        check_rate("finetune.lr", self.lr)
+        # counts bounded as every count option is: beyond these a value is a typo (a batch of
+        # 2^16 examples is more than any task's split; 1e9 steps would run for years)
+        for name, most in (("steps", 10**9), ("eval_every", 10**9), ("patience", 10**9),
+                           ("batch_size", 2**16), ("lora_rank", 2**16)):  # fmt: skip
+            if getattr(self, name) > most:
+                raise ConfigError(
+                    f"finetune.{name} = {getattr(self, name):,} is more than this machine can "
+                    f"use: give at most {most:,}"
+                )
+        if not self.weight_decay >= 0:
+            raise ConfigError(f"finetune.weight_decay must be >= 0, got {self.weight_decay}")
+        if not self.lora_alpha > 0:
+            raise ConfigError(f"finetune.lora_alpha must be positive, got {self.lora_alpha}")
 
 
 def finetune_config(overrides: list[str] | tuple[str, ...] = (), **fields: Any) -> FinetuneConfig:
@@ -86,7 +99,14 @@ def finetune_config(overrides: list[str] | tuple[str, ...] = (), **fields: Any) 
         raise ConfigError(
             f"fine-tuning takes finetune.KEY=VALUE settings, not {sorted(extra)[0]}.*"
         )
-    return section_from_dict(FinetuneConfig, values["finetune"], "finetune")
+    cfg = section_from_dict(FinetuneConfig, values["finetune"], "finetune")
+    moot = sorted(k for k in values["finetune"] if k.startswith("lora_"))
+    if moot and cfg.method != "lora":
+        raise ConfigError(
+            f"finetune.{moot[0]} has no effect with finetune.method = {cfg.method!r}: set "
+            "finetune.method = 'lora', or drop it"
+        )
+    return cfg
 
 
 # -- the model ---------------------------------------------------------------------------------
@@ -269,16 +289,27 @@ def _id(parent: str, task: str, cfg: FinetuneConfig) -> str:
 
 
 def prepare(
-    run: str | Path, task_name: str, cfg: FinetuneConfig, *, initial: bool = False
+    run: str | Path,
+    task_name: str,
+    cfg: FinetuneConfig,
+    *,
+    initial: bool = False,
+    verify: bool = True,
 ) -> tuple[Any, Task, Splits]:
     """(loaded run, task, examples), every check done before training (``initial``: the
-    run's weights before training, see :func:`scalelab.tasks.runs.load_run`)."""
+    run's weights before training, see :func:`scalelab.runs.open_run`)."""
+    from scalelab.runs import open_run, read_config
     from scalelab.tasks.evaluation import check_task_fits
-    from scalelab.tasks.runs import check_causal, load_run, read_config, run_tokenizer
+    from scalelab.tasks.runs import check_causal
     from scalelab.tasks.supervised import build
 
     task = get_task(task_name)
     run_cfg = read_config(run)
+    if task.kind == "generative":
+        raise ConfigError(
+            f"task {task.name!r} is a generative task: fine-tune on its demonstrations with "
+            f"`scalelab posttrain RUN --method sft --task {task.name}`"
+        )
     if task.kind != "fine-tune":
         raise ConfigError(
             f"task {task.name!r} is a zero-shot task: score it with `scalelab eval RUN --task "
@@ -286,8 +317,13 @@ def prepare(
         )
     check_task_fits(task, run_cfg)
     check_causal(run_cfg, "fine-tuning")
-    loaded = load_run(run, initial=initial)
-    splits = build(task.name, run_cfg.data, run_tokenizer(run_cfg), run_cfg.model.context, cfg.seed)
+    if cfg.method == "lora" and cfg.lora_rank > run_cfg.model.d_model:
+        raise ConfigError(
+            f"finetune.lora_rank = {cfg.lora_rank} is above the model's width "
+            f"(model.d_model = {run_cfg.model.d_model}): a rank of at most the width, e.g. 8"
+        )
+    loaded = open_run(run, initial=initial, verify=verify)
+    splits = build(task.name, run_cfg.data, loaded.tokenizer(), run_cfg.model.context, cfg.seed)
     return loaded, task, splits
 
 
@@ -301,6 +337,7 @@ def finetune(
     resume: bool = True,
     progress: bool = False,
     log: Any = None,
+    verify: bool = True,
 ) -> FinetuneResult:
     """Fine-tune ``run`` on ``task``; see the module docstring. A finished fine-tune in the
     same directory is returned as it is (``resume=False`` refuses an existing directory)."""
@@ -312,9 +349,22 @@ def finetune(
     from scalelab.train.device import ThreadPolicy
 
     cfg = cfg or FinetuneConfig()
-    loaded, t, splits = prepare(run, task, cfg)
+    loaded, t, splits = prepare(run, task, cfg, verify=verify)
     run_id = _id(loaded.run_id, t.name, cfg)
     run_dir = Path(out) if out is not None else loaded.run_dir.parent / run_id
+    from scalelab.outputs import check_output
+
+    # a new folder, or this same fine-tune's own (to resume); never a run or anything else
+    check_output(
+        run_dir,
+        "--out",
+        folder=True,
+        own=lambda a: (
+            a.kind in ("derived run", "folder")
+            and a.config.get("kind") == "finetune"
+            and a.config.get("run_id") == run_id
+        ),
+    )
     if (run_dir / rundir.SUMMARY).exists():
         if not resume:
             raise TrainingError(f"{run_dir} already holds a fine-tune; pass resume to reuse it")

@@ -1,14 +1,12 @@
-"""What a study measures on each finished run beyond its loss (``study.tasks``,
-``study.intrinsic``), skipping what the run directory already holds, so a re-run sweep adds
-only what is missing.
+"""The downstream tasks a study scores on each finished run (``study.tasks``), as a
+plug-in (:class:`TasksPlugin`, registered by :mod:`scalelab.builtin`), skipping what the run
+directory already holds, so a re-run sweep adds only what is missing.
 
     [study]
     tasks = ["code-next-line", "code-brackets", "code-indent", "cloze"]
-    intrinsic = { task = "syntax", dims = [10, 30, 100, 300, 1000], projection = "fastfood",
-                  steps = 150, initial = true }
 
-``initial = true`` measures d90 from the run's weights before pretraining as well (the
-"no pretraining" point of d90 against pretraining steps).
+The intrinsic dimension measured the same way (``study.intrinsic``) is its own plug-in,
+:mod:`scalelab.intrinsic.plugin`. Torch-free: the scoring is imported when a run is scored.
 """
 
 from __future__ import annotations
@@ -16,75 +14,35 @@ from __future__ import annotations
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from scalelab.errors import ConfigError, ScalelabError, did_you_mean
+from scalelab.errors import ConfigError, ScalelabError
+from scalelab.plugin import Plugin
 
-INTRINSIC_KEYS: dict[str, type | tuple[type, ...]] = {
-    "task": str,
-    "dims": list,
-    "projection": str,
-    "said": bool,
-    "initial": bool,
-    "steps": int,
-    "lr": (int, float),
-    "full_lr": (int, float),
-    "full_steps": int,
-    "batch_size": int,
-    "resolution": (int, float),
-    "seed": int,
-}
+if TYPE_CHECKING:
+    from scalelab.config import RunConfig
 
 
-def check_intrinsic_settings(values: Mapping[str, Any]) -> dict[str, Any]:
-    """Validate a ``study.intrinsic`` table (torch-free: a study is checked before it runs)."""
+def check_tasks(value: Any) -> tuple[str, ...]:
+    """Validate ``study.tasks`` (a list of task names; torch-free)."""
     from scalelab.tasks.registry import get_task
 
-    for key, value in values.items():
-        if key not in INTRINSIC_KEYS:
-            raise ConfigError(
-                f"unknown key study.intrinsic.{key}{did_you_mean(key, INTRINSIC_KEYS)}; "
-                f"keys: {', '.join(INTRINSIC_KEYS)}"
-            )
-        if not isinstance(value, INTRINSIC_KEYS[key]) or (
-            isinstance(value, bool) and INTRINSIC_KEYS[key] is not bool
-        ):
-            raise ConfigError(f"study.intrinsic.{key} has the wrong type: {value!r}")
-    if "task" not in values:
-        raise ConfigError('study.intrinsic needs a task, e.g. task = "syntax"')
-    if values["task"] != "lm":  # "lm": pretraining from scratch, the run's own objective
-        task = get_task(values["task"])
-        if task.kind != "fine-tune":
-            raise ConfigError(
-                f"study.intrinsic.task {task.name!r} must be a fine-tune task (or lm)"
-            )
-    dims = values.get("dims", [10, 30, 100, 300, 1000])
-    if not dims or not all(isinstance(d, int) and d > 0 for d in dims):
-        raise ConfigError(f"study.intrinsic.dims must be positive integers, got {dims!r}")
-    projection = values.get("projection", "fastfood")
-    if projection not in ("dense", "sparse", "fastfood"):
-        raise ConfigError(
-            f"study.intrinsic.projection {projection!r} is not dense, sparse or fastfood"
-        )
-    return dict(values)
+    names = [value] if isinstance(value, str) else value
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise ConfigError('study.tasks is a list of task names, e.g. ["cloze", "code-brackets"]')
+    return tuple(get_task(n).name for n in names)
 
 
-def after_run(
-    run_dir: str | Path,
-    db: str | Path | None,
-    tasks: Sequence[str],
-    intrinsic: Mapping[str, Any],
-) -> None:
-    """Score ``tasks`` and measure ``intrinsic`` on a finished run (what is missing only).
-    A task that cannot be scored on this run is a warning, not a failed run. With
-    ``db=None`` the results go to the run directory only (a remote worker's half: the
-    driver records them in the store afterwards)."""
-    from scalelab import rundir
+def after_run(run_dir: str | Path, db: str | Path | None, tasks: Sequence[str]) -> None:
+    """Score ``tasks`` on a finished run (what is missing only). A task that cannot be
+    scored on this run is a warning, not a failed run. With ``db=None`` the results go to
+    the run directory only (a remote worker's half: the driver records them in the store
+    afterwards)."""
     from scalelab.tasks.registry import get_task
-    from scalelab.tasks.results import TASKS_FILE, put_task_results
+    from scalelab.tasks.results import put_task_results, read_run_results
 
     run_dir = Path(run_dir)
-    done = rundir.read_json(run_dir / TASKS_FILE) if (run_dir / TASKS_FILE).exists() else {}
+    done = read_run_results(run_dir)
     try:
         zero = [
             t for t in tasks if get_task(t).kind == "zero-shot" and f"{t}/zero-shot" not in done
@@ -102,24 +60,44 @@ def after_run(
                 from scalelab.tasks.finetune import finetune
 
                 finetune(run_dir, t, db=db)
-        if intrinsic:
-            from scalelab.intrinsic.runs import record_intrinsic, run_intrinsic
-
-            settings = {k: v for k, v in intrinsic.items() if k not in ("task", "initial")}
-            for initial in (False, True) if intrinsic.get("initial") else (False,):
-                name = (
-                    f"{intrinsic['task']}-{settings.get('projection', 'fastfood')}"
-                    f"{'-said' if settings.get('said') else ''}{'-initial' if initial else ''}"
-                )
-                path = run_dir / "intrinsic" / f"{name}.json"
-                saved = rundir.read_json(path) if path.exists() else None
-                asked = {k: v for k, v in settings.items() if k not in ("projection", "said")}
-                if saved is not None and all(
-                    saved.get("settings", {}).get(k) == v for k, v in asked.items()
-                ):
-                    if db is not None:  # measured already, with these settings
-                        record_intrinsic(db, saved)
-                else:
-                    run_intrinsic(run_dir, intrinsic["task"], initial=initial, db=db, **settings)
     except ScalelabError as e:
         warnings.warn(f"{run_dir.name}: downstream measurement skipped: {e}", stacklevel=2)
+
+
+class TasksPlugin(Plugin):
+    """``study.tasks``: downstream tasks scored on every finished run of a sweep, and
+    the fine-tuned points they write."""
+
+    name = "tasks"
+    study_keys = ("tasks",)
+    point_kinds = ("finetune",)
+    report = "scalelab.reporting.downstream:downstream"
+    cli = "scalelab.cli.tasks"
+
+    def parse_study(self, key: str, value: Any) -> tuple[str, ...]:
+        return check_tasks(value)
+
+    def comparison(
+        self,
+        cmp: Any,
+        db: str | Path,
+        *,
+        study: str | None,
+        bootstrap: int,
+        seed: int,
+        archs: Any,
+    ) -> None:
+        from scalelab.tasks.analysis import add_downstream
+
+        add_downstream(cmp, db, study=study, bootstrap=bootstrap, seed=seed, archs=archs)
+
+    def after_run(
+        self,
+        run_dir: Path,
+        cfg: RunConfig | None,
+        summary: Mapping[str, Any] | None,
+        *,
+        settings: Mapping[str, Any],
+        db: str | Path | None = None,
+    ) -> None:
+        after_run(run_dir, db, settings["tasks"])

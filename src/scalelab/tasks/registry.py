@@ -6,7 +6,7 @@ are generated from a seed, never from the training split, so a model is never sc
 text it was trained on. Each task states its chance level: the accuracy of guessing
 uniformly among its choices (or of always guessing, for an exact-match answer).
 
-Two kinds:
+Three kinds:
 
 * ``zero-shot``: multiple choice scored by the model's log-likelihood of each choice after
   the context (the choice with the highest likelihood is the model's answer); nothing is
@@ -19,6 +19,10 @@ Two kinds:
   answer is a token sequence, scored by exact match under teacher-forced argmax, which is
   what greedy decoding returns when every position is right).
 
+* ``generative``: a prompt the model completes by sampling, scored by a programmatic grader
+  in [0, 1] (the verifiable tasks of post-training, :mod:`scalelab.posttrain.tasks`, which
+  registers them when imported).
+
 ``needs`` names what the run must have: ``"text"`` (a text tokenizer: the task is written
 as characters) or ``"python"`` (text that parses as Python, for the code tasks).
 """
@@ -30,7 +34,7 @@ from typing import Any
 
 from scalelab.errors import ConfigError, did_you_mean
 
-KINDS = ("zero-shot", "fine-tune")
+KINDS = ("zero-shot", "fine-tune", "generative")
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from scalelab.errors import StoreError
 from scalelab.study.store import Store
 
 TASKS_FILE = "tasks.json"
@@ -125,12 +126,26 @@ def load_intrinsic(db: str | Path) -> Any:
     return pd.DataFrame([dict(r) for r in rows], columns=list(INTRINSIC_COLUMNS))
 
 
+def read_run_results(run_dir: Path) -> dict[str, dict[str, Any]]:
+    """``RUN/tasks.json`` (``{}`` if none), its shape checked: an object of result rows."""
+    from scalelab import rundir
+
+    path = Path(run_dir) / TASKS_FILE
+    current = rundir.read_json(path) if path.exists() else {}
+    if not isinstance(current, dict) or not all(isinstance(v, dict) for v in current.values()):
+        raise StoreError(
+            f"{path} is not an object of task results (damaged or edited): move it aside and "
+            "score the run again"
+        )
+    return current
+
+
 def write_run_results(run_dir: Path, rows: Iterable[Mapping[str, Any]]) -> None:
     """Merge result rows into ``RUN/tasks.json`` (atomic), keyed ``task/method``."""
     from scalelab import rundir
 
     path = run_dir / TASKS_FILE
-    current = rundir.read_json(path) if path.exists() else {}
+    current = read_run_results(run_dir)
     for row in rows:
         current[f"{row['task']}/{row['method']}"] = dict(row)
     rundir.write_json(path, current)
@@ -138,10 +153,9 @@ def write_run_results(run_dir: Path, rows: Iterable[Mapping[str, Any]]) -> None:
 
 def rebuild_task_results(db: str | Path, runs_dir: str | Path) -> int:
     """Refill the ``tasks`` table from every ``RUNS_DIR/*/tasks.json``; returns rows written."""
-    from scalelab import rundir
 
     rows = []
     for path in sorted(Path(runs_dir).glob(f"*/{TASKS_FILE}")):
-        rows.extend(rundir.read_json(path).values())
+        rows.extend(read_run_results(path.parent).values())
     put_task_results(db, rows)
     return len(rows)

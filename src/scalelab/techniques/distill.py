@@ -1,6 +1,7 @@
 """Knowledge distillation: a student trained on ``(1 - alpha) CE + alpha KD`` against a teacher.
 
-The ``[distill]`` section of a run config (:class:`scalelab.config.DistillConfig`) names a
+The ``[distill]`` section of a run config (:class:`~scalelab.techniques.distill_plugin.DistillConfig`,
+owned by the distillation plug-in) names a
 teacher (a finished run directory, any architecture) and the distillation term:
 
 * ``forward_kl``: ``T^2 KL(p_teacher^T || p_student^T)`` with both distributions softened
@@ -25,19 +26,21 @@ i k, as DistilBERT (Sanh et al. 2019) took every second layer.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from scalelab import rundir
-from scalelab.config import RunConfig, load_run_config, run_config_from_dict
+from scalelab.config import RunConfig, load_run_config
 from scalelab.errors import ConfigError
+from scalelab.plugin import RunContext, TrainHook
+
+if TYPE_CHECKING:
+    from scalelab.techniques.distill_plugin import DistillConfig
 
 FINISHED = ("finished", "stopped_early")
 
@@ -91,43 +94,18 @@ class Teacher:
     params: dict[str, Any]
 
 
-# How a teacher TOML gets trained: the trainer passes its own ``train`` in (this module sits
-# below the training loop, which imports it; importing the loop back would be a cycle).
-TrainFn = Callable[..., Any]
-
-
-def _train_teacher_config(path: Path, out: Path, train: TrainFn | None) -> Path:
-    """Train the run a teacher TOML describes into ``out`` (once, other workers wait)."""
+def _teacher_of_config(path: Path, out: Path) -> Path:
+    """The finished run a teacher TOML describes, in ``out``: the sweep (through the
+    plug-in's ``needs``) or ``scalelab train`` trains it first; a student never does."""
     cfg = load_run_config(path)
     run_dir = out / cfg.run_id()
-    if _finished(run_dir):
-        return run_dir
-    out.mkdir(parents=True, exist_ok=True)
-    with _wait_lock(out / f".teacher-{cfg.run_id()}.lock"):
-        if not _finished(run_dir):
-            if train is None:
-                raise ConfigError(
-                    f"distill.teacher = {str(path)!r} is a run config that has not been trained: "
-                    f"train it first (scalelab train {path} --runs {out})"
-                )
-            train(cfg, out, resume=True, progress=False)
+    if not _finished(run_dir):
+        raise ConfigError(
+            f"distill.teacher = {str(path)!r} is a run config whose run has not finished in "
+            f"{out}: train it first (scalelab train {path} --runs {out}; scalelab train and "
+            "scalelab sweep of the student do so)"
+        )
     return run_dir
-
-
-@contextlib.contextmanager
-def _wait_lock(path: Path) -> Iterator[None]:
-    """A blocking file lock: sweep workers that need the same teacher train it once."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - not POSIX
-        yield
-        return
-    with path.open("w") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def _finished(run_dir: Path) -> bool:
@@ -135,11 +113,11 @@ def _finished(run_dir: Path) -> bool:
     return p.is_file() and rundir.read_json(p).get("status") in FINISHED
 
 
-def resolve_teacher(spec: str, out: Path, train: TrainFn | None = None) -> Path:
-    """The run directory ``distill.teacher`` names (a TOML is trained first if needed)."""
+def resolve_teacher(spec: str, out: Path) -> Path:
+    """The run directory ``distill.teacher`` names (a TOML: its run in ``out``)."""
     path = Path(spec).expanduser()
     if path.suffix == ".toml" and path.is_file():
-        return _train_teacher_config(path, out, train)
+        return _teacher_of_config(path, out)
     if not path.is_absolute() and not path.exists() and (out / spec).exists():
         path = out / spec  # a run id inside the runs directory
     if not (path / rundir.CONFIG).is_file():
@@ -173,26 +151,19 @@ def check_teacher(student: RunConfig, teacher: RunConfig, where: str) -> None:
         )
 
 
-def load_teacher(
-    spec: str, out: Path, student: RunConfig, device: torch.device, train: TrainFn | None = None
-) -> Teacher:
-    """Load ``distill.teacher`` for a student config, checked and frozen (``train`` trains a
-    teacher given as a run TOML that has not been trained yet)."""
-    run_dir = resolve_teacher(spec, out, train)
-    tcfg = run_config_from_dict(rundir.read_json(run_dir / rundir.CONFIG))
-    check_teacher(student, tcfg, str(run_dir))
+def load_teacher(spec: str, out: Path, student: RunConfig, device: torch.device) -> Teacher:
+    """Load ``distill.teacher`` for a student config, checked and frozen (a teacher given as
+    a run TOML must have finished in ``out``)."""
     from scalelab.accounting import count
-    from scalelab.models import build_model
-    from scalelab.train.checkpoint import latest_checkpoint
+    from scalelab.runs import open_run
 
-    ckpt = latest_checkpoint(run_dir / rundir.CHECKPOINTS)
-    if ckpt is None:
-        raise ConfigError(f"distill.teacher {run_dir} has no intact checkpoint")
-    model = build_model(tcfg.model).to(device)
-    ckpt.restore(model)
-    model.eval()
+    run_dir = resolve_teacher(spec, out)
+    opened = open_run(run_dir, what="distill.teacher")
+    tcfg = opened.cfg
+    check_teacher(student, tcfg, str(run_dir))
+    model = opened.load_model(device, fork_rng=False)  # the trainer's RNG draws as before
     model.requires_grad_(False)
-    summary = rundir.read_json(run_dir / rundir.SUMMARY)
+    summary = opened.summary
     counted = count(tcfg.model, causal=tcfg.model.causal).to_dict()
     return Teacher(
         run_dir=run_dir,
@@ -242,31 +213,26 @@ def init_from_teacher(student: nn.Module, teacher: nn.Module, every: int) -> lis
     return copied
 
 
-class Distiller:
-    """The loop's hook: holds the teacher and mixes the KD term into the loss."""
+class Distiller(TrainHook):
+    """The loop's hook (:class:`scalelab.plugin.TrainHook`): holds the teacher and mixes
+    the KD term into the loss."""
 
-    def __init__(
-        self,
-        cfg: RunConfig,
-        out: Path,
-        device: torch.device,
-        student: nn.Module,
-        train: TrainFn | None = None,
-    ) -> None:
-        assert cfg.distill.teacher is not None
-        self.cfg = cfg.distill
-        self.precision: Any = None  # the run's Precision, set by the loop once resolved
-        self.device = device
+    def __init__(self, run: RunContext) -> None:
+        cfg = run.cfg
+        spec: DistillConfig = cfg.section("distill")
+        assert spec.teacher is not None
+        self.cfg = spec
+        self.run = run  # run.precision: the run's Precision, set by the loop once resolved
+        self.device = device = run.device
         self.mlm = cfg.train.objective == "mlm"
         # building the teacher draws from the RNG: fork it so the student's run is unchanged
         cuda = [device.index or 0] if device.type == "cuda" else []
         with torch.random.fork_rng(devices=cuda):
-            self.teacher = load_teacher(cfg.distill.teacher, out, cfg, device, train)
+            self.teacher = load_teacher(spec.teacher, run.run_dir.parent, cfg, device)
         if self.cfg.init_every is not None:
-            init_from_teacher(student, self.teacher.model, self.cfg.init_every)
+            init_from_teacher(run.model, self.teacher.model, self.cfg.init_every)
         # the scratch twin: the same run without [distill], the plain point to compare with
-        plain = dataclasses.replace(cfg, distill=type(cfg.distill)())
-        self.scratch_run_id = plain.run_id()
+        self.scratch_run_id = cfg.with_section("distill", None).run_id()
 
     def loss(
         self,
@@ -280,7 +246,7 @@ class Distiller:
         alpha = self.cfg.alpha
         if alpha == 0:
             return lm
-        with torch.no_grad(), self.precision.autocast(self.device):
+        with torch.no_grad(), self.run.precision.autocast(self.device):
             t_logits = self.teacher.model(x)
         mask = (y != -100) if self.mlm else None  # masked LM: the masked positions only
         kd = (

@@ -7,10 +7,20 @@ law is the Chinchilla L(N, D) when the plain runs span two or more token budgets
 at the single D they share, ``L = E + A / N^alpha``.
 
 For distilled students the row also carries the three compute accountings
-(``C_student``, ``C_teacher``, ``C_total``) and whether the student beats the plain
-ladder at *equal total compute*: the law's loss for a plain model of
-``N_c = C_total / (6 D)`` at the same D (a plain run given the teacher's FLOPs as extra
-parameters; Busbridge et al. 2025 frame the question this way).
+(``C_student``, ``C_teacher``, ``C_total``, the trainer's exact FLOPs) and whether the
+student beats the plain ladder at *equal total compute*: the law's loss for a plain model
+of ``N_c`` at the same D (a plain run given the teacher's FLOPs as extra parameters;
+Busbridge et al. 2025, eq. 9, frame the question this way).
+
+Both sides of that comparison are in one currency, the law's own (``COMPUTE_CURRENCY``):
+``C = 6 N D`` with the law's N (non-embedding, Kaplan et al. 2020), and the teacher's
+forward pass converted the same way, ``2 N_teacher`` per token (Busbridge et al.'s
+``F(N) ~ 2N``) times the tokens it ran on. So ``N_c = N_student + N_teacher / 3`` for a
+teacher run on every training token, and a free teacher (``C_teacher = 0``) gives the
+student's own N. Dividing the exact ``C_total`` by ``6 D`` instead would mix currencies:
+the exact count includes the head and attention, which the law's N leaves out, and at these
+sizes it is 1.3-1.9x ``6 N D`` (``C_exact`` against ``C`` in the store), so the plain
+model would get that much more N than the student had for free.
 
 ``bits_table(db)`` puts plain runs (at 16 bits per parameter) and compressed models on
 the loss-against-model-bits plane; ``small_large_section(db, out)`` writes the report's
@@ -31,6 +41,37 @@ from scalelab.errors import FitError, StoreError
 
 TITLE = "Small vs large"
 TECHNIQUE_KINDS = ("distilled", "compressed")
+COMPUTE_CURRENCY = (
+    "the law's C = 6 N D with its non-embedding N; the teacher's forward pass counted as "
+    "2 N_teacher per token it ran on"
+)
+
+
+def compute_matched_n(
+    n_student: float, tokens: float, extra: dict[str, Any]
+) -> tuple[float, float]:
+    """(``N_c``, ``C_teacher`` in the law's currency) for a student of ``n_student``
+    non-embedding parameters trained on ``tokens``: the plain model whose ``6 N_c D`` equals
+    the student's ``6 N D`` plus the teacher's forward pass in the same currency.
+
+    The tokens the teacher ran on are its exact ``C_teacher`` over its exact forward FLOPs
+    per token (0 when ``alpha = 0``; every training token otherwise), each charged
+    ``2 N_teacher``; a point without the per-token count is taken to have run the teacher
+    on all ``tokens``.
+    """
+    c_teacher = float(extra.get("C_teacher") or 0.0)
+    if c_teacher <= 0:
+        return float(n_student), 0.0
+    n_teacher = extra.get("teacher_N_non_embedding")
+    if not n_teacher:
+        raise StoreError(
+            "a distilled point has C_teacher > 0 but no teacher_N_non_embedding: its teacher "
+            "cannot be put in the law's currency; re-record the student with this scalelab"
+        )
+    per_token = float(extra.get("teacher_forward_flops_per_token") or 0.0)
+    teacher_tokens = c_teacher / per_token if per_token > 0 else float(tokens)
+    c_law_teacher = 2.0 * float(n_teacher) * teacher_tokens
+    return float(n_student) + c_law_teacher / (6.0 * float(tokens)), c_law_teacher
 
 
 def _extra(row: Any) -> dict[str, Any]:
@@ -112,7 +153,8 @@ def technique_table(
         }
         if p["kind"] == "distilled":
             c_total = float(ex.get("C_total") or 0.0)
-            n_c = c_total / (6.0 * float(p["D"]))
+            # one currency on both sides: the law's 6 N D (see the module docstring)
+            n_c, c_law_teacher = compute_matched_n(float(p["N"]), float(p["D"]), ex)
             at_total = float(law.predict(N=n_c, D=float(p["D"])))
             row.update(
                 alpha=ex.get("alpha"),
@@ -122,6 +164,8 @@ def technique_table(
                 C_student=ex.get("C_student"),
                 C_teacher=ex.get("C_teacher"),
                 C_total=c_total,
+                C_law_total=6.0 * n_c * float(p["D"]),
+                C_law_teacher=c_law_teacher,
                 N_at_total_compute=n_c,
                 plain_loss_at_total_compute=at_total,
                 wins_at_total_compute=bool(float(p["loss"]) < at_total),
@@ -172,6 +216,8 @@ def distill_summary(table: pd.DataFrame) -> pd.DataFrame:
                 "multiplier_lo": g["multiplier_lo"].min(),
                 "multiplier_hi": g["multiplier_hi"].max(),
                 "C_teacher_share": (g["C_teacher"] / g["C_total"]).mean(),
+                "N_at_total_compute": g["N_at_total_compute"].mean(),
+                "plain_loss_at_total_compute": g["plain_loss_at_total_compute"].mean(),
                 "wins_at_total_compute": bool(g["wins_at_total_compute"].all()),
             }
         )

@@ -17,7 +17,7 @@ import json
 import os
 import platform
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,6 +80,8 @@ def resolve_device(name: str) -> torch.device:
 class Precision:
     name: str  # "bf16" or "fp32"
     reason: str  # why "auto" chose it (or "set by train.precision")
+    # seconds per forward-backward step of the run's model, where "auto" timed them
+    timings: Mapping[str, float] | None = None
 
     @property
     def dtype(self) -> torch.dtype | None:
@@ -101,12 +103,17 @@ def resolve_precision(
     cache_dir: str | Path | None = None,
     *,
     kept: str | None = None,
+    probe: Callable[[], Precision] | None = None,
 ) -> Precision:
     """The precision a run uses: ``train.precision`` when it names one; for ``"auto"``, the
     precision a resumed run started with (``kept``: one run never mixes two), then
     ``SCALELAB_PRECISION`` (``fp32`` or ``bf16``, to force a whole test suite or sweep one
     way), then the rule below. Call it after the run's thread count is applied: the CPU
-    probe is measured, and cached, at the current thread count."""
+    probe is measured, and cached, at the current thread count.
+
+    On a CPU, ``probe`` (the trainer's: :mod:`scalelab.train.precision_probe`, which times
+    the run's own model in both precisions) decides; without one, a 256-wide matmul probe
+    (:func:`cpu_bf16_speedup`) does, for callers that have no model to time."""
     if precision == "auto" and kept is not None:
         if kept not in PRECISIONS:
             raise ConfigError(f"the checkpoint records precision {kept!r}, not one of {PRECISIONS}")
@@ -131,6 +138,8 @@ def resolve_precision(
         if torch.cuda.is_bf16_supported():
             return Precision("bf16", "CUDA GPU with bf16 support")
         return Precision("fp32", "CUDA GPU without bf16 support")
+    if device.type == "cpu" and probe is not None:
+        return probe()
     if device.type == "cpu":
         speedup = cpu_bf16_speedup(cache_dir)
         name = "bf16" if speedup >= BF16_MIN_SPEEDUP else "fp32"
@@ -162,6 +171,11 @@ def matmul_flops(
     return 2 * n**3 / best
 
 
+def cpu_key() -> str:
+    """This CPU (model name and flags), the torch version and the thread count, hashed."""
+    return _cpu_key()
+
+
 def _cpu_key() -> str:
     model = platform.processor() or platform.machine()
     try:  # the model name and flags identify the matrix units better than platform does
@@ -172,6 +186,12 @@ def _cpu_key() -> str:
         pass
     blob = f"{model}|torch {torch.__version__}|threads {torch.get_num_threads()}"
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def cache_root(cache_dir: str | Path | None) -> Path:
+    """Where measurements are cached: ``cache_dir``, else ``$SCALELAB_CACHE``, else
+    ``~/.cache/scalelab``."""
+    return _cache_root(cache_dir)
 
 
 def _cache_root(cache_dir: str | Path | None) -> Path:

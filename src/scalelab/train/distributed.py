@@ -52,11 +52,27 @@ def check_nproc(cfg: RunConfig, nproc: int) -> int:
             f"train.micro_batch_size ({mb}) must divide the {local} sequences each of "
             f"{nproc} processes trains per step"
         )
+    have, what = _slots(cfg.train.device)
+    if nproc > have:  # more ranks than slots only thrash (--nproc 1000 took a load of 67)
+        raise ConfigError(
+            f"--nproc {nproc} is more than the {have} {what} this machine has: one process per "
+            f"{what.rstrip('s')}, so give at most {have}"
+        )
     if cfg.train.compile and nproc > 1:
         raise ConfigError(
             "train.compile with --nproc > 1 is not supported: set train.compile = false"
         )
     return local
+
+
+def _slots(device: str) -> tuple[int, str]:
+    """How many ranks the machine can place: its GPUs on a GPU run, else its CPUs."""
+    import torch
+
+    if device.startswith("cuda") or (device == "auto" and torch.cuda.is_available()):
+        return torch.cuda.device_count(), "GPUs"
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, cpus or 1), "CPUs"
 
 
 def _free_port() -> int:

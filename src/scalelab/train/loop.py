@@ -47,6 +47,8 @@ from scalelab.data.cache import TokenData
 from scalelab.data.selection import apply_selection, load_selection
 from scalelab.errors import ConfigError, StoreError, TrainingError
 from scalelab.models import build_model
+from scalelab.plugin import RunContext, apply_data_hooks, plugins, train_hooks
+from scalelab.train import branch, precision_probe
 from scalelab.train.batches import (
     TrainSampler,
     gather,
@@ -121,6 +123,8 @@ class RunSummary:
     device: str = ""
     precision: str = ""  # what the run used: fp32 or bf16 (train.precision may say auto)
     precision_reason: str = ""
+    # seconds per forward-backward step in fp32 and bf16, where "auto" timed this model
+    precision_timings: dict[str, float] | None = None
     compile: bool = False
     threads: int | None = None  # CPU threads (see device.ThreadPolicy)
     micro_batch_size: int = 0  # sequences per forward/backward
@@ -128,18 +132,36 @@ class RunSummary:
     started: str = ""
     finished: str = ""
     path: str = ""
-    # knowledge distillation: the teacher and C_student / C_teacher / C_total (techniques.distill)
-    distill: dict[str, Any] | None = None
     # data.select: method, label, keep, kept_fraction, unit, corpus_hash, reference
     selection: dict[str, Any] | None = None
+    # a WSD branch: its parent, branch point and the tokens it trained itself
+    branch: dict[str, Any] | None = None
+    # the plug-ins' pieces (scalelab.plugin.TrainHook.summary), each a top-level key of
+    # summary.json: "distill" holds the teacher and C_student / C_teacher / C_total
+    pieces: dict[str, Any] = field(default_factory=dict)
+
+    def __getattr__(self, name: str) -> Any:
+        """A plug-in's piece by its key (``summary.distill``); None if the run has none."""
+        if name.startswith("_") or name == "pieces":
+            raise AttributeError(name)
+        if name in self.pieces or name in {p.summary_key for p in plugins()}:
+            return self.pieces.get(name)
+        raise AttributeError(f"RunSummary has no field {name!r}")
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """summary.json: the fields, then every registered plug-in's key (its piece, or
+        None where it did nothing in this run)."""
+        d = dataclasses.asdict(self)
+        pieces = d.pop("pieces")
+        d.update({p.summary_key: None for p in plugins() if p.summary_key})
+        d.update(pieces)
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RunSummary:
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
+        names = {f.name for f in dataclasses.fields(cls)} - {"pieces"}
+        pieces = {k: v for k, v in d.items() if k not in names and isinstance(v, dict)}
+        return cls(**{k: v for k, v in d.items() if k in names}, pieces=pieces)
 
     @classmethod
     def load(cls, run_dir: str | Path) -> RunSummary:
@@ -544,10 +566,9 @@ class _Run:
                     f"(scalelab.data.TokenData); {type(data).__name__} cannot: pass it whole"
                 )
             data = take(cfg.data.fraction)
-        if cfg.data.canaries is not None:  # after the fraction: each copy is seen as planned
-            from scalelab.memorization.canaries import insert_canaries
-
-            data = insert_canaries(data, cfg.data.canaries)[0]  # type: ignore[arg-type]
+        # the plug-ins' data hooks (scalelab.plugin), after the fraction: canaries are
+        # planted in the tokens the run sees, each copy as often as planned
+        data = apply_data_hooks(cfg, data)
         self.data = data
         counted = count(cfg.model, causal=cfg.model.causal).to_dict()
         self.params, self.flops = counted["params"], counted["flops"]
@@ -564,6 +585,14 @@ class _Run:
             self.total_steps * self.tokens_per_step, self.budget_note, int(data.unique_tokens)
         )
         check_memory(cfg, self.device, self.micro)
+        # WSD branches (scalelab.train.branch): the steps whose state this run keeps, and
+        # for a branch the parent's state it starts from, both checked before any work
+        self.save_steps = branch.save_steps(tc, self.tokens_per_step, self.total_steps)
+        self.branch_from = (
+            branch.locate(cfg, run_dir, self.tokens_per_step, self.total_steps)
+            if tc.branch_of is not None
+            else None
+        )
         if self.device.type == "cuda":  # TF32 tensor cores for fp32 matmuls
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
@@ -571,12 +600,12 @@ class _Run:
         torch.manual_seed(tc.seed)
         self.model = build_model(cfg.model).to(self.device)
         self.model.train()
-        self.distiller: Any = None
-        if cfg.distill.active:  # after build_model: init_every may overwrite the weights
-            from scalelab.techniques.distill import Distiller
-
-            # train: a teacher given as a run TOML is trained first, by this same loop
-            self.distiller = Distiller(cfg, run_dir.parent, self.device, self.model, train)
+        # the active plug-ins' training hooks (distillation: the teacher and its loss term),
+        # after build_model: a hook may overwrite the fresh weights (distill.init_every).
+        # The runs this one needs (scalelab.plugin.run_needs: a teacher) are finished
+        # already: the sweep and `scalelab train` train them first, never this loop
+        self.context = RunContext(cfg, run_dir, self.device, self.model)
+        self.hooks = train_hooks(self.context)
         self.optimizer = make_optimizer(self.model, cfg, self.device)
         self.forward: nn.Module = self.model
         if tc.compile:
@@ -634,8 +663,8 @@ class _Run:
                 / denom
             )
             loss = lm
-            if self.distiller is not None:
-                loss = self.distiller.loss(lm, logits, x, y, denom)
+            for _, hook in self.hooks:
+                loss = hook.loss(loss, logits, x, y, denom)
             loss = loss * self.world  # DDP averages over ranks; the global mean is their sum
             aux = getattr(self.model, "aux_loss", None)
             if aux is not None:
@@ -658,6 +687,9 @@ class _Run:
     def _resume(self) -> None:
         remove_temporaries(self.dir / rundir.CHECKPOINTS)  # a killed run's half checkpoint
         ckpt = latest_checkpoint(self.dir / rundir.CHECKPOINTS)
+        branching = ckpt is None and self.branch_from is not None
+        if branching:  # a branch's first start: from the parent's stable-phase state
+            ckpt = self.branch_from
         work = float(self.flops["forward_per_token"]) * self.micro * self.cfg.model.context
         extra = ckpt.state.get("extra", {}) if ckpt is not None else {}
         self.thread_policy = ThreadPolicy(self.device, work, extra.get("threads"))
@@ -665,22 +697,44 @@ class _Run:
         # after the threads: the CPU's bf16 probe is measured (and cached) at the thread count
         # the run uses; a resumed run keeps the precision it started with
         tc = self.cfg.train
+
+        def probe() -> Precision:  # "auto" on a CPU: time this run's own model
+            timings, cached = precision_probe.step_timings(
+                self.cfg, self.micro, self.device, self.cfg.data.cache_dir
+            )
+            return precision_probe.choose(timings, cached)
+
         self.precision = resolve_precision(
-            tc.precision, self.device, self.cfg.data.cache_dir, kept=extra.get("precision")
+            tc.precision,
+            self.device,
+            self.cfg.data.cache_dir,
+            kept=extra.get("precision"),
+            probe=probe,
         )
         self.evaluate = _Evaluator(self.cfg, self.data, self.device, self.precision, self.micro)
-        if self.distiller is not None:  # the teacher runs in the student's precision
-            self.distiller.precision = self.precision
+        self.context.precision = self.precision  # a teacher runs in the student's precision
         if ckpt is None:
             self.metrics.truncate_after(-1)  # nothing to continue from: start afresh
             return
         ckpt.restore(self.model, self.optimizer)
         s = ckpt.state
+        if branching:  # the parent's step and losses; the timers are the branch's own
+            self.state = _State(
+                step=ckpt.step,
+                train_loss=s.get("train_loss"),
+                val_loss=s.get("val_loss"),
+                best_val_loss=s.get("best_val_loss"),
+                started=_now(),
+            )
+            self.metrics.truncate_after(-1)
+            for row in branch.parent_metrics(self.cfg, self.dir, ckpt.step):
+                self.metrics.append(row)
+            return
         known = {f.name for f in dataclasses.fields(_State)}
         self.state = _State(**{k: v for k, v in s.items() if k in known})
         self.metrics.truncate_after(self.state.step)
 
-    def _checkpoint(self) -> None:
+    def _checkpoint(self, root: str = rundir.CHECKPOINTS, keep: int = 2) -> None:
         if not self.writer:
             return
         state = dataclasses.asdict(self.state)
@@ -690,9 +744,7 @@ class _Run:
             "threads": self.thread_policy.count if self.thread_policy.enabled else None,
             "precision": self.precision.name,
         }
-        save_checkpoint(
-            self.dir / rundir.CHECKPOINTS, self.state.step, self.model, self.optimizer, state
-        )
+        save_checkpoint(self.dir / root, self.state.step, self.model, self.optimizer, state, keep)
 
     def _eval(self, row: dict[str, Any]) -> None:
         t0 = time.perf_counter()
@@ -758,7 +810,8 @@ class _Run:
                     seg_start = time.perf_counter()
                 is_eval = done % tc.eval_every == 0 or done == self.total_steps
                 is_ckpt = done % tc.checkpoint_every == 0 or done == self.total_steps
-                if not (is_eval or is_ckpt or done % log_every == 0):
+                keep_state = done in self.save_steps  # a branch point (train.save_at)
+                if not (is_eval or is_ckpt or keep_state or done % log_every == 0):
                     continue
                 # a log step: one host sync for the whole window of steps
                 stacked = torch.stack(losses)
@@ -839,6 +892,8 @@ class _Run:
                     status = "stopped_early"
                 if is_ckpt or stop:
                     self._checkpoint()
+                if keep_state:  # kept whole, every one: branches start from them
+                    self._checkpoint(branch.BRANCH_POINTS, keep=len(self.save_steps))
                 if stop:
                     break
                 losses, norms, window_start = [], [], done
@@ -905,6 +960,7 @@ class _Run:
             device=str(self.device),
             precision=self.precision.name,
             precision_reason=self.precision.reason,
+            precision_timings=dict(self.precision.timings) if self.precision.timings else None,
             compile=tc.compile,
             threads=self.thread_policy.count if self.thread_policy.enabled else None,
             micro_batch_size=self.micro,
@@ -913,9 +969,12 @@ class _Run:
             finished=_now(),
             path=str(self.dir),
             selection=self.selection,
+            branch=branch.summary_fields(self.cfg, tokens),
         )
-        if self.distiller is not None:
-            summary.distill = self.distiller.summary(tokens, summary.flops_total)
+        for plugin, hook in self.hooks:
+            piece = hook.summary(tokens, summary.flops_total)
+            if piece is not None:
+                summary.pieces[plugin.summary_key or plugin.name] = piece
         if self.writer:
             rundir.write_json(self.dir / rundir.SUMMARY, summary.to_dict())
         return summary

@@ -8,8 +8,13 @@ short, or stretched for a longer run, mis-estimates the loss of every run but th
 
 * ``cosine``: linear warmup, then half a cosine from ``lr`` to ``lr * min_lr_ratio``
   (Loshchilov & Hutter 2017, as used by GPT-3 and Chinchilla).
-* ``wsd``: warmup, stable at ``lr``, then a linear decay over the last ``decay_fraction``
-  of the updates (Hu et al. 2024, "MiniCPM"; Hägele et al. 2024).
+* ``wsd``: warmup, stable at ``lr``, then a decay (the *cooldown*) over the last
+  ``decay_fraction`` of the updates (Hu et al. 2024, "MiniCPM"; Hägele et al. 2024), of
+  shape ``train.cooldown``: ``linear``, or ``1-sqrt`` (``1 - sqrt(x)`` of the cooldown's
+  progress ``x``, which Hägele et al. 2024, sec. 3 and fig. 5, find better than linear).
+  Because the stable phase does not depend on the run's length, a run of any shorter
+  length can branch off a longer run's stable state and run only its own cooldown
+  (:mod:`scalelab.train.branch`).
 * ``constant``: warmup, then ``lr``.
 """
 
@@ -24,6 +29,13 @@ def warmup_steps(cfg: TrainConfig, total: int) -> int:
     return min(total - 1, round(cfg.warmup * total)) if total > 1 else 0
 
 
+def cooldown_start(cfg: TrainConfig, total: int) -> int:
+    """The first update of a WSD run's cooldown: updates before it run at the peak rate
+    (after warmup), whatever the run's length."""
+    n_decay = max(1, round(cfg.decay_fraction * total))
+    return max(warmup_steps(cfg, total), total - n_decay)
+
+
 def lr_at(step: int, total: int, cfg: TrainConfig) -> float:
     """Learning rate of update ``step`` (0-based) in a run of ``total`` updates."""
     if not 0 <= step < total:
@@ -35,12 +47,13 @@ def lr_at(step: int, total: int, cfg: TrainConfig) -> float:
     if cfg.schedule == "constant":
         return peak
     if cfg.schedule == "wsd":
-        n_decay = max(1, round(cfg.decay_fraction * total))
-        start = max(warm, total - n_decay)
+        start = cooldown_start(cfg, total)
         if step < start:
             return peak
         span = total - 1 - start
         frac = 1.0 if span <= 0 else (step - start) / span
+        if cfg.cooldown == "1-sqrt":
+            return floor + (peak - floor) * (1.0 - math.sqrt(frac))
         return peak + (floor - peak) * frac
     span = total - 1 - warm
     frac = 1.0 if span <= 0 else (step - warm) / span

@@ -16,17 +16,16 @@ node sees; a task whose worker dies is retried and resumes from its checkpoint.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from scalelab.study.ray_backend import connect, ray_failure, remote_runs
+from scalelab.study.ray_backend import RayTasks, connect
 from scalelab.tune.trial import (
     Reporter,
     TrialTask,
-    fail_trial_dir,
-    record_trial,
     storage_reporter,
     train_trial,
     trial_config_id,
@@ -51,7 +50,7 @@ class _PruneDesk:
         self.reporters.pop((group, trial_id), None)
 
 
-def _remote_trial(task: TrialTask, threads: int, desk: Any) -> dict[str, Any]:
+def _remote_trial(task: TrialTask, threads: int, device: str | None, desk: Any) -> dict[str, Any]:
     """One trial inside a Ray task: train (resuming what a dead attempt left), return the
     run's record."""
     import ray
@@ -60,6 +59,8 @@ def _remote_trial(task: TrialTask, threads: int, desk: Any) -> dict[str, Any]:
     from scalelab.study.records import read_run
 
     torch.set_num_threads(threads)
+    if device is not None:
+        task = _on_device(task, device)
     report: Reporter | None = None
     if desk is not None:
 
@@ -67,23 +68,23 @@ def _remote_trial(task: TrialTask, threads: int, desk: Any) -> dict[str, Any]:
             return bool(ray.get(desk.report.remote(task.group, task.trial_id, step, value)))
 
     seconds, _ = train_trial(task, report)
+    if desk is not None:  # the desk's reporter for this trial is no longer needed
+        desk.forget.remote(task.group, task.trial_id)
     return {"seconds": seconds, "record": read_run(Path(task.out) / trial_config_id(task))}
 
 
-def run_trials_on_ray(
-    queue: list[str],
-    ask: Callable[[str], tuple[Any, TrialTask]],
-    tell: Callable[[Any, TrialTask, Mapping[str, Any]], None],
-    *,
+@contextlib.contextmanager
+def trials_on_ray(
     address: str | None,
     workers: int | None,
     threads: int,
     db: str,
     spec: Mapping[str, Any],
     pruning: bool,
-) -> None:
-    """At most ``workers`` trials in flight (default: the cluster's capacity); a new trial
-    is asked only when a slot frees, so the sampler sees every result so far."""
+) -> Iterator[RayTasks]:
+    """The pool's Ray backend for trials (:class:`~scalelab.study.ray_backend.RayTasks`):
+    at most ``workers`` trials in flight (default: the cluster's capacity), and, when the
+    search prunes, the prune desk on this node."""
     with connect(address) as ray:
         desk = None
         if pruning:
@@ -98,32 +99,7 @@ def run_trials_on_ray(
                 )
                 .remote(db, spec)
             )
-        remote, limit, device = remote_runs(ray, _remote_trial, threads, workers)
-        pending = list(queue)
-        in_flight: dict[Any, tuple[Any, TrialTask]] = {}
-        try:
-            while pending or in_flight:
-                while pending and len(in_flight) < limit:
-                    trial, task = ask(pending.pop(0))
-                    if device is not None:
-                        task = _on_device(task, device)
-                    in_flight[remote.remote(task, threads, desk)] = (trial, task)
-                done, _ = ray.wait(list(in_flight), num_returns=1)
-                for ref in done:
-                    trial, task = in_flight.pop(ref)
-                    try:
-                        res = ray.get(ref)
-                        out = record_trial(task, res["seconds"], res["record"])
-                    except ray.exceptions.RayError as e:  # raised, or died on every attempt
-                        fail_trial_dir(task, ray_failure(e))
-                        out = record_trial(task, 0.0)
-                    if desk is not None:
-                        desk.forget.remote(task.group, task.trial_id)
-                    tell(trial, task, out)
-        except BaseException:
-            for ref in in_flight:
-                ray.cancel(ref, force=True)
-            raise
+        yield RayTasks(ray, _remote_trial, threads, workers, extra=(desk,))
 
 
 def _on_device(task: TrialTask, device: str) -> TrialTask:
@@ -131,4 +107,4 @@ def _on_device(task: TrialTask, device: str) -> TrialTask:
     return dataclasses.replace(task, config=config)
 
 
-__all__ = ["run_trials_on_ray"]
+__all__ = ["trials_on_ray"]

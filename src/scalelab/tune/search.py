@@ -22,10 +22,11 @@ Pruning (``median``, ``hyperband``) reads the validation loss at each evaluation
 
 from __future__ import annotations
 
-import concurrent.futures as cf
-import multiprocessing
+import contextlib
+import os
+import socket
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ from typing import Any
 from scalelab.config import RunConfig, run_config_from_dict
 from scalelab.errors import ConfigError
 from scalelab.study.grid import PlannedRun, expand
+from scalelab.study.pool import InProcess, Job, LocalProcesses, run_pool
 from scalelab.study.ray_backend import check_backend
 from scalelab.study.store import Store
 from scalelab.study.studyfile import Study, as_study, load_study
@@ -148,15 +150,64 @@ def _finished_count(ostudy: Any) -> int:
     )
 
 
+def _driver() -> str:
+    """Who asked a trial: this host and process (a trial another live ``tune`` is running
+    is its, not an interrupted one)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _alive(driver: Any) -> bool:
+    host, _, pid = str(driver).rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
+
+
 def _recover(ostudy: Any) -> int:
     """Trials left running by a killed process: marked failed (``interrupted``, not
-    counted) and their parameters asked again first, so their runs resume."""
+    counted) and their parameters asked again first, so their runs resume. Trials that
+    another ``tune`` on this store is running now are its own: left alone."""
     from optuna.trial import TrialState
 
-    stale = ostudy.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    stale = [
+        t
+        for t in ostudy.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        if not _alive(t.user_attrs.get("driver"))
+    ]
     for t in stale:
         _ask_again(ostudy, t)
     return len(stale)
+
+
+@contextlib.contextmanager
+def _budget_lock(db: Path) -> Iterator[None]:
+    """Serialises "count the trials, ask one" across every ``tune`` on one store."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    with open(db.with_name(f".{db.name}.tune-lock"), "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _taken(ostudy: Any) -> int:
+    """Trials that count against ``trials`` now: finished ones and those running (in this
+    process or in another ``tune`` on the same store)."""
+    from optuna.trial import TrialState
+
+    running = ostudy.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    return _finished_count(ostudy) + len(running)
 
 
 def _ask_again(ostudy: Any, trial: Any) -> None:
@@ -224,6 +275,11 @@ def tune(
     ts: TuneSpec = tune_spec
     if sampler is not None:  # --sampler: the same space searched another way
         ts = parse_tune({**_raw(ts), "sampler": sampler})
+    if spec_study.branches:  # a trial is one run from scratch; a branch needs its parent
+        raise ConfigError(
+            'tune searches dedicated runs: remove study.budgets = "branches" (and '
+            "study.cooldown) from the study it tunes"
+        )
     runs = expand(spec_study)
     _check_space(ts.space, runs)
     n_trials = ts.trials_per_group(trials)
@@ -265,9 +321,15 @@ def tune(
     left = {name: max(0, n_trials - _finished_count(s)) for name, s in studies.items()}
     queue = _interleave(left)
 
-    def ask(name: str) -> tuple[Any, TrialTask]:
+    def ask(name: str) -> tuple[Any, TrialTask] | None:
+        """The next trial of group ``name``, or None when its budget is spent (two tunes
+        on one store share ``trials``: the count and the ask happen under one lock)."""
         ostudy, run = studies[name], bases[name]
-        trial = ostudy.ask()
+        with _budget_lock(db_path):
+            if _taken(ostudy) >= n_trials:
+                return None
+            trial = ostudy.ask()
+            trial.set_user_attr("driver", _driver())
         params = {p.key: p.suggest(trial) for p in ts.space}
         cfg = trial_config(run.config, params)
         task = TrialTask(
@@ -315,34 +377,18 @@ def tune(
             f"{best_s}  [{res['seconds']:.1f}s]"
         )
 
-    if backend == "ray":
-        from scalelab.tune.ray_trials import run_trials_on_ray
-
-        run_trials_on_ray(
-            queue,
-            ask,
-            tell,
-            address=address,
-            workers=workers,
-            threads=threads or 1,
-            db=str(db_path.resolve()),
-            spec={k: v for k, v in ts.to_dict().items() if k != "space"},
-            pruning=ts.pruner != "none",
-        )
-    elif (workers or 1) == 1:
-        import torch
-
-        saved = torch.get_num_threads()
-        if threads is not None:
-            torch.set_num_threads(threads)
-        try:
-            for name in queue:
-                trial, task = ask(name)
-                tell(trial, task, run_trial(task))
-        finally:
-            torch.set_num_threads(saved)
-    else:
-        _run_parallel(queue, ask, tell, workers or 1, threads or 1)
+    _run_trials(
+        queue,
+        ask,
+        tell,
+        backend=backend,
+        address=address,
+        workers=workers,
+        threads=threads,
+        db=str(db_path.resolve()),
+        spec={k: v for k, v in ts.to_dict().items() if k != "space"},
+        pruning=ts.pruner != "none",
+    )
 
     for name, ostudy in studies.items():
         result.groups.append(_group_result(name, bases[name], ostudy))
@@ -375,80 +421,78 @@ def _interleave(left: Mapping[str, int]) -> list[str]:
     return out
 
 
-def _run_parallel(
+def _run_trials(
     queue: list[str],
-    ask: Callable[[str], tuple[Any, TrialTask]],
+    ask: Callable[[str], tuple[Any, TrialTask] | None],
     tell: Callable[[Any, TrialTask, Mapping[str, Any]], None],
-    workers: int,
-    threads: int,
+    *,
+    backend: str,
+    address: str | None,
+    workers: int | None,
+    threads: int | None,
+    db: str,
+    spec: Mapping[str, Any],
+    pruning: bool,
 ) -> None:
-    """At most ``workers`` trials in flight, in spawned processes (as ``sweep`` does);
-    a new trial is asked only when a slot frees, so the sampler sees every result so far.
+    """Every trial through the one pool (:func:`scalelab.study.pool.run_pool`), as ``sweep``
+    runs its runs: in this process, in ``workers`` spawned processes, or as Ray tasks. A
+    new trial is asked only when a slot frees, so the sampler sees every result so far.
 
-    A worker that dies (killed, out of memory) breaks the pool: every trial in flight is
-    marked interrupted and asked again first, with its values, so its run resumes from its
-    checkpoint in a new pool. As in ``sweep``, the interrupted trials then run alone until
-    they end, and a trial whose worker dies while it runs alone
-    :data:`~scalelab.study.executor.MAX_POOL_CRASHES` times is failed."""
-    from scalelab.study.executor import MAX_POOL_CRASHES, _init_worker
+    A worker that dies (killed, out of memory) breaks a local pool: every trial in flight
+    is marked interrupted and asked again first, with its values, so its run resumes from
+    its checkpoint in a new pool; the interrupted trials then run alone until they end, and
+    a trial whose worker dies while it runs alone
+    :data:`~scalelab.study.pool.MAX_POOL_CRASHES` times is failed. On Ray a dead worker's
+    task is retried by Ray itself."""
+    jobs = [Job(group) for group in queue]  # a group's next trial, asked when it starts
+    trials: dict[int, Any] = {}  # trial id -> the Optuna trial (it stays in this process)
 
-    ctx = multiprocessing.get_context("spawn")
+    def start(job: Job) -> tuple[Any, str] | None:
+        got = ask(job.key)
+        if got is None:  # the group's budget is spent (another tune on the store took it)
+            return None
+        trial, task = got
+        trials[task.trial_id] = trial
+        return task, trial_config_id(task)
 
-    def new_pool() -> cf.ProcessPoolExecutor:
-        return cf.ProcessPoolExecutor(
-            workers, mp_context=ctx, initializer=_init_worker, initargs=(None, threads)
+    def finished(job: Job, task: TrialTask, res: Mapping[str, Any]) -> bool:
+        tell(trials.pop(task.trial_id), task, res)
+        return True
+
+    def failed(job: Job, task: TrialTask | None, why: str) -> None:
+        if task is None:  # a trial needs no other run: never reached
+            return
+        fail_trial_dir(task, why)
+        tell(trials.pop(task.trial_id), task, record_trial(task, 0.0))
+
+    def retry(job: Job, task: TrialTask) -> Job:
+        trial = trials.pop(task.trial_id)
+        _ask_again(trial.study, trial)  # asked first, with its values: its run resumes
+        return job
+
+    hooks: dict[str, Any] = {"start": start, "failed": failed, "retry": retry}
+    if backend == "ray":
+        from scalelab.tune.ray_trials import trials_on_ray
+
+        def finished_remote(job: Job, task: TrialTask, res: Mapping[str, Any]) -> bool:
+            return finished(job, task, record_trial(task, res["seconds"], res["record"]))
+
+        with trials_on_ray(address, workers, threads or 1, db, spec, pruning) as tasks:
+            run_pool(jobs, tasks, finished=finished_remote, **hooks)
+    elif (workers or 1) > 1:
+        run_pool(
+            jobs, LocalProcesses(run_trial, workers or 1, threads or 1), finished=finished, **hooks
         )
+    else:
+        import torch
 
-    pool = new_pool()
-    pending = list(queue)
-    in_flight: dict[cf.Future[dict[str, Any]], tuple[Any, TrialTask]] = {}
-    suspects: set[str] = set()  # groups whose re-asked trial must run alone
-    crashes: dict[str, int] = {}  # run id -> deaths while it ran alone
-    try:
-        while pending or in_flight:
-            while pending and len(in_flight) < workers:
-                if in_flight and (pending[0] in suspects or suspects & _groups(in_flight)):
-                    break
-                trial, task = ask(pending.pop(0))
-                in_flight[pool.submit(run_trial, task)] = (trial, task)
-            done, _ = cf.wait(in_flight, return_when=cf.FIRST_COMPLETED)
-            broken: list[tuple[Any, TrialTask]] = []
-            for fut in done:
-                trial, task = in_flight.pop(fut)
-                try:
-                    res = fut.result()
-                except cf.process.BrokenProcessPool:
-                    broken.append((trial, task))
-                    continue
-                suspects.discard(task.group)
-                tell(trial, task, res)
-            if not broken:
-                continue
-            broken += list(in_flight.values())  # a broken pool takes every trial in it
-            in_flight.clear()
-            pool.shutdown(wait=False, cancel_futures=True)
-            for trial, task in broken:
-                run_id = trial_config_id(task)
-                if len(broken) == 1:  # alone in the pool: this trial killed its worker
-                    crashes[run_id] = crashes.get(run_id, 0) + 1
-                    if crashes[run_id] >= MAX_POOL_CRASHES:
-                        suspects.discard(task.group)
-                        why = f"its worker process died {MAX_POOL_CRASHES} times (out of memory?)"
-                        fail_trial_dir(task, why)
-                        tell(trial, task, record_trial(task, 0.0))
-                        continue
-                _ask_again(trial.study, trial)
-                suspects.add(task.group)
-                pending.insert(0, task.group)
-            pool = new_pool()
-    except BaseException:
-        pool.shutdown(wait=False, cancel_futures=True)
-        raise
-    pool.shutdown(wait=True)
-
-
-def _groups(in_flight: Mapping[Any, tuple[Any, TrialTask]]) -> set[str]:
-    return {task.group for _, task in in_flight.values()}
+        saved = torch.get_num_threads()
+        if threads is not None:
+            torch.set_num_threads(threads)
+        try:
+            run_pool(jobs, InProcess(run_trial), finished=finished, **hooks)
+        finally:
+            torch.set_num_threads(saved)
 
 
 def _group_result(name: str, run: PlannedRun, ostudy: Any) -> GroupResult:

@@ -27,7 +27,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from scalelab.config import SECTIONS, read_toml
+from scalelab.config import config_sections, read_toml
 from scalelab.errors import ConfigError, did_you_mean
 from scalelab.study.studyfile import check_key
 
@@ -131,7 +131,7 @@ class TuneSpec:
 
 
 def _field_type(section: str, key: str) -> Any:
-    hint = typing.get_type_hints(SECTIONS[section])[key]
+    hint = typing.get_type_hints(config_sections()[section])[key]
     args = [a for a in typing.get_args(hint) if a is not type(None)]
     return args[0] if args else hint
 

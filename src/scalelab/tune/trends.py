@@ -11,7 +11,6 @@ eta_opt = 0.3118 C^-0.125, B_opt = 0.292 C^0.3271, against compute) and Porian e
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +26,7 @@ def trial_points(db: str | Path, study: str | None = None) -> Any:
     import pandas as pd
 
     from scalelab.study.points import load_points
-    from scalelab.study.store import Store
+    from scalelab.study.store import Store, json_column
 
     df = load_points(db, study=study, kind="trial", status=None)
     with Store(db, create=False) as store:
@@ -36,7 +35,12 @@ def trial_points(db: str | Path, study: str | None = None) -> Any:
             + (" AND study = ?" if study else ""),
             (study,) if study else (),
         )
-    extra = {(r["study"], r["run_id"]): json.loads(r["extra_json"] or "{}") for r in rows}
+    extra = {
+        (r["study"], r["run_id"]): json_column(
+            r["extra_json"], "extra_json", f"{r['study']}/{r['run_id']}", db
+        )
+        for r in rows
+    }
     info = [extra.get((s, r), {}) for s, r in zip(df["study"], df["run_id"], strict=True)]
     df["group"] = [e.get("group") for e in info]
     df["trial"] = [e.get("trial") for e in info]
@@ -217,7 +221,7 @@ def sampler_comparison(db: str | Path, study: str, *, within: float = 0.01) -> A
     import optuna
     import pandas as pd
 
-    from scalelab.study.store import Store
+    from scalelab.study.store import Store, json_column
     from scalelab.tune.storage import optuna_storage
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -225,7 +229,12 @@ def sampler_comparison(db: str | Path, study: str, *, within: float = 0.01) -> A
         rows_ = store.query(
             "SELECT size, extra_json FROM points WHERE study = ? AND kind = 'trial'", (study,)
         )
-    sizes = {json.loads(r["extra_json"] or "{}").get("group"): r["size"] for r in rows_}
+    sizes = {
+        json_column(r["extra_json"], "extra_json", f"{study} (size {r['size']})", db).get(
+            "group"
+        ): r["size"]
+        for r in rows_
+    }
     storage = optuna_storage(db)
     rows = []
     for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):

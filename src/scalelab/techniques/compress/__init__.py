@@ -150,6 +150,8 @@ def compress(
             "training, which scalelab does not do; use GPTQ (--algorithm gptq) instead"
         )
     _check_level(method, level)
+    name = f"{Path(run).name}-{_tag(method, level, opts, recover)}"
+    _check_out(Path(out) if out is not None else Path(run).parent / name, name)
     dev = torch.device(device)
     parent = base.load_parent(run, dev)
     cfg, model = parent.cfg, parent.model
@@ -259,6 +261,19 @@ def _check_level(method: str, level: float) -> None:
             "share": "the adjacent blocks per group, a whole number >= 2",
         }[method]
         raise ConfigError(f"{method} --level {level:g} is out of range: it is {what}")
+
+
+def _check_out(target: Path, name: str) -> None:
+    """The derived run goes to a new path or replaces this same compression's earlier
+    output; never a run, another derived run, an export or a store (refused before work)."""
+    from scalelab.outputs import check_output
+
+    check_output(
+        target,
+        "--out",
+        folder=True,
+        own=lambda a: a.kind == "derived run" and a.summary.get("run_id") == name,
+    )
 
 
 def _write_derived(result: CompressResult, parent: Any, model: Any, data: Any) -> None:

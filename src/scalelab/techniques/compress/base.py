@@ -25,8 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from scalelab import rundir
-from scalelab.config import RunConfig, run_config_from_dict
+from scalelab.config import RunConfig
 from scalelab.errors import ConfigError
 
 BASE_BITS = 16  # an untouched weight is stored as a 16-bit float
@@ -61,28 +60,15 @@ class Parent:
 
 
 def load_parent(run: str | Path, device: torch.device | None = None) -> Parent:
-    """Load the newest intact checkpoint of a finished run directory."""
-    run_dir = Path(run)
-    if not (run_dir / rundir.CONFIG).is_file():
-        raise ConfigError(
-            f"{run_dir} is not a run directory (no {rundir.CONFIG}): name a finished run"
-        )
-    summary_path = run_dir / rundir.SUMMARY
-    summary = rundir.read_json(summary_path) if summary_path.is_file() else {}
-    if summary.get("status") not in ("finished", "stopped_early"):
-        raise ConfigError(f"{run_dir} has not finished training: compress a finished run")
-    cfg = run_config_from_dict(rundir.read_json(run_dir / rundir.CONFIG))
-    from scalelab.models import build_model
-    from scalelab.train.checkpoint import latest_checkpoint
+    """The finished run ``run`` (:func:`scalelab.runs.open_run`), its newest intact
+    checkpoint on ``device``."""
+    from scalelab.runs import open_run
 
-    ckpt = latest_checkpoint(run_dir / rundir.CHECKPOINTS)
-    if ckpt is None:
-        raise ConfigError(f"{run_dir} has no intact checkpoint to compress")
-    with torch.random.fork_rng(devices=[]):
-        model = build_model(cfg.model).to(device or torch.device("cpu"))
-    ckpt.restore(model)
-    model.eval()
-    return Parent(run_dir, cfg, model, summary)
+    opened = open_run(run)
+    if opened.is_export:
+        raise ConfigError(f"{run} is a Hugging Face export: compress the run it was made from")
+    model = opened.load_model(device or torch.device("cpu"))
+    return Parent(opened.path, opened.cfg, model, opened.summary)
 
 
 def body_linears(model: nn.Module) -> list[tuple[str, nn.Linear]]:

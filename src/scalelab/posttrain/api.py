@@ -1,0 +1,219 @@
+"""``posttrain(run, method, task)``: one stage, every check before any work (``scalelab posttrain``).
+
+========  ===========================================  ===================================
+method    parent                                       reward (``--reward``)
+========  ===========================================  ===================================
+sft       a pretrained run (or any policy stage)       --
+reward    the LM the reward model starts from          the gold labelling the pairs
+          (pairs: the parent's samples, or a pair      (``grader`` or a reward-model run)
+          file)
+dpo       the reference policy (usually the SFT run)   the gold labelling the pairs
+rl        the reference policy (usually the SFT run)   ``grader`` or a reward-model run
+pairs     the policy whose samples are paired          the gold labelling the pairs
+eval      any policy: its accuracy and reward, as a    --
+          point (the "pretrain" row of a table)
+========  ===========================================  ===================================
+
+A stage that finished before is returned as it is (its summary); one that was interrupted
+resumes from its newest checkpoint.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from scalelab.errors import ConfigError
+from scalelab.posttrain.config import PosttrainConfig
+from scalelab.posttrain.stage import Parent, Stage, make_stage, open_parent, tokenizer_of
+from scalelab.posttrain.tasks import get_verifiable
+
+METHODS = ("sft", "reward", "dpo", "rl", "pairs", "eval")
+GRADER = "grader"
+
+
+def resolve_reward(reward: str | None, method: str) -> tuple[str | None, Parent | None]:
+    """(the reward's name in the stage id, the reward-model run) -- checked."""
+    if method in ("sft", "eval"):
+        if reward is not None:
+            raise ConfigError(f"--reward is not read by --method {method}; leave it out")
+        return None, None
+    if reward is None or reward == GRADER:
+        return GRADER, None
+    rm = open_parent(reward, "--reward")
+    if not rm.is_reward_model:
+        raise ConfigError(
+            f"--reward {reward!r} is not a reward model (a stage of --method reward) nor "
+            f"{GRADER!r}: train one with `scalelab posttrain RUN --method reward --task T`"
+        )
+    return rm.run_id, rm
+
+
+def prepare(
+    run: str | Path,
+    method: str,
+    task: str,
+    cfg: PosttrainConfig,
+    *,
+    reward: str | None = None,
+    out: str | Path | None = None,
+    key: dict[str, Any] | None = None,
+) -> tuple[Stage, Parent | None]:
+    """The stage and its reward model, every input checked; nothing is written."""
+    if method not in (*METHODS, "bon"):
+        raise ConfigError(f"--method {method!r} is not one of {', '.join(METHODS)}")
+    get_verifiable(task)  # a task without a grader cannot be sampled, scored or rewarded
+    parent = open_parent(run)
+    tokenizer_of(parent)
+    if parent.is_reward_model:
+        raise ConfigError(
+            f"RUN {str(run)!r} is a reward model; --method {method} starts from a policy "
+            "(a pretrained run or an sft, dpo or rl stage)"
+        )
+    if parent.kind == "posttrain" and parent.meta.get("task") != task and method != "eval":
+        raise ConfigError(
+            f"RUN {str(run)!r} was post-trained on task {parent.meta.get('task')!r}, not "
+            f"{task!r}: continue on the same task or start from a pretrained run"
+        )
+    reward_name, rm = resolve_reward(reward, method)
+    if rm is not None and rm.run_cfg.data.tokenizer != parent.run_cfg.data.tokenizer:
+        raise ConfigError("--reward reads another tokenizer than RUN; use runs of one corpus")
+    if method in ("reward", "dpo") and cfg.pairs_file:
+        from scalelab.posttrain.pairs import read_pairs
+
+        read_pairs(cfg.pairs_file, task)  # a malformed pair file fails here, before any work
+    extra = {"reward_dir": str(rm.run_dir.resolve())} if rm is not None else {}
+    return make_stage(method, parent, task, reward_name, cfg, out, extra, key), rm
+
+
+def posttrain(
+    run: str | Path,
+    method: str,
+    task: str,
+    cfg: PosttrainConfig | None = None,
+    *,
+    reward: str | None = None,
+    out: str | Path | None = None,
+    db: str | Path | None = None,
+    log: Any = None,
+) -> dict[str, Any]:
+    """Run one stage (see the module docstring); its summary, and with ``db`` its points."""
+    cfg = cfg or PosttrainConfig()
+    stage, rm = prepare(run, method, task, cfg, reward=reward, out=out)
+    if not stage.finished:
+        stage.write_config()
+        summary = _run(stage, rm, log)
+    else:
+        summary = stage.summary()
+    if db is not None:
+        record(stage, summary, db)
+    return summary
+
+
+def best_of_n(
+    run: str | Path,
+    reward: str,
+    task: str,
+    ns: list[int],
+    cfg: PosttrainConfig | None = None,
+    *,
+    out: str | Path | None = None,
+    db: str | Path | None = None,
+    log: Any = None,
+) -> dict[str, Any]:
+    """Best-of-n of ``run``'s samples against the reward model ``reward`` for each n in
+    ``ns`` (:mod:`scalelab.posttrain.bon`); its summary (``curve``: one row per n)."""
+    from scalelab.posttrain.bon import check_ns, run_bon
+
+    cfg = cfg or PosttrainConfig()
+    ns = check_ns(ns)
+    if reward == GRADER:
+        raise ConfigError(
+            "--reward for best-of-n is a reward-model run (the proxy); the grader is the gold "
+            "reward it is measured with"
+        )
+    stage, rm = prepare(run, "bon", task, cfg, reward=reward, out=out, key={"n": ns})
+    if not stage.finished:
+        stage.write_config()
+        threads = threads_for(stage)
+        threads.apply()
+        try:
+            summary = run_bon(stage, rm, ns, log)
+        finally:
+            threads.restore()
+    else:
+        summary = stage.summary()
+    if db is not None:
+        record(stage, summary, db)
+    return summary
+
+
+def record(stage: Stage, summary: dict[str, Any], db: str | Path) -> None:
+    """The stage's points (its summary, and each row of its curve) in the store ``db``."""
+    from scalelab.posttrain.points import point, put_points
+
+    # a best-of-n sweep is its curve (one point per n); its summary repeats the best n
+    rows = [*([] if summary["method"] == "bon" else [summary]), *summary.get("curve", [])]
+    put_points(
+        db,
+        [
+            point(
+                {k: v for k, v in r.items() if k != "curve"},
+                parent_run_id=stage.parent.run_id,
+                arch=stage.parent.run_cfg.model.arch,
+                run_dir=str(stage.run_dir),
+            )
+            for r in rows
+        ],
+    )
+
+
+def threads_for(stage: Stage) -> Any:
+    """The CPU thread count of the stage's kernels (:class:`scalelab.train.device.ThreadPolicy`:
+    one thread for micro-batches too small to gain from more, which on a loaded machine is
+    many times faster), applied by the caller."""
+    import torch
+
+    from scalelab.accounting import count
+    from scalelab.train.device import ThreadPolicy
+
+    model = stage.parent.run_cfg.model
+    work = 2.0 * count(model, causal=True).params.total * stage.cfg.batch_size * model.context
+    return ThreadPolicy(
+        torch.device("cpu"), work * (stage.cfg.group if stage.method == "rl" else 1)
+    )
+
+
+def _run(stage: Stage, rm: Parent | None, log: Any) -> dict[str, Any]:
+    threads = threads_for(stage)
+    threads.apply()
+    try:
+        return _dispatch(stage, rm, log)
+    finally:
+        threads.restore()
+
+
+def _dispatch(stage: Stage, rm: Parent | None, log: Any) -> dict[str, Any]:
+    if stage.method == "sft":
+        from scalelab.posttrain.sft import run_sft
+
+        return run_sft(stage, log)
+    if stage.method == "eval":
+        from scalelab.posttrain.grade import run_eval
+
+        return run_eval(stage)
+    if stage.method == "pairs":
+        from scalelab.posttrain.pairs import run_pairs
+
+        return run_pairs(stage, rm, log)
+    if stage.method == "reward":
+        from scalelab.posttrain.reward import run_reward
+
+        return run_reward(stage, rm, log)
+    if stage.method == "dpo":
+        from scalelab.posttrain.dpo import run_dpo
+
+        return run_dpo(stage, rm, log)
+    from scalelab.posttrain.rl import run_rl
+
+    return run_rl(stage, rm, log)

@@ -1,0 +1,108 @@
+"""``budgets = "branches"``: one WSD run per size, every shorter budget a branch off it.
+
+A ladder that trains each (size, budget) pair from scratch repeats the early training of a
+size once per budget. With the warmup-stable-decay schedule the stable phase does not depend
+on the run's length, so one run per size to its longest budget can keep its state where each
+shorter run's cooldown would start, and the shorter budgets become branches that train only
+their cooldown (Hägele et al. 2024, sec. 4; the trainer's side is
+:mod:`scalelab.train.branch`).
+
+:func:`branch_configs` turns a grid's runs into that plan: the runs that differ only in their
+budget form a group; the longest is the parent (``train.save_at`` = its branches' points),
+the others its branches (``train.branch_of``/``branch_at``), all WSD with the study's
+cooldown fraction. Their axes are the grid's own (the budget label included), so laws and
+reports read a branched study as they read a dedicated one. :func:`branch_needs` tells the
+sweep's run graph that a branch needs its parent.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Sequence
+
+from scalelab.accounting import count
+from scalelab.config import RunConfig, planned_steps
+from scalelab.errors import ConfigError
+from scalelab.study.graph import Needs
+from scalelab.study.studyfile import Study
+from scalelab.train.schedule import cooldown_start, warmup_steps
+
+BUDGET_KEYS = ("tokens", "tokens_per_param", "epochs")
+
+
+def _wsd(cfg: RunConfig, cooldown: float | None) -> RunConfig:
+    train = dataclasses.replace(
+        cfg.train,
+        schedule="wsd",
+        decay_fraction=cooldown if cooldown is not None else cfg.train.decay_fraction,
+    )
+    return dataclasses.replace(cfg, train=train)
+
+
+def _group_key(cfg: RunConfig) -> str:
+    d = cfg.to_dict()
+    for k in BUDGET_KEYS:
+        d["train"].pop(k)
+    d["train"].pop("device")
+    return json.dumps(d, sort_keys=True, default=str)
+
+
+def _steps(cfg: RunConfig) -> int:
+    n = count(cfg.model, causal=cfg.model.causal).params.non_embedding
+    return planned_steps(cfg, int(n), 0)[0]
+
+
+def branch_configs(
+    study: Study, configs: Sequence[RunConfig], labels: Sequence[str]
+) -> list[RunConfig]:
+    """The grid's run configs (``labels`` name them in errors) as one parent per group and
+    its branches, in the grid's order."""
+    wsd = [_wsd(c, study.cooldown) for c in configs]
+    groups: dict[str, list[int]] = {}
+    for i, c in enumerate(wsd):
+        groups.setdefault(_group_key(c), []).append(i)
+    out: list[RunConfig] = list(wsd)
+    for members in groups.values():
+        steps = {i: _steps(wsd[i]) for i in members}
+        top = max(members, key=lambda i: (steps[i], -i))  # the longest; ties: the first
+        parent = wsd[top]
+        tokens_per_step = parent.train.batch_size * parent.model.context
+        total = steps[top]
+        warm, cool = warmup_steps(parent.train, total), cooldown_start(parent.train, total)
+        points: dict[int, int] = {}  # member -> branch point (tokens)
+        for i in members:
+            if i == top:
+                continue
+            start = cooldown_start(wsd[i].train, steps[i])
+            if not warm <= start <= cool:
+                raise ConfigError(
+                    f"budgets = 'branches': the run {labels[i]} starts its cooldown at step "
+                    f"{start}, outside the stable phase of the longest run {labels[top]} "
+                    f"(steps {warm} to {cool}): drop that budget, lower train.warmup, or use "
+                    "dedicated budgets"
+                )
+            points[i] = start * tokens_per_step
+        saved = tuple(sorted(set(points.values())))
+        out[top] = dataclasses.replace(
+            parent, train=dataclasses.replace(parent.train, save_at=saved)
+        )
+        for i, at in points.items():
+            train = dataclasses.replace(wsd[i].train, branch_of=out[top].run_id(), branch_at=at)
+            out[i] = dataclasses.replace(wsd[i], train=train)
+    return out
+
+
+def branch_needs(configs: Sequence[RunConfig]) -> Needs:
+    """A branch needs its parent (when the parent is one of ``configs``; a parent trained
+    elsewhere is found, or reported missing, by the trainer)."""
+    by_id = {c.run_id(): c for c in configs}
+
+    def needs(cfg: RunConfig) -> list[RunConfig]:
+        parent = cfg.train.branch_of
+        return [by_id[parent]] if parent is not None and parent in by_id else []
+
+    return needs
+
+
+__all__ = ["branch_configs", "branch_needs"]
