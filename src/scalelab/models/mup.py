@@ -29,6 +29,12 @@ width multiplier, so that at ``d_model == base_width`` muP and SP are the same m
   keeps the head size, and so the scale, of its base); the query weights are
   zero-initialised (sec. D.2), so attention starts uniform.
 
+``model.init_std`` is the base model's init scale: muP keeps its multiple of 1/sqrt(fan_in)
+at every width, so it is a hyperparameter to tune at the base with the learning rate (Yang
+et al. list it among those that transfer). GPT-2's 0.02 is small for a narrow base: at base
+width 32 (2 layers, bytes, 262k tokens) it held every width about 0.1 nats back and the
+widths level, and 0.0566 made the loss fall with each doubling (docs/mup.md).
+
 Why not the ``mup`` package (Microsoft, 1.0.0, 2022): its install requires ``torchvision``
 and ``seaborn``, and it works by building a base and a delta model per run
 (``set_base_shapes``) to attach ``infshape`` to every parameter, replacing the readout with
