@@ -91,6 +91,9 @@ class ModelConfig:
     parametrization: str = "sp"
     base_width: int = 128  # mup: the d_model at which muP and SP coincide
     mup_zero_readout: bool = False  # mup: zero-initialised untied head (Yang et al. sec. D.2)
+    # mup: n_head of the base model (None: n_head), so a ladder that adds heads at a fixed
+    # head size keeps the base model's attention scale (scalelab.models.mup.attention_scale)
+    base_n_head: int | None = None
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -156,10 +159,16 @@ def _check_arch_fields(cfg: ModelConfig) -> None:
         "d_embed": cfg.d_embed,
         "n_features": cfg.n_features,
         "base_width": cfg.base_width,
+        "base_n_head": cfg.base_n_head,
     }
     for name, value in positive.items():
         if value is not None and value < 1:
             raise ConfigError(f"model.{name} must be a positive integer, got {value}")
+    if cfg.base_n_head is not None and cfg.base_width % cfg.base_n_head:
+        raise ConfigError(
+            f"model.base_width ({cfg.base_width}) must be divisible by model.base_n_head "
+            f"({cfg.base_n_head}): the base model's head size is their ratio"
+        )
     if not cfg.capacity_factor > 0:
         raise ConfigError(
             f"model.capacity_factor must be positive (1.0-2.0 is usual), got {cfg.capacity_factor}"
@@ -465,7 +474,8 @@ class RunConfig:
         field existed keep their names (and a sweep still finds them finished); so is an
         unset ``data.select``, and a set one counts by the SHA-256 of the selection file's
         content, not by its path; so are ``model.parametrization = "sp"`` and its
-        muP-only fields; so are the WSD branch fields at their defaults (``train.cooldown``,
+        muP-only fields, and muP fields added later at their defaults (``_MUP_DEFAULTS``); so
+        are the WSD branch fields at their defaults (``train.cooldown``,
         ``save_at``, ``branch_of``, ``branch_at``). Each plug-in's section counts as its
         :meth:`~scalelab.plugin.Plugin.run_id_part` says: left out when the technique does
         not change the run (no canaries; a ``[distill]`` without a teacher, or alpha = 0
@@ -480,6 +490,11 @@ class RunConfig:
             d["model"].pop("parametrization")
             d["model"].pop("base_width", None)
             d["model"].pop("mup_zero_readout", None)
+            for name in _MUP_DEFAULTS:
+                d["model"].pop(name, None)
+        for name, default in _MUP_DEFAULTS.items():  # muP fields added later, at their defaults
+            if d["model"].get(name, default) == default:
+                d["model"].pop(name, None)
         if d["data"].get("select") is None:
             d["data"].pop("select", None)
         elif (digest := _file_sha256(d["data"]["select"])) is not None:
@@ -499,6 +514,11 @@ class RunConfig:
                 d["train"].pop(key)
         blob = json.dumps(d, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+# muP fields added after runs with muP were stored: left out of the run id at these values,
+# so those runs keep their names
+_MUP_DEFAULTS: dict[str, Any] = {"base_n_head": None}
 
 
 def _unknown_section(key: str, owners: Mapping[str, Any]) -> str:

@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from scalelab.config import GATED_MLPS, ModelConfig
-from scalelab.models.mup import attention_scale, init_mup, lr_scales, output_mult
+from scalelab.models.mup import attention_scale, decay_scales, init_mup, lr_scales, output_mult
 
 
 def make_norm(cfg: ModelConfig) -> nn.Module:
@@ -272,6 +272,7 @@ class Transformer(nn.Module):
         if cfg.parametrization == "mup":
             init_mup(self, cfg)
             self.lr_scale = lr_scales(self, cfg)  # per-parameter Adam lr (make_optimizer)
+            self.wd_scale = decay_scales(self, cfg)  # and weight decay, lr x wd kept
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         T = idx.shape[1]

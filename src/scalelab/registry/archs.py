@@ -77,7 +77,12 @@ register(
         "transformer",
         M + "transformer:Transformer",
         "dense self-attention over every earlier token: the baseline",
-        fields=("parametrization", "base_width", "mup_zero_readout"),  # muP: transformer only
+        fields=(
+            "parametrization",
+            "base_width",
+            "mup_zero_readout",
+            "base_n_head",
+        ),  # muP: transformer only
         bidirectional=True,
         accounting=t.tally_transformer,
     )
