@@ -11,6 +11,11 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q -c constraints.txt -e ".[dev]"
+	# the reference muP (MuReadout, MuAdamW) that tests/models/test_mup_reference.py checks our
+	# rules against. Without its dependencies: it declares torchvision, and PyPI's torchvision
+	# beside this torch build breaks every transformers import ("torchvision::nms does not
+	# exist"); the parts we use need only torch.
+	$(PIP) install -q --no-deps mup==1.0.0
 	touch $@
 
 # The main job: a ladder of transformers on the standard library's source, a Chinchilla fit,
