@@ -133,21 +133,35 @@ class Store:
             )
         if create:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            # autocommit mode: every write below opens its own explicit transaction
-            self.conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
-            self.conn.row_factory = sqlite3.Row
-            self.conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
-            with note_if_slow(f"{self._wait} (up to {timeout:g} s)"):
-                self.conn.execute("PRAGMA journal_mode = WAL")
-            self.conn.execute("PRAGMA synchronous = NORMAL")
-            self._migrate()
-        except sqlite3.OperationalError as e:
-            if "locked" not in str(e):
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self._open(timeout)
+                return
+            except sqlite3.OperationalError as e:
+                if (conn := getattr(self, "conn", None)) is not None:
+                    conn.close()  # closing one closed before is a no-op
+                if "locked" not in str(e):
+                    raise StoreError(
+                        f"{self.path}: not a usable SQLite results store ({e})"
+                    ) from None
+                if time.monotonic() >= deadline:
+                    raise self._locked() from None
+                # SQLite answers "locked" at once, without waiting on its busy handler, when
+                # two processes switch a new file to WAL together: open again until the deadline
+                time.sleep(0.05)
+            except sqlite3.DatabaseError as e:
                 raise StoreError(f"{self.path}: not a usable SQLite results store ({e})") from None
-            raise self._locked() from None
-        except sqlite3.DatabaseError as e:
-            raise StoreError(f"{self.path}: not a usable SQLite results store ({e})") from None
+
+    def _open(self, timeout: float) -> None:
+        # autocommit mode: every write below opens its own explicit transaction
+        self.conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
+        self.conn.row_factory = sqlite3.Row
+        self.conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+        with note_if_slow(f"{self._wait} (up to {timeout:g} s)"):
+            self.conn.execute("PRAGMA journal_mode = WAL")
+        self.conn.execute("PRAGMA synchronous = NORMAL")
+        self._migrate()
 
     def _migrate(self) -> None:
         with self.transaction():
