@@ -207,20 +207,20 @@ def common_heldout_accuracy(rm_dirs: list[str], pairs_file: str, first: int) -> 
     compared on the same pairs."""
     from scalelab.posttrain.pairs import read_pairs
     from scalelab.posttrain.reward import pair_accuracy, pair_tensors
-    from scalelab.posttrain.stage import build_lm, open_parent, tokenizer_of
+    from scalelab.posttrain.stage import build_lm, open_policy, stage_record, tokenizer_of
     from scalelab.tasks.scoring import wilson
 
     rows = []
     for d in rm_dirs:
-        parent = open_parent(d)
-        task = parent.meta["task"]
+        parent = open_policy(d)
+        task = stage_record(parent)["task"]
         test = read_pairs(pairs_file, task)[first:]
         acc = pair_accuracy(build_lm(parent).eval(), pair_tensors(tokenizer_of(parent), task, test))
         lo, hi = wilson(round(acc * len(test)), len(test))
         rows.append(
             {
                 "run_id": parent.run_id,
-                "pairs": parent.meta["posttrain"]["pairs"],
+                "pairs": stage_record(parent)["posttrain"]["pairs"],
                 "test_pairs": len(test),
                 "accuracy": acc,
                 "lo": lo,

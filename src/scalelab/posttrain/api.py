@@ -25,14 +25,22 @@ from typing import Any
 
 from scalelab.errors import ConfigError
 from scalelab.posttrain.config import PosttrainConfig
-from scalelab.posttrain.stage import Parent, Stage, make_stage, open_parent, tokenizer_of
+from scalelab.posttrain.stage import (
+    Stage,
+    is_reward_model,
+    make_stage,
+    open_policy,
+    stage_record,
+    tokenizer_of,
+)
 from scalelab.posttrain.tasks import get_verifiable
+from scalelab.runs import FinishedRun
 
 METHODS = ("sft", "reward", "dpo", "rl", "pairs", "eval")
 GRADER = "grader"
 
 
-def resolve_reward(reward: str | None, method: str) -> tuple[str | None, Parent | None]:
+def resolve_reward(reward: str | None, method: str) -> tuple[str | None, FinishedRun | None]:
     """(the reward's name in the stage id, the reward-model run) -- checked."""
     if method in ("sft", "eval"):
         if reward is not None:
@@ -40,8 +48,8 @@ def resolve_reward(reward: str | None, method: str) -> tuple[str | None, Parent 
         return None, None
     if reward is None or reward == GRADER:
         return GRADER, None
-    rm = open_parent(reward, "--reward")
-    if not rm.is_reward_model:
+    rm = open_policy(reward, "--reward")
+    if not is_reward_model(rm):
         raise ConfigError(
             f"--reward {reward!r} is not a reward model (a stage of --method reward) nor "
             f"{GRADER!r}: train one with `scalelab posttrain RUN --method reward --task T`"
@@ -58,25 +66,26 @@ def prepare(
     reward: str | None = None,
     out: str | Path | None = None,
     key: dict[str, Any] | None = None,
-) -> tuple[Stage, Parent | None]:
+) -> tuple[Stage, FinishedRun | None]:
     """The stage and its reward model, every input checked; nothing is written."""
     if method not in (*METHODS, "bon"):
         raise ConfigError(f"--method {method!r} is not one of {', '.join(METHODS)}")
     get_verifiable(task)  # a task without a grader cannot be sampled, scored or rewarded
-    parent = open_parent(run)
+    parent = open_policy(run)
+    record = stage_record(parent)
     tokenizer_of(parent)
-    if parent.is_reward_model:
+    if is_reward_model(parent):
         raise ConfigError(
             f"RUN {str(run)!r} is a reward model; --method {method} starts from a policy "
             "(a pretrained run or an sft, dpo or rl stage)"
         )
-    if parent.kind == "posttrain" and parent.meta.get("task") != task and method != "eval":
+    if record and record.get("task") != task and method != "eval":
         raise ConfigError(
-            f"RUN {str(run)!r} was post-trained on task {parent.meta.get('task')!r}, not "
+            f"RUN {str(run)!r} was post-trained on task {record.get('task')!r}, not "
             f"{task!r}: continue on the same task or start from a pretrained run"
         )
     reward_name, rm = resolve_reward(reward, method)
-    if rm is not None and rm.run_cfg.data.tokenizer != parent.run_cfg.data.tokenizer:
+    if rm is not None and rm.cfg.data.tokenizer != parent.cfg.data.tokenizer:
         raise ConfigError("--reward reads another tokenizer than RUN; use runs of one corpus")
     if method in ("reward", "dpo") and cfg.pairs_file:
         from scalelab.posttrain.pairs import read_pairs
@@ -160,7 +169,7 @@ def record(stage: Stage, summary: dict[str, Any], db: str | Path) -> None:
             point(
                 {k: v for k, v in r.items() if k != "curve"},
                 parent_run_id=stage.parent.run_id,
-                arch=stage.parent.run_cfg.model.arch,
+                arch=stage.parent.cfg.model.arch,
                 run_dir=str(stage.run_dir),
             )
             for r in rows
@@ -177,14 +186,14 @@ def threads_for(stage: Stage) -> Any:
     from scalelab.accounting import count
     from scalelab.train.device import ThreadPolicy
 
-    model = stage.parent.run_cfg.model
+    model = stage.parent.cfg.model
     work = 2.0 * count(model, causal=True).params.total * stage.cfg.batch_size * model.context
     return ThreadPolicy(
         torch.device("cpu"), work * (stage.cfg.group if stage.method == "rl" else 1)
     )
 
 
-def _run(stage: Stage, rm: Parent | None, log: Any) -> dict[str, Any]:
+def _run(stage: Stage, rm: FinishedRun | None, log: Any) -> dict[str, Any]:
     threads = threads_for(stage)
     threads.apply()
     try:
@@ -193,7 +202,7 @@ def _run(stage: Stage, rm: Parent | None, log: Any) -> dict[str, Any]:
         threads.restore()
 
 
-def _dispatch(stage: Stage, rm: Parent | None, log: Any) -> dict[str, Any]:
+def _dispatch(stage: Stage, rm: FinishedRun | None, log: Any) -> dict[str, Any]:
     if stage.method == "sft":
         from scalelab.posttrain.sft import run_sft
 

@@ -23,7 +23,6 @@ from scalelab.posttrain.grade import grade, score_policy
 from scalelab.posttrain.kl import estimate_kl, k1, k3
 from scalelab.posttrain.rollout import forward_flops_per_token, sample, token_logprobs
 from scalelab.posttrain.stage import (
-    Parent,
     Stage,
     adamw,
     build_lm,
@@ -37,6 +36,8 @@ from scalelab.posttrain.tasks import get_verifiable, prompts
 
 if TYPE_CHECKING:
     import torch
+
+    from scalelab.runs import FinishedRun
 
 
 def group_advantages(rewards: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
@@ -69,7 +70,7 @@ def grpo_loss(
     return per_completion.mean()
 
 
-def run_rl(stage: Stage, rm_parent: Parent | None, log: Any = None) -> dict[str, Any]:
+def run_rl(stage: Stage, rm_parent: FinishedRun | None, log: Any = None) -> dict[str, Any]:
     import torch
 
     from scalelab.posttrain.rewardmodel import rewards as rm_rewards
