@@ -64,34 +64,87 @@ def stage_table(db: str | Path) -> pd.DataFrame:
     return df[[c for c in cols if c in df.columns]].reset_index(drop=True)
 
 
+def diff_interval(
+    a: float, a_lo: float, a_hi: float, b: float, b_lo: float, b_hi: float
+) -> tuple[float, float, float]:
+    """a - b with the 95% interval of a difference of two proportions from their own
+    intervals (Newcombe 1998, method 10: the square-and-add of the two Wilson intervals),
+    which also serves two means with normal intervals."""
+    d = a - b
+    lo = d - ((a - a_lo) ** 2 + (b_hi - b) ** 2) ** 0.5
+    hi = d + ((a_hi - a) ** 2 + (b - b_lo) ** 2) ** 0.5
+    return d, lo, hi
+
+
 def gain_table(db: str | Path) -> pd.DataFrame:
-    """Per (task, policy size, DPO/RL settings): pretrain, SFT, DPO, RL accuracy and gains."""
+    """Per (task, policy size, DPO/RL settings): pretrain, SFT and the stage's greedy accuracy
+    and sampled gold reward, and the stage's gain over SFT in both, with 95% intervals."""
     st = stage_table(db)
     st = st[st["method"].isin(["eval", "sft", "dpo", "rl"]) & st["reward_N"].isna()]
     rows = []
     for (task, n), g in st.groupby(["task", "policy_N"]):
         base = {m: g[g["method"] == m] for m in ("eval", "sft")}
-        pre = base["eval"]["accuracy"].iloc[0] if len(base["eval"]) else None
-        sft = base["sft"]["accuracy"].iloc[0] if len(base["sft"]) else None
+        pre = base["eval"].iloc[0] if len(base["eval"]) else None
+        sft = base["sft"].iloc[0] if len(base["sft"]) else None
         for method in ("dpo", "rl"):
             for r in g[g["method"] == method].itertuples():
-                rows.append(
-                    {
-                        "task": task,
-                        "policy_N": int(n),
-                        "method": method,
-                        "settings": r.settings,
-                        "pretrain": pre,
-                        "sft": sft,
-                        "after": r.accuracy,
-                        "after_lo": r.accuracy_lo,
-                        "after_hi": r.accuracy_hi,
-                        "gain_over_sft": None if sft is None else r.accuracy - sft,
-                        "sft_gain_over_pretrain": None if pre is None else sft - pre,
-                        "kl": r.kl,
-                    }
-                )
+                row: dict[str, Any] = {
+                    "task": task,
+                    "policy_N": int(n),
+                    "method": method,
+                    "settings": r.settings,
+                    "pretrain": None if pre is None else pre["accuracy"],
+                    "sft": None if sft is None else sft["accuracy"],
+                    "after": r.accuracy,
+                    "after_lo": r.accuracy_lo,
+                    "after_hi": r.accuracy_hi,
+                    "gold_after": r.gold_reward,
+                    "sft_gold": None if sft is None else sft["gold_reward"],
+                    "kl": r.kl,
+                }
+                if sft is not None:
+                    acc = diff_interval(
+                        r.accuracy, r.accuracy_lo, r.accuracy_hi,
+                        sft["accuracy"], sft["accuracy_lo"], sft["accuracy_hi"],
+                    )  # fmt: skip
+                    gold = diff_interval(
+                        r.gold_reward, r.gold_reward_lo, r.gold_reward_hi,
+                        sft["gold_reward"], sft["gold_reward_lo"], sft["gold_reward_hi"],
+                    )  # fmt: skip
+                    row.update(zip(("gain_over_sft", "gain_lo", "gain_hi"), acc, strict=True))
+                    row.update(
+                        zip(("gold_gain", "gold_gain_lo", "gold_gain_hi"), gold, strict=True)
+                    )
+                if pre is not None and sft is not None:
+                    row["sft_gain_over_pretrain"] = sft["accuracy"] - pre["accuracy"]
+                rows.append(row)
     return pd.DataFrame(rows)
+
+
+def gain_trend(
+    gains: pd.DataFrame, column: str = "gain_over_sft", draws: int = 2000, seed: int = 0
+) -> dict[str, float]:
+    """Slope of a gain against log10 N (least squares over the sizes), with a 95% interval
+    from redrawing each gain from a normal of its own interval (its half-width / 1.96):
+    Hou et al. (2024)'s "does a larger policy gain less" is a negative slope whose interval
+    lies below 0."""
+    import numpy as np
+
+    lo, hi = {
+        "gain_over_sft": ("gain_lo", "gain_hi"),
+        "gold_gain": ("gold_gain_lo", "gold_gain_hi"),
+    }[column]
+    g = gains.dropna(subset=[column]).sort_values("policy_N")
+    x = np.log10(g["policy_N"].to_numpy(float))
+    y = g[column].to_numpy(float)
+    se = (g[hi].to_numpy(float) - g[lo].to_numpy(float)) / (2 * 1.96)
+    if len(x) < 3:
+        raise ValueError(f"a trend needs at least 3 policy sizes, got {len(x)}")
+    slope = float(np.polyfit(x, y, 1)[0])
+    rng = np.random.default_rng(seed)
+    sims = [float(np.polyfit(x, y + rng.normal(0, se), 1)[0]) for _ in range(draws)]
+    s_lo, s_hi = np.percentile(sims, [2.5, 97.5])
+    return {"slope_per_decade": slope, "lo": float(s_lo), "hi": float(s_hi), "sizes": len(x)}
 
 
 def reward_table(db: str | Path) -> pd.DataFrame:
