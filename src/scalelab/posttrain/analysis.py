@@ -30,8 +30,11 @@ def _settings(run_dir: str) -> str:
     except (OSError, KeyError, ValueError):
         return ""
     default = vars(PosttrainConfig())
-    keep = ("steps", "lr", "beta", "loss", "pairs", "kl_coef", "group", "batch_size")
-    return " ".join(f"{k}={cfg[k]}" for k in keep if k in cfg and cfg[k] != default[k])
+    keep = ("steps", "lr", "beta", "loss", "pairs", "chosen_right", "kl_coef", "group")
+    out = [f"{k}={cfg[k]}" for k in (*keep, "batch_size") if k in cfg and cfg[k] != default[k]]
+    if cfg.get("pairs_file"):
+        out.append(f"pairs_file={Path(cfg['pairs_file']).name}")
+    return " ".join(out)
 
 
 def stage_table(db: str | Path) -> pd.DataFrame:
@@ -53,6 +56,8 @@ def stage_table(db: str | Path) -> pd.DataFrame:
         "accuracy_lo",
         "accuracy_hi",
         "gold_reward",
+        "gold_reward_lo",
+        "gold_reward_hi",
         "kl",
         "pairs",
         "pair_accuracy",
@@ -281,3 +286,43 @@ def common_heldout_accuracy(rm_dirs: list[str], pairs_file: str, first: int) -> 
             }
         )
     return pd.DataFrame(rows).sort_values("pairs").reset_index(drop=True)
+
+
+def gain_figure(gains: pd.DataFrame, out: str | Path) -> Path:
+    """Two panels against policy size: DPO's and RL's gain over SFT in greedy accuracy and in
+    sampled gold reward, one line per (task, method), with the 95% intervals of
+    :func:`gain_table` (Hou et al. 2024's question: does the gain shrink with N?)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    panels = (
+        ("gain_over_sft", "gain_lo", "gain_hi", "greedy accuracy gain over SFT"),
+        ("gold_gain", "gold_gain_lo", "gold_gain_hi", "sampled gold reward gain over SFT"),
+    )
+    for ax, (y, lo, hi, label) in zip(axes, panels, strict=True):
+        for (task, method), g in gains.dropna(subset=[y]).groupby(["task", "method"]):
+            g = g.sort_values("policy_N")
+            err = [g[y] - g[lo], g[hi] - g[y]]
+            ax.errorbar(
+                g["policy_N"],
+                g[y],
+                yerr=err,
+                marker="o" if method == "rl" else "v",
+                capsize=2,
+                label=f"{task} {method.upper()}",
+            )
+        ax.axhline(0, color="grey", lw=0.8)
+        ax.set_xscale("log")
+        ax.set_xlabel("policy parameters N")
+        ax.set_ylabel(label + " (95% interval)")
+        ax.legend(fontsize=7)
+    axes[0].set_title("Gain against policy size: greedy accuracy")
+    axes[1].set_title("Gain against policy size: sampled reward (T = 1)")
+    fig.tight_layout()
+    path = Path(out)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
