@@ -85,6 +85,8 @@ def gain_table(db: str | Path) -> pd.DataFrame:
     """Per (task, policy size, DPO/RL settings): pretrain, SFT and the stage's greedy accuracy
     and sampled gold reward, and the stage's gain over SFT in both, with 95% intervals."""
     st = stage_table(db)
+    if st.empty:  # a store without post-training points yet
+        return pd.DataFrame()
     st = st[st["method"].isin(["eval", "sft", "dpo", "rl"]) & st["reward_N"].isna()]
     rows = []
     for (task, n), g in st.groupby(["task", "policy_N"]):
@@ -290,8 +292,9 @@ def common_heldout_accuracy(rm_dirs: list[str], pairs_file: str, first: int) -> 
 
 def gain_figure(gains: pd.DataFrame, out: str | Path) -> Path:
     """Two panels against policy size: DPO's and RL's gain over SFT in greedy accuracy and in
-    sampled gold reward, one line per (task, method), with the 95% intervals of
-    :func:`gain_table` (Hou et al. 2024's question: does the gain shrink with N?)."""
+    sampled gold reward, one line per (task, method) or per ``series`` where the frame names
+    them, with the 95% intervals of :func:`gain_table` (Hou et al. 2024's question: does the
+    gain shrink with N?)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -303,17 +306,15 @@ def gain_figure(gains: pd.DataFrame, out: str | Path) -> Path:
         ("gold_gain", "gold_gain_lo", "gold_gain_hi", "sampled gold reward gain over SFT"),
     )
     for ax, (y, lo, hi, label) in zip(axes, panels, strict=True):
-        for (task, method), g in gains.dropna(subset=[y]).groupby(["task", "method"]):
+        data = gains.dropna(subset=[y])
+        if "series" not in data.columns:  # one line per (task, method) unless named
+            data = data.assign(series=data["task"] + " " + data["method"].str.upper())
+        for series, g in data.groupby("series"):
             g = g.sort_values("policy_N")
             err = [g[y] - g[lo], g[hi] - g[y]]
-            ax.errorbar(
-                g["policy_N"],
-                g[y],
-                yerr=err,
-                marker="o" if method == "rl" else "v",
-                capsize=2,
-                label=f"{task} {method.upper()}",
-            )
+            rl = (g["method"] == "rl").all()
+            ax.errorbar(g["policy_N"], g[y], yerr=err, marker="o" if rl else "v", capsize=2,
+                        label=series)  # fmt: skip
         ax.axhline(0, color="grey", lw=0.8)
         ax.set_xscale("log")
         ax.set_xlabel("policy parameters N")
