@@ -34,3 +34,25 @@ def test_gain_trend_finds_a_falling_gain_and_not_a_noisy_one() -> None:
     assert noisy["lo"] < 0 < noisy["hi"]  # the same points, too wide to tell
     with pytest.raises(ValueError, match="at least 3"):
         gain_trend(_gains([0.3, 0.2, 0.1], 0.01).iloc[:2])
+
+
+def test_gain_figure_draws_one_line_per_named_series(tmp_path, monkeypatch) -> None:
+    import matplotlib.pyplot as plt
+
+    from scalelab.posttrain.analysis import gain_figure
+
+    g = _gains([0.3, 0.2, 0.1], 0.05).assign(
+        gold_gain=[0.03, 0.02, 0.01], gold_gain_lo=0.0, gold_gain_hi=0.05, task="sort"
+    )
+    g = pd.concat([g.assign(method="rl", series="sort RL"), g.assign(method="dpo", series="x")])
+    drawn: list[str] = []
+    real = plt.Axes.errorbar
+
+    def spy(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        drawn.append(kwargs["label"])
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(plt.Axes, "errorbar", spy)
+    path = gain_figure(g, tmp_path / "gain.png")
+    assert path.stat().st_size > 0
+    assert sorted(drawn) == ["sort RL", "sort RL", "x", "x"]  # two panels, two series
