@@ -223,7 +223,7 @@ class Plugin:
         archs: Any,
     ) -> None:
         """Add this technique's part to an architecture comparison of the store ``db``
-        (a :class:`scalelab.study.compare.Comparison`, changed in place): downstream
+        (a :class:`scalelab.analysis.arch_compare.Comparison`, changed in place): downstream
         tasks fill ``cmp.downstream``."""
 
     def report_builder(self) -> Any:
