@@ -155,13 +155,7 @@ def n_of(t: Tally, definition: str) -> int:
 def tally_of_config(cfg: ModelConfig) -> Tally:
     """The tally of a ``ModelConfig`` from its architecture's accounting function (torch-free:
     the registry holds it; the config was checked against the registry when it was made)."""
-    arch = get_arch(cfg.arch)
-    if arch.accounting is None:
-        raise ConfigError(
-            f"arch {cfg.arch!r} has no accounting function: register it with "
-            "Arch(..., accounting=fn) in scalelab.registry"
-        )
-    return arch.accounting(cfg)
+    return get_arch(cfg.arch).tally(cfg)
 
 
 def _model_config_from_toml(path: Path) -> ModelConfig:

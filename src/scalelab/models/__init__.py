@@ -14,7 +14,7 @@ The contract every architecture keeps (and ``tests/models`` checks for each):
 * ``model.aux_loss`` is ``None`` or a scalar tensor set by the last forward
   (e.g. a mixture-of-experts load-balancing loss) that the trainer adds to the loss.
 * ``sum(p.numel() for p in model.parameters())`` equals ``scalelab.count(cfg).params.total``:
-  each architecture's ``accounting`` function in :mod:`scalelab.registry.tallies` mirrors
+  each architecture's ``accounting`` function in :mod:`scalelab.accounting.tallies` mirrors
   its module (see docs/internals.md, "Accounting hook").
 """
 

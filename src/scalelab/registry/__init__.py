@@ -2,7 +2,7 @@
 
 :data:`ARCHS` maps a name to its :class:`Arch`: the inductive bias in one line, the
 ``ModelConfig`` fields only it uses, its own defaults (``glu``: a gated ``mlp``), a check
-across fields, its accounting function (:mod:`scalelab.registry.tallies`, built from
+across fields, its accounting function (:mod:`scalelab.accounting.tallies`, built from
 :mod:`scalelab.accounting.blocks`) and its model class as a lazy ``"module:Class"``
 reference. :mod:`scalelab.config` applies the defaults and runs the checks whenever a
 ``ModelConfig`` is made, :mod:`scalelab.accounting` counts with the accounting function,

@@ -29,8 +29,10 @@ class Arch:
     fields: tuple[str, ...] = ()  # ModelConfig fields only this architecture uses
     bidirectional: bool = False  # can be built with causal=False (masked-LM encoder)
     # analytic parameters / active parameters / forward MACs / KV cache of a config, without
-    # building it (scalelab.accounting.count uses it); None: the architecture cannot be counted
-    accounting: Callable[[ModelConfig], Tally] | None = None
+    # building it (scalelab.accounting.count uses it, through tally()): "module:function"
+    # (imported on first use; the built-in ones live in scalelab.accounting.tallies) or the
+    # callable itself; None: the architecture cannot be counted
+    accounting: str | Callable[[ModelConfig], Tally] | None = None
     # checks across fields that a ModelConfig alone cannot make (e.g. "glu needs a gated
     # mlp"); raises ConfigError naming the field and the fix. Called by check_config.
     check: Callable[[ModelConfig], None] | None = None
@@ -40,12 +42,25 @@ class Arch:
 
     def build(self, cfg: ModelConfig) -> Any:
         """The model (an ``nn.Module``); importing its module imports torch."""
-        builder = self.builder
-        if isinstance(builder, str):
-            module, _, attr = builder.partition(":")
-            builder = getattr(importlib.import_module(module), attr)
-        assert callable(builder)
-        return builder(cfg)
+        return _resolve(self.builder)(cfg)
+
+    def tally(self, cfg: ModelConfig) -> Tally:
+        """The accounting of ``cfg`` (torch-free); ``ConfigError`` when there is none."""
+        if self.accounting is None:
+            raise ConfigError(
+                f"arch {self.name!r} has no accounting function: register it with "
+                "Arch(..., accounting=fn) in scalelab.registry"
+            )
+        return _resolve(self.accounting)(cfg)
+
+
+def _resolve(ref: str | Callable[..., Any]) -> Callable[..., Any]:
+    """A callable given as itself or as ``"module:attribute"`` (imported now)."""
+    if isinstance(ref, str):
+        module, _, attr = ref.partition(":")
+        ref = getattr(importlib.import_module(module), attr)
+    assert callable(ref)
+    return ref
 
 
 ARCHS: dict[str, Arch] = {}

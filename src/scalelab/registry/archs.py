@@ -4,7 +4,7 @@
 The model class is a lazy reference ("module:Class" in ``scalelab.models``), so this file,
 and everything that checks or counts a config, never imports torch. To add an
 architecture: write its module in ``scalelab/models/``, its accounting function in
-:mod:`scalelab.registry.tallies`, and one ``register(Arch(...))`` here.
+:mod:`scalelab.accounting.tallies`, and one ``register(Arch(...))`` here.
 """
 
 from __future__ import annotations
@@ -12,10 +12,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from scalelab.errors import ConfigError
-from scalelab.registry import tallies as t
 from scalelab.registry.arch import Arch, register
 from scalelab.registry.choices import DEFAULT_MLP, GATED_MLPS
 from scalelab.registry.shapes import albert_d_embed
+
+# each architecture's accounting function, named lazily as its model class is (registry sits
+# below accounting; scalelab.accounting.count imports the function when it counts)
+T = "scalelab.accounting.tallies:"
 
 if TYPE_CHECKING:
     from scalelab.config import ModelConfig
@@ -84,7 +87,7 @@ register(
             "base_n_head",
         ),  # muP: transformer only
         bidirectional=True,
-        accounting=t.tally_transformer,
+        accounting=T + "tally_transformer",
     )
 )
 register(
@@ -94,7 +97,7 @@ register(
         "factorised embedding (E < d_model) and one block's weights shared by all layers",
         fields=("d_embed",),
         bidirectional=True,
-        accounting=t.tally_albert,
+        accounting=T + "tally_albert",
         check=check_albert,
     )
 )
@@ -104,7 +107,7 @@ register(
         M + "conv:LightConvLM",
         "lightweight convolution: local, softmax-normalised kernels shared by each head's channels",
         fields=("kernel_size",),
-        accounting=t.tally_lconv,
+        accounting=T + "tally_lconv",
         check=no_rotary,
     )
 )
@@ -114,7 +117,7 @@ register(
         M + "conv:DynamicConvLM",
         "dynamic convolution: local kernels predicted per position from the current token",
         fields=("kernel_size",),
-        accounting=t.tally_dconv,
+        accounting=T + "tally_dconv",
         check=no_rotary,
     )
 )
@@ -123,7 +126,7 @@ register(
         "evolved",
         M + "evolved:EvolvedTransformer",
         "Evolved Transformer decoder: wide attention, branched separable convolutions, Swish FFN",
-        accounting=t.tally_evolved,
+        accounting=T + "tally_evolved",
         check=check_evolved,
     )
 )
@@ -133,7 +136,7 @@ register(
         M + "funnel:Funnel",
         "middle blocks on a k-times shorter sequence (shift, pool, upsample: Hourglass-causal)",
         fields=("pool",),
-        accounting=t.tally_funnel,
+        accounting=T + "tally_funnel",
         check=check_funnel,
     )
 )
@@ -143,7 +146,7 @@ register(
         M + "glu:GLUTransformer",
         "the transformer with a gated (GLU-family) feed-forward: multiplicative gating in the MLP",
         bidirectional=True,
-        accounting=t.tally_transformer,
+        accounting=T + "tally_transformer",
         check=check_glu,
         defaults={"mlp": "swiglu"},
     )
@@ -153,7 +156,7 @@ register(
         "mixer",
         M + "mixer:Mixer",
         "MLP-Mixer: fixed, causally masked position-to-position weights instead of attention",
-        accounting=t.tally_mixer,
+        accounting=T + "tally_mixer",
         check=no_rotary,
     )
 )
@@ -164,7 +167,7 @@ register(
         "mixture of softmaxes output: K softmaxes mixed by a prior, a high-rank output layer",
         fields=("n_softmax",),
         bidirectional=True,
-        accounting=t.tally_mos,
+        accounting=T + "tally_mos",
     )
 )
 register(
@@ -173,7 +176,7 @@ register(
         M + "performer:Performer",
         "FAVOR+ linear attention with positive orthogonal random features (low-rank, O(T))",
         fields=("n_features", "feature_redraw"),
-        accounting=t.tally_performer,
+        accounting=T + "tally_performer",
     )
 )
 register(
@@ -183,11 +186,11 @@ register(
         "top-1 mixture-of-experts feed-forward: parameters grow with experts, compute does not",
         fields=("n_experts", "capacity_factor", "aux_loss_coef"),
         bidirectional=True,
-        accounting=t.tally_switch,
+        accounting=T + "tally_switch",
     )
 )
 register(Arch(
     "universal", M + "universal:UniversalTransformer",
     "one block's weights applied n_layer times (recurrence in depth, fixed steps)",
-    bidirectional=True, accounting=t.tally_universal,
+    bidirectional=True, accounting=T + "tally_universal",
 ))  # fmt: skip

@@ -1,7 +1,7 @@
 """The values of ``ModelConfig``'s variant switches (norm, positions, MLP).
 
 They sit here, below :mod:`scalelab.config`, because the architectures' accounting
-(:mod:`scalelab.registry.tallies`) needs to know which MLPs are gated without importing the
+(:mod:`scalelab.accounting.tallies`) needs to know which MLPs are gated without importing the
 config module that imports the registry.
 """
 

@@ -1,7 +1,7 @@
 """Shape rules an architecture's module and its accounting share (torch-free).
 
 Each is the one place a derived size is decided, so the built model and
-:mod:`scalelab.registry.tallies` cannot drift apart.
+:mod:`scalelab.accounting.tallies` cannot drift apart.
 """
 
 from __future__ import annotations
