@@ -29,7 +29,7 @@ _API: dict[str, str] = {
     "load_run_config": "scalelab.config",
     "build_model": "scalelab.models",
     # architectures
-    "ARCHS": "scalelab.registry",
+    "ARCHS": "scalelab.architectures",
     "archs_table": "scalelab.accounting.display",
     "example_config": "scalelab.config",
     # how big is it

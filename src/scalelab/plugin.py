@@ -4,7 +4,7 @@ The core (``config``, ``data``, ``models``, ``train``, ``study``) knows no techn
 name. A technique (distillation, canaries, downstream tasks, ...) is a :class:`Plugin`
 subclass whose methods default to "nothing"; the core calls every registered plug-in at
 fixed points of a run's life and the plug-ins that do nothing there cost nothing. The model
-is :mod:`scalelab.registry.arch` for architectures (one entry per architecture, lazy
+is :mod:`scalelab.architectures.arch` for architectures (one entry per architecture, lazy
 ``"module:attr"`` references for what is heavy) and optuna's ``BaseSampler`` (a base class
 whose hooks a sampler overrides one by one).
 

@@ -43,9 +43,9 @@ from scalelab.accounting.memory import (
     parse_size,
 )
 from scalelab.accounting.transformer import tally_shape
+from scalelab.architectures import get_arch
 from scalelab.config import ModelConfig, RunConfig, read_toml, section_from_dict
 from scalelab.errors import ConfigError
-from scalelab.registry import get_arch
 
 N_DEFINITIONS = ("total", "non_embedding", "hf_non_embedding", "active", "active_non_embedding")
 

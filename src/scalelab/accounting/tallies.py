@@ -23,8 +23,8 @@ from scalelab.accounting.blocks import (
     norm,
 )
 from scalelab.accounting.transformer import TransformerShape, tally_shape
-from scalelab.registry.choices import GATED_MLPS
-from scalelab.registry.shapes import (
+from scalelab.architectures.choices import GATED_MLPS
+from scalelab.architectures.shapes import (
     albert_d_embed,
     conv_kernel_widths,
     evolved_wide_config,
@@ -123,7 +123,7 @@ def block_piece(cfg: ModelConfig) -> Piece:
     return norm_piece(cfg) * 2 + attention_piece(cfg) + mlp_piece(cfg)
 
 
-# -- one function per architecture, in the order of scalelab.registry.archs ----------------
+# -- one function per architecture, in the order of scalelab.architectures.archs ----------------
 def tally_universal(cfg: ModelConfig) -> Tally:
     return tally_lm(cfg, block_piece(cfg).reused(cfg.n_layer))
 

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from scalelab import atomic
-from scalelab.data.selection import SelectionError
+from scalelab.data.subset_file import SelectionError
 
 
 @dataclass(frozen=True)

@@ -58,7 +58,7 @@ from scalelab.config import (
     check_budget,
 )
 from scalelab.data import load_tokens
-from scalelab.data.selection import apply_selection
+from scalelab.data.subset_file import apply_selection
 from scalelab.errors import ConfigError, StoreError
 from scalelab.plugin import run_needs
 from scalelab.results.records import FINISHED, NEEDED_BY, read_run

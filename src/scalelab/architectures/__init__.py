@@ -7,14 +7,21 @@ across fields, its accounting function (:mod:`scalelab.accounting.tallies`, buil
 reference. :mod:`scalelab.config` applies the defaults and runs the checks whenever a
 ``ModelConfig`` is made, :mod:`scalelab.accounting` counts with the accounting function,
 and :func:`scalelab.models.build_model` imports the class (and torch) only to build.
-The declarations are in :mod:`scalelab.registry.archs`.
+The declarations are in :mod:`scalelab.architectures.archs`.
 """
 
 from __future__ import annotations
 
-from scalelab.registry import archs as _archs  # noqa: F401  (registers every architecture)
-from scalelab.registry.arch import ARCH_ONLY_FIELDS, ARCHS, Arch, check_config, get_arch, register
-from scalelab.registry.choices import DEFAULT_MLP, GATED_MLPS, MLPS, NORMS, POSITIONS
+from scalelab.architectures import archs as _archs  # noqa: F401  (registers every architecture)
+from scalelab.architectures.arch import (
+    ARCH_ONLY_FIELDS,
+    ARCHS,
+    Arch,
+    check_config,
+    get_arch,
+    register,
+)
+from scalelab.architectures.choices import DEFAULT_MLP, GATED_MLPS, MLPS, NORMS, POSITIONS
 
 __all__ = [
     "ARCHS",

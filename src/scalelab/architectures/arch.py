@@ -49,7 +49,7 @@ class Arch:
         if self.accounting is None:
             raise ConfigError(
                 f"arch {self.name!r} has no accounting function: register it with "
-                "Arch(..., accounting=fn) in scalelab.registry"
+                "Arch(..., accounting=fn) in scalelab.architectures"
             )
         return _resolve(self.accounting)(cfg)
 

@@ -83,8 +83,8 @@ def test_prediction_intervals_are_calibrated_on_data_drawn_from_the_form():
     resamples run a little under nominal by construction (about 84% at B = 30, 88% at 100,
     89% at select_law's default 200)."""
     from scalelab.laws.fit import _cols, _fit_once
+    from scalelab.laws.form_choice import prediction_interval
     from scalelab.laws.robust import DELTA
-    from scalelab.laws.select import prediction_interval
 
     form = make_form("chinchilla-tied")
     covered = held = 0

@@ -11,7 +11,7 @@ import pytest
 from tests.select.conftest import random_words, tiny_config, write_jsonl
 
 from scalelab.data import load_tokens, split_of
-from scalelab.data.selection import units_of
+from scalelab.data.subset_file import units_of
 from scalelab.select import Selection, SelectionError, apply_selection, load_selection, select
 from scalelab.select.dedup import unit_texts
 

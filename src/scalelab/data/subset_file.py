@@ -1,4 +1,5 @@
-"""The selection file: which training units a run keeps, with every score and its provenance.
+"""The subset file (what `scalelab select` writes and `data.select` reads): which training
+units a run keeps, with every score and its provenance.
 
 A *unit* is either a training document (``unit = "doc"``: the spans between ``eos``
 tokens of ``TokenData.train``, in corpus order) or a fixed-size chunk of the training

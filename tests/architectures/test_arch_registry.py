@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from scalelab.architectures import ARCH_ONLY_FIELDS, ARCHS
 from scalelab.config import ModelConfig, load_run_config
 from scalelab.errors import ConfigError
-from scalelab.registry import ARCH_ONLY_FIELDS, ARCHS
 
 
 def _toml(values: dict[str, object]) -> str:

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from scalelab.architectures.arch import Arch, register
+from scalelab.architectures.choices import DEFAULT_MLP, GATED_MLPS
+from scalelab.architectures.shapes import albert_d_embed
 from scalelab.errors import ConfigError
-from scalelab.registry.arch import Arch, register
-from scalelab.registry.choices import DEFAULT_MLP, GATED_MLPS
-from scalelab.registry.shapes import albert_d_embed
 
 # each architecture's accounting function, named lazily as its model class is (registry sits
 # below accounting; scalelab.accounting.count imports the function when it counts)
