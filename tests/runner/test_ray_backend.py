@@ -382,4 +382,4 @@ def test_threads_beyond_every_node_are_refused_not_waited_on() -> None:
             raise AssertionError("no task may be made")
 
     with pytest.raises(ConfigError, match=r"--threads 3: .* largest node of the cluster has 2"):
-        remote_runs(FakeRay(), print, 3, None)
+        remote_runs(FakeRay(), 3, None)

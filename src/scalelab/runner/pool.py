@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from scalelab.errors import ScalelabError
+from scalelab.plugin import plugin_refs, register_refs
 
 MAX_POOL_CRASHES = 2  # a job whose worker dies this many times while alone is failed
 PARENT_POLL_SECONDS = 1.0
@@ -95,13 +96,19 @@ def _exit_with_parent(parent: int) -> None:
     threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
-def init_worker(devices: Any, threads: int, parent: int | None = None) -> None:
+def init_worker(
+    devices: Any, threads: int, parent: int | None = None, plugins: Sequence[str] = ()
+) -> None:
     """Pin the worker to ``threads`` torch threads (set before torch is imported, so its
-    OpenMP/MKL pools start that size), take a device from the queue, if any, and end with
-    the pool's process ``parent``."""
+    OpenMP/MKL pools start that size), take a device from the queue, if any, end with
+    the pool's process ``parent``, and register the parent's ``plugins``
+    (:func:`scalelab.plugin.plugin_refs`: ``import scalelab`` registered the built-in ones
+    only)."""
     global _WORKER_DEVICE
     if parent is not None:
         _exit_with_parent(parent)
+    if plugins:
+        register_refs(list(plugins))
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[var] = str(threads)
     import torch
@@ -126,6 +133,7 @@ class LocalProcesses:
         devices: Sequence[str] | None = None,
     ):
         self.fn, self.slots, self.threads, self.devices = fn, workers, threads, devices
+        self.plugins = plugin_refs()  # the workers run this process's plug-ins
         self.ctx = multiprocessing.get_context("spawn")
         self.pool = self._new()
 
@@ -139,7 +147,7 @@ class LocalProcesses:
             self.slots,
             mp_context=self.ctx,
             initializer=init_worker,
-            initargs=(dq, self.threads, os.getpid()),
+            initargs=(dq, self.threads, os.getpid(), self.plugins),
         )
 
     def submit(self, arg: Any) -> Any:

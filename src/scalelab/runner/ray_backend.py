@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from scalelab.errors import ConfigError
+from scalelab.plugin import plugin_refs, register_refs
 from scalelab.runner.runtask import RunTask, measure_downstream, train_task
 
 BACKENDS = ("local", "ray")  # where runs train: worker processes here, or Ray tasks
@@ -106,6 +107,8 @@ def check_backend(
         raise ConfigError(f"unknown backend {backend!r}: {' or '.join(BACKENDS)}")
     if address is not None and backend != "ray":
         raise ConfigError("--address is the Ray cluster's: add --backend ray, or leave it out")
+    if backend == "ray" or (workers or 1) > 1:
+        plugin_refs()  # every plug-in must be importable by the workers or Ray tasks
     if backend == "ray" and devices is not None:
         raise ConfigError(
             "--device is for the local backend: on Ray a run gets one of the cluster's GPUs "
@@ -200,10 +203,9 @@ def capacity(ray: Any, threads: int, gpu: bool) -> int:
     return max(1, int(res.get("CPU", 1) // threads))
 
 
-def remote_runs(
-    ray: Any, fn: Callable[..., Any], threads: int, workers: int | None
-) -> tuple[Any, int, str | None]:
-    """``fn`` as a Ray task of one run (sweeps and searches alike): ``threads`` CPUs, or one
+def remote_runs(ray: Any, threads: int, workers: int | None) -> tuple[Any, int, str | None]:
+    """A Ray task of one run (sweeps and searches alike; it calls the function it is given
+    through :func:`with_plugins`): ``threads`` CPUs, or one
     GPU when the cluster has GPUs; retried when its worker dies, not when it raises (a run's
     own errors are recorded by the task). Returns (the remote function, how many to keep in
     flight: ``workers`` or the cluster's capacity, the device the task should train on)."""
@@ -214,7 +216,7 @@ def remote_runs(
             f"--threads {threads}: each run is a Ray task of {threads} CPUs, and the largest "
             f"node of the cluster has {most:g}; it could never start: give at most {most:g}"
         )
-    remote = ray.remote(fn).options(
+    remote = ray.remote(with_plugins).options(
         num_cpus=threads,
         num_gpus=1 if gpu else 0,
         max_retries=RAY_RETRIES,
@@ -245,6 +247,14 @@ def train_remotely(task: RunTask, threads: int, device: str | None) -> dict[str,
     return trained
 
 
+def with_plugins(plugins: Sequence[str], fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(*args)`` in a Ray task, after registering the driver's ``plugins``
+    (:func:`scalelab.plugin.plugin_refs`; the task's ``import scalelab`` registered the
+    built-in ones only)."""
+    register_refs(list(plugins))
+    return fn(*args)
+
+
 class RayTasks:
     """The pool's backend on Ray (:class:`scalelab.runner.pool.Backend`): each job one Ray
     task of ``fn(arg, threads, device, *extra)``, ``threads`` CPUs or one GPU (see
@@ -261,11 +271,12 @@ class RayTasks:
         extra: Sequence[Any] = (),
     ):
         self.ray, self.threads, self.extra = ray, threads, tuple(extra)
-        self.remote, self.slots, self.device = remote_runs(ray, fn, threads, workers)
+        self.fn, self.plugins = fn, plugin_refs()  # each task runs the driver's plug-ins
+        self.remote, self.slots, self.device = remote_runs(ray, threads, workers)
         self.refs: set[Any] = set()
 
     def submit(self, arg: Any) -> Any:
-        ref = self.remote.remote(arg, self.threads, self.device, *self.extra)
+        ref = self.remote.remote(self.plugins, self.fn, arg, self.threads, self.device, *self.extra)
         self.refs.add(ref)
         return ref
 
