@@ -38,7 +38,7 @@ def test_a_bad_design_is_refused_before_any_work(change: dict[str, Any], match: 
 
 
 def test_a_missing_key_is_named() -> None:
-    with pytest.raises(ConfigError, match="overopt.gold is required"):
+    with pytest.raises(ConfigError, match=r"overopt\.gold is required"):
         check_design({k: v for k, v in GOOD.items() if k != "gold"}, SIZES)
 
 
@@ -79,8 +79,14 @@ def _study(root: Path) -> dict[str, Any]:
             "gold_rm": {"steps": 6, "batch_size": 8, "eval_every": 6},
             "proxy_rm": {"steps": 4, "batch_size": 8, "eval_every": 4},
             "bon": {"kl_prompts": 6},
-            "rl": {"steps": 2, "batch_size": 2, "group": 2, "eval_every": 1, "kl_prompts": 4,
-                   "eval_prompts": 8},  # fmt: skip
+            "rl": {
+                "steps": 2,
+                "batch_size": 2,
+                "group": 2,
+                "eval_every": 1,
+                "kl_prompts": 4,
+                "eval_prompts": 8,
+            },
         },
     }
 

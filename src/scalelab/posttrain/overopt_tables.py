@@ -1,0 +1,133 @@
+"""Tables and a figure of an overoptimisation study (:mod:`.overopt`'s ``overopt.json`` and
+the store it wrote): the curves, Gao et al.'s fits per proxy, the coefficients against log
+proxy size, the pair-count curve.
+
+* :func:`curve_points`: every best-of-n and RL point of the study's curves, with the proxy's
+  size, the method, the KL coefficient and d = sqrt(KL).
+* :func:`fits`: ``gao-bon`` / ``gao-rl`` per proxy on the gold (or proxy) reward, with
+  bootstrap intervals, and each coefficient's slope in log10 proxy size
+  (:func:`scalelab.laws.gao.fit_gao_curves`, :func:`~scalelab.laws.gao.coefficient_trend`).
+* :func:`figure`: gold (solid) and proxy (dashed) reward against d, one colour per proxy,
+  a panel per method and KL coefficient, and the pair-count curve.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from scalelab.errors import FitError
+from scalelab.laws.gao import coefficient_trend, fit_gao_curves, stage_of
+
+FORMS = {"bon": "gao-bon", "rl": "gao-rl"}
+
+
+def read_result(path: str | Path) -> dict[str, Any]:
+    return dict(json.loads(Path(path).read_text()))
+
+
+def curve_points(db: str | Path, result: dict[str, Any]) -> pd.DataFrame:
+    """The points of the study's curves (one row per n or RL evaluation)."""
+    from scalelab.study import load_points
+
+    df = load_points(db, kind="posttrain", extra=True).drop_duplicates("run_id")
+    stages = {Path(c["run_dir"]).name: c for c in result["curves"]}
+    df = df.assign(stage=[stage_of(r) for r in df["run_id"]])
+    df = df[df["stage"].isin(stages) & (df["run_id"] != df["stage"])].copy()
+    df["proxy"] = [stages[s]["proxy"] for s in df["stage"]]
+    df["kl_coef"] = [stages[s].get("kl_coef") for s in df["stage"]]
+    df["d"] = np.sqrt(df["kl"].astype(float).clip(lower=0))
+    return df.sort_values(["method", "kl_coef", "reward_N", "d"], na_position="first")
+
+
+def fits(
+    points: pd.DataFrame,
+    method: str,
+    *,
+    kl_coef: float = 0.0,
+    reward: str = "gold",
+    bootstrap: int = 200,
+) -> tuple[pd.DataFrame, list[dict[str, Any]], list[Any]]:
+    """(one row per proxy: alpha, beta, R0, d* predicted and measured with intervals; the
+    trends of alpha and beta in log10 proxy size; the fitted curves)."""
+    part = points[points["method"] == method]
+    if method == "rl":
+        part = part[part["kl_coef"] == kl_coef]
+    if part.empty:
+        raise FitError(f"no {method} points (kl_coef {kl_coef}) to fit")
+    curves = fit_gao_curves(part.drop(columns=["proxy", "kl_coef", "d"]), FORMS[method],
+                            reward=reward, bootstrap=bootstrap)  # fmt: skip
+    rows = []
+    for c in curves:
+        p, ci = c.law.params, c.law.ci
+        row: dict[str, Any] = {"reward_N": c.reward_N, "points": c.law.n_points}
+        for k in ("alpha", "beta", "R0", "d_star"):
+            row[k] = p.get(k)
+            row[f"{k}_lo"], row[f"{k}_hi"] = ci.get(k, (None, None))
+        row["d_peak_measured"] = p["d_peak_measured"]
+        rows.append(row)
+    trends = []
+    for k in ("alpha", "beta"):
+        with contextlib.suppress(FitError):  # one proxy size: no trend to give
+            trends.append(coefficient_trend(curves, k))
+    return pd.DataFrame(rows), trends, curves
+
+
+def figure(points: pd.DataFrame, result: dict[str, Any], out: str | Path) -> Path:
+    """Gold and proxy reward (each minus its value at d = 0, as Gao et al. plot them)
+    against d = sqrt(KL): one panel per method and RL KL coefficient, one colour per proxy;
+    the last panel the pair-count curve and the proxies' test pair accuracy."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels: list[tuple[str, float | None]] = [("bon", None)]
+    rl = points[points["method"] == "rl"]
+    panels += [("rl", float(c)) for c in sorted(rl["kl_coef"].dropna().unique())]
+    fig, axes = plt.subplots(1, len(panels) + 1, figsize=(4.6 * (len(panels) + 1), 4.2))
+    sizes = sorted(points["reward_N"].dropna().unique())
+    colors = dict(zip(sizes, plt.cm.viridis(np.linspace(0, 0.85, len(sizes))), strict=True))
+    for ax, (method, coef) in zip(axes, panels, strict=False):
+        part = points[points["method"] == method]
+        if coef is not None:
+            part = part[part["kl_coef"] == coef]
+        for n in sizes:
+            g = part[part["reward_N"] == n].sort_values("d")
+            if g.empty:
+                continue
+            g0 = g.iloc[0]
+            ax.plot(g["d"], g["gold_reward"] - g0["gold_reward"], "-o", ms=3, color=colors[n],
+                    label=f"proxy {int(n):,}")  # fmt: skip
+            ax.plot(g["d"], g["proxy_reward"] - g0["proxy_reward"], "--", color=colors[n],
+                    alpha=0.6)  # fmt: skip
+        ax.axhline(0, color="grey", lw=0.5)
+        ax.set_xlabel("d = sqrt(KL to the initial policy), nats^0.5")
+        ax.set_ylabel("reward - reward at d = 0 (gold RM units)")
+        what = "best-of-n" if method == "bon" else f"RL (GRPO), kl_coef {coef:g}"
+        ax.set_title(f"{what}: gold (solid), proxy (dashed)", fontsize=9)
+        ax.legend(fontsize=7)
+    ax = axes[-1]
+    pc = pd.DataFrame(result["pair_curve"]).sort_values("pairs")
+    if not pc.empty:
+        err = [pc["test_accuracy"] - pc["test_accuracy_lo"],
+               pc["test_accuracy_hi"] - pc["test_accuracy"]]  # fmt: skip
+        ax.errorbar(pc["pairs"], pc["test_accuracy"], yerr=err, marker="o", capsize=3,
+                    label=f"proxy {int(pc['reward_N'].iloc[0]):,} against pairs")  # fmt: skip
+    ax.axhline(0.5, color="grey", lw=0.5, ls=":")
+    ax.axvline(2000, color="grey", lw=0.5, ls=":")
+    ax.set_xscale("log")
+    ax.set_xlabel("gold-labelled training pairs")
+    ax.set_ylabel("test pair accuracy (95% Wilson)")
+    ax.set_title("reward models against pairs (chance 0.5)", fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    path = Path(out)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
