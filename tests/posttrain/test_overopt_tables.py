@@ -85,3 +85,17 @@ def test_figure_is_drawn(tmp_path: Path) -> None:
     out = figure(pts, result, tmp_path / "f.png")
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert out.stat().st_size > 10_000
+
+
+def test_collapse_counts_the_greedy_answers(sort_run: Path) -> None:
+    from scalelab.posttrain.grade import score_policy
+    from scalelab.posttrain.overopt_tables import collapse
+    from scalelab.posttrain.stage import build_lm, open_parent, tokenizer_of
+
+    c = collapse(sort_run, "sort", n=40)
+    parent = open_parent(sort_run)
+    s = score_policy(build_lm(parent).eval(), tokenizer_of(parent), "sort", n=40, seed=0)
+    assert c["accuracy"] == pytest.approx(s.accuracy)
+    assert 1 <= c["distinct"] <= 40
+    assert round(c["top_share"] * 40) >= 1
+    assert c["distinct"] == 1 or c["top_share"] < 1.0

@@ -131,3 +131,25 @@ def figure(points: pd.DataFrame, result: dict[str, Any], out: str | Path) -> Pat
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def collapse(run_dir: str | Path, task: str, n: int = 500, seed: int = 0) -> dict[str, Any]:
+    """How far a policy has collapsed onto one answer: on ``n`` validation prompts, its
+    greedy completions' number of distinct strings, the share of the most common one and
+    the accuracy (the last RL study's policies wrote one closing string to every prompt)."""
+    from collections import Counter
+
+    from scalelab.posttrain.grade import grade
+    from scalelab.posttrain.rollout import sample
+    from scalelab.posttrain.stage import build_lm, open_parent, tokenizer_of
+    from scalelab.posttrain.tasks import get_verifiable, prompts
+
+    parent = open_parent(run_dir)
+    ps = [p for p, _ in prompts(task, "val", n, seed)]
+    r = sample(build_lm(parent).eval(), tokenizer_of(parent), ps,
+               get_verifiable(task).max_answer + 1, temperature=0.0)  # fmt: skip
+    counts = Counter(r.completions)
+    text, top = counts.most_common(1)[0]
+    scores = grade(task, ps, r.completions)
+    return {"distinct": len(counts), "top_share": top / n, "top": text,
+            "accuracy": sum(s == 1.0 for s in scores) / n}  # fmt: skip
