@@ -150,3 +150,9 @@ def test_the_whole_chain_measures_with_the_gold_reward_model(tmp_path: Path) -> 
     n1 = bon[(bon["run_id"] == f"{stage.run_id}-n1")].iloc[0]
     assert n1["gold_reward"] == pytest.approx(sum(want) / len(want), abs=1e-5)
     assert 0.0 <= n1["grader_reward"] <= 1.0
+
+    from scalelab.posttrain.overopt_tables import markdown
+
+    text = markdown(db, r, bootstrap=5)
+    assert "| d8 |" in text and "| d16 |" in text and "| 30 |" in text
+    assert text.count("| pt-rl-") == 2  # one RL run per proxy at the one KL coefficient

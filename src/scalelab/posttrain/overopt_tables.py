@@ -153,3 +153,93 @@ def collapse(run_dir: str | Path, task: str, n: int = 500, seed: int = 0) -> dic
     scores = grade(task, ps, r.completions)
     return {"distinct": len(counts), "top_share": top / n, "top": text,
             "accuracy": sum(s == 1.0 for s in scores) / n}  # fmt: skip
+
+
+def _ci(row: Any, k: str, digits: int = 3) -> str:
+    v, lo, hi = row.get(k), row.get(f"{k}_lo"), row.get(f"{k}_hi")
+    if v is None or (isinstance(v, float) and not np.isfinite(v)):
+        return "none"
+    out = f"{v:.{digits}g}"
+    if lo is not None and not (isinstance(lo, float) and np.isnan(lo)):
+        out += f" [{lo:.{digits}g}, {hi:.{digits}g}]"
+    return out
+
+
+def markdown(db: str | Path, result: dict[str, Any], bootstrap: int = 200) -> str:
+    """The study's tables as markdown (what docs/posttrain-laws.md shows)."""
+    pts = curve_points(db, result)
+    out = []
+    g = result["gold"]
+    out.append(
+        f"gold RM {g['size']} ({g['reward_N']:,} parameters, {g['pairs']:,} grader pairs): "
+        f"held-out pair accuracy {g['pair_accuracy']:.3f} [{g['pair_accuracy_lo']:.3f}, "
+        f"{g['pair_accuracy_hi']:.3f}]; agrees with the grader on {g['grader_agreement']:.3f} "
+        f"of {g['grader_untied']} untied test pairs\n"
+    )
+    out.append("| proxy | N | test pair accuracy |\n|---|---|---|")
+    for p in result["proxies"]:
+        out.append(f"| {p['size']} | {p['reward_N']:,} | {_ci(p, 'test_accuracy')} |")
+    out.append("\n| pairs | test pair accuracy |\n|---|---|")
+    for p in result["pair_curve"]:
+        out.append(f"| {p['pairs']:,} | {_ci(p, 'test_accuracy')} |")
+    rl_coefs = sorted({c["kl_coef"] for c in result["curves"] if c["method"] == "rl"})
+    for method, coefs in (("bon", [0.0]), ("rl", rl_coefs)):
+        for coef in coefs:
+            part = pts[pts["method"] == method]
+            if method == "rl":
+                part = part[part["kl_coef"] == coef]
+            out.append(f"\n{method} (kl_coef {coef}) curves: gold / proxy at d\n")
+            for n, c in part.groupby("reward_N"):
+                cells = ", ".join(
+                    f"{r.d:.2f}: {r.gold_reward:.3f}/{r.proxy_reward:.3f}" for r in c.itertuples()
+                )
+                out.append(f"* {int(n):,}: {cells}")
+            for reward in ("gold", "proxy"):
+                try:
+                    table, trends, _ = fits(pts, method, kl_coef=coef, reward=reward,
+                                            bootstrap=bootstrap)  # fmt: skip
+                except FitError as e:
+                    out.append(f"\n{reward}: {e}")
+                    continue
+                out.append(
+                    f"\n{FORMS[method]} on the {reward} reward (kl_coef {coef})\n\n"
+                    "| proxy N | alpha | beta | R0 | d* predicted | d* measured |\n"
+                    "|---|---|---|---|---|---|"
+                )
+                for r in table.to_dict("records"):
+                    out.append(
+                        f"| {int(r['reward_N']):,} | {_ci(r, 'alpha')} | {_ci(r, 'beta')} | "
+                        f"{_ci(r, 'R0')} | {_ci(r, 'd_star')} | {r['d_peak_measured']:.2f} |"
+                    )
+                for t in trends:
+                    lo, hi = t.get("ci", (float("nan"), float("nan")))
+                    out.append(
+                        f"\n{t['coefficient']} against log10 proxy N: "
+                        f"{t['slope_per_decade']:.3g} [{lo:.3g}, {hi:.3g}] per decade"
+                    )
+    out.append("\n| RL run | proxy | kl_coef | final KL | greedy accuracy |\n|---|---|---|---|---|")
+    for c in result["curves"]:
+        if c["method"] == "rl":
+            out.append(
+                f"| {Path(c['run_dir']).name} | {c['proxy']} | {c['kl_coef']} | {c['kl']:.2f} | "
+                f"{c['accuracy']:.3f} [{c['accuracy_lo']:.3f}, {c['accuracy_hi']:.3f}] |"
+            )
+    out.append("\n| step | seconds | load at start, end |\n|---|---|---|")
+    for s in result["steps"]:
+        out.append(f"| {s['step']} | {s['seconds']:.0f} | {s['load']} |")
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m scalelab.posttrain.overopt_tables RUNS/overopt.json DB [FIGURE.png]``."""
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    result = read_result(args[0])
+    print(markdown(args[1], result))
+    if len(args) > 2:
+        print(figure(curve_points(args[1], result), result, args[2]))
+
+
+if __name__ == "__main__":
+    main()
