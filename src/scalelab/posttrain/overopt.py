@@ -29,11 +29,11 @@ In order (each a resumable stage; finished ones are reused):
    gold reward model on the ``gold`` body (Gao et al.'s 6B gold RM, sec. 2.2);
 3. ``pairs + test_pairs`` fresh pairs of the policy's samples (another seed), labelled by
    the gold RM; each proxy trains on the first ``pairs`` of them;
-4. the pair-count curve: the ``pair_count_size`` body trained on the first n pairs for each
-   n of ``pair_counts``; every proxy and every n is scored on the same last ``test_pairs``
-   (Wilson intervals), which none of them saw;
-5. against each proxy: best-of-n (each n of ``best_of``) and RL (GRPO) for each KL
-   coefficient, the gold reward model measuring the policy (``--gold``).
+4. against each proxy: best-of-n (each n of ``best_of``) and RL (GRPO) for each KL
+   coefficient, the gold reward model measuring the policy (``--gold``);
+5. the pair-count curve: the ``pair_count_size`` body trained on the first n pairs for each
+   n of ``pair_counts``. Every proxy and every n is scored on the same last ``test_pairs``
+   (Wilson intervals), which none of them saw.
 
 With ``db``, every stage is a ``posttrain`` point (``scalelab fit --form gao-bon|gao-rl``
 fits the curves). The result (stage directories, pair accuracies, seconds and load average
@@ -291,7 +291,6 @@ def run_overopt(
                 "pair_accuracy": s["pair_accuracy"], **held_accuracy(s["run_dir"], d.task, test)}  # fmt: skip
 
     proxies = [reward_model(size, d.pairs) for size in d.proxies]
-    pair_curve = [reward_model(d.pair_count_size, n) for n in d.pair_counts]
     # how often the gold RM agrees with the grader on the held-out pairs it labelled (where
     # the grader does not tie them): the gold's own error, which Gao et al. cannot measure
     t = get_verifiable(d.task)
@@ -324,6 +323,8 @@ def run_overopt(
                            "run_dir": rl["run_dir"], "accuracy": rl["accuracy"],
                            "accuracy_lo": rl["accuracy_lo"], "accuracy_hi": rl["accuracy_hi"],
                            "kl": rl["kl"]})  # fmt: skip
+    # the pair-count curve last: the curves above do not need it
+    pair_curve = [reward_model(d.pair_count_size, n) for n in d.pair_counts]
     result = {
         "task": d.task,
         "policy_dir": str(policy),
