@@ -31,6 +31,7 @@ def _curves(rng: np.random.Generator) -> pd.DataFrame:
                 rows.append(
                     {
                         "run_id": f"{stage}@{j}" if method == "rl" else f"{stage}-n{4**j}",
+                        "stage": stage,
                         "method": method,
                         "task": "dyck",
                         "parent_run_id": "policy",
@@ -66,6 +67,11 @@ def test_fits_recover_the_coefficients_and_their_trend() -> None:
     assert rl["d_star"].iloc[0] == pytest.approx(np.e, rel=0.05)
     other, _, _ = fits(pts, "rl", kl_coef=0.3, bootstrap=0)
     assert other["alpha"].to_numpy() == pytest.approx([2.0] * 3, abs=0.02)
+    # the paper's form measures from the initial policy (R0 fixed at 0); with R0 fitted,
+    # the curves' common start 0.1 is found
+    assert (bon["R0"] == 0.0).all()
+    free, _, _ = fits(pts, "bon", bootstrap=0, centre=False)
+    assert free["R0"].to_numpy() == pytest.approx([0.1] * 3, abs=0.01)
 
 
 def test_figure_is_drawn(tmp_path: Path) -> None:

@@ -45,6 +45,17 @@ def curve_points(db: str | Path, result: dict[str, Any]) -> pd.DataFrame:
     return df.sort_values(["method", "kl_coef", "reward_N", "d"], na_position="first")
 
 
+def centred(points: pd.DataFrame) -> pd.DataFrame:
+    """Each curve's gold and proxy reward minus its value at the initial policy (its point
+    of least KL: n = 1, RL step 0), as Gao et al. measure them (R(0) := 0)."""
+    out = points.copy()
+    for _, g in points.groupby("stage"):
+        first = g.loc[g["kl"].astype(float).idxmin()]
+        for col in ("gold_reward", "proxy_reward"):
+            out.loc[g.index, col] = g[col].astype(float) - float(first[col])
+    return out
+
+
 def fits(
     points: pd.DataFrame,
     method: str,
@@ -52,16 +63,23 @@ def fits(
     kl_coef: float = 0.0,
     reward: str = "gold",
     bootstrap: int = 200,
+    centre: bool = True,
 ) -> tuple[pd.DataFrame, list[dict[str, Any]], list[Any]]:
     """(one row per proxy: alpha, beta, R0, d* predicted and measured with intervals; the
-    trends of alpha and beta in log10 proxy size; the fitted curves)."""
+    trends of alpha and beta in log10 proxy size; the fitted curves). ``centre``: the
+    paper's form, rewards measured from the initial policy's and R0 fixed at 0 (else R0 is
+    fitted: with few points the d and d log d columns of the RL form are nearly collinear
+    and the intercept absorbs the slope)."""
     part = points[points["method"] == method]
     if method == "rl":
         part = part[part["kl_coef"] == kl_coef]
     if part.empty:
         raise FitError(f"no {method} points (kl_coef {kl_coef}) to fit")
+    if centre:
+        part = centred(part)
     curves = fit_gao_curves(part.drop(columns=["proxy", "kl_coef", "d"]), FORMS[method],
-                            reward=reward, bootstrap=bootstrap)  # fmt: skip
+                            reward=reward, bootstrap=bootstrap,
+                            fix={"R0": 0.0} if centre else None)  # fmt: skip
     rows = []
     for c in curves:
         p, ci = c.law.params, c.law.ci
