@@ -21,7 +21,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from scalelab.posttrain.gold import Gold
-from scalelab.posttrain.grade import score_policy
+from scalelab.posttrain.grade import grade, score_policy
 from scalelab.posttrain.kl import estimate_kl, k1, k3
 from scalelab.posttrain.rollout import forward_flops_per_token, sample, token_logprobs
 from scalelab.posttrain.stage import (
@@ -85,7 +85,7 @@ def run_rl(
     for p in reference.parameters():
         p.requires_grad_(False)
     rm = build_lm(rm_parent).eval() if rm_parent is not None else None
-    gold_of = Gold(stage.task, gold_parent)
+    gold_of = Gold(stage.task, gold_parent, lambda t, ps, cs: grade(t, ps, cs))
     policy = build_lm(stage.parent)
     torch.manual_seed(cfg.seed)
     opt = adamw(policy, cfg)
