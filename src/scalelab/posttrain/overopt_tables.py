@@ -116,7 +116,9 @@ def figure(points: pd.DataFrame, result: dict[str, Any], out: str | Path) -> Pat
         if coef is not None:
             part = part[part["kl_coef"] == coef]
         for n in sizes:
-            g = part[part["reward_N"] == n].sort_values("d")
+            g = part[part["reward_N"] == n]
+            # an RL curve in the order of its steps (its KL need not grow at every one)
+            g = g.sort_values("step" if method == "rl" and "step" in g.columns else "d")
             if g.empty:
                 continue
             g0 = g.iloc[0]
@@ -140,6 +142,7 @@ def figure(points: pd.DataFrame, result: dict[str, Any], out: str | Path) -> Pat
     ax.axhline(0.5, color="grey", lw=0.5, ls=":")
     ax.axvline(2000, color="grey", lw=0.5, ls=":")
     ax.set_xscale("log")
+    ax.minorticks_off()
     ax.set_xlabel("gold-labelled training pairs")
     ax.set_ylabel("test pair accuracy (95% Wilson)")
     ax.set_title("reward models against pairs (chance 0.5)", fontsize=9)
