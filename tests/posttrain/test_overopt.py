@@ -156,3 +156,25 @@ def test_the_whole_chain_measures_with_the_gold_reward_model(tmp_path: Path) -> 
     text = markdown(db, r, bootstrap=5)
     assert "| d8 |" in text and "| d16 |" in text and "| 30 |" in text
     assert text.count("| pt-rl-") == 2  # one RL run per proxy at the one KL coefficient
+
+
+def test_the_command_refuses_a_bad_design_in_one_line(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    study = tmp_path / "s.toml"
+    study.write_text(
+        '[study]\nname = "s"\ncorpus = "jsonl:x.jsonl:text"\ntokenizer = "bytes"\n'
+        'tokens = [1e4]\n[[study.sizes]]\nname = "d8"\nd_model = 8\n'
+        "[model]\nvocab_size = 258\ncontext = 32\nn_layer = 1\nn_head = 2\n"
+        '[overopt]\ntask = "dyck"\npolicy = "d8"\ngold = "d16"\nproxies = ["d8"]\n'
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", "from scalelab.cli import main; main()", "overopt", str(study),
+         "--runs", str(tmp_path / "runs")],
+        capture_output=True, text=True, cwd=tmp_path, check=False,
+    )  # fmt: skip
+    assert r.returncode == 2
+    assert "overopt.gold = 'd16' is not a size" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "runs").exists()  # checked before any work
