@@ -89,6 +89,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--context", type=int, default=64)
     ap.add_argument("--pos", default="learned", help="learned or rotary")
+    ap.add_argument("--init-std", type=float, default=0.02, help="model.init_std (GPT-2: 0.02)")
     ap.add_argument("--demos", type=int, default=20000)
     ap.add_argument("--work", default="", help="folder for the corpus and run (default: temp)")
     a = ap.parse_args()
@@ -109,6 +110,7 @@ def main() -> None:
                 "vocab_size": 258,
                 "context": a.context,
                 "pos": a.pos,
+                "init_std": a.init_std,
             },
             "data": {
                 "corpus": f"jsonl:{corpus}:text",
