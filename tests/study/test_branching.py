@@ -62,8 +62,8 @@ def test_study_file_checks():
         study(tokens=[2560])
     with pytest.raises(ConfigError, match="WSD schedule"):
         study_from_dict({**STUDY, "train": {**STUDY["train"], "schedule": "cosine"}})
-    # a budget so short that its cooldown starts inside the parent's warmup
-    s = {**STUDY, "train": {**STUDY["train"], "warmup": 0.5}}
+    # a budget so short that its cooldown starts inside the parent's warmup (20 steps)
+    s = {**STUDY, "train": {**STUDY["train"], "warmup_tokens": 20 * 256}}
     with pytest.raises(ConfigError, match="outside the stable phase"):
         expand(study_from_dict(s))
 
@@ -89,3 +89,14 @@ def test_a_branched_study_trains_parents_first_and_marks_branches(tmp_path):
         assert started >= ended[b["parent_run_id"]]
     again = sweep(study(), db=db, out=out, progress=False)
     assert again.skipped == 6 and again.trained == 0
+
+
+def test_a_branched_ladder_warms_up_for_one_number_of_tokens():
+    # 10% of the shortest run (10 steps of 256 tokens): 1 step, for every run of the ladder
+    runs = expand(study_from_dict({**STUDY, "train": {**STUDY["train"], "warmup": 0.1}}))
+    assert {r.config.train.warmup_tokens for r in runs} == {256}
+    # a study's own warmup in tokens is kept
+    fixed = expand(study_from_dict({**STUDY, "train": {**STUDY["train"], "warmup_tokens": 512}}))
+    assert {r.config.train.warmup_tokens for r in fixed} == {512}
+    # the dedicated ladder keeps its warmup as a fraction of each run (its ids unchanged)
+    assert {r.config.train.warmup_tokens for r in expand(_dedicated())} == {None}
