@@ -102,8 +102,15 @@ def main() -> None:
         warm = round(0.05 * min(tokens) / per_step) * per_step
     wsd = {"schedule": "wsd", "decay_fraction": args.cooldown, "warmup_tokens": warm}
     plans = {
-        "branches": study("branches", args, params, tokens, budgets="branches",
-                          cooldown=args.cooldown, train={"warmup_tokens": warm}),  # fmt: skip
+        "branches": study(
+            "branches",
+            args,
+            params,
+            tokens,
+            budgets="branches",
+            cooldown=args.cooldown,
+            train={"warmup_tokens": warm},
+        ),
         "wsd": study("wsd", args, params, tokens[:-1], train=dict(wsd)),
         "cosine": study("cosine", args, params, tokens),
     }

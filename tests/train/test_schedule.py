@@ -81,5 +81,5 @@ def test_a_warmup_in_tokens_does_not_depend_on_the_runs_length():
 def test_a_bad_warmup_in_tokens_is_refused(bad):
     from scalelab.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="train.warmup_tokens"):
+    with pytest.raises(ConfigError, match=r"train\.warmup_tokens"):
         TrainConfig(warmup_tokens=bad)

@@ -138,6 +138,23 @@ def _check_same_run(cfg: RunConfig, parent: Any, parent_id: str) -> None:
             )
 
 
+def point_kept(cfg: RunConfig, runs_dir: Path) -> bool:
+    """Whether a branch's parent (in ``runs_dir``) has kept an intact state at the branch's
+    point, finished or not: the state is written whole before it is renamed into place
+    (:func:`scalelab.train.checkpoint.save_checkpoint`) and checked here against its
+    checksums, so the branch may start now, and a later crash of the parent cannot take it
+    away. The sweep's pool asks this to start a branch as soon as its parent has passed its
+    point, not once the parent has finished."""
+    tc = cfg.train
+    if tc.branch_of is None or tc.branch_at is None:
+        return False
+    per_step = tc.batch_size * cfg.model.context
+    if tc.branch_at % per_step:
+        return False  # the trainer names the fix
+    where = branch_point_dir(runs_dir / tc.branch_of, tc.branch_at // per_step)
+    return where.is_dir() and verify(where) is None
+
+
 def parent_metrics(cfg: RunConfig, run_dir: Path, step: int) -> list[dict[str, Any]]:
     """The parent's metrics rows up to the branch point: the start of the branch's curve."""
     assert cfg.train.branch_of is not None
@@ -159,4 +176,11 @@ def summary_fields(cfg: RunConfig, total_tokens: int) -> dict[str, Any] | None:
     }
 
 
-__all__ = ["BRANCH_POINTS", "locate", "parent_metrics", "save_steps", "summary_fields"]
+__all__ = [
+    "BRANCH_POINTS",
+    "locate",
+    "parent_metrics",
+    "point_kept",
+    "save_steps",
+    "summary_fields",
+]
