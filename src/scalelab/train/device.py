@@ -172,9 +172,14 @@ def matmul_flops(
 
 
 # the variables that cap the instruction set the kernels use below what the CPU has
-# (PyTorch's own ATen kernels; oneDNN's, under its current and its older name): a timing
-# taken under a cap is not the CPU's (an AVX2-only machine emulated on an AVX512 one)
-ISA_VARIABLES = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA")
+# (PyTorch's own ATen kernels; oneDNN's, under its current and its older name; MKL's): a
+# timing taken under a cap is not the CPU's (an AVX2-only machine emulated on an AVX512 one)
+ISA_VARIABLES = (
+    "ATEN_CPU_CAPABILITY",
+    "ONEDNN_MAX_CPU_ISA",
+    "DNNL_MAX_CPU_ISA",
+    "MKL_ENABLE_INSTRUCTIONS",
+)
 
 
 def cpu_capability() -> str:
