@@ -194,3 +194,19 @@ def test_a_need_that_fails_after_its_point_no_longer_blocks():
     b2 = TickBackend(2, {"bad-parent": 4, "filler": 6, "branch": 1})
     _, failures2 = run_passing(jobs, b2, lambda job, need: False)
     assert "bad-parent" in failures2["branch"]
+
+
+def test_local_processes_start_every_worker_at_once():
+    import multiprocessing
+
+    from scalelab.study.pool import LocalProcesses
+
+    before = set(multiprocessing.active_children())
+    local = LocalProcesses(abs, workers=2)
+    try:
+        # started now, not when a second job first finds no idle worker
+        assert len(set(multiprocessing.active_children()) - before) == 2
+        (fut,) = [local.submit(-3)]
+        assert local.wait([fut], timeout=120) == [(fut, "ok", 3)]
+    finally:
+        local.close(cancel=False)

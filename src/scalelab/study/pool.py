@@ -115,6 +115,10 @@ def init_worker(devices: Any, threads: int, parent: int | None = None) -> None:
         _WORKER_DEVICE = devices.get()
 
 
+def _started() -> None:
+    """A no-op job: the worker that runs it has started."""
+
+
 class LocalProcesses:
     """``workers`` spawned processes (``spawn``: safe with CUDA and threads, unlike
     ``fork``) of ``threads`` torch threads each, running ``fn`` (importable by name).
@@ -138,12 +142,20 @@ class LocalProcesses:
             dq = self.ctx.Queue()
             for i in range(self.slots):
                 dq.put(self.devices[i % len(self.devices)])
-        return cf.ProcessPoolExecutor(
+        pool = cf.ProcessPoolExecutor(
             self.slots,
             mp_context=self.ctx,
             initializer=init_worker,
             initargs=(dq, self.threads, os.getpid()),
         )
+        # Start every worker now: a spawned pool starts one only when a job finds none idle,
+        # and a worker's start (a new interpreter importing torch) took 40 to 70 s on the
+        # loaded build machine, so a WSD branch that became ready while its parent ran
+        # waited that long for its worker (docs/branches.md). Each no-op finds no idle worker
+        # and starts one; they start while the first jobs run.
+        for _ in range(self.slots):
+            pool.submit(_started)
+        return pool
 
     def submit(self, arg: Any) -> Any:
         return self.pool.submit(self.fn, arg)
