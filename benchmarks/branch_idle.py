@@ -8,7 +8,10 @@ end stamps (``summary.json``): the sweep's span, the idle share ``1 - busy / (wo
 span)``, and how many branches started before their parent had ended. Losses are equal both
 ways (the same runs); only the order in time differs.
 
-    python benchmarks/branch_idle.py [--workers 2] [--json idle.json]
+    python benchmarks/branch_idle.py [--workers 2] [--params 3e4] [--json idle.json]
+
+``--params`` keeps only those sizes of the study (one size: one parent, two branches, the
+case where a branch that waits for its parent's end leaves a worker idle longest).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import datetime as dt
 import json
 import os
 import tempfile
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +36,7 @@ def stamps(runs: Path, run_id: str) -> tuple[float, float]:
     return a.timestamp(), b.timestamp()
 
 
-def measure(workers: int, early: bool) -> dict[str, Any]:
+def measure(workers: int, early: bool, params: list[float] | None) -> dict[str, Any]:
     saved = executor.branch_point_passed
     if not early:  # the pool before it learnt the branch point: a branch waits for the end
         executor.branch_point_passed = lambda job, need: False
@@ -40,7 +44,10 @@ def measure(workers: int, early: bool) -> dict[str, Any]:
         with tempfile.TemporaryDirectory() as tmp:
             runs = Path(tmp) / "runs"
             load0 = os.getloadavg()[0]
-            res = sweep(STUDY, db=Path(tmp) / "r.db", out=runs, workers=workers, threads=1,
+            spec = tomllib.loads(STUDY.read_text())
+            if params:
+                spec["study"]["params"] = params
+            res = sweep(spec, db=Path(tmp) / "r.db", out=runs, workers=workers, threads=1,
                         progress=False)  # fmt: skip
             assert all(r.status == "finished" for r in res.runs), res.runs
             spans = {r.run_id: stamps(runs, r.run_id) for r in res.runs}
@@ -64,11 +71,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--params", default=None, help="comma-separated sizes (default: all)")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     out = {}
     for label, early in (("after parent", False), ("early", True)):
-        m = out[label] = measure(args.workers, early)
+        params = [float(p) for p in args.params.split(",")] if args.params else None
+        m = out[label] = measure(args.workers, early, params)
         print(f"{label:12s}: span {m['span_seconds']:.0f} s, busy {m['busy_seconds']:.0f} s, "
               f"idle share {m['idle_share']:.1%}, {m['branches_started_before_parent_ended']}/"
               f"{m['branches']} branches started before their parent ended, load "
