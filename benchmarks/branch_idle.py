@@ -25,7 +25,8 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from scalelab.study import executor, sweep
+from scalelab.runner import dispatch
+from scalelab.study import sweep
 
 STUDY = Path(__file__).resolve().parent.parent / "studies" / "markov-branches.toml"
 
@@ -37,9 +38,9 @@ def stamps(runs: Path, run_id: str) -> tuple[float, float]:
 
 
 def measure(workers: int, early: bool, params: list[float] | None) -> dict[str, Any]:
-    saved = executor.branch_point_passed
+    saved = dispatch.branch_point_passed
     if not early:  # the pool before it learnt the branch point: a branch waits for the end
-        executor.branch_point_passed = lambda job, need: False
+        dispatch.branch_point_passed = lambda job, need: False
     try:
         with tempfile.TemporaryDirectory() as tmp:
             runs = Path(tmp) / "runs"
@@ -57,7 +58,7 @@ def measure(workers: int, early: bool, params: list[float] | None) -> dict[str, 
                 if cfg["train"].get("branch_of"):
                     parents[r.run_id] = cfg["train"]["branch_of"]
     finally:
-        executor.branch_point_passed = saved
+        dispatch.branch_point_passed = saved
     start = min(a for a, _ in spans.values())
     span = max(b for _, b in spans.values()) - start
     busy = sum(b - a for a, b in spans.values())

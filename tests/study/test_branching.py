@@ -105,8 +105,8 @@ def test_a_branched_ladder_warms_up_for_one_number_of_tokens():
 def test_a_branch_is_ready_once_its_parent_kept_its_point(tmp_path):
     from types import SimpleNamespace
 
-    from scalelab.study.executor import branch_point_passed
-    from scalelab.study.pool import Job
+    from scalelab.runner.dispatch import branch_point_passed
+    from scalelab.runner.pool import Job
     from scalelab.train import train
 
     out = tmp_path / "runs"
