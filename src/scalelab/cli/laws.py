@@ -22,9 +22,11 @@ from scalelab.cli._app import (
     warn,
 )
 from scalelab.errors import FitError, StoreError
+from scalelab.laws.forms import FORM_TABLE, GAO_FORMS
 
 AUTO = "auto"  # choose the form by how well it predicts the larger sizes (select_law)
-ALLOCATIONS = ("isoflop", "envelope")  # Hoffmann et al. 2022, approaches 2 and 1
+# the allocation fits of --form: Hoffmann et al. 2022's approach of each
+ALLOCATIONS = {"isoflop": 2, "envelope": 1}
 FITTED_STATUSES = ("finished", "stopped_early")  # as the store counts them: done, best loss
 
 
@@ -195,11 +197,12 @@ def fit_cmd(
         str,
         typer.Option(
             "--form",
-            help="chinchilla | chinchilla-tied | overtrain | kaplan | power | data-constrained | "
-            "bnsl | slope; gao-bon | gao-rl (Gao et al. 2022: reward against sqrt(KL) on "
+            help=" | ".join(n for n, e in FORM_TABLE.items() if e.fits == "loss")
+            + f"; {' | '.join(GAO_FORMS)} (Gao et al. 2022: reward against sqrt(KL) on "
             "posttrain points, one law per curve); auto: the one of --forms that best predicts "
-            "the largest sizes from the smaller; or an allocation fit: isoflop (approach 2) | "
-            "envelope (approach 1).",
+            "the largest sizes from the smaller; or an allocation fit: "
+            + " | ".join(f"{a} (approach {n})" for a, n in ALLOCATIONS.items())
+            + ".",
         ),
     ] = "chinchilla",
     forms: Annotated[
@@ -259,9 +262,8 @@ def fit_cmd(
     """Fit a scaling law to points (Huber on log residuals, L-BFGS, bootstrap intervals)."""
     from scalelab.errors import did_you_mean
     from scalelab.laws import envelope, fit_law, isoflop
-    from scalelab.laws.forms import FORMS, GAO_FORMS
 
-    choices = (*FORMS, AUTO, *ALLOCATIONS)
+    choices = (*FORM_TABLE, AUTO, *ALLOCATIONS)
     if form not in choices:
         raise FitError(
             f"unknown --form {form!r}{did_you_mean(form, choices)}; choose from {choices}"

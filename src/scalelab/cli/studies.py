@@ -23,12 +23,14 @@ from scalelab.cli._app import (
     WorkersOption,
     app,
     count_option,
+    one_of,
     out_file,
     out_folder,
     say,
     warn,
 )
 from scalelab.errors import ConfigError, StoreError
+from scalelab.plugin import point_kinds
 
 PANEL = "Studies"
 
@@ -137,14 +139,17 @@ def points_cmd(
     ] = False,
     kind: Annotated[
         str,
-        typer.Option("--kind", help="run (plain runs), distilled, compressed, select, or all."),
+        typer.Option(
+            "--kind",
+            help=f"run (plain runs), {one_of([*point_kinds(), 'all (every kind)'])}.",
+        ),
     ] = "run",
 ) -> None:
     """List, export (--csv/--parquet) or rebuild (--from-runs RUNS) the points of a store."""
     from scalelab.study import export_points, load_points
     from scalelab.study import rebuild as rebuild_store
 
-    kinds = ("run", "distilled", "compressed", "select", "all")
+    kinds = ("run", *point_kinds(), "all")  # the plug-ins' kinds, as registered now
     if kind not in kinds:
         raise ConfigError(f"--kind {kind!r} is not one of {', '.join(kinds)}")
     out_file(csv, "--csv")

@@ -12,6 +12,7 @@ from rich.text import Text
 
 from scalelab.cli._app import QuietOption, app, console, number, say
 from scalelab.errors import ConfigError
+from scalelab.tasks.finetune import METHODS as FINETUNE_METHODS
 
 PANEL = "Downstream tasks"
 
@@ -96,7 +97,7 @@ def finetune_cmd(
         list[str] | None,
         typer.Option(
             "--set",
-            help="finetune.key=value (method=full|head|lora, lr, steps, patience, ...).",
+            help=f"finetune.key=value (method={'|'.join(FINETUNE_METHODS)}, lr, steps, patience, ...).",
         ),
     ] = None,
     out: Annotated[

@@ -14,10 +14,12 @@ from scalelab.cli._app import (
     RunsOption,
     app,
     err_console,
+    one_of,
     out_folder,
     say,
     warn,
 )
+from scalelab.config import TOKENIZERS
 from scalelab.errors import ConfigError, TrainingError
 
 PANEL = "Train one model"
@@ -118,7 +120,8 @@ def corpus_cmd(
         ),
     ] = "python-stdlib",
     tokenizer: Annotated[
-        str, typer.Option("--tokenizer", help="bpe (trained at --vocab-size) or bytes.")
+        str,
+        typer.Option("--tokenizer", help=f"{one_of(TOKENIZERS)} (bpe is trained at --vocab-size)."),
     ] = "bpe",
     vocab_size: Annotated[
         int, typer.Option("--vocab-size", help="The model's vocabulary size.")
