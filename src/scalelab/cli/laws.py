@@ -23,47 +23,61 @@ from scalelab.cli._app import (
 )
 from scalelab.errors import FitError, StoreError
 from scalelab.laws.forms import FORM_TABLE, GAO_FORMS
+from scalelab.outputs import FINISHED
 
 AUTO = "auto"  # choose the form by how well it predicts the larger sizes (select_law)
 # the allocation fits of --form: Hoffmann et al. 2022's approach of each
 ALLOCATIONS = {"isoflop": 2, "envelope": 1}
-FITTED_STATUSES = ("finished", "stopped_early")  # as the store counts them: done, best loss
+
+
+def _read_csv(db: Path | None, csv: Path | None, study: str | None) -> Any:
+    """The points of ``--csv`` as a DataFrame, or None when they come from a store (``--db``);
+    the two together, or ``--study`` with a CSV, are refused."""
+    import pandas as pd
+
+    if db is not None and csv is not None:
+        raise FitError("give the points either with --db STORE or with --csv FILE, not both")
+    if csv is None:
+        return None
+    if study is not None:
+        raise FitError("--study selects points of a store (--db); a --csv file has none")
+    try:
+        return pd.read_csv(csv)
+    except FileNotFoundError:
+        raise FitError(f"--csv {str(csv)!r} does not exist") from None
+    except (OSError, ValueError, UnicodeDecodeError) as e:
+        raise FitError(f"cannot read --csv {str(csv)!r} as CSV: {e}") from None
+
+
+def _store(db: Path | None, make: str) -> Path:
+    """The store of ``--db`` (default results.db), which must exist; ``make`` says how to
+    make one (``{db}`` stands for its path)."""
+    db = db or DEFAULT_DB
+    if not db.is_file():
+        raise StoreError(
+            f"no results store at {str(db)!r}: {make.format(db=db)} first, or give the "
+            "points with --csv FILE"
+        )
+    return db
 
 
 def read_points(
     db: Path | None, csv: Path | None, arch: str | None, study: str | None, n: str
 ) -> Any:
     """The points to fit, one per run, from a store or a CSV, filtered to one architecture."""
-    import pandas as pd
-
-    if db is not None and csv is not None:
-        raise FitError("give the points either with --db STORE or with --csv FILE, not both")
-    if csv is not None:
-        if study is not None:
-            raise FitError("--study selects points of a store (--db); a --csv file has none")
-        try:
-            df = pd.read_csv(csv)
-        except FileNotFoundError:
-            raise FitError(f"--csv {str(csv)!r} does not exist") from None
-        except (OSError, ValueError, UnicodeDecodeError) as e:
-            raise FitError(f"cannot read --csv {str(csv)!r} as CSV: {e}") from None
-        if "status" in df.columns:
-            done = df["status"].astype(str).isin(FITTED_STATUSES)
-            if not done.all():
-                warn(f"note: {int((~done).sum())} point(s) of runs that did not finish left out")
-            df = df[done]
-    else:
+    df = _read_csv(db, csv, study)
+    if df is None:
         from scalelab.study import load_points
 
-        db = db or DEFAULT_DB
-        if not db.is_file():
-            raise StoreError(
-                f"no results store at {str(db)!r}: run `scalelab sweep STUDY.toml --db {db}` "
-                "first, or give the points with --csv FILE"
-            )
+        db = _store(db, "run `scalelab sweep STUDY.toml --db {db}`")
         # finished and stopped-early runs (the latter with their best loss), one point per
         # run even where a run belongs to several studies, plain runs only (no technique)
         df = load_points(db, n=n, study=study, kind="run", one_per_run=True)
+    elif "status" in df.columns:
+        done = df["status"].astype(str).isin(FINISHED)  # done, or stopped early with its best loss
+        if not done.all():
+            warn(f"note: {int((~done).sum())} point(s) of runs that did not finish left out")
+        df = df[done]
     if "arch" in df.columns:
         archs = sorted(map(str, df["arch"].dropna().unique()))
         if arch is not None:
@@ -85,28 +99,11 @@ def read_posttrain_points(
 ) -> Any:
     """The points of kind ``posttrain`` of a store (their ``extra_json`` keys as columns),
     or a CSV's rows, for the Gao laws."""
-    import pandas as pd
-
-    if db is not None and csv is not None:
-        raise FitError("give the points either with --db STORE or with --csv FILE, not both")
-    if csv is not None:
-        if study is not None:
-            raise FitError("--study selects points of a store (--db); a --csv file has none")
-        try:
-            df = pd.read_csv(csv)
-        except FileNotFoundError:
-            raise FitError(f"--csv {str(csv)!r} does not exist") from None
-        except (OSError, ValueError, UnicodeDecodeError) as e:
-            raise FitError(f"cannot read --csv {str(csv)!r} as CSV: {e}") from None
-    else:
+    df = _read_csv(db, csv, study)
+    if df is None:
         from scalelab.study import load_points
 
-        db = db or DEFAULT_DB
-        if not db.is_file():
-            raise StoreError(
-                f"no results store at {str(db)!r}: run `scalelab bon` or `scalelab posttrain` "
-                f"with --db {db} first, or give the points with --csv FILE"
-            )
+        db = _store(db, "run `scalelab bon` or `scalelab posttrain` with --db {db}")
         # the posttrain numbers (kl, rewards, method, reward model) live in extra_json
         df = load_points(db, study=study, kind="posttrain", extra=True)
         if df.empty:

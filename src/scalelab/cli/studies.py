@@ -30,6 +30,7 @@ from scalelab.cli._app import (
     warn,
 )
 from scalelab.errors import ConfigError, StoreError
+from scalelab.outputs import FINISHED
 from scalelab.plugin import point_kinds
 
 PANEL = "Studies"
@@ -171,7 +172,7 @@ def points_cmd(
     opts = {
         "n": n,
         "study": study,
-        "status": None if all_ else ("finished", "stopped_early"),
+        "status": None if all_ else FINISHED,
         "curves": curves,
         "kind": None if kind == "all" else kind,
     }

@@ -21,6 +21,7 @@ from scalelab.cli._app import (
 )
 from scalelab.config import TOKENIZERS
 from scalelab.errors import ConfigError, TrainingError
+from scalelab.outputs import FINISHED
 
 PANEL = "Train one model"
 
@@ -71,7 +72,7 @@ def train_cmd(
                 highlight=False,
             )
             needed = train(need, runs, resume=True, progress=not quiet)
-            if needed.status not in ("finished", "stopped_early"):
+            if needed.status not in FINISHED:
                 raise TrainingError(
                     f"the run {need.run_id()} that this run needs failed: {needed.reason}"
                 )
