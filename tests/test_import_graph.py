@@ -272,7 +272,7 @@ def test_no_two_packages_import_each_other() -> None:
 
 
 def test_the_core_imports_no_technique() -> None:
-    """The issue's rule in its own words: train/, study/, data/, models/ and config.py
+    """The issue's rule in its own words: train/, study/, data/, models/ and config/
     import no technique package (the plug-ins are called, never imported)."""
     core = {"train", "study", "data", "models", "config"}
     techniques = {
