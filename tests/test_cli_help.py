@@ -21,7 +21,7 @@ def _table(module: str, name: str) -> Callable[[], list[str]]:
     def read() -> list[str]:
         import importlib
 
-        return list(getattr(importlib.import_module(module), name))
+        return [str(e) for e in getattr(importlib.import_module(module), name)]
 
     return read
 
@@ -38,6 +38,12 @@ CHOICES: list[tuple[str, str, Callable[[], Iterable[str]]]] = [
     ("corpus", "--tokenizer", _table("scalelab.config", "TOKENIZERS")),
     ("count", "--dtype", _table("scalelab.accounting.memory", "DTYPE_BYTES")),
     ("count", "--recompute", _table("scalelab.accounting.memory", "RECOMPUTE")),
+    ("compress", "--method", _table("scalelab.techniques.compress_options", "METHODS")),
+    ("compress", "--level", _table("scalelab.techniques.compress_options", "BITS")),
+    ("compress", "--structure", _table("scalelab.techniques.compress_options", "STRUCTURES")),
+    ("compress", "--scope", _table("scalelab.techniques.compress_options", "SCOPES")),
+    ("compress", "--algorithm", _table("scalelab.techniques.compress_options", "ALGORITHMS")),
+    ("compress", "--group", _table("scalelab.techniques.compress_options", "GROUPS")),
 ]
 
 
@@ -75,6 +81,7 @@ forms, space = m("scalelab.laws.forms"), m("scalelab.tune.space")
 quantize, api = m("scalelab.memorization.quantize"), m("scalelab.posttrain.api")
 tasks, finetune = m("scalelab.posttrain.tasks"), m("scalelab.tasks.finetune")
 config, memory = m("scalelab.config"), m("scalelab.accounting.memory")
+compress = m("scalelab.techniques.compress_options")
 from scalelab.plugin import Plugin, register_plugin
 
 forms.FORM_TABLE["zz-law"] = forms.FormEntry("scalelab.laws.forms.two_variable:Chinchilla")
@@ -86,6 +93,12 @@ finetune.METHODS = (*finetune.METHODS, "zz-tune")
 config.TOKENIZERS = (*config.TOKENIZERS, "zz-tok")
 memory.DTYPE_BYTES["zz-fp6"] = 0.75
 memory.RECOMPUTE = (*memory.RECOMPUTE, "zz-some")
+compress.METHODS = (*compress.METHODS, "zz-compress")
+compress.BITS = (*compress.BITS, 77)
+compress.STRUCTURES = (*compress.STRUCTURES, "zz-blocks")
+compress.SCOPES = (*compress.SCOPES, "zz-scope")
+compress.ALGORITHMS = (*compress.ALGORITHMS, "zz-algo")
+compress.GROUPS = (*compress.GROUPS, 99)
 
 class Zeta(Plugin):
     name = "zz-plugin"
@@ -113,6 +126,12 @@ NEW = {
     "corpus --tokenizer": "zz-tok",
     "count --dtype": "zz-fp6",
     "count --recompute": "zz-some",
+    "compress --method": "zz-compress",
+    "compress --level": "77",
+    "compress --structure": "zz-blocks",
+    "compress --scope": "zz-scope",
+    "compress --algorithm": "zz-algo",
+    "compress --group": "99",
 }
 
 
