@@ -29,6 +29,9 @@ def _table(module: str, name: str) -> Callable[[], list[str]]:
 # command, option, the API table its choices are read from
 CHOICES: list[tuple[str, str, Callable[[], Iterable[str]]]] = [
     ("fit", "--form", _table("scalelab.laws.forms", "FORM_TABLE")),
+    ("fit", "--resample", _table("scalelab.laws.options", "RESAMPLING")),
+    ("fit", "--x", _table("scalelab.laws.options", "VARIABLES")),
+    ("fit", "--reward", _table("scalelab.laws.options", "REWARDS")),
     ("points", "--kind", lambda: ["run", *_plugin_kinds(), "all"]),
     ("tune", "--sampler", _table("scalelab.tune.space", "SAMPLERS")),
     ("capacity", "--precision", _table("scalelab.memorization.quantize", "PRECISIONS")),
@@ -82,6 +85,7 @@ quantize, api = m("scalelab.memorization.quantize"), m("scalelab.posttrain.api")
 tasks, finetune = m("scalelab.posttrain.tasks"), m("scalelab.tasks.finetune")
 config, memory = m("scalelab.config"), m("scalelab.accounting.memory")
 compress = m("scalelab.techniques.compress_options")
+options = m("scalelab.laws.options")
 from scalelab.plugin import Plugin, register_plugin
 
 forms.FORM_TABLE["zz-law"] = forms.FormEntry("scalelab.laws.forms.two_variable:Chinchilla")
@@ -94,6 +98,9 @@ config.TOKENIZERS = (*config.TOKENIZERS, "zz-tok")
 memory.DTYPE_BYTES["zz-fp6"] = 0.75
 memory.RECOMPUTE = (*memory.RECOMPUTE, "zz-some")
 compress.METHODS = (*compress.METHODS, "zz-compress")
+options.RESAMPLING = (*options.RESAMPLING, "zz-resample")
+options.VARIABLES = (*options.VARIABLES, "zz-x")
+options.REWARDS = (*options.REWARDS, "zz-reward")
 compress.BITS = (*compress.BITS, 77)
 compress.STRUCTURES = (*compress.STRUCTURES, "zz-blocks")
 compress.SCOPES = (*compress.SCOPES, "zz-scope")
@@ -117,6 +124,9 @@ print(json.dumps(out))
 
 NEW = {
     "fit --form": "zz-law",
+    "fit --resample": "zz-resample",
+    "fit --x": "zz-x",
+    "fit --reward": "zz-reward",
     "points --kind": "zz-kind",
     "tune --sampler": "zz-sampler",
     "capacity --precision": "zz-int3",

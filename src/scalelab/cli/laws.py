@@ -18,11 +18,13 @@ from scalelab.cli._app import (
     app,
     count_option,
     number,
+    one_of,
     say,
     warn,
 )
 from scalelab.errors import FitError, StoreError
-from scalelab.laws.forms import FORM_TABLE, GAO_FORMS
+from scalelab.laws.forms import FORM_TABLE, GAO_FORMS, ONE_VARIABLE
+from scalelab.laws.options import RESAMPLING, REWARDS, VARIABLES
 from scalelab.outputs import FINISHED
 
 AUTO = "auto"  # choose the form by how well it predicts the larger sizes (select_law)
@@ -222,7 +224,9 @@ def fit_cmd(
     resample: Annotated[
         str,
         typer.Option(
-            "--resample", help="Bootstrap resamples: row (points) or size (whole model sizes)."
+            "--resample",
+            help=f"Bootstrap resamples: {one_of(RESAMPLING)} (row: points; size: whole "
+            "model sizes).",
         ),
     ] = "row",
     study: StudyOption = None,
@@ -230,7 +234,8 @@ def fit_cmd(
         str, typer.Option("--n", help="N as non_embedding, total or active (store points).")
     ] = "non_embedding",
     x: Annotated[
-        str | None, typer.Option("--x", help="Variable of power/bnsl/slope: N, D or C.")
+        str | None,
+        typer.Option("--x", help=f"Variable of {'/'.join(ONE_VARIABLE)}: {one_of(VARIABLES)}."),
     ] = None,
     bootstrap: BootstrapOption = "200",
     bootstrap_seed: BootstrapSeedOption = 0,
@@ -249,7 +254,9 @@ def fit_cmd(
     ] = True,
     reward: Annotated[
         str,
-        typer.Option("--reward", help="gao-bon, gao-rl: the reward fitted, gold or proxy."),
+        typer.Option(
+            "--reward", help=f"{', '.join(GAO_FORMS)}: the reward fitted, {one_of(REWARDS)}."
+        ),
     ] = "gold",
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
     out: Annotated[

@@ -62,6 +62,7 @@ FORM_TABLE: dict[str, FormEntry] = {
 FORMS = tuple(FORM_TABLE)
 FIXABLE = tuple(name for name, e in FORM_TABLE.items() if e.fixable)
 GAO_FORMS = tuple(name for name, e in FORM_TABLE.items() if e.fits == "reward")
+ONE_VARIABLE = tuple(name for name, e in FORM_TABLE.items() if e.x is not None)  # take --x
 
 
 def make_form(name: str, *, x: str | None = None, fixed: Mapping[str, float] | None = None) -> Form:
@@ -104,4 +105,6 @@ _API: dict[str, str] = {
     "Pinned": f"{_HERE}.pinned",
 }
 __getattr__, __dir__ = lazy_api(__name__, _API, globals())
-__all__ = sorted([*_API, "FIXABLE", "FORMS", "FORM_TABLE", "GAO_FORMS", "FormEntry", "make_form"])
+__all__ = sorted(
+    [*_API, "FIXABLE", "FORMS", "FORM_TABLE", "GAO_FORMS", "ONE_VARIABLE", "FormEntry", "make_form"]
+)
