@@ -41,6 +41,7 @@ CHOICES: list[tuple[str, str, Callable[[], Iterable[str]]]] = [
     ("corpus", "--tokenizer", _table("scalelab.config", "TOKENIZERS")),
     ("count", "--dtype", _table("scalelab.accounting.memory", "DTYPE_BYTES")),
     ("count", "--recompute", _table("scalelab.accounting.memory", "RECOMPUTE")),
+    ("intrinsic", "--projection", _table("scalelab.intrinsic.options", "PROJECTIONS")),
     ("compress", "--method", _table("scalelab.techniques.compress_options", "METHODS")),
     ("compress", "--level", _table("scalelab.techniques.compress_options", "BITS")),
     ("compress", "--structure", _table("scalelab.techniques.compress_options", "STRUCTURES")),
@@ -86,6 +87,7 @@ tasks, finetune = m("scalelab.posttrain.tasks"), m("scalelab.tasks.finetune")
 config, memory = m("scalelab.config"), m("scalelab.accounting.memory")
 compress = m("scalelab.techniques.compress_options")
 options = m("scalelab.laws.options")
+intrinsic = m("scalelab.intrinsic.options")
 from scalelab.plugin import Plugin, register_plugin
 
 forms.FORM_TABLE["zz-law"] = forms.FormEntry("scalelab.laws.forms.two_variable:Chinchilla")
@@ -98,6 +100,7 @@ config.TOKENIZERS = (*config.TOKENIZERS, "zz-tok")
 memory.DTYPE_BYTES["zz-fp6"] = 0.75
 memory.RECOMPUTE = (*memory.RECOMPUTE, "zz-some")
 compress.METHODS = (*compress.METHODS, "zz-compress")
+intrinsic.PROJECTIONS = (*intrinsic.PROJECTIONS, "zz-proj")
 options.RESAMPLING = (*options.RESAMPLING, "zz-resample")
 options.VARIABLES = (*options.VARIABLES, "zz-x")
 options.REWARDS = (*options.REWARDS, "zz-reward")
@@ -137,6 +140,7 @@ NEW = {
     "count --dtype": "zz-fp6",
     "count --recompute": "zz-some",
     "compress --method": "zz-compress",
+    "intrinsic --projection": "zz-proj",
     "compress --level": "77",
     "compress --structure": "zz-blocks",
     "compress --scope": "zz-scope",
