@@ -167,7 +167,7 @@ def test_a_new_entry_in_a_table_shows_in_the_help() -> None:
 def test_a_registered_plugins_point_kind_is_a_kind_points_accepts(tmp_path) -> None:
     """``points --kind`` checks against the plug-ins' kinds as registered when it runs."""
     from scalelab.plugin import Plugin, register_plugin, unregister_plugin
-    from scalelab.study.store import Store
+    from scalelab.results.store import Store
 
     db = tmp_path / "s.db"
     with Store(db):

@@ -69,7 +69,7 @@ def read_points(
     """The points to fit, one per run, from a store or a CSV, filtered to one architecture."""
     df = _read_csv(db, csv, study)
     if df is None:
-        from scalelab.study import load_points
+        from scalelab.results import load_points
 
         db = _store(db, "run `scalelab sweep STUDY.toml --db {db}`")
         # finished and stopped-early runs (the latter with their best loss), one point per
@@ -103,7 +103,7 @@ def read_posttrain_points(
     or a CSV's rows, for the Gao laws."""
     df = _read_csv(db, csv, study)
     if df is None:
-        from scalelab.study import load_points
+        from scalelab.results import load_points
 
         db = _store(db, "run `scalelab bon` or `scalelab posttrain` with --db {db}")
         # the posttrain numbers (kl, rewards, method, reward model) live in extra_json

@@ -31,6 +31,7 @@ Every name is importable from ``scalelab.config`` as before the split.
 
 from __future__ import annotations
 
+from scalelab.architectures import GATED_MLPS, MLPS, NORMS, POSITIONS  # the variant choices
 from scalelab.config.budget import (
     DEFAULT_TOKENS_PER_PARAM,
     MAX_EPOCHS,
@@ -59,7 +60,6 @@ from scalelab.config.sections import (
     ModelConfig,
     TrainConfig,
 )
-from scalelab.registry import GATED_MLPS, MLPS, NORMS, POSITIONS  # the variant choices
 
 # the name other packages' code imported before the split
 _check_choice = check_choice

@@ -5,7 +5,7 @@ when it is made: ``[model]`` :class:`ModelConfig` (``arch``, ``n_layer``, ``d_mo
 
 The choices of the string fields are the tables below (:data:`TOKENIZERS`,
 :data:`OBJECTIVES`, :data:`SCHEDULES`, :data:`COOLDOWNS`, :data:`PRECISIONS`) and the
-variant tables of :mod:`scalelab.registry.choices`; the command line reads its choices
+variant tables of :mod:`scalelab.architectures.choices`; the command line reads its choices
 from the same tables.
 """
 
@@ -16,11 +16,11 @@ import math
 import re
 from dataclasses import dataclass
 
+from scalelab.architectures import ARCHS, DEFAULT_MLP, MLPS, NORMS, POSITIONS, check_config
+from scalelab.architectures.choices import PARAMETRIZATIONS, default_d_ff
 from scalelab.config.fields import check_choice
 from scalelab.errors import ConfigError
 from scalelab.ranges import check_rate
-from scalelab.registry import ARCHS, DEFAULT_MLP, MLPS, NORMS, POSITIONS, check_config
-from scalelab.registry.choices import PARAMETRIZATIONS, default_d_ff
 
 TOKENIZERS = ("bpe", "bytes")  # byte-level BPE trained at model.vocab_size, or raw bytes
 OBJECTIVES = ("clm", "mlm")  # causal LM, masked LM (15%, 80/10/10)
@@ -31,14 +31,14 @@ PRECISIONS = ("auto", "fp32", "bf16")  # auto: bf16 where it is fast (scalelab.t
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Shape and variant of one model. ``arch`` names an architecture of ``scalelab.registry``.
+    """Shape and variant of one model. ``arch`` names an architecture of ``scalelab.architectures``.
 
     Fields beyond the shape (``n_layer``, ``d_model``, ``n_head``, ``d_ff``,
     ``vocab_size``, ``context``) switch variants of the architecture. A field left ``None``
     takes the architecture's own default (``Arch.defaults``: ``glu`` gets ``mlp = "swiglu"``),
     wherever the config is made (TOML, ``--set``, Python, a study's grid). Every
     ``ModelConfig`` is checked against the registry when it is made
-    (:func:`scalelab.registry.check_config`: fields used by one architecture only, the
+    (:func:`scalelab.architectures.check_config`: fields used by one architecture only, the
     architecture's own cross-field checks).
     """
 
@@ -136,7 +136,7 @@ class ModelConfig:
 
 def _check_arch_fields(cfg: ModelConfig) -> None:
     """Ranges of the architecture-only fields (which architecture may set them is checked by
-    ``scalelab.registry.check_config``)."""
+    ``scalelab.architectures.check_config``)."""
     positive = {
         "n_experts": cfg.n_experts,
         "pool": cfg.pool,

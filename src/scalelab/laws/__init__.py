@@ -35,7 +35,7 @@ _API: dict[str, str] = {
     "PRESETS": "scalelab.laws.published",
     "Plan": "scalelab.laws.plan",
     "PlanError": "scalelab.laws.plan",
-    "Selection": "scalelab.laws.select",
+    "Selection": "scalelab.laws.form_choice",
     "check_points": "scalelab.laws.fit",
     "effective_d": "scalelab.laws.effective",
     "effective_n": "scalelab.laws.effective",
@@ -49,7 +49,7 @@ _API: dict[str, str] = {
     "plan": "scalelab.laws.plan",
     "published_law": "scalelab.laws.published",
     "resolve_law": "scalelab.laws.published",
-    "select_law": "scalelab.laws.select",
+    "select_law": "scalelab.laws.form_choice",
 }
 
 __getattr__, __dir__ = lazy_api(__name__, _API, globals())

@@ -14,7 +14,7 @@ import numpy as np
 
 from scalelab.config import RunConfig
 from scalelab.data.cache import TokenData
-from scalelab.data.selection import apply_selection, load_selection
+from scalelab.data.subset_file import apply_selection, load_selection
 from scalelab.errors import ConfigError
 from scalelab.plugin import apply_data_hooks
 

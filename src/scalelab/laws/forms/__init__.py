@@ -13,7 +13,7 @@ robust fitting (see :mod:`scalelab.laws.forms.base`), in one module per family:
 * :mod:`~scalelab.laws.forms.pinned`: any form with some parameters held fixed.
 
 The table is data, torch- and numpy-free (the classes are named as ``"module:Class"`` and
-imported only by :func:`make_form`, as :mod:`scalelab.registry` names model classes), so
+imported only by :func:`make_form`, as :mod:`scalelab.architectures` names model classes), so
 the command line reads its ``--form`` choices from it without loading the fitting code.
 Adding a form: its class in the module of its family, one row here.
 """
