@@ -50,7 +50,7 @@ from scalelab.data import load_tokens
 from scalelab.models import build_model
 from scalelab.train import train
 from scalelab.train.device import Precision, matmul_flops
-from scalelab.train.loop import _Evaluator
+from scalelab.train.evaluate import Evaluator
 
 CONFIGS = {
     "a": dict(n_layer=4, d_model=128, n_head=4, context=128, batch_size=32),
@@ -154,7 +154,7 @@ class Result:
 
 
 def run_reference(
-    spec: dict, data, init: nn.Module, steps: int, evaluate: _Evaluator, seed: int
+    spec: dict, data, init: nn.Module, steps: int, evaluate: Evaluator, seed: int
 ) -> Result:
     torch.manual_seed(seed)
     B, T = spec["batch_size"], spec["context"]
@@ -200,7 +200,7 @@ def run_reference(
     return Result("reference", rate, first, final, evaluate(model))
 
 
-def run_scalelab(cfg, data, steps: int, out: Path, evaluate: _Evaluator) -> Result:
+def run_scalelab(cfg, data, steps: int, out: Path, evaluate: Evaluator) -> Result:
     s = train(cfg, out, data=data, progress=False)
     assert s.status == "finished" and s.step == steps, s
     rows = [json.loads(line) for line in (Path(s.path) / "metrics.jsonl").read_text().splitlines()]
@@ -320,7 +320,7 @@ def main() -> None:
             "train.eval_batches=4", "train.precision=fp32", *args.set,
         ])  # fmt: skip
         data = load_tokens(cfg.data, VOCAB)
-        evaluate = _Evaluator(cfg, data, torch.device("cpu"), Precision("fp32", "benchmark"))
+        evaluate = Evaluator(cfg, data, torch.device("cpu"), Precision("fp32", "benchmark"))
         torch.manual_seed(cfg.train.seed)
         init = build_model(cfg.model)  # the initial weights train() builds from the same seed
         flops_per_token = count(cfg.model, causal=True).flops.train_per_token

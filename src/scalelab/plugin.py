@@ -137,6 +137,10 @@ class Plugin:
     summary_key: ClassVar[str | None] = None  # its key in summary.json (None: its name)
     study_keys: ClassVar[tuple[str, ...]] = ()  # [study] keys it owns (tasks, intrinsic)
     point_kinds: ClassVar[tuple[str, ...]] = ()  # the store's point kinds it writes
+    # those of point_kinds that are a technique's models set against plain runs of the same
+    # ladder (an effective size, the small-vs-large plane): distilled students, compressed
+    # models; not trials, fine-tunes or measurements of a run
+    plane_kinds: ClassVar[tuple[str, ...]] = ()
     report: ClassVar[str | None] = None  # "module:builder" of its report section
     cli: ClassVar[str | None] = None  # "module" that registers its command group
 
@@ -395,6 +399,12 @@ def point_fields(summary: Mapping[str, Any], config: Mapping[str, Any]) -> dict[
 def point_kinds() -> tuple[str, ...]:
     """Every point kind the registered plug-ins write."""
     return tuple(k for p in _PLUGINS.values() for k in p.point_kinds)
+
+
+def plane_kinds() -> tuple[str, ...]:
+    """The point kinds the small-vs-large analysis reads as a technique's models
+    (:attr:`Plugin.plane_kinds`), in registration order."""
+    return tuple(k for p in _PLUGINS.values() for k in p.plane_kinds)
 
 
 def report_builders() -> list[Any]:

@@ -9,8 +9,10 @@ from typing import Annotated, Any
 
 import typer
 
-from scalelab.cli._app import QuietOption, app, number, say
+from scalelab.cli._app import QuietOption, app, number, one_of, say
 from scalelab.errors import ConfigError
+from scalelab.posttrain.api import METHODS
+from scalelab.posttrain.tasks import VERIFIABLE
 
 PANEL = "Post-training"
 
@@ -23,7 +25,10 @@ SetOption = Annotated[
     ),
 ]
 TaskOption = Annotated[
-    str, typer.Option("--task", help="A generative task with a grader: add-rev, sort, dyck.")
+    str,
+    typer.Option(
+        "--task", help=f"A generative task with a grader: {one_of(VERIFIABLE, last='or')}."
+    ),
 ]
 OutOption = Annotated[
     str | None, typer.Option("--out", help="The stage's directory (default beside RUN).")
@@ -62,7 +67,7 @@ def _line(s: dict[str, Any]) -> str:
 @app.command("posttrain", rich_help_panel=PANEL)
 def posttrain_cmd(
     run: Annotated[str, typer.Argument(help="The parent: a run or a stage directory.")],
-    method: Annotated[str, typer.Option("--method", help="sft, reward, dpo, rl, pairs or eval.")],
+    method: Annotated[str, typer.Option("--method", help=f"{one_of(METHODS)}.")],
     task: TaskOption,
     reward: Annotated[
         str | None,

@@ -97,7 +97,7 @@ def _rank_main(
     import torch
     import torch.distributed as dist
 
-    from scalelab.train import loop
+    from scalelab.train import loop, preflight
     from scalelab.train.device import resolve_device
 
     if threads is not None:
@@ -112,12 +112,12 @@ def _rank_main(
     try:
         run_dir = Path(out) / cfg.run_id()
         run_dir.mkdir(parents=True, exist_ok=True)
-        lock = loop._run_lock(run_dir) if rank == 0 else contextlib.nullcontext()
+        lock = preflight.run_lock(run_dir) if rank == 0 else contextlib.nullcontext()
         with lock:
             done = [None]
             if rank == 0:
                 try:
-                    done = [loop._prepare_dir(run_dir, resume) is not None]
+                    done = [preflight.prepare_dir(run_dir, resume) is not None]
                 except TrainingError as e:
                     done = [str(e)]
             dist.broadcast_object_list(done, src=0)
@@ -145,7 +145,7 @@ def train_distributed(
     ``threads``: torch threads per process (default: the trainer's policy, i.e. one thread
     for small models); ``SCALELAB_THREADS`` in the environment does the same.
     """
-    from scalelab.train.loop import RunSummary
+    from scalelab.train.summary import RunSummary
 
     check_nproc(cfg, nproc)
     if nproc == 1:
@@ -189,7 +189,7 @@ def train_torchrun(
 ) -> Any:
     """The body of ``torchrun ... -m scalelab train CONFIG``: this process's rank of the run
     (the group from torchrun's environment, ``env://``); returns rank 0's summary."""
-    from scalelab.train.loop import RunSummary
+    from scalelab.train.summary import RunSummary
 
     found = torchrun_rank()
     assert found is not None
