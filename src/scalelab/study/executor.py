@@ -71,7 +71,7 @@ from scalelab.study.graph import Needs, build_graph
 from scalelab.study.grid import PlannedRun, Sizer, expand
 from scalelab.study.manifest import write_manifest
 from scalelab.study.pool import InProcess, Job, LocalProcesses, run_pool, worker_device
-from scalelab.study.ray_backend import check_backend
+from scalelab.study.ray_backend import check_backend, check_fits
 from scalelab.study.records import FINISHED, NEEDED_BY, last_metrics, read_run
 from scalelab.study.runtask import (
     RunTask,
@@ -443,7 +443,7 @@ def sweep(
     every backend starts a run only after them; a cycle is an error before any run starts.
     """
     # how and where runs train; a bad Ray address fails here, in seconds
-    check_backend(backend, address, devices, workers=workers, threads=threads)
+    cluster = check_backend(backend, address, devices, workers=workers, threads=threads)
     if devices is not None and not devices:
         raise ConfigError("devices is empty: name at least one, e.g. ['cuda:0']")
     spec0 = _with_overrides(as_study(study), overrides)
@@ -452,8 +452,9 @@ def sweep(
         if devices is not None
         else sorted({r.config.train.device for r in expand(spec0, sizer=sizer)} - {"auto"})
     )
-    if backend == "ray":
-        wanted = []  # the cluster's nodes resolve their own devices
+    if cluster is not None:  # the cluster's nodes resolve their own devices, if it has GPUs
+        check_fits(cluster, threads or 1, cuda=any(d.startswith("cuda") for d in wanted))
+        wanted = []
     if wanted:  # a device that is not here is a usage error, not 8 failed runs
         from scalelab.train.device import resolve_device
 
