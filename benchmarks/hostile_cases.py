@@ -35,7 +35,9 @@ def main() -> None:
         default="all",
         help="hard: the first part's cases; post: post-training, branches and their settings",
     )
+    ap.add_argument("--only", default="", help="comma-separated commands (default: all)")
     args = ap.parse_args()
+    only = {c for c in args.only.split(",") if c}
     sys.path.insert(0, str(ROOT))  # tests.test_cli_hostile
     import pytest
     import tests.test_cli_hostile as h
@@ -61,6 +63,8 @@ def main() -> None:
     for part, command, items in [
         (t, c, i) for t, table_ in tables.items() for c, i in table_.items()
     ]:
+        if only and command not in only:
+            continue
         for cls, argv in items:
             cases += 1
             per_command[f"{part}:{command}"] += 1

@@ -63,7 +63,7 @@ from scalelab.data import load_tokens
 from scalelab.data.selection import apply_selection
 from scalelab.errors import ConfigError, StoreError
 from scalelab.fmt import si
-from scalelab.plugin import run_needs
+from scalelab.plugin import check_study_keys, run_needs
 from scalelab.rundir import write_json
 from scalelab.study.branching import branch_needs
 from scalelab.study.cost import config_counts, planned_flops
@@ -474,6 +474,7 @@ def sweep(
     t_start = time.perf_counter()
     spec = _with_overrides(as_study(study), overrides)
     runs, graph = _planned_runs(spec, sizer, needs)
+    check_study_keys(spec.after, [r.config for r in runs])  # e.g. study.posttrain: before work
     # a Ray task may start in another directory, or on another node: absolute paths
     out_dir = Path(out).resolve() if backend == "ray" else Path(out)
     db_path = Path(db)

@@ -114,6 +114,13 @@ def check_backend(
             "--device is for the local backend: on Ray a run gets one of the cluster's GPUs "
             "when it has any (Ray sets CUDA_VISIBLE_DEVICES)"
         )
+    if backend == "local" and workers is not None:
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        if cpus and workers > cpus:  # a process each: 1000 of them stall the machine
+            raise ConfigError(
+                f"--workers {workers} is more than the {cpus} CPUs this machine has: each "
+                f"worker is a process that trains a run; give at most {cpus}"
+            )
     if backend == "ray":
         found = preflight(address)
         check_fits(found, threads or 1)
