@@ -28,9 +28,9 @@ import torch
 import torch.nn.functional as F
 
 from scalelab.accounting import count
+from scalelab.architectures import ARCHS
 from scalelab.config import DataConfig, ModelConfig, RunConfig, TrainConfig, example_config
 from scalelab.models import build_model
-from scalelab.registry import ARCHS
 
 
 def config(arch: str, args: argparse.Namespace) -> ModelConfig:

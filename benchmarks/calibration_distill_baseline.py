@@ -17,7 +17,7 @@ import pandas as pd
 
 from scalelab.accounting import count
 from scalelab.config import ModelConfig
-from scalelab.study.store import Store
+from scalelab.results.store import Store
 from scalelab.techniques.small_large import technique_table
 
 D = 489 * 16 * 128  # 1M tokens rounded up to whole steps of 16 x 128 (cancels in N_c)

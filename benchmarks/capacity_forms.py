@@ -20,8 +20,8 @@ from scalelab.data.corpora import open_corpus
 from scalelab.data.facts import N_WORDS, FactsSource, attribute_choices
 from scalelab.memorization.capacity import facts_bits
 from scalelab.memorization.model_io import doc_logprobs
+from scalelab.results.points import load_points
 from scalelab.runs import open_run
-from scalelab.study.points import load_points
 
 
 def per_person_floor(lay, logp2: np.ndarray) -> tuple[float, float]:

@@ -13,7 +13,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from scalelab.memorization.calibration import calibration_table
+from scalelab.apps.capacity_calibration import calibration_table
 
 
 def main() -> None:

@@ -20,7 +20,7 @@ sys.path.insert(0, str(HERE / "tests"))
 
 import test_import_graph as g  # noqa: E402
 
-CORE = {"train", "study", "data", "models", "config"}
+CORE = {"train", "study", "results", "runner", "data", "models", "config"}
 TECHNIQUES = {"techniques", "select", "tasks", "intrinsic", "memorization", "tune", "reporting"}
 
 

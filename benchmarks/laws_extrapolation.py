@@ -27,8 +27,8 @@ import pandas as pd
 
 from scalelab.laws import fit_law, select_law
 from scalelab.laws.fit import _cols, size_groups
+from scalelab.laws.form_choice import prediction_interval
 from scalelab.laws.forms import make_form
-from scalelab.laws.select import prediction_interval
 
 DATA = Path(__file__).resolve().parents[1] / "tests" / "data" / "laws"
 FORMS = ("chinchilla", "chinchilla-tied", "overtrain")

@@ -1,7 +1,7 @@
 """The idle share of a sweep's workers over the demo ladder, by the pool's own order.
 
 Each run takes its planned FLOPs of its own (a WSD branch: its cooldown alone) over one
-worker's rate; the runs start as :func:`scalelab.study.pool.run_pool` starts them: in the
+worker's rate; the runs start as :func:`scalelab.runner.pool.run_pool` starts them: in the
 graph's order (:meth:`scalelab.study.graph.RunGraph.order`, longest chain first), a run only
 after the runs it needs, whenever a worker is free. Printed for the demo's ladder, dedicated
 and with ``budgets = "branches"``, in longest-first and in the grid's order: the makespan in
@@ -17,10 +17,10 @@ from __future__ import annotations
 import argparse
 import heapq
 
+from scalelab.apps.demo import DemoDesign, _study
 from scalelab.study import study_from_dict
 from scalelab.study.branching import branch_needs
 from scalelab.study.cost import config_counts, planned_flops
-from scalelab.study.demo import DemoDesign, _study
 from scalelab.study.graph import build_graph
 
 

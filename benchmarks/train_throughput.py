@@ -210,7 +210,7 @@ def run_scalelab(cfg, data, steps: int, out: Path, evaluate: _Evaluator) -> Resu
     return Result("scalelab", s.tokens_per_second, s.first_step_seconds, last, evaluate(model))
 
 
-# the demo's ladder ends (scalelab.study.demo: 2 layers, widths by size_for for 1e4 and
+# the demo's ladder ends (scalelab.apps.demo: 2 layers, widths by size_for for 1e4 and
 # 1.6e5 non-embedding parameters, bytes, context 128, batch 16), and (a), (b)
 PRECISION_SHAPES = {
     "demo-smallest": dict(n_layer=2, d_model=20, n_head=4, context=128, batch_size=16, vocab=258),

@@ -82,15 +82,15 @@ TINY_DEMO = {
 
 
 @pytest.fixture(scope="session")
-def tiny_design():  # -> scalelab.study.demo.DemoDesign
-    from scalelab.study.demo import DemoDesign
+def tiny_design():  # -> scalelab.apps.demo.DemoDesign
+    from scalelab.apps.demo import DemoDesign
 
     return DemoDesign(**TINY_DEMO)
 
 
 @pytest.fixture(scope="session")
 def tiny_demo(tiny_design, tmp_path_factory: pytest.TempPathFactory):  # -> DemoResult
-    from scalelab.study.demo import demo
+    from scalelab.apps.demo import demo
 
     out = tmp_path_factory.mktemp("tiny-demo")
     os.environ.setdefault("SCALELAB_CACHE", str(tmp_path_factory.mktemp("cache")))

@@ -311,9 +311,9 @@ def test_an_architecture_registers_its_own_accounting():
     from torch.utils.flop_counter import FlopCounterMode
 
     from scalelab.accounting.blocks import Tally, attention, embeddings, lm_head, norm
+    from scalelab.architectures import ARCHS, Arch, register
     from scalelab.models import build_model
     from scalelab.models.transformer import Block, make_norm
-    from scalelab.registry import ARCHS, Arch, register
 
     def tally_shared(cfg: ModelConfig) -> Tally:
         block = (
@@ -365,7 +365,7 @@ def test_an_architecture_registers_its_own_accounting():
 def test_an_architecture_without_accounting_is_named():
     from torch import nn
 
-    from scalelab.registry import ARCHS, Arch, register
+    from scalelab.architectures import ARCHS, Arch, register
 
     register(Arch("test-uncounted", nn.Module, "no accounting function"))
     try:

@@ -4,8 +4,8 @@ import json
 
 from scalelab.accounting import count
 from scalelab.accounting.display import archs_table
+from scalelab.architectures import ARCHS
 from scalelab.config import example_config
-from scalelab.registry import ARCHS
 
 
 def test_archs_json_lists_every_architecture_counted_at_the_shape(cli):

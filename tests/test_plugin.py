@@ -223,3 +223,46 @@ def test_a_study_key_no_plugin_owns_is_an_error() -> None:
 
     with pytest.raises(ScalelabError, match=r"study\.zloss_point"):
         study_from_dict({"study": {"name": "z", "zloss_point": True}, **TINY})
+
+
+def test_spawned_workers_run_the_plugins_of_the_process_that_started_them(
+    zloss: Plugin, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``ZLoss`` is no built-in: each of the two workers registers it from the parent's
+    ``plugin_refs()`` ("test_plugin:ZLoss"), so its section parses, its loss and data hooks
+    train and its after-run point is written there (without it a worker fails the run on
+    the unknown [zloss] section)."""
+    from scalelab.plugin import plugin_refs
+    from scalelab.study import load_points, sweep
+
+    assert plugin_refs()[-1] == f"{__name__}:ZLoss"
+    monkeypatch.setenv("SCALELAB_CACHE", str(tmp_path / "cache"))
+    study = {
+        "study": {"name": "z", "zloss_point": True, "seeds": [0, 1]},
+        **TINY,
+        "zloss": {"weight": 0.5, "keep": 0.5},
+    }
+    res = sweep(study, db=tmp_path / "r.db", out=tmp_path / "runs", workers=2, progress=False)
+    assert [r.status for r in res.runs] == ["finished", "finished"], [r.reason for r in res.runs]
+    pts = load_points(tmp_path / "r.db", kind="zloss")
+    assert sorted(pts["technique"]) == ["z", "z"]
+    for r in res.runs:
+        summary = json.loads((tmp_path / "runs" / r.run_id / "summary.json").read_text())
+        assert summary["zloss"] == {"weight": 0.5, "calls": 10}
+
+
+def test_a_plugin_class_defined_in_a_function_is_refused_before_a_sweep_with_workers(
+    tmp_path: Path,
+) -> None:
+    from scalelab.study import sweep
+
+    class Local(Plugin):
+        name = "local"
+
+    register_plugin(Local())
+    try:
+        with pytest.raises(ConfigError, match="defined inside a function"):
+            sweep({"study": {"name": "l"}, **TINY}, db=tmp_path / "r.db", workers=2)
+        assert not (tmp_path / "r.db").exists()  # refused before anything was written
+    finally:
+        unregister_plugin("local")

@@ -7,7 +7,7 @@ import os
 import stat
 
 from scalelab import rundir
-from scalelab.study.records import read_run
+from scalelab.results.records import read_run
 
 
 def test_read_metrics_skips_a_bad_line_and_keeps_the_rows_after_it(tmp_path):

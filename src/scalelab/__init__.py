@@ -29,7 +29,7 @@ _API: dict[str, str] = {
     "load_run_config": "scalelab.config",
     "build_model": "scalelab.models",
     # architectures
-    "ARCHS": "scalelab.registry",
+    "ARCHS": "scalelab.architectures",
     "archs_table": "scalelab.accounting.display",
     "example_config": "scalelab.config",
     # how big is it
@@ -73,12 +73,12 @@ _API: dict[str, str] = {
     # the report and the demo
     "report": "scalelab.reporting",
     "Section": "scalelab.reporting",
-    "demo": "scalelab.study.demo",
-    "DemoDesign": "scalelab.study.demo",
+    "demo": "scalelab.apps.demo",
+    "DemoDesign": "scalelab.apps.demo",
     # architectures: how their scaling compares
-    "compare": "scalelab.study.compare",
-    "depth_width": "scalelab.study.compare",
-    "depth_width_toml": "scalelab.study.compare",
+    "compare": "scalelab.analysis.arch_compare",
+    "depth_width": "scalelab.analysis.depth_vs_width",
+    "depth_width_toml": "scalelab.analysis.depth_vs_width",
     # downstream tasks, fine-tuning, intrinsic dimension
     "tasks_table": "scalelab.tasks",
     "finetune": "scalelab.tasks",

@@ -32,11 +32,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from scalelab.architectures import (
+    ARCHS,
+    DEFAULT_MLP,
+    GATED_MLPS,
+    MLPS,
+    NORMS,
+    POSITIONS,
+    check_config,
+)
+from scalelab.architectures.choices import PARAMETRIZATIONS, default_d_ff
 from scalelab.errors import ConfigError, did_you_mean, read_user_text
 from scalelab.plugin import plugins, section_plugins
 from scalelab.ranges import check_rate
-from scalelab.registry import ARCHS, DEFAULT_MLP, GATED_MLPS, MLPS, NORMS, POSITIONS, check_config
-from scalelab.registry.choices import PARAMETRIZATIONS, default_d_ff
 
 T = TypeVar("T")
 
@@ -45,14 +53,14 @@ __all__ = ["GATED_MLPS", "MLPS", "NORMS", "POSITIONS"]  # re-exported: the varia
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Shape and variant of one model. ``arch`` names an architecture of ``scalelab.registry``.
+    """Shape and variant of one model. ``arch`` names an architecture of ``scalelab.architectures``.
 
     Fields beyond the shape (``n_layer``, ``d_model``, ``n_head``, ``d_ff``,
     ``vocab_size``, ``context``) switch variants of the architecture. A field left ``None``
     takes the architecture's own default (``Arch.defaults``: ``glu`` gets ``mlp = "swiglu"``),
     wherever the config is made (TOML, ``--set``, Python, a study's grid). Every
     ``ModelConfig`` is checked against the registry when it is made
-    (:func:`scalelab.registry.check_config`: fields used by one architecture only, the
+    (:func:`scalelab.architectures.check_config`: fields used by one architecture only, the
     architecture's own cross-field checks).
     """
 
@@ -150,7 +158,7 @@ class ModelConfig:
 
 def _check_arch_fields(cfg: ModelConfig) -> None:
     """Ranges of the architecture-only fields (which architecture may set them is checked by
-    ``scalelab.registry.check_config``)."""
+    ``scalelab.architectures.check_config``)."""
     positive = {
         "n_experts": cfg.n_experts,
         "pool": cfg.pool,

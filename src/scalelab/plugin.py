@@ -4,7 +4,7 @@ The core (``config``, ``data``, ``models``, ``train``, ``study``) knows no techn
 name. A technique (distillation, canaries, downstream tasks, ...) is a :class:`Plugin`
 subclass whose methods default to "nothing"; the core calls every registered plug-in at
 fixed points of a run's life and the plug-ins that do nothing there cost nothing. The model
-is :mod:`scalelab.registry.arch` for architectures (one entry per architecture, lazy
+is :mod:`scalelab.architectures.arch` for architectures (one entry per architecture, lazy
 ``"module:attr"`` references for what is heavy) and optuna's ``BaseSampler`` (a base class
 whose hooks a sampler overrides one by one).
 
@@ -61,9 +61,13 @@ How to add a technique (one module and one registration)::
 
 Import ``mytech`` before loading a config with a ``[mytech]`` section; the built-in
 techniques are registered by ``import scalelab`` (:mod:`scalelab.builtin`), above the core,
-never by the core importing a technique. A sweep's spawned workers and Ray tasks import
-``scalelab`` only: a plug-in outside :data:`scalelab.builtin.BUILTIN_PLUGINS` works in the
-process that registered it (``sweep(workers=1)``, ``train``). A worked example (a loss term,
+never by the core importing a technique. A sweep's (or a search's) spawned workers and Ray
+tasks register the same plug-ins as the process that started them, in the same order: the
+pool hands each worker :func:`plugin_refs` (every registered plug-in's class as
+``"module:qualname"``) and the worker calls :func:`register_refs`. So a plug-in's class must
+be importable by that name (defined at the top level of a module) and made with no
+arguments; one defined inside a function works in its own process only (``workers=1``,
+``train``), and a sweep with workers or Ray refuses it before it starts. A worked example (a loss term,
 a data hook and an after-run point in one class) is ``tests/test_plugin.py``; the table of
 hooks is ``docs/plugins.md``. This module is torch-free and imports nothing of scalelab but
 the errors, so every layer may use it.
@@ -228,7 +232,7 @@ class Plugin:
         archs: Any,
     ) -> None:
         """Add this technique's part to an architecture comparison of the store ``db``
-        (a :class:`scalelab.study.compare.Comparison`, changed in place): downstream
+        (a :class:`scalelab.analysis.arch_compare.Comparison`, changed in place): downstream
         tasks fill ``cmp.downstream``."""
 
     def report_builder(self) -> Any:
@@ -269,6 +273,36 @@ def register_plugin(plugin: Plugin) -> Plugin:
             )
     _PLUGINS[plugin.name] = plugin
     return plugin
+
+
+def plugin_refs() -> list[str]:
+    """Every registered plug-in's class as ``"module:qualname"``, in registration order: what
+    a worker process or a Ray task registers (:func:`register_refs`) to run the plug-ins of
+    the process that started it. ``ConfigError`` for a class no other process can import
+    (defined inside a function)."""
+    refs = []
+    for p in _PLUGINS.values():
+        cls = type(p)
+        ref = f"{cls.__module__}:{cls.__qualname__}"
+        if "<locals>" in cls.__qualname__:
+            raise ConfigError(
+                f"plug-in {p.name!r}: its class {ref} is defined inside a function, so a worker "
+                "process cannot import it; define it at the top level of a module, or run "
+                "with one worker and no Ray"
+            )
+        refs.append(ref)
+    return refs
+
+
+def register_refs(refs: list[str] | tuple[str, ...]) -> None:
+    """Make this process's plug-ins those named by ``refs`` (:func:`plugin_refs` of the
+    process that started it), in that order: a class already registered here keeps its
+    instance, the others are imported and made with no arguments."""
+    classes = [_resolve(ref) for ref in refs]
+    here = {type(p): p for p in _PLUGINS.values()}
+    _PLUGINS.clear()
+    for cls in classes:
+        register_plugin(here.get(cls) or cls())
 
 
 def unregister_plugin(name: str) -> None:

@@ -1,7 +1,7 @@
 """The run directory: ``config.json``, ``metrics.jsonl``, ``summary.json``, ``checkpoint/``.
 
 The one place the layout of a run directory is written and read back, by the trainer
-(:mod:`scalelab.train`) and by studies (:mod:`scalelab.study.records`); torch-free.
+(:mod:`scalelab.train`) and by studies (:mod:`scalelab.results.records`); torch-free.
 Every JSON file is written whole under a temporary name and renamed into place
 (:mod:`scalelab.atomic`), so a reader (a sweep collecting points while runs are going)
 never sees half a file.

@@ -180,7 +180,7 @@ def test_arch_filter(run, csv, tmp_path):
 
 
 def _store_with(db, df, study):
-    from scalelab.study.store import Store
+    from scalelab.results.store import Store
 
     with Store(db) as store:
         for i, r in enumerate(df.itertuples()):

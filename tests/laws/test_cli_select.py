@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scalelab.study.store import Store
+from scalelab.results.store import Store
 
 TIED = {"E": 1.8, "A": 500.0, "B": 1500.0, "alpha": 0.33}
 

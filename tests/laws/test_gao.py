@@ -171,7 +171,7 @@ def run(capsys, monkeypatch):
 def _posttrain_store(db, df: pd.DataFrame) -> None:
     """Points as the posttrain stages write them: the numbers in extra_json, one id per n
     of a sweep (``<stage>-n<n>``), the policy as the parent."""
-    from scalelab.study.store import Store
+    from scalelab.results.store import Store
 
     with Store(db) as store:
         for i, row in enumerate(df.drop(columns="parent_run_id").to_dict("records")):
@@ -212,7 +212,7 @@ def test_fit_one_curve_from_a_csv(run, tmp_path):
     r = run("fit", "--csv", str(csv), "--form", "gao-rl", "--x", "N")
     assert r.returncode == 2 and "--x" in r.stderr
     empty = tmp_path / "empty.db"
-    from scalelab.study.store import Store
+    from scalelab.results.store import Store
 
     with Store(empty):
         pass

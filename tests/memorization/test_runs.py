@@ -9,12 +9,12 @@ import pytest
 
 from scalelab.config import load_run_config
 from scalelab.errors import FitError, StoreError
+from scalelab.memorization.analysis import capacity_points, fit_capacity
 from scalelab.memorization.capacity import capacity
 from scalelab.memorization.extraction import memorization
-from scalelab.memorization.study import capacity_points, fit_capacity
-from scalelab.study.points import load_points
-from scalelab.study.records import point_row, read_run
-from scalelab.study.store import Store
+from scalelab.results.points import load_points
+from scalelab.results.records import point_row, read_run
+from scalelab.results.store import Store
 from scalelab.train import train
 
 

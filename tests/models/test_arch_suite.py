@@ -17,9 +17,9 @@ import torch
 import torch.nn.functional as F
 
 from scalelab.accounting import count
+from scalelab.architectures import ARCHS
 from scalelab.config import ModelConfig
 from scalelab.models import build_model
-from scalelab.registry import ARCHS
 
 NAMES = sorted(ARCHS)
 V, T, B = 64, 16, 4

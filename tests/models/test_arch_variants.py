@@ -12,9 +12,9 @@ import torch.nn.functional as F
 from archkit import NEW_ARCHS, max_leak, measured_flops, n_params, tiny
 
 from scalelab.accounting import count, size_for
+from scalelab.architectures import ARCHS
 from scalelab.errors import ConfigError
 from scalelab.models import build_model
-from scalelab.registry import ARCHS
 
 VARIANTS = {
     "plain": {},

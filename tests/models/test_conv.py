@@ -6,8 +6,8 @@ import torch
 import torch.nn.functional as F
 from archkit import tiny
 
+from scalelab.architectures.shapes import conv_kernel_widths as kernel_widths
 from scalelab.models.conv import ConvMixing
-from scalelab.registry.shapes import conv_kernel_widths as kernel_widths
 
 
 def test_kernels_widen_with_depth_up_to_kernel_size():

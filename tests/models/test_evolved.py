@@ -8,11 +8,11 @@ import torch.nn.functional as F
 from archkit import tiny
 
 from scalelab.accounting import count
+from scalelab.architectures.shapes import evolved_wide_config as wide_config
 from scalelab.config import ModelConfig
 from scalelab.errors import ConfigError
 from scalelab.models import build_model
 from scalelab.models.evolved import SeparableConv
-from scalelab.registry.shapes import evolved_wide_config as wide_config
 
 
 @pytest.mark.parametrize(

@@ -7,10 +7,10 @@ import torch
 from archkit import max_leak, measured_flops, tiny
 
 from scalelab.accounting import count
+from scalelab.architectures.shapes import funnel_split as split
 from scalelab.errors import ConfigError
 from scalelab.models import build_model
 from scalelab.models.funnel import shorten, upsample
-from scalelab.registry.shapes import funnel_split as split
 
 
 def test_shorten_shifts_by_k_minus_1_then_averages_groups():

@@ -7,10 +7,10 @@ import torch
 from archkit import tiny
 
 from scalelab.accounting import count
+from scalelab.architectures import ARCHS
 from scalelab.config import ModelConfig
 from scalelab.errors import ConfigError
 from scalelab.models import build_model
-from scalelab.registry import ARCHS
 
 
 @pytest.mark.parametrize("mlp", ["swiglu", "geglu", "reglu"])

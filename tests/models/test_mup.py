@@ -9,10 +9,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from scalelab.architectures import check_config
 from scalelab.config import ModelConfig, RunConfig, TrainConfig
 from scalelab.errors import ConfigError
 from scalelab.models import build_model
-from scalelab.registry import check_config
 from scalelab.train.loop import make_optimizer
 
 WIDTHS = (32, 64, 128, 256, 512)

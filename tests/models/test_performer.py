@@ -8,10 +8,10 @@ import torch
 from archkit import measured_flops, tiny
 
 from scalelab.accounting import count
+from scalelab.architectures.shapes import performer_features as n_features
 from scalelab.models import build_model
 from scalelab.models.performer import FavorAttention, orthogonal_gaussian
 from scalelab.models.transformer import Attention
-from scalelab.registry.shapes import performer_features as n_features
 
 
 def test_orthogonal_random_features():

@@ -8,9 +8,9 @@ import torch.nn.functional as F
 from archkit import max_leak, n_params, tiny
 
 from scalelab.accounting import count
+from scalelab.architectures.shapes import switch_capacity as capacity
 from scalelab.models import build_model
 from scalelab.models.switch import SwitchFFN
-from scalelab.registry.shapes import switch_capacity as capacity
 
 
 def always_expert_zero(cfg) -> SwitchFFN:

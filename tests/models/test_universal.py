@@ -9,9 +9,9 @@ import torch
 from archkit import n_params, tiny
 
 from scalelab.accounting import count
+from scalelab.architectures.shapes import albert_d_embed as d_embed
 from scalelab.errors import ConfigError
 from scalelab.models import build_model
-from scalelab.registry.shapes import albert_d_embed as d_embed
 
 
 @pytest.mark.parametrize("arch", ["universal", "albert"])

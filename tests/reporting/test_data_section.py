@@ -9,7 +9,7 @@ import pandas as pd
 
 from scalelab.reporting.data_section import data_section
 from scalelab.reporting.sections import ReportContext
-from scalelab.study.store import Store
+from scalelab.results.store import Store
 
 
 def _ctx(db: Path, out: Path) -> ReportContext:

@@ -16,8 +16,8 @@ def one_thread(monkeypatch):
 def test_section_from_a_scored_study(code_corpus, tmp_path):
     from tests.tasks.conftest import tiny_config
 
+    from scalelab.analysis.arch_compare import compare
     from scalelab.study import sweep
-    from scalelab.study.compare import compare
 
     cfg = tiny_config(code_corpus, tmp_path / "cache")
     cfg["train"].pop("tokens")

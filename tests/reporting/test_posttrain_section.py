@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from scalelab.reporting import report
-from scalelab.study.store import Store
+from scalelab.results.store import Store
 
 NS = [1, 2, 4, 8, 16, 32, 64, 128, 256]
 BETAS = {1e4: 0.30, 1e5: 0.22, 1e6: 0.15}  # gold-reward curvature per reward-model size

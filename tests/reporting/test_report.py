@@ -82,7 +82,7 @@ def test_sections_are_extensible(tiny_demo, tmp_path):
 def test_missing_or_empty_store_is_a_clear_error(tmp_path):
     with pytest.raises(StoreError, match="no results store"):
         report(tmp_path / "nope.db", tmp_path / "r")
-    from scalelab.study.store import Store
+    from scalelab.results.store import Store
 
     Store(tmp_path / "empty.db").close()
     with pytest.raises(StoreError, match="no finished runs"):

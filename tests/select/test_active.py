@@ -11,7 +11,7 @@ import pytest
 from tests.select.conftest import tiny_config, write_jsonl
 
 from scalelab.data import load_tokens
-from scalelab.data.selection import units_of
+from scalelab.data.subset_file import units_of
 from scalelab.select import select
 from scalelab.select.dedup import unit_texts
 

@@ -8,8 +8,8 @@ import json
 import numpy as np
 import pytest
 
+from scalelab.results.store import Store
 from scalelab.select.analysis import KeepAnalysis, keep_analysis
-from scalelab.study.store import Store
 
 # a Chinchilla law the plain runs follow exactly
 E, A, B, ALPHA, BETA = 1.0, 40.0, 300.0, 0.4, 0.35

@@ -10,7 +10,7 @@ import pytest
 from tests.select.conftest import tiny_config
 
 from scalelab.data import load_tokens
-from scalelab.data.selection import units_of
+from scalelab.data.subset_file import units_of
 from scalelab.runs import RunError
 from scalelab.select import SelectionError, select
 from scalelab.select.dedup import unit_texts

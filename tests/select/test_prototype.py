@@ -8,7 +8,7 @@ import numpy as np
 from tests.select.conftest import tiny_config
 
 from scalelab.data import load_tokens
-from scalelab.data.selection import units_of
+from scalelab.data.subset_file import units_of
 from scalelab.select import select
 from scalelab.select.dedup import unit_texts
 from scalelab.select.prototype import prototype_scores

@@ -1,8 +1,8 @@
 import pytest
-from study_fakes import fake_sizer
 
 from scalelab.errors import ConfigError
 from scalelab.study import expand, load_study, study_from_dict
+from study_fakes import fake_sizer
 
 BASE = {
     "model": {"n_layer": 1, "n_head": 2, "vocab_size": 64, "context": 16},

@@ -4,9 +4,9 @@ the output layer, and LoRA finds Linear layers in every body."""
 import pytest
 import torch
 
+from scalelab.architectures import ARCHS
 from scalelab.config import example_config
 from scalelab.models import build_model
-from scalelab.registry import ARCHS
 from scalelab.tasks.finetune import collate, finetune_config, task_loss, task_model
 from scalelab.tasks.registry import get_task
 from scalelab.tasks.supervised import Example

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from scalelab.errors import ConfigError
-from scalelab.study.records import point_row, read_run
-from scalelab.study.store import Store
+from scalelab.results.records import point_row, read_run
+from scalelab.results.store import Store
 from scalelab.techniques.compress.plan import load_compression_study, run_study
 
 

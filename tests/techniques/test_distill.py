@@ -127,7 +127,7 @@ def test_distilled_student_beats_its_scratch_twin(make_cfg, teacher_dir: Path, t
 def test_store_point_is_a_distilled_kind_linked_to_its_teacher(
     make_cfg, teacher_dir: Path, tmp_path
 ) -> None:
-    from scalelab.study.records import point_row, read_run
+    from scalelab.results.records import point_row, read_run
 
     cfg = make_cfg(f"distill.teacher={teacher_dir}", "distill.alpha=0.5", "distill.loss=mse_logits")
     train(cfg, tmp_path, progress=False)

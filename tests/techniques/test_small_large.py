@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from scalelab.reporting.small_large import small_large_section
-from scalelab.study.store import Store
+from scalelab.results.store import Store
 from scalelab.techniques.small_large import bits_table, distill_summary, technique_table
 
 E, A, ALPHA = 1.5, 40.0, 0.35

@@ -78,8 +78,8 @@ def test_effective_n_from_a_law_file(cli, tmp_path: Path) -> None:
 
 
 def test_points_keep_technique_points_apart(cli, tiny_run: Path, tmp_path: Path) -> None:
-    from scalelab.study.records import point_row, read_run
-    from scalelab.study.store import Store
+    from scalelab.results.records import point_row, read_run
+    from scalelab.results.store import Store
 
     db = tmp_path / "p.db"
     with Store(db) as s:

@@ -37,7 +37,7 @@ def test_best_shift_in_grid_steps(tmp_path: Path) -> None:
 
 
 def test_no_trials_no_section(tmp_path: Path) -> None:
-    from scalelab.study.store import Store
+    from scalelab.results.store import Store
 
     Store(tmp_path / "r.db").close()
     ctx = SimpleNamespace(db=tmp_path / "r.db", out=tmp_path, study=None, bootstrap=10)
@@ -48,7 +48,7 @@ def test_a_store_of_trials_alone_is_reported(tmp_path: Path) -> None:
     """`scalelab tune` then `scalelab report` on that store: the Tuning section, no law."""
     from scalelab.errors import StoreError
     from scalelab.reporting import report
-    from scalelab.study.store import Store
+    from scalelab.results.store import Store
 
     run(tmp_path, GRID, sizes=(32, 64, 128), sampler="grid")
     res = report(tmp_path / "r.db", tmp_path / "report", bootstrap=20)

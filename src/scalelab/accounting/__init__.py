@@ -5,7 +5,7 @@ the definitions); ``size_for(target, ...)`` picks a shape for a parameter count.
 building blocks (:mod:`scalelab.accounting.blocks`) are what each architecture's accounting
 function is made of. Nothing in this package imports torch.
 
-The names below load on first use (PEP 562), so that :mod:`scalelab.registry`, which sits
+The names below load on first use (PEP 562), so that :mod:`scalelab.architectures`, which sits
 below :mod:`scalelab.config`, can use the building blocks without this package importing
 ``core`` (which needs the config) on the way.
 """

@@ -43,9 +43,9 @@ from scalelab.accounting.memory import (
     parse_size,
 )
 from scalelab.accounting.transformer import tally_shape
+from scalelab.architectures import get_arch
 from scalelab.config import ModelConfig, RunConfig, read_toml, section_from_dict
 from scalelab.errors import ConfigError
-from scalelab.registry import get_arch
 
 N_DEFINITIONS = ("total", "non_embedding", "hf_non_embedding", "active", "active_non_embedding")
 
@@ -155,13 +155,7 @@ def n_of(t: Tally, definition: str) -> int:
 def tally_of_config(cfg: ModelConfig) -> Tally:
     """The tally of a ``ModelConfig`` from its architecture's accounting function (torch-free:
     the registry holds it; the config was checked against the registry when it was made)."""
-    arch = get_arch(cfg.arch)
-    if arch.accounting is None:
-        raise ConfigError(
-            f"arch {cfg.arch!r} has no accounting function: register it with "
-            "Arch(..., accounting=fn) in scalelab.registry"
-        )
-    return arch.accounting(cfg)
+    return get_arch(cfg.arch).tally(cfg)
 
 
 def _model_config_from_toml(path: Path) -> ModelConfig:

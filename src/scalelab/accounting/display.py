@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING, Any
 
 from scalelab.accounting.core import Count, count
 from scalelab.accounting.memory import format_bytes
+from scalelab.architectures import ARCHS
 from scalelab.config import ModelConfig, example_config
 from scalelab.fmt import si
 from scalelab.presets import list_presets
-from scalelab.registry import ARCHS
 
 if TYPE_CHECKING:
     import pandas as pd

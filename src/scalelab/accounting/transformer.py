@@ -3,7 +3,7 @@ and for the Hugging Face families (GPT-2, BERT, GPT-NeoX, Llama, Mistral, Mixtra
 
 A :class:`TransformerShape` is everything that decides the parameter count and the per-token FLOPs of a
 decoder or encoder stack; :func:`tally_shape` assembles it from the generic blocks. scalelab's
-own ``transformer`` gets its shape from :func:`scalelab.registry.tallies.shape_from_config`.
+own ``transformer`` gets its shape from :func:`scalelab.accounting.tallies.shape_from_config`.
 """
 
 from __future__ import annotations

@@ -51,7 +51,7 @@ def read_points(
                 warn(f"note: {int((~done).sum())} point(s) of runs that did not finish left out")
             df = df[done]
     else:
-        from scalelab.study import load_points
+        from scalelab.results import load_points
 
         db = db or DEFAULT_DB
         if not db.is_file():
@@ -97,7 +97,7 @@ def read_posttrain_points(
         except (OSError, ValueError, UnicodeDecodeError) as e:
             raise FitError(f"cannot read --csv {str(csv)!r} as CSV: {e}") from None
     else:
-        from scalelab.study import load_points
+        from scalelab.results import load_points
 
         db = db or DEFAULT_DB
         if not db.is_file():

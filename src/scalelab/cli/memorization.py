@@ -31,8 +31,8 @@ def _run_dirs(runs: list[Path] | None, db: Path | None, study: str | None) -> li
         raise ConfigError(
             "name run directories, or give --db and --study to measure every run of a study"
         )
-    from scalelab.study.points import load_points
-    from scalelab.study.store import Store
+    from scalelab.results.points import load_points
+    from scalelab.results.store import Store
 
     pts = load_points(db, study=study, kind="run")
     if pts.empty:
@@ -84,7 +84,7 @@ def capacity_cmd(
     fits = []
     if db is not None and study is not None:
         from scalelab.errors import FitError
-        from scalelab.memorization.study import capacity_points, fit_capacity
+        from scalelab.memorization.analysis import capacity_points, fit_capacity
 
         try:
             fits = fit_capacity(capacity_points(db, study=study))

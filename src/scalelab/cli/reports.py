@@ -77,8 +77,8 @@ def demo_cmd(
     quiet: QuietOption = False,
 ) -> None:
     """The main job on a built-in corpus: ladder, Chinchilla fit, held-out check, report."""
+    from scalelab.apps.demo import DemoDesign, demo
     from scalelab.cli import checks
-    from scalelab.study.demo import DemoDesign, demo
 
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {str(out)!r} is a file: give a folder for the demo")

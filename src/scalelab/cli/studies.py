@@ -67,7 +67,8 @@ def sweep_cmd(
     quiet: QuietOption = False,
 ) -> None:
     """Run a study's grid: skip finished runs, resume interrupted ones, record points in the store."""
-    from scalelab.study import load_points, sweep
+    from scalelab.results import load_points
+    from scalelab.runner import sweep
 
     out_folder(runs, "--runs")
     out_file(db, "--db")
@@ -141,8 +142,8 @@ def points_cmd(
     ] = "run",
 ) -> None:
     """List, export (--csv/--parquet) or rebuild (--from-runs RUNS) the points of a store."""
-    from scalelab.study import export_points, load_points
-    from scalelab.study import rebuild as rebuild_store
+    from scalelab.results import export_points, load_points
+    from scalelab.results import rebuild as rebuild_store
 
     kinds = ("run", "distilled", "compressed", "select", "all")
     if kind not in kinds:
@@ -203,9 +204,9 @@ def compare_cmd(
     json_out: Annotated[bool, typer.Option("--json", help="Print the analysis as JSON.")] = False,
 ) -> None:
     """How the architectures of a study scale: alpha vs compute and N, the frontier."""
+    from scalelab.analysis.arch_compare import compare
+    from scalelab.analysis.depth_vs_width import depth_width as dw
     from scalelab.reporting.architectures import plot_comparison
-    from scalelab.study.compare import compare
-    from scalelab.study.compare import depth_width as dw
 
     n_boot = count_option(bootstrap, "--bootstrap")
     out_file(plot, "--plot")

@@ -19,12 +19,12 @@
 from scalelab.laws.approaches import Allocation, envelope, isoflop, parametric
 from scalelab.laws.effective import Effective, effective_d, effective_n
 from scalelab.laws.fit import check_points, extrapolation_check, fit_law
+from scalelab.laws.form_choice import Selection, select_law
 from scalelab.laws.forms import FORMS
 from scalelab.laws.frontier import loglog_slope, pareto_frontier
 from scalelab.laws.law import Law
 from scalelab.laws.plan import Plan, PlanError, plan
 from scalelab.laws.published import PRESETS, published_law, resolve_law
-from scalelab.laws.select import Selection, select_law
 
 __all__ = [
     "FORMS",

@@ -6,7 +6,7 @@
   stream at known repetition counts (``data.canaries``).
 * :mod:`~scalelab.memorization.extraction`: greedy k-extractable share (Carlini et al.
   2022) of canaries, training windows and (the control) validation windows.
-* :mod:`~scalelab.memorization.study`: the fitted slope of bits against N.
+* :mod:`~scalelab.memorization.analysis`: the fitted slope of bits against N.
 
 Torch is imported inside the functions that run a model, so this package is light.
 """

@@ -13,8 +13,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from scalelab.study.records import point_row, read_run
-from scalelab.study.store import Store
+from scalelab.results.records import point_row, read_run
+from scalelab.results.store import Store
 
 
 def put_technique_point(

@@ -31,7 +31,7 @@ def seen_positions(cfg: RunConfig, data: TokenData) -> np.ndarray:
     stream holds, in stream order, before canaries are planted."""
     pos = np.arange(len(data.train), dtype=np.int64)
     if cfg.data.select is not None:
-        from scalelab.data.selection import apply_selection, load_selection, units_of
+        from scalelab.data.subset_file import apply_selection, load_selection, units_of
 
         sel = load_selection(cfg.data.select)
         apply_selection(data, sel)  # the trainer's checks: a selection of other data fails
@@ -63,7 +63,7 @@ def training_stream(cfg: RunConfig, data: TokenData) -> TokenData:
     """``data`` as the trainer cut it: selection, fraction, then the active plug-ins' data
     hooks (canaries), in ``scalelab.train.loop``'s order."""
     if cfg.data.select is not None:
-        from scalelab.data.selection import apply_selection
+        from scalelab.data.subset_file import apply_selection
 
         data = apply_selection(data, cfg.data.select)
     if cfg.data.fraction < 1.0:

@@ -1,7 +1,7 @@
 """Architectures, one readable file each; :func:`build_model` builds one from its config.
 
 What each architecture declares (its name, inductive bias, own fields and defaults, checks,
-accounting function and which class here builds it) is in :mod:`scalelab.registry`, which
+accounting function and which class here builds it) is in :mod:`scalelab.architectures`, which
 imports no torch; this package holds the torch modules.
 
 The contract every architecture keeps (and ``tests/models`` checks for each):
@@ -14,7 +14,7 @@ The contract every architecture keeps (and ``tests/models`` checks for each):
 * ``model.aux_loss`` is ``None`` or a scalar tensor set by the last forward
   (e.g. a mixture-of-experts load-balancing loss) that the trainer adds to the loss.
 * ``sum(p.numel() for p in model.parameters())`` equals ``scalelab.count(cfg).params.total``:
-  each architecture's ``accounting`` function in :mod:`scalelab.registry.tallies` mirrors
+  each architecture's ``accounting`` function in :mod:`scalelab.accounting.tallies` mirrors
   its module (see docs/internals.md, "Accounting hook").
 """
 
@@ -22,8 +22,8 @@ from __future__ import annotations
 
 from torch import nn
 
+from scalelab.architectures import get_arch
 from scalelab.config import ModelConfig, RunConfig
-from scalelab.registry import get_arch
 
 
 def build_model(cfg: ModelConfig | RunConfig) -> nn.Module:

@@ -29,10 +29,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from scalelab.architectures.shapes import albert_d_embed
 from scalelab.config import ModelConfig
 from scalelab.models.base import CausalLM
 from scalelab.models.transformer import Block
-from scalelab.registry.shapes import albert_d_embed
 
 
 class Albert(CausalLM):

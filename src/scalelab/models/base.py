@@ -4,7 +4,7 @@ The architectures in this package differ in their blocks (how tokens mix, how we
 shared or routed); the stem around them is the transformer's, so that a comparison between
 architectures changes one thing at a time. Parameter names follow ``transformer.py``
 (``tok_emb``, ``pos_emb``, ``norm_f``, ``head``), and so does its accounting:
-:func:`scalelab.registry.tallies.tally_lm` adds the stem's pieces to a body.
+:func:`scalelab.accounting.tallies.tally_lm` adds the stem's pieces to a body.
 """
 
 from __future__ import annotations

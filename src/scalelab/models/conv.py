@@ -37,10 +37,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from scalelab.architectures.shapes import conv_kernel_widths
 from scalelab.config import ModelConfig
 from scalelab.models.base import CausalLM
 from scalelab.models.transformer import MLP, make_norm
-from scalelab.registry.shapes import conv_kernel_widths
 
 
 class ConvMixing(nn.Module):

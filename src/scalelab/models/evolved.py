@@ -37,10 +37,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from scalelab.architectures.shapes import evolved_wide_config
 from scalelab.config import ModelConfig
 from scalelab.models.base import CausalLM, Rope, norm_over
 from scalelab.models.transformer import Attention, make_norm, rotary_tables
-from scalelab.registry.shapes import evolved_wide_config
 
 
 class SeparableConv(nn.Module):

@@ -37,10 +37,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from scalelab.architectures.shapes import funnel_split
 from scalelab.config import ModelConfig
 from scalelab.models.base import CausalLM, Rope
 from scalelab.models.transformer import Block
-from scalelab.registry.shapes import funnel_split
 
 
 def shorten(x: torch.Tensor, k: int) -> torch.Tensor:

@@ -47,10 +47,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from scalelab.architectures.shapes import performer_chunk, performer_features
 from scalelab.config import ModelConfig
 from scalelab.models.base import CausalLM, Rope
 from scalelab.models.transformer import MLP, Attention, make_norm
-from scalelab.registry.shapes import performer_chunk, performer_features
 
 KEY_EXPONENT_CAP = 40.0  # key features are kept below exp(KEY_EXPONENT_CAP)
 

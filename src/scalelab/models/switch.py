@@ -45,10 +45,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from scalelab.architectures.shapes import switch_capacity
 from scalelab.config import ModelConfig
 from scalelab.models.base import CausalLM, Rope
 from scalelab.models.transformer import MLP, Attention, make_norm
-from scalelab.registry.shapes import switch_capacity
 
 
 class SwitchFFN(nn.Module):

@@ -44,7 +44,7 @@ def point(row: Mapping[str, Any], *, parent_run_id: str, arch: str, run_dir: str
 
 
 def put_points(db: str | Path, rows: Iterable[Mapping[str, Any]]) -> None:
-    from scalelab.study.store import Store
+    from scalelab.results.store import Store
 
     with Store(db) as store:
         for row in rows:
@@ -55,7 +55,7 @@ def load_posttrain(db: str | Path) -> Any:
     """The store's posttrain points as a DataFrame, ``extra_json``'s keys as columns."""
     import sqlite3
 
-    from scalelab.study import load_points
+    from scalelab.results import load_points
 
     df = load_points(db, kind=KIND, extra=True)
     with sqlite3.connect(db) as conn:  # the stage's directory (load_points keeps it internal)

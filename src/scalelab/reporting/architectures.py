@@ -3,7 +3,7 @@
 ``architecture_section(db, out_dir)`` writes the frontier figure (:func:`plot_comparison`),
 the per-architecture training curves and (where the store holds depth and width ladders) the
 depth-vs-width table, and returns them with an HTML fragment that a report page embeds. The
-analysis is :mod:`scalelab.study.compare`; this module only draws and writes it.
+analysis is :mod:`scalelab.analysis.arch_compare`; this module only draws and writes it.
 """
 
 from __future__ import annotations
@@ -16,16 +16,18 @@ from typing import Any
 
 import numpy as np
 
-from scalelab.errors import FitError
-from scalelab.reporting.plots import save
-from scalelab.study.compare import (
+from scalelab.analysis.arch_compare import (
     Comparison,
-    DirectionScaling,
     Slope,
     compare,
+)
+from scalelab.analysis.depth_vs_width import (
+    DirectionScaling,
     depth_width,
 )
-from scalelab.study.points import load_points
+from scalelab.errors import FitError
+from scalelab.reporting.plots import save
+from scalelab.results.points import load_points
 
 
 @dataclass

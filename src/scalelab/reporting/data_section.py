@@ -6,7 +6,7 @@
   (:mod:`scalelab.select.analysis`);
 * the overfitting map (a store with the ``overfit`` study): size x repetitions, coloured by
   the gap of each run's validation loss to the best size at that unique data, with the
-  crossover and the data-constrained law's R_D* (:mod:`scalelab.study.overfit`).
+  crossover and the data-constrained law's R_D* (:mod:`scalelab.analysis.overfit`).
 
 Whichever part the store has no runs for is left out; with neither, the section is.
 """
@@ -125,7 +125,7 @@ def _keep_part(ctx: ReportContext) -> tuple[str, list[Any], dict[str, Any]] | No
 
 
 def _overfit_part(ctx: ReportContext) -> tuple[str, list[Any], dict[str, Any]] | None:
-    from scalelab.study.overfit import overfit_analysis
+    from scalelab.analysis.overfit import overfit_analysis
 
     try:
         a = overfit_analysis(ctx.db, bootstrap=min(ctx.bootstrap, 100))

@@ -24,7 +24,7 @@ CLAIMED_FLOOR_NATS = 1.0
 def capacity_figure(fits: list[Any], df: pd.DataFrame, path: Any) -> Any:
     """Bits stored against N (non-embedding): every measured point, the capacity points
     joined, the fitted bits-per-parameter line, and the published 2 and 3.6 bits/param."""
-    from scalelab.memorization.study import REFERENCE_BITS_PER_PARAM
+    from scalelab.memorization.analysis import REFERENCE_BITS_PER_PARAM
 
     fig, ax = plots.figure()
     marks = {"fp32": "o", "int8": "s", "int4": "^"}
@@ -98,7 +98,7 @@ def extraction_figure(mem: pd.DataFrame, path: Any) -> Any:
 
 
 def memorization_section(ctx: ReportContext) -> Section | None:
-    from scalelab.memorization.study import (
+    from scalelab.memorization.analysis import (
         capacity_points,
         extraction_points,
         extraction_slopes,

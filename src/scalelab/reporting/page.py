@@ -23,7 +23,7 @@ from scalelab.reporting.sections import (
     Section,
     default_builders,
 )
-from scalelab.study.points import load_curves, load_points
+from scalelab.results.points import load_curves, load_points
 
 CSS = """
 body { font-family: system-ui, sans-serif; max-width: 1200px; margin: 2em auto;

@@ -26,7 +26,7 @@ from scalelab.errors import FitError
 from scalelab.laws.gao import fit_gao_curves, stage_of
 from scalelab.reporting import plots
 from scalelab.reporting.section import ReportContext, Section, esc, img, table
-from scalelab.study.points import load_points
+from scalelab.results.points import load_points
 
 CURVE_METHODS = {"bon": "gao-bon", "rl": "gao-rl"}
 GAIN_METHODS = ("sft", "dpo", "rl", "bon")  # the stages whose accuracy is a gain over the root

@@ -26,7 +26,7 @@ from scalelab.reporting.posttrain_section import posttrain_section
 from scalelab.reporting.section import Builder, ReportContext, Section, esc, img, table
 from scalelab.reporting.small_large import small_large_section
 from scalelab.reporting.tuning import tuning_section
-from scalelab.study.points import load_points
+from scalelab.results.points import load_points
 
 
 def _fmt(x: float, digits: int = 4) -> str:
@@ -450,7 +450,7 @@ def plans(ctx: ReportContext) -> Section | None:
 
 
 def architectures(ctx: ReportContext) -> Section | None:
-    """Issue 5's comparison (scalelab.study.compare): slopes, frontier, curves, depth vs width."""
+    """Issue 5's comparison (scalelab.analysis.arch_compare): slopes, frontier, curves, depth vs width."""
     if ctx.points["arch"].nunique() < 2:
         return None
 

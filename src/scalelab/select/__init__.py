@@ -10,7 +10,7 @@ a run reads with ``data.select = "SEL.json"``. One file per method:
 * :mod:`~scalelab.select.prototype`   k-means on a reference run's hidden states: easy or hard
 * :mod:`~scalelab.select.active`      rounds of small models, adding their highest-loss units
 
-The file format and how a run applies it: :mod:`scalelab.data.selection`.
+The file format and how a run applies it: :mod:`scalelab.data.subset_file`.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from scalelab.config import DataConfig, RunConfig
-from scalelab.data.selection import (
+from scalelab.data.subset_file import (
     METHODS,
     UNITS,
     Selection,

@@ -26,7 +26,7 @@ import numpy as np
 
 from scalelab.config import DataConfig, RunConfig
 from scalelab.data.cache import TokenData
-from scalelab.data.selection import (
+from scalelab.data.subset_file import (
     Selection,
     SelectionError,
     Units,

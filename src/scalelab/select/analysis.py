@@ -110,7 +110,7 @@ def keep_analysis(
 ) -> KeepAnalysis:
     """The keep-fraction analysis of a store (see the module docstring)."""
     from scalelab.laws import effective_d, fit_law
-    from scalelab.study.points import load_points
+    from scalelab.results.points import load_points
 
     pts = load_points(db, status=("finished", "stopped_early"))
     if study is not None:

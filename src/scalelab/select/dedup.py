@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from scalelab.data.cache import TokenData
-from scalelab.data.selection import (
+from scalelab.data.subset_file import (
     Selection,
     SelectionError,
     Units,

@@ -15,7 +15,7 @@ import time
 import numpy as np
 
 from scalelab.data.cache import TokenData
-from scalelab.data.selection import (
+from scalelab.data.subset_file import (
     Selection,
     SelectionError,
     Units,

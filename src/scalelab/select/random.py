@@ -12,7 +12,7 @@ import time
 import numpy as np
 
 from scalelab.data.cache import TokenData
-from scalelab.data.selection import Selection, Units, keep_by_tokens, make_selection
+from scalelab.data.subset_file import Selection, Units, keep_by_tokens, make_selection
 
 
 def random_scores(n: int, seed: int) -> np.ndarray:

@@ -19,7 +19,7 @@ import numpy as np
 
 from scalelab.config import DataConfig
 from scalelab.data.cache import TokenData
-from scalelab.data.selection import SelectionError, Units
+from scalelab.data.subset_file import SelectionError, Units
 from scalelab.runs import FinishedRun, open_run
 
 if TYPE_CHECKING:

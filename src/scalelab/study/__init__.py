@@ -1,14 +1,18 @@
-"""Studies: a grid of runs declared in TOML, swept locally, stored as points in SQLite.
+"""Studies: what to run. A grid of runs declared in TOML, expanded without training.
 
-* :func:`load_study` / :func:`expand` turn a study file into its runs (pure, no training).
-* :func:`sweep` trains the runs not finished yet (sequentially or in worker processes),
-  resuming interrupted ones, and records every run as a point in the store.
-* :func:`load_points` / :func:`load_curves` read the store back as DataFrames (the
-  contract with ``scalelab.laws``); :func:`export_points` writes CSV or Parquet;
-  :func:`rebuild` recreates the store from the run directories alone.
+* :func:`load_study` / :func:`expand` turn a study file into its runs (pure, no training);
+  :mod:`~scalelab.study.branching` adds a ladder's WSD branches, :mod:`~scalelab.study.graph`
+  orders runs that need other runs, :mod:`~scalelab.study.cost` prices a run before it
+  trains, :mod:`~scalelab.study.manifest` writes the study's spec beside its runs.
 
-Names are imported lazily, so a worker that only writes to the store does not pay for
-pandas, and ``import scalelab.study.store`` stays light.
+The other jobs live in their own packages, named here too so user code keeps one front
+door (``scalelab.study.sweep``, ``scalelab.study.load_points``):
+
+* :func:`sweep` trains the runs not finished yet: :mod:`scalelab.runner`.
+* :func:`load_points` / :func:`load_curves` / :func:`export_points` / :func:`rebuild` and
+  :class:`Store`, the results store: :mod:`scalelab.results`.
+
+Names are imported lazily (only when used), so ``import scalelab.study`` stays light.
 """
 
 from __future__ import annotations
@@ -23,15 +27,15 @@ _API: dict[str, str] = {
     "study_from_dict": "scalelab.study.studyfile",
     "PlannedRun": "scalelab.study.grid",
     "expand": "scalelab.study.grid",
-    "RunOutcome": "scalelab.study.executor",
-    "SweepResult": "scalelab.study.executor",
-    "sweep": "scalelab.study.executor",
-    "RebuildResult": "scalelab.study.points",
-    "export_points": "scalelab.study.points",
-    "load_curves": "scalelab.study.points",
-    "load_points": "scalelab.study.points",
-    "rebuild": "scalelab.study.points",
-    "Store": "scalelab.study.store",
+    "RunOutcome": "scalelab.runner.outcome",
+    "SweepResult": "scalelab.runner.outcome",
+    "sweep": "scalelab.runner.sweeper",
+    "RebuildResult": "scalelab.results.points",
+    "export_points": "scalelab.results.points",
+    "load_curves": "scalelab.results.points",
+    "load_points": "scalelab.results.points",
+    "rebuild": "scalelab.results.points",
+    "Store": "scalelab.results.store",
 }
 
 

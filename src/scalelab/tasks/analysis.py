@@ -6,7 +6,7 @@
 * Against compute and N: Tay et al. (2022)'s downstream slope alpha_{U,D} is the log-log
   slope of downstream quality against compute, per architecture; here of the *error*
   ``1 - accuracy`` (so alpha > 0 means the task improves with scale, as for the loss), with
-  the laws' own fitter and bootstrap (:func:`scalelab.study.slopes.slope`).
+  the laws' own fitter and bootstrap (:func:`scalelab.analysis.slopes.slope`).
 * Where accuracy leaves chance: the smallest N whose Wilson interval lies wholly above the
   chance level (``None``: never, on this ladder).
 """
@@ -22,15 +22,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from scalelab.analysis.slopes import slope
 from scalelab.errors import FitError
-from scalelab.study.slopes import slope
 
 
 def downstream_points(db: str | Path, *, study: str | None = None) -> pd.DataFrame:
     """One row per (finished run, zero-shot task): the run's point columns (``arch``, ``N``,
     ``C_exact``, ``D``, ``loss``) and the task's ``accuracy``, ``lo``, ``hi``, ``chance``,
     ``n``, plus ``error`` = 1 - accuracy. Empty when no run was scored."""
-    from scalelab.study import load_points
+    from scalelab.results import load_points
     from scalelab.tasks.results import load_task_results
 
     tasks = load_task_results(db)
@@ -139,7 +139,7 @@ def add_downstream(
     seed: int = 0,
     archs: Sequence[str] | None = None,
 ) -> Any:
-    """Fill ``cmp.downstream`` (a :class:`scalelab.study.compare.Comparison` of the store
+    """Fill ``cmp.downstream`` (a :class:`scalelab.analysis.arch_compare.Comparison` of the store
     ``db``) with :func:`downstream_summary` per architecture and task (None if none)."""
     rows = downstream_summary(db, study=study, bootstrap=min(bootstrap, 200), seed=seed)
     cmp.downstream = [r for r in rows if archs is None or r["arch"] in archs] or None

@@ -498,7 +498,7 @@ def _record(result: FinetuneResult, task: Task, loaded: Any, db: str | Path | No
     if db is None:
         return
     put_task_results(db, [row])
-    from scalelab.study.store import Store
+    from scalelab.results.store import Store
 
     with Store(db) as store:
         store.put_point(

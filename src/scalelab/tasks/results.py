@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from scalelab.errors import StoreError
-from scalelab.study.store import Store
+from scalelab.results.store import Store
 
 TASKS_FILE = "tasks.json"
 

@@ -2,7 +2,7 @@
 section and its command.
 
 ``data.select`` (a selection file) is read by the core's data layer
-(:mod:`scalelab.data.selection`); the selections are made by :mod:`scalelab.select`. This
+(:mod:`scalelab.data.subset_file`); the selections are made by :mod:`scalelab.select`. This
 module tells the results store how such a run is a technique's point. Torch- and
 numpy-free (``import scalelab`` registers it).
 """

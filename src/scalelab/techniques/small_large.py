@@ -83,8 +83,8 @@ def load_all(db: str | Path, study: str | None = None) -> pd.DataFrame:
     """Every finished point of the store (runs and techniques), one per (kind, run id),
     with the technique's ``extra_json`` and the ``run_dir`` (which ``load_points`` leaves
     out as internal)."""
-    from scalelab.study import load_points
-    from scalelab.study.store import Store
+    from scalelab.results import load_points
+    from scalelab.results.store import Store
 
     pts = load_points(db, study=study)
     # a run recorded in two studies: keep the row that knows its ladder size

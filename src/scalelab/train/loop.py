@@ -44,7 +44,7 @@ from scalelab.accounting import count
 from scalelab.config import RunConfig, check_budget, planned_steps
 from scalelab.data import load_tokens
 from scalelab.data.cache import TokenData
-from scalelab.data.selection import apply_selection, load_selection
+from scalelab.data.subset_file import apply_selection, load_selection
 from scalelab.errors import ConfigError, StoreError, TrainingError
 from scalelab.models import build_model
 from scalelab.plugin import RunContext, apply_data_hooks, plugins, train_hooks

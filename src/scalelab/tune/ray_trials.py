@@ -10,7 +10,7 @@ included, is written on the driver's machine only:
   pinned to the driver's node (Ray cannot call into the driver). A trial's task asks the
   desk at each evaluation whether to stop, as a local worker asks the storage.
 
-Run directories follow the sweep's rule (:mod:`scalelab.study.ray_backend`): a path every
+Run directories follow the sweep's rule (:mod:`scalelab.runner.ray_backend`): a path every
 node sees; a task whose worker dies is retried and resumes from its checkpoint.
 """
 
@@ -22,7 +22,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from scalelab.study.ray_backend import RayTasks, connect
+from scalelab.runner.ray_backend import RayTasks, connect
 from scalelab.tune.trial import (
     Reporter,
     TrialTask,
@@ -56,7 +56,7 @@ def _remote_trial(task: TrialTask, threads: int, device: str | None, desk: Any) 
     import ray
     import torch
 
-    from scalelab.study.records import read_run
+    from scalelab.results.records import read_run
 
     torch.set_num_threads(threads)
     if device is not None:
@@ -82,7 +82,7 @@ def trials_on_ray(
     spec: Mapping[str, Any],
     pruning: bool,
 ) -> Iterator[RayTasks]:
-    """The pool's Ray backend for trials (:class:`~scalelab.study.ray_backend.RayTasks`):
+    """The pool's Ray backend for trials (:class:`~scalelab.runner.ray_backend.RayTasks`):
     at most ``workers`` trials in flight (default: the cluster's capacity), and, when the
     search prunes, the prune desk on this node."""
     with connect(address) as ray:

@@ -33,10 +33,10 @@ from typing import Any
 
 from scalelab.config import RunConfig, run_config_from_dict
 from scalelab.errors import ConfigError
+from scalelab.results.store import Store
+from scalelab.runner.pool import InProcess, Job, LocalProcesses, run_pool
+from scalelab.runner.ray_backend import check_backend
 from scalelab.study.grid import PlannedRun, expand
-from scalelab.study.pool import InProcess, Job, LocalProcesses, run_pool
-from scalelab.study.ray_backend import check_backend
-from scalelab.study.store import Store
 from scalelab.study.studyfile import Study, as_study, load_study
 from scalelab.tune.space import Param, TuneSpec, load_tune, parse_tune
 from scalelab.tune.storage import optuna_storage
@@ -480,7 +480,7 @@ def _run_trials(
     spec: Mapping[str, Any],
     pruning: bool,
 ) -> None:
-    """Every trial through the one pool (:func:`scalelab.study.pool.run_pool`), as ``sweep``
+    """Every trial through the one pool (:func:`scalelab.runner.pool.run_pool`), as ``sweep``
     runs its runs: in this process, in ``workers`` spawned processes, or as Ray tasks. A
     new trial is asked only when a slot frees, so the sampler sees every result so far.
 
@@ -488,7 +488,7 @@ def _run_trials(
     is marked interrupted and asked again first, with its values, so its run resumes from
     its checkpoint in a new pool; the interrupted trials then run alone until they end, and
     a trial whose worker dies while it runs alone
-    :data:`~scalelab.study.pool.MAX_POOL_CRASHES` times is failed. On Ray a dead worker's
+    :data:`~scalelab.runner.pool.MAX_POOL_CRASHES` times is failed. On Ray a dead worker's
     task is retried by Ray itself."""
     jobs = [Job(group) for group in queue]  # a group's next trial, asked when it starts
     trials: dict[int, Any] = {}  # trial id -> the Optuna trial (it stays in this process)

@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from scalelab.study.store import Store
+from scalelab.results.store import Store
 
 TABLE = "tune_journal"
 

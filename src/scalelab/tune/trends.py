@@ -25,8 +25,8 @@ def trial_points(db: str | Path, study: str | None = None) -> Any:
     column per searched key (``train.lr``)."""
     import pandas as pd
 
-    from scalelab.study.points import load_points
-    from scalelab.study.store import Store, json_column
+    from scalelab.results.points import load_points
+    from scalelab.results.store import Store, json_column
 
     df = load_points(db, study=study, kind="trial", status=None)
     with Store(db, create=False) as store:
@@ -221,7 +221,7 @@ def sampler_comparison(db: str | Path, study: str, *, within: float = 0.01) -> A
     import optuna
     import pandas as pd
 
-    from scalelab.study.store import Store, json_column
+    from scalelab.results.store import Store, json_column
     from scalelab.tune.storage import optuna_storage
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)

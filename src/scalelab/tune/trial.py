@@ -17,11 +17,11 @@ from typing import Any
 
 from scalelab.config import run_config_from_dict
 from scalelab.errors import ScalelabError
+from scalelab.results.records import RunRecord, read_run
+from scalelab.results.store import Store
 from scalelab.rundir import write_json as write_json_atomic
+from scalelab.runner.runtask import is_busy
 from scalelab.study.cost import config_counts
-from scalelab.study.records import RunRecord, read_run
-from scalelab.study.runtask import is_busy
-from scalelab.study.store import Store
 from scalelab.tune.space import TuneSpec
 from scalelab.tune.storage import optuna_storage
 

@@ -237,8 +237,8 @@ def compress(
         untie(model)
     _write_derived(result, parent, model, data)
     if db is not None:
-        from scalelab.study.records import point_row, read_run
-        from scalelab.study.store import Store
+        from scalelab.results.records import point_row, read_run
+        from scalelab.results.store import Store
 
         with Store(db) as store:
             store.put_point(point_row(read_run(result.run_dir), study=study))

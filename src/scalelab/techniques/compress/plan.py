@@ -103,7 +103,7 @@ def parents(spec: CompressionStudy) -> Any:
 
 def _axes(spec: CompressionStudy, p: Any) -> dict[str, Any]:
     """The parent's axes in its ladder study (size, budget, ...), kept on its copy here."""
-    from scalelab.study.store import Store
+    from scalelab.results.store import Store
 
     with Store(spec.db, create=False) as s:
         got = s.query(
@@ -118,8 +118,8 @@ def run_study(
     path: str | Path, db: str | Path, *, log: Callable[[str], None] = print
 ) -> list[dict[str, Any]]:
     """Compress every parent with every method and level; returns one row per result."""
-    from scalelab.study.records import point_row, read_run
-    from scalelab.study.store import Store
+    from scalelab.results.records import point_row, read_run
+    from scalelab.results.store import Store
     from scalelab.techniques.compress import compress
 
     spec = load_compression_study(path)
