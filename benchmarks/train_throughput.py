@@ -23,6 +23,8 @@ and (b), scalelab's training tokens/s in fp32 and under bf16 autocast, and which
 can be checked against the faster of the two:
 
     python benchmarks/train_throughput.py --precision --json precision.json
+    ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2 \
+        python benchmarks/train_throughput.py --precision --json precision-avx2.json
 """
 
 from __future__ import annotations
@@ -224,8 +226,16 @@ def precision_table(steps: dict[str, int], out_json: Path | None) -> None:
     """tokens/s of scalelab's own loop in fp32 and bf16, and what "auto" picks, per shape."""
     import os
 
-    report: dict = {"torch": torch.__version__, "loadavg": os.getloadavg(), "shapes": {}}
-    print(f"torch {torch.__version__}; load average {os.getloadavg()}")
+    from scalelab.train.device import cpu_capability
+
+    # an AVX2-only machine, emulated: ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2
+    # MKL_ENABLE_INSTRUCTIONS=AVX2 (the kernels' instruction set is printed, to check it took)
+    isa = cpu_capability()
+    bf16_gemm = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    report: dict = {"torch": torch.__version__, "loadavg": os.getloadavg(), "shapes": {},
+                    "isa": isa, "onednn_bf16_gemm": bf16_gemm}  # fmt: skip
+    print(f"torch {torch.__version__}; kernels {isa}; oneDNN bf16 matmul {bf16_gemm}; "
+          f"load average {os.getloadavg()}")  # fmt: skip
     print(f"{'shape':14s} {'steps':>5s} {'fp32 tok/s':>11s} {'bf16 tok/s':>11s} {'faster':>6s} "
           f"{'auto':>5s}  auto's timing (ms/step fp32, bf16)")  # fmt: skip
     for name, spec in PRECISION_SHAPES.items():

@@ -229,6 +229,10 @@ class TrainConfig:
     min_lr_ratio: float = 0.1  # the schedule ends at lr * min_lr_ratio
     schedule: str = "cosine"  # "cosine", "wsd" (warmup-stable-decay) or "constant"
     warmup: float = 0.05  # fraction of the run's steps
+    # the warmup fixed in tokens, whatever the run's length (replaces ``warmup`` when set):
+    # a ladder whose runs share it warms up alike, so a WSD branch equals the run trained
+    # from scratch to its budget (Hägele et al. 2024 fix the warmup in steps)
+    warmup_tokens: int | None = None
     decay_fraction: float = 0.2  # wsd only: the last fraction of steps decays (the cooldown)
     cooldown: str = "linear"  # wsd only: the decay's shape, "linear" or "1-sqrt"
     # wsd only: token counts at which the stable-phase state is kept for branches
@@ -290,6 +294,15 @@ class TrainConfig:
         if not 0.0 <= self.warmup < 1.0:
             raise ConfigError(
                 f"train.warmup is a fraction of the steps in [0, 1), got {self.warmup}"
+            )
+        if self.warmup_tokens is not None and (
+            isinstance(self.warmup_tokens, bool)
+            or not isinstance(self.warmup_tokens, int)
+            or self.warmup_tokens < 0
+        ):
+            raise ConfigError(
+                f"train.warmup_tokens is a whole number of tokens >= 0 (or unset: "
+                f"train.warmup's fraction of the run), got {self.warmup_tokens!r}"
             )
         if not 0.0 < self.decay_fraction <= 1.0:
             raise ConfigError(f"train.decay_fraction must be in (0, 1], got {self.decay_fraction}")
@@ -354,6 +367,7 @@ class TrainConfig:
 
 COOLDOWNS = ("linear", "1-sqrt")  # the WSD decay's shapes (Hägele et al. 2024, sec. 3)
 BRANCH_DEFAULTS: dict[str, Any] = {
+    "warmup_tokens": None,
     "cooldown": "linear",
     "save_at": [],
     "branch_of": None,
@@ -483,8 +497,8 @@ class RunConfig:
         unset ``data.select``, and a set one counts by the SHA-256 of the selection file's
         content, not by its path; so are ``model.parametrization = "sp"`` and its
         muP-only fields, and muP fields added later at their defaults (``_MUP_DEFAULTS``); so
-        are the WSD branch fields at their defaults (``train.cooldown``,
-        ``save_at``, ``branch_of``, ``branch_at``). Each plug-in's section counts as its
+        are the WSD branch fields at their defaults (``train.warmup_tokens``,
+        ``cooldown``, ``save_at``, ``branch_of``, ``branch_at``). Each plug-in's section counts as its
         :meth:`~scalelab.plugin.Plugin.run_id_part` says: left out when the technique does
         not change the run (no canaries; a ``[distill]`` without a teacher, or alpha = 0
         without a teacher initialisation: the scratch twin of a distilled run is the plain

@@ -56,3 +56,29 @@ def test_dpo_loss_falls_as_the_chosen_completion_gains() -> None:
     base = dpo_loss(_t(PI_C), _t(PI_R), _t(REF_C), _t(REF_R))
     better = dpo_loss(_t(PI_C) + 1.0, _t(PI_R), _t(REF_C), _t(REF_R))
     assert float(better) < float(base)
+
+
+def test_rpo_loss_is_dpo_plus_the_chosen_nll_per_token() -> None:
+    from scalelab.posttrain.dpo import rpo_loss
+
+    tokens = [2.0, 5.0, 1.0]
+    for alpha in (0.0, 1.0, 0.3):
+        nll = -sum(c / n for c, n in zip(PI_C, tokens, strict=True)) / 3
+        want = float(dpo_loss(_t(PI_C), _t(PI_R), _t(REF_C), _t(REF_R), 0.1)) + alpha * nll
+        got = rpo_loss(_t(PI_C), _t(PI_R), _t(REF_C), _t(REF_R), _t(tokens), 0.1, alpha)
+        assert float(got) == pytest.approx(want, rel=1e-12)
+
+
+def test_chosen_right_keeps_the_right_against_wrong_pairs() -> None:
+    from scalelab.errors import DataError
+    from scalelab.posttrain.dpo import right_against_wrong
+    from scalelab.posttrain.pairs import Pair
+
+    pairs = [
+        Pair("sort:31=", "13", "31", 1.0, 0.0),
+        Pair("sort:31=", "11", "31", 0.5, 0.0),
+        Pair("sort:22=", "22", "2", 1.0, 0.5),
+    ]
+    assert [p.chosen for p in right_against_wrong(pairs)] == ["13", "22"]
+    with pytest.raises(DataError, match="chosen_right"):
+        right_against_wrong(pairs[1:2])

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
 from scalelab.posttrain import posttrain, posttrain_config
 from scalelab.posttrain.rl import group_advantages, grpo_loss
-from scalelab.posttrain.stage import Parent, build_lm, open_parent
+from scalelab.posttrain.stage import build_lm, open_policy, stage_record
+from scalelab.runs import FinishedRun, RunError
 
 SMALL = [
     "posttrain.steps=3",
@@ -41,7 +44,7 @@ def test_clipped_ratio_stops_the_gradient_beyond_the_clip() -> None:
 
 
 def _params(stage_dir: str) -> list[torch.Tensor]:
-    return [p.detach().clone() for p in build_lm(open_parent(stage_dir)).parameters()]
+    return [p.detach().clone() for p in build_lm(open_policy(stage_dir)).parameters()]
 
 
 @pytest.mark.parametrize("kl_coef", [0.0, 0.1])
@@ -49,7 +52,7 @@ def test_grpo_with_a_constant_reward_leaves_the_policy_unchanged(
     sort_run, tmp_path, monkeypatch, kl_coef
 ) -> None:
     cfg = posttrain_config([*SMALL, f"posttrain.kl_coef={kl_coef}"])
-    before = [p.detach().clone() for p in build_lm(open_parent(sort_run)).parameters()]
+    before = [p.detach().clone() for p in build_lm(open_policy(sort_run)).parameters()]
     # the grader says 0.7 to every completion: every advantage is 0
     monkeypatch.setattr("scalelab.posttrain.rl.grade", lambda task, ps, cs: [0.7] * len(ps))
     flat = posttrain(sort_run, "rl", "sort", cfg, out=tmp_path / "const")
@@ -76,6 +79,14 @@ def test_rl_logs_kl_and_rewards_every_step(sort_run, tmp_path) -> None:
     assert s["curve"][0]["kl"] == 0.0
 
 
-def test_parent_is_a_parent(sort_run) -> None:
-    p = open_parent(sort_run)
-    assert isinstance(p, Parent) and p.kind == "run" and p.method is None
+def test_parents_are_opened_as_finished_runs(sort_run, tmp_path) -> None:
+    p = open_policy(sort_run)
+    assert isinstance(p, FinishedRun) and p.run_id == Path(sort_run).name and stage_record(p) == {}
+    # a stage written elsewhere keeps its own id (its children's ids depend on it)
+    s = posttrain(sort_run, "sft", "sort", posttrain_config(SMALL), out=tmp_path / "elsewhere")
+    stage = open_policy(s["run_dir"])
+    assert stage.run_id == s["run_id"] != "elsewhere"
+    assert stage_record(stage)["method"] == "sft" and stage.cfg == p.cfg
+    (tmp_path / "elsewhere" / "summary.json").unlink()  # as if it had been stopped
+    with pytest.raises(RunError, match="has not finished"):
+        open_policy(tmp_path / "elsewhere")

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 
 from scalelab import rundir
 from scalelab.data.tokenizer import ByteTokenizer
-from scalelab.errors import ConfigError, DataError, StoreError
+from scalelab.errors import ConfigError, DataError
 from scalelab.posttrain import posttrain, posttrain_config
 from scalelab.posttrain.plugin import check_pipeline
 from scalelab.posttrain.sft import demo_batch
+from scalelab.runs import RunError
 
 TINY = [
     "posttrain.steps=4",
@@ -88,7 +90,10 @@ def test_bad_inputs_fail_before_any_work(sort_run, tmp_path) -> None:
     unfinished = tmp_path / "unfinished"
     unfinished.mkdir()
     (unfinished / "config.json").write_text((Path(sort_run) / "config.json").read_text())
-    with pytest.raises(StoreError, match="starts from a finished run"):
+    with pytest.raises(RunError, match="no intact checkpoint"):
+        posttrain(unfinished, "sft", "sort", posttrain_config(TINY))
+    shutil.copytree(Path(sort_run) / "checkpoint", unfinished / "checkpoint")
+    with pytest.raises(RunError, match="has not finished training"):
         posttrain(unfinished, "sft", "sort", posttrain_config(TINY))
     bad = tmp_path / "pairs.jsonl"
     bad.write_text('{"prompt": "sort:12345=", "chosen": "12345", "rejected": "12345"}\n')

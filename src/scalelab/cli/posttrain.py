@@ -1,4 +1,5 @@
-"""Post-training: ``posttrain``, ``bon`` and ``demos`` (a task's pretraining corpus)."""
+"""Post-training: ``posttrain``, ``bon``, ``overopt`` (Gao et al.'s design as one driver) and
+``demos`` (a task's pretraining corpus)."""
 
 from __future__ import annotations
 
@@ -100,6 +101,13 @@ def posttrain_cmd(
             "--reward", help="grader (default) or a reward-model stage directory (rl, pairs)."
         ),
     ] = None,
+    gold: Annotated[
+        str | None,
+        typer.Option(
+            "--gold",
+            help="The gold reward: grader (default) or a gold reward-model stage (Gao et al.).",
+        ),
+    ] = None,
     overrides: SetOption = None,
     out: OutOption = None,
     db: OptionalDb = None,
@@ -115,7 +123,15 @@ def posttrain_cmd(
     cfg = posttrain_config(overrides or [])
     _check_reads(method, overrides or [])
     s = posttrain(
-        run, method, task, cfg, reward=reward, out=out, db=db, log=None if quiet or as_json else say
+        run,
+        method,
+        task,
+        cfg,
+        reward=reward,
+        out=out,
+        db=db,
+        log=None if quiet or as_json else say,
+        gold=gold,
     )
     if as_json:
         print(json.dumps(s, indent=1, default=str))
@@ -147,6 +163,13 @@ def bon_cmd(
             "--best-of", help="The n of best-of-n: samples per prompt, e.g. 1,4,16,64,256,1024."
         ),
     ] = "1,4,16,64,256,1024",
+    gold: Annotated[
+        str | None,
+        typer.Option(
+            "--gold",
+            help="The gold reward: grader (default) or a gold reward-model stage (Gao et al.).",
+        ),
+    ] = None,
     overrides: SetOption = None,
     out: OutOption = None,
     db: OptionalDb = None,
@@ -164,7 +187,9 @@ def bon_cmd(
     ns = _ns(n)
     # kl_prompts x n samples are drawn and scored at once: bounded by the machine
     checks.count(max(ns), "--best-of", bytes_each=cfg.kl_prompts * 4096.0, maximum=2**20)
-    s = best_of_n(run, reward, task, ns, cfg, out=out, db=db, log=None if quiet or as_json else say)
+    s = best_of_n(
+        run, reward, task, ns, cfg, out=out, db=db, log=None if quiet or as_json else say, gold=gold
+    )
     if as_json:
         print(json.dumps(s, indent=1, default=str))
         return
@@ -174,6 +199,36 @@ def bon_cmd(
             f"[{c['gold_reward_lo']:.4f}, {c['gold_reward_hi']:.4f}], proxy {c['proxy_reward']:.4f}"
         )
     say(s["run_dir"])
+
+
+@app.command("overopt", rich_help_panel=PANEL)
+def overopt_cmd(
+    study: Annotated[str, typer.Argument(help="A study TOML file with an [overopt] table.")],
+    db: OptionalDb = None,
+    runs: Annotated[str, typer.Option("--runs", help="Directory of the runs.")] = "runs",
+    quiet: QuietOption = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Reward-model overoptimisation by Gao et al.'s protocol: the ladder, a gold reward model
+    on grader-labelled pairs, proxies of each size on gold-labelled pairs, best-of-n and RL
+    against each (resumable; scalelab.posttrain.overopt)."""
+    from scalelab.posttrain.overopt import RESULT_FILE, run_overopt
+
+    r = run_overopt(study, db=db, runs=runs, log=None if quiet or as_json else say)
+    if as_json:
+        print(json.dumps(r, indent=1, default=str))
+        return
+    g = r["gold"]
+    say(
+        f"gold RM {g['size']} ({g['reward_N']:,}): held-out pair accuracy {_pct(g['pair_accuracy'])}"
+    )
+    for p in r["proxies"]:
+        say(
+            f"proxy {p['size']} ({p['reward_N']:,}): test pair accuracy "
+            f"{_pct(p['test_accuracy'])} [{_pct(p['test_accuracy_lo'])}, "
+            f"{_pct(p['test_accuracy_hi'])}]"
+        )
+    say(f"{r['seconds']:.0f} s; {Path(runs) / RESULT_FILE}")
 
 
 @app.command("demos", rich_help_panel=PANEL)

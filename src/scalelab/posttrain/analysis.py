@@ -30,8 +30,11 @@ def _settings(run_dir: str) -> str:
     except (OSError, KeyError, ValueError):
         return ""
     default = vars(PosttrainConfig())
-    keep = ("steps", "lr", "beta", "loss", "pairs", "kl_coef", "group", "batch_size")
-    return " ".join(f"{k}={cfg[k]}" for k in keep if k in cfg and cfg[k] != default[k])
+    keep = ("steps", "lr", "beta", "loss", "pairs", "chosen_right", "kl_coef", "group")
+    out = [f"{k}={cfg[k]}" for k in (*keep, "batch_size") if k in cfg and cfg[k] != default[k]]
+    if cfg.get("pairs_file"):
+        out.append(f"pairs_file={Path(cfg['pairs_file']).name}")
+    return " ".join(out)
 
 
 def stage_table(db: str | Path) -> pd.DataFrame:
@@ -53,6 +56,8 @@ def stage_table(db: str | Path) -> pd.DataFrame:
         "accuracy_lo",
         "accuracy_hi",
         "gold_reward",
+        "gold_reward_lo",
+        "gold_reward_hi",
         "kl",
         "pairs",
         "pair_accuracy",
@@ -64,34 +69,89 @@ def stage_table(db: str | Path) -> pd.DataFrame:
     return df[[c for c in cols if c in df.columns]].reset_index(drop=True)
 
 
+def diff_interval(
+    a: float, a_lo: float, a_hi: float, b: float, b_lo: float, b_hi: float
+) -> tuple[float, float, float]:
+    """a - b with the 95% interval of a difference of two proportions from their own
+    intervals (Newcombe 1998, method 10: the square-and-add of the two Wilson intervals),
+    which also serves two means with normal intervals."""
+    d = a - b
+    lo = d - ((a - a_lo) ** 2 + (b_hi - b) ** 2) ** 0.5
+    hi = d + ((a_hi - a) ** 2 + (b - b_lo) ** 2) ** 0.5
+    return d, lo, hi
+
+
 def gain_table(db: str | Path) -> pd.DataFrame:
-    """Per (task, policy size, DPO/RL settings): pretrain, SFT, DPO, RL accuracy and gains."""
+    """Per (task, policy size, DPO/RL settings): pretrain, SFT and the stage's greedy accuracy
+    and sampled gold reward, and the stage's gain over SFT in both, with 95% intervals."""
     st = stage_table(db)
+    if st.empty:  # a store without post-training points yet
+        return pd.DataFrame()
     st = st[st["method"].isin(["eval", "sft", "dpo", "rl"]) & st["reward_N"].isna()]
     rows = []
     for (task, n), g in st.groupby(["task", "policy_N"]):
         base = {m: g[g["method"] == m] for m in ("eval", "sft")}
-        pre = base["eval"]["accuracy"].iloc[0] if len(base["eval"]) else None
-        sft = base["sft"]["accuracy"].iloc[0] if len(base["sft"]) else None
+        pre = base["eval"].iloc[0] if len(base["eval"]) else None
+        sft = base["sft"].iloc[0] if len(base["sft"]) else None
         for method in ("dpo", "rl"):
             for r in g[g["method"] == method].itertuples():
-                rows.append(
-                    {
-                        "task": task,
-                        "policy_N": int(n),
-                        "method": method,
-                        "settings": r.settings,
-                        "pretrain": pre,
-                        "sft": sft,
-                        "after": r.accuracy,
-                        "after_lo": r.accuracy_lo,
-                        "after_hi": r.accuracy_hi,
-                        "gain_over_sft": None if sft is None else r.accuracy - sft,
-                        "sft_gain_over_pretrain": None if pre is None else sft - pre,
-                        "kl": r.kl,
-                    }
-                )
+                row: dict[str, Any] = {
+                    "task": task,
+                    "policy_N": int(n),
+                    "method": method,
+                    "settings": r.settings,
+                    "pretrain": None if pre is None else pre["accuracy"],
+                    "sft": None if sft is None else sft["accuracy"],
+                    "after": r.accuracy,
+                    "after_lo": r.accuracy_lo,
+                    "after_hi": r.accuracy_hi,
+                    "gold_after": r.gold_reward,
+                    "sft_gold": None if sft is None else sft["gold_reward"],
+                    "kl": r.kl,
+                }
+                if sft is not None:
+                    acc = diff_interval(
+                        r.accuracy, r.accuracy_lo, r.accuracy_hi,
+                        sft["accuracy"], sft["accuracy_lo"], sft["accuracy_hi"],
+                    )  # fmt: skip
+                    gold = diff_interval(
+                        r.gold_reward, r.gold_reward_lo, r.gold_reward_hi,
+                        sft["gold_reward"], sft["gold_reward_lo"], sft["gold_reward_hi"],
+                    )  # fmt: skip
+                    row.update(zip(("gain_over_sft", "gain_lo", "gain_hi"), acc, strict=True))
+                    row.update(
+                        zip(("gold_gain", "gold_gain_lo", "gold_gain_hi"), gold, strict=True)
+                    )
+                if pre is not None and sft is not None:
+                    row["sft_gain_over_pretrain"] = sft["accuracy"] - pre["accuracy"]
+                rows.append(row)
     return pd.DataFrame(rows)
+
+
+def gain_trend(
+    gains: pd.DataFrame, column: str = "gain_over_sft", draws: int = 2000, seed: int = 0
+) -> dict[str, float]:
+    """Slope of a gain against log10 N (least squares over the sizes), with a 95% interval
+    from redrawing each gain from a normal of its own interval (its half-width / 1.96):
+    Hou et al. (2024)'s "does a larger policy gain less" is a negative slope whose interval
+    lies below 0."""
+    import numpy as np
+
+    lo, hi = {
+        "gain_over_sft": ("gain_lo", "gain_hi"),
+        "gold_gain": ("gold_gain_lo", "gold_gain_hi"),
+    }[column]
+    g = gains.dropna(subset=[column]).sort_values("policy_N")
+    x = np.log10(g["policy_N"].to_numpy(float))
+    y = g[column].to_numpy(float)
+    se = (g[hi].to_numpy(float) - g[lo].to_numpy(float)) / (2 * 1.96)
+    if len(x) < 3:
+        raise ValueError(f"a trend needs at least 3 policy sizes, got {len(x)}")
+    slope = float(np.polyfit(x, y, 1)[0])
+    rng = np.random.default_rng(seed)
+    sims = [float(np.polyfit(x, y + rng.normal(0, se), 1)[0]) for _ in range(draws)]
+    s_lo, s_hi = np.percentile(sims, [2.5, 97.5])
+    return {"slope_per_decade": slope, "lo": float(s_lo), "hi": float(s_hi), "sizes": len(x)}
 
 
 def reward_table(db: str | Path) -> pd.DataFrame:
@@ -207,20 +267,20 @@ def common_heldout_accuracy(rm_dirs: list[str], pairs_file: str, first: int) -> 
     compared on the same pairs."""
     from scalelab.posttrain.pairs import read_pairs
     from scalelab.posttrain.reward import pair_accuracy, pair_tensors
-    from scalelab.posttrain.stage import build_lm, open_parent, tokenizer_of
+    from scalelab.posttrain.stage import build_lm, open_policy, stage_record, tokenizer_of
     from scalelab.tasks.scoring import wilson
 
     rows = []
     for d in rm_dirs:
-        parent = open_parent(d)
-        task = parent.meta["task"]
+        parent = open_policy(d)
+        task = stage_record(parent)["task"]
         test = read_pairs(pairs_file, task)[first:]
         acc = pair_accuracy(build_lm(parent).eval(), pair_tensors(tokenizer_of(parent), task, test))
         lo, hi = wilson(round(acc * len(test)), len(test))
         rows.append(
             {
                 "run_id": parent.run_id,
-                "pairs": parent.meta["posttrain"]["pairs"],
+                "pairs": stage_record(parent)["posttrain"]["pairs"],
                 "test_pairs": len(test),
                 "accuracy": acc,
                 "lo": lo,
@@ -228,3 +288,42 @@ def common_heldout_accuracy(rm_dirs: list[str], pairs_file: str, first: int) -> 
             }
         )
     return pd.DataFrame(rows).sort_values("pairs").reset_index(drop=True)
+
+
+def gain_figure(gains: pd.DataFrame, out: str | Path) -> Path:
+    """Two panels against policy size: DPO's and RL's gain over SFT in greedy accuracy and in
+    sampled gold reward, one line per (task, method) or per ``series`` where the frame names
+    them, with the 95% intervals of :func:`gain_table` (Hou et al. 2024's question: does the
+    gain shrink with N?)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    panels = (
+        ("gain_over_sft", "gain_lo", "gain_hi", "greedy accuracy gain over SFT"),
+        ("gold_gain", "gold_gain_lo", "gold_gain_hi", "sampled gold reward gain over SFT"),
+    )
+    for ax, (y, lo, hi, label) in zip(axes, panels, strict=True):
+        data = gains.dropna(subset=[y])
+        if "series" not in data.columns:  # one line per (task, method) unless named
+            data = data.assign(series=data["task"] + " " + data["method"].str.upper())
+        for series, g in data.groupby("series"):
+            g = g.sort_values("policy_N")
+            err = [g[y] - g[lo], g[hi] - g[y]]
+            rl = (g["method"] == "rl").all()
+            ax.errorbar(g["policy_N"], g[y], yerr=err, marker="o" if rl else "v", capsize=2,
+                        label=series)  # fmt: skip
+        ax.axhline(0, color="grey", lw=0.8)
+        ax.set_xscale("log")
+        ax.set_xlabel("policy parameters N")
+        ax.set_ylabel(label + " (95% interval)")
+        ax.legend(fontsize=7)
+    axes[0].set_title("Gain against policy size: greedy accuracy")
+    axes[1].set_title("Gain against policy size: sampled reward (T = 1)")
+    fig.tight_layout()
+    path = Path(out)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -27,8 +27,16 @@ from typing import Any
 from scalelab import rundir
 from scalelab.errors import ConfigError, DataError, StoreError
 from scalelab.posttrain.config import PosttrainConfig
-from scalelab.posttrain.stage import Parent, Stage, make_stage, open_parent, tokenizer_of
+from scalelab.posttrain.stage import (
+    Stage,
+    is_reward_model,
+    make_stage,
+    open_policy,
+    stage_record,
+    tokenizer_of,
+)
 from scalelab.posttrain.tasks import get_verifiable
+from scalelab.runs import FinishedRun
 
 METHODS = ("sft", "reward", "dpo", "rl", "pairs", "eval")
 GRADER = "grader"
@@ -69,7 +77,7 @@ def check_run_files(run: str | Path, what: str = "RUN") -> None:
             raise StoreError(f"{what} {str(d)!r}: unknown stage method {meta['method']!r}")
 
 
-def check_intact(parent: Parent, what: str = "RUN") -> None:
+def check_intact(parent: FinishedRun, what: str = "RUN") -> None:
     """The weights a stage starts from (or scores with) exist and their checksums hold:
     a run whose every checkpoint is damaged or gone is refused before any work."""
     from scalelab.train.checkpoint import latest_checkpoint
@@ -136,7 +144,7 @@ def check_stage_out(out: str | Path | None, stage: Stage) -> None:
     )
 
 
-def resolve_reward(reward: str | None, method: str) -> tuple[str | None, Parent | None]:
+def resolve_reward(reward: str | None, method: str) -> tuple[str | None, FinishedRun | None]:
     """(the reward's name in the stage id, the reward-model run) -- checked."""
     if method in ("sft", "eval"):
         if reward is not None:
@@ -145,14 +153,32 @@ def resolve_reward(reward: str | None, method: str) -> tuple[str | None, Parent 
     if reward is None or reward == GRADER:
         return GRADER, None
     check_run_files(reward, "--reward")
-    rm = open_parent(reward, "--reward")
-    if not rm.is_reward_model:
+    rm = open_policy(reward, "--reward")
+    if not is_reward_model(rm):
         raise ConfigError(
             f"--reward {reward!r} is not a reward model (a stage of --method reward) nor "
             f"{GRADER!r}: train one with `scalelab posttrain RUN --method reward --task T`"
         )
     check_intact(rm, "--reward")
     return rm.run_id, rm
+
+
+def resolve_gold(gold: str | None, method: str) -> FinishedRun | None:
+    """The gold reward-model run of ``--gold`` (None: the task's grader), checked."""
+    if gold is None or gold == GRADER:
+        return None
+    if method not in ("rl", "bon"):
+        raise ConfigError(
+            f"--gold is read by rl and best-of-n only, not --method {method}; the pairs' gold "
+            "is --reward (e.g. --method pairs --reward GOLD_RM)"
+        )
+    g = open_policy(gold, "--gold")
+    if not is_reward_model(g):
+        raise ConfigError(
+            f"--gold {gold!r} is not a reward model (a stage of --method reward) nor "
+            f"{GRADER!r}: train one with `scalelab posttrain RUN --method reward --task T`"
+        )
+    return g
 
 
 def prepare(
@@ -164,35 +190,51 @@ def prepare(
     reward: str | None = None,
     out: str | Path | None = None,
     key: dict[str, Any] | None = None,
-) -> tuple[Stage, Parent | None]:
-    """The stage and its reward model, every input checked; nothing is written."""
+    gold: str | None = None,
+) -> tuple[Stage, FinishedRun | None, FinishedRun | None]:
+    """The stage, its reward model and its gold reward model (None: the grader), every
+    input checked; nothing is written."""
     if method not in (*METHODS, "bon"):
         raise ConfigError(f"--method {method!r} is not one of {', '.join(METHODS)}")
     get_verifiable(task)  # a task without a grader cannot be sampled, scored or rewarded
     check_run_files(run)
-    parent = open_parent(run)
+    parent = open_policy(run)
+    record = stage_record(parent)
     tokenizer_of(parent)
-    if parent.is_reward_model:
+    if is_reward_model(parent):
         raise ConfigError(
             f"RUN {str(run)!r} is a reward model; --method {method} starts from a policy "
             "(a pretrained run or an sft, dpo or rl stage)"
         )
-    if parent.kind == "posttrain" and parent.meta.get("task") != task and method != "eval":
+    if record and record.get("task") != task and method != "eval":
         raise ConfigError(
-            f"RUN {str(run)!r} was post-trained on task {parent.meta.get('task')!r}, not "
+            f"RUN {str(run)!r} was post-trained on task {record.get('task')!r}, not "
             f"{task!r}: continue on the same task or start from a pretrained run"
         )
     reward_name, rm = resolve_reward(reward, method)
-    if rm is not None and rm.run_cfg.data.tokenizer != parent.run_cfg.data.tokenizer:
+    if rm is not None and rm.cfg.data.tokenizer != parent.cfg.data.tokenizer:
         raise ConfigError("--reward reads another tokenizer than RUN; use runs of one corpus")
+    gold_rm = resolve_gold(gold, method)
+    if gold_rm is not None:
+        if gold_rm.cfg.data.tokenizer != parent.cfg.data.tokenizer:
+            raise ConfigError("--gold reads another tokenizer than RUN; use runs of one corpus")
+        if rm is not None and gold_rm.run_id == rm.run_id:
+            raise ConfigError(
+                "--gold is the --reward run itself: the gold must be another reward model "
+                "(or the grader) for overoptimisation to be measured"
+            )
+        # the gold names the stage only when it is a model: grader-gold ids are unchanged
+        key = {**(key or {}), "gold": gold_rm.run_id}
     if method in ("reward", "dpo") and cfg.pairs_file:
         check_pairs(cfg.pairs_file, task, method, cfg)  # before any work
     extra = {"reward_dir": str(rm.run_dir.resolve())} if rm is not None else {}
+    if gold_rm is not None:
+        extra.update(gold=gold_rm.run_id, gold_dir=str(gold_rm.run_dir.resolve()))
     stage = make_stage(method, parent, task, reward_name, cfg, out, extra, key)
     check_stage_out(out, stage)
     if not stage.finished:  # a finished stage is returned as it is: its parent is not read
         check_intact(parent)
-    return stage, rm
+    return stage, rm, gold_rm
 
 
 def posttrain(
@@ -205,16 +247,19 @@ def posttrain(
     out: str | Path | None = None,
     db: str | Path | None = None,
     log: Any = None,
+    gold: str | None = None,
 ) -> dict[str, Any]:
-    """Run one stage (see the module docstring); its summary, and with ``db`` its points."""
+    """Run one stage (see the module docstring); its summary, and with ``db`` its points.
+    ``gold`` (rl only): a gold reward-model run to measure the policy with instead of the
+    grader (Gao et al. 2022's protocol; :mod:`.gold`)."""
     cfg = cfg or PosttrainConfig()
     if method not in METHODS:  # best-of-n is its own command (it has its own key: the n)
         hint = ": best-of-n is `scalelab bon`" if method == "bon" else ""
         raise ConfigError(f"--method {method!r} is not one of {', '.join(METHODS)}{hint}")
-    stage, rm = prepare(run, method, task, cfg, reward=reward, out=out)
+    stage, rm, gold_rm = prepare(run, method, task, cfg, reward=reward, out=out, gold=gold)
     if not stage.finished:
         stage.write_config()
-        summary = _run(stage, rm, log)
+        summary = _run(stage, rm, log, gold_rm)
     else:
         summary = stage.summary()
     if db is not None:
@@ -232,9 +277,11 @@ def best_of_n(
     out: str | Path | None = None,
     db: str | Path | None = None,
     log: Any = None,
+    gold: str | None = None,
 ) -> dict[str, Any]:
     """Best-of-n of ``run``'s samples against the reward model ``reward`` for each n in
-    ``ns`` (:mod:`scalelab.posttrain.bon`); its summary (``curve``: one row per n)."""
+    ``ns`` (:mod:`scalelab.posttrain.bon`); its summary (``curve``: one row per n).
+    ``gold``: a gold reward-model run instead of the grader (:mod:`.gold`)."""
     from scalelab.posttrain.bon import check_ns, run_bon
 
     cfg = cfg or PosttrainConfig()
@@ -244,13 +291,15 @@ def best_of_n(
             "--reward for best-of-n is a reward-model run (the proxy); the grader is the gold "
             "reward it is measured with"
         )
-    stage, rm = prepare(run, "bon", task, cfg, reward=reward, out=out, key={"n": ns})
+    stage, rm, gold_rm = prepare(
+        run, "bon", task, cfg, reward=reward, out=out, key={"n": ns}, gold=gold
+    )
     if not stage.finished:
         stage.write_config()
         threads = threads_for(stage)
         threads.apply()
         try:
-            summary = run_bon(stage, rm, ns, log)
+            summary = run_bon(stage, rm, ns, log, gold_rm)
         finally:
             threads.restore()
     else:
@@ -272,7 +321,7 @@ def record(stage: Stage, summary: dict[str, Any], db: str | Path) -> None:
             point(
                 {k: v for k, v in r.items() if k != "curve"},
                 parent_run_id=stage.parent.run_id,
-                arch=stage.parent.run_cfg.model.arch,
+                arch=stage.parent.cfg.model.arch,
                 run_dir=str(stage.run_dir),
             )
             for r in rows
@@ -289,23 +338,27 @@ def threads_for(stage: Stage) -> Any:
     from scalelab.accounting import count
     from scalelab.train.device import ThreadPolicy
 
-    model = stage.parent.run_cfg.model
+    model = stage.parent.cfg.model
     work = 2.0 * count(model, causal=True).params.total * stage.cfg.batch_size * model.context
     return ThreadPolicy(
         torch.device("cpu"), work * (stage.cfg.group if stage.method == "rl" else 1)
     )
 
 
-def _run(stage: Stage, rm: Parent | None, log: Any) -> dict[str, Any]:
+def _run(
+    stage: Stage, rm: FinishedRun | None, log: Any, gold: FinishedRun | None = None
+) -> dict[str, Any]:
     threads = threads_for(stage)
     threads.apply()
     try:
-        return _dispatch(stage, rm, log)
+        return _dispatch(stage, rm, log, gold)
     finally:
         threads.restore()
 
 
-def _dispatch(stage: Stage, rm: Parent | None, log: Any) -> dict[str, Any]:
+def _dispatch(
+    stage: Stage, rm: FinishedRun | None, log: Any, gold: FinishedRun | None = None
+) -> dict[str, Any]:
     if stage.method == "sft":
         from scalelab.posttrain.sft import run_sft
 
@@ -328,4 +381,4 @@ def _dispatch(stage: Stage, rm: Parent | None, log: Any) -> dict[str, Any]:
         return run_dpo(stage, rm, log)
     from scalelab.posttrain.rl import run_rl
 
-    return run_rl(stage, rm, log)
+    return run_rl(stage, rm, log, gold)

@@ -8,7 +8,8 @@ exact when the proxy never ties, an upper bound otherwise: Beirami et al. 2024).
 One sample serves every n: each validation prompt gets max(n) completions, and for each n
 they are cut into max(n) / n disjoint groups of n, each group keeping its proxy-best; the
 proxy and gold rewards are averaged over groups and prompts (so small n are measured on
-many draws, n = max(n) on one per prompt). The gold reward is the task's grader.
+many draws, n = max(n) on one per prompt). The gold reward is the task's grader, or a gold
+reward-model run (:mod:`.gold`; Gao et al.'s protocol), with the grader's mean beside it.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from scalelab.errors import ConfigError
-from scalelab.posttrain.grade import grade, mean_interval
+from scalelab.posttrain.gold import Gold
+from scalelab.posttrain.grade import mean_interval
 from scalelab.posttrain.rollout import sample
 from scalelab.posttrain.stage import Stage, build_lm, finish, n_params, tokenizer_of
 from scalelab.posttrain.tasks import get_verifiable, prompts
@@ -58,7 +60,9 @@ def select_best(proxy: torch.Tensor, n: int) -> torch.Tensor:
     return groups.argmax(-1) + offset
 
 
-def run_bon(stage: Stage, rm_parent: Any, ns: list[int], log: Any = None) -> dict[str, Any]:
+def run_bon(
+    stage: Stage, rm_parent: Any, ns: list[int], log: Any = None, gold_parent: Any = None
+) -> dict[str, Any]:
     import torch
 
     from scalelab.posttrain.rewardmodel import rewards
@@ -69,9 +73,10 @@ def run_bon(stage: Stage, rm_parent: Any, ns: list[int], log: Any = None) -> dic
     tokenizer = tokenizer_of(stage.parent)
     policy = build_lm(stage.parent).eval()
     rm = build_lm(rm_parent).eval()
+    gold_of = Gold(stage.task, gold_parent)
     val = [p for p, _ in prompts(stage.task, "val", cfg.kl_prompts, cfg.seed + 1)]
     g = torch.Generator().manual_seed(cfg.seed)
-    proxy_rows, gold_rows = [], []
+    proxy_rows, gold_rows, grader_rows = [], [], []
     flops, tokens = 0.0, 0
     per_batch = max(1, 4096 // top)  # prompts sampled together
     for b in range(0, len(val), per_batch):
@@ -81,13 +86,16 @@ def run_bon(stage: Stage, rm_parent: Any, ns: list[int], log: Any = None) -> dic
             proxy = rewards(rm, r.prompt_ids, r.new_ids, r.mask)
         from scalelab.posttrain.rollout import sequence_flops
 
-        flops += r.flops + sequence_flops(rm, r.prompt_ids, r.new_ids)
+        gold, graded, gold_flops = gold_of(r)
+        flops += r.flops + sequence_flops(rm, r.prompt_ids, r.new_ids) + gold_flops
         tokens += r.tokens
         proxy_rows.append(proxy.view(-1, top))
-        gold_rows.append(torch.tensor(grade(stage.task, chunk, r.completions)).view(-1, top))
+        gold_rows.append(torch.tensor(gold).view(-1, top))
+        grader_rows.append(torch.tensor(graded).view(-1, top))
         if log:
             log(f"sampled {min(b + per_batch, len(val))} of {len(val)} prompts x {top}")
     proxy_all, gold_all = torch.cat(proxy_rows), torch.cat(gold_rows)
+    grader_all = torch.cat(grader_rows)
     common = {
         "method": "bon",
         "task": stage.task,
@@ -95,11 +103,13 @@ def run_bon(stage: Stage, rm_parent: Any, ns: list[int], log: Any = None) -> dic
         "reward_run_id": rm_parent.run_id,
         "reward_N": n_params(rm),
         "policy_N": n_params(policy),
+        **(gold_of.keys() if gold_of.is_model else {}),
     }
     curve = []
     for n in ns:
         pick = select_best(proxy_all, n)
         gold = gold_all.gather(1, pick)
+        graded = grader_all.gather(1, pick)
         prox = proxy_all.gather(1, pick)
         # one value per prompt (its groups averaged): prompts are the independent draws
         g_mean, g_lo, g_hi = mean_interval(gold.mean(1).tolist())
@@ -114,7 +124,8 @@ def run_bon(stage: Stage, rm_parent: Any, ns: list[int], log: Any = None) -> dic
                 "gold_reward_lo": g_lo,
                 "gold_reward_hi": g_hi,
                 "proxy_reward": p_mean,
-                "accuracy": float((gold == 1.0).float().mean()),
+                **({"grader_reward": float(graded.mean())} if gold_of.is_model else {}),
+                "accuracy": float((graded == 1.0).float().mean()),
                 "tokens": tokens * n // top,
                 "flops": flops * n / top,
             }

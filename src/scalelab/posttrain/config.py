@@ -10,7 +10,7 @@ from scalelab.errors import ConfigError
 from scalelab.ranges import check_rate
 
 METHODS = ("sft", "reward", "dpo", "rl")
-DPO_LOSSES = ("sigmoid", "ipo", "conservative")
+DPO_LOSSES = ("sigmoid", "ipo", "conservative", "rpo")
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,10 @@ class PosttrainConfig:
     beta: float = 0.1
     loss: str = "sigmoid"
     label_smoothing: float = 0.0
+    rpo_alpha: float = 1.0  # loss = "rpo": weight of the chosen completion's NLL per token
+    # pairs drawn from the policy (reward, dpo): keep only those whose chosen completion the
+    # gold scores 1.0 (right against wrong, as Pang et al. 2024 pair their samples)
+    chosen_right: bool = False
     # RL: GRPO (Shao et al. 2024, DeepSeekMath sec. 4.1)
     group: int = 8  # samples per prompt
     clip: float = 0.2  # PPO's clipped ratio epsilon
@@ -80,6 +84,8 @@ class PosttrainConfig:
             )
         if not 0 <= self.weight_decay < float("inf"):
             raise ConfigError(f"posttrain.weight_decay must be >= 0, got {self.weight_decay}")
+        if not 0 <= self.rpo_alpha < float("inf"):
+            raise ConfigError(f"posttrain.rpo_alpha must be >= 0, got {self.rpo_alpha}")
         if not 0 <= self.kl_coef < float("inf"):
             raise ConfigError(f"posttrain.kl_coef must be >= 0, got {self.kl_coef}")
         if not 0 < self.clip < 1:

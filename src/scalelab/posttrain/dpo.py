@@ -7,7 +7,13 @@ completion's tokens, its eos included) for a chosen y_w and a rejected y_l:
 * ``conservative`` (label smoothing eps, Mitchell 2023's cDPO): -(1 - eps) log sigmoid(beta h)
   - eps log sigmoid(-beta h), for pairs whose labels are wrong with probability eps;
 * ``ipo`` (Azar et al. 2023, eq. 17 with tau = beta): (h - 1 / (2 beta))^2, which keeps a
-  finite margin where DPO's loss keeps pushing h up on deterministic preferences.
+  finite margin where DPO's loss keeps pushing h up on deterministic preferences;
+* ``rpo`` (Pang et al. 2024, "Iterative reasoning preference optimization", eq. 1): the
+  sigmoid loss plus ``rpo_alpha`` times the chosen completion's negative log-likelihood per
+  token. DPO raises the margin h by lowering the chosen completion's likelihood as well as
+  the rejected one's (Pal et al. 2024; measured here in docs/posttrain.md), so the mass goes
+  to completions in neither set; the NLL term holds the chosen one up. Meant for pairs whose
+  chosen completion is right (``posttrain.chosen_right``).
 
 At the reference h = 0, so the DPO loss is log 2 whatever the pairs.
 """
@@ -55,12 +61,42 @@ def dpo_loss(
     return (-(1 - eps) * F.logsigmoid(beta * h) - eps * F.logsigmoid(-beta * h)).mean()
 
 
+def rpo_loss(
+    pi_chosen: torch.Tensor,
+    pi_rejected: torch.Tensor,
+    ref_chosen: torch.Tensor,
+    ref_rejected: torch.Tensor,
+    chosen_tokens: torch.Tensor,
+    beta: float = 0.1,
+    alpha: float = 1.0,
+) -> torch.Tensor:
+    """DPO's sigmoid loss + alpha * mean(-log pi(y_w) / |y_w|) (Pang et al. 2024, eq. 1)."""
+    nll = -(pi_chosen / chosen_tokens.clamp(min=1)).mean()
+    return dpo_loss(pi_chosen, pi_rejected, ref_chosen, ref_rejected, beta) + alpha * nll
+
+
+def right_against_wrong(pairs: list[Any]) -> list[Any]:
+    """The pairs whose chosen completion the gold scored 1.0 (``posttrain.chosen_right``)."""
+    from scalelab.errors import DataError
+
+    kept = [p for p in pairs if p.gold_chosen == 1.0]
+    if not kept:
+        raise DataError(
+            f"posttrain.chosen_right: none of the {len(pairs)} pairs has a chosen completion "
+            "the gold scores 1.0 (or the pair file has no gold_chosen): draw more pairs, or "
+            "set posttrain.chosen_right=false"
+        )
+    return kept
+
+
 def run_dpo(stage: Stage, gold_rm: Any, log: Any = None) -> dict[str, Any]:
     import torch
 
     cfg = stage.cfg
     tokenizer = tokenizer_of(stage.parent)
     pairs, pair_flops, pair_tokens = stage_pairs(stage, gold_rm, log)
+    if cfg.chosen_right:
+        pairs = right_against_wrong(pairs)
     reference = build_lm(stage.parent).eval()
     for p in reference.parameters():
         p.requires_grad_(False)
@@ -80,7 +116,10 @@ def run_dpo(stage: Stage, gold_rm: Any, log: Any = None) -> dict[str, Any]:
             ref_r = (token_logprobs(reference, prompt_ids, r_ids) * r_mask).sum(1)
         pi_c = (token_logprobs(policy, prompt_ids, c_ids) * c_mask).sum(1)
         pi_r = (token_logprobs(policy, prompt_ids, r_ids) * r_mask).sum(1)
-        loss = dpo_loss(pi_c, pi_r, ref_c, ref_r, cfg.beta, cfg.loss, cfg.label_smoothing)
+        if cfg.loss == "rpo":
+            loss = rpo_loss(pi_c, pi_r, ref_c, ref_r, c_mask.sum(1), cfg.beta, cfg.rpo_alpha)
+        else:
+            loss = dpo_loss(pi_c, pi_r, ref_c, ref_r, cfg.beta, cfg.loss, cfg.label_smoothing)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

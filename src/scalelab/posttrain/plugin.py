@@ -122,11 +122,13 @@ class PosttrainPlugin(Plugin):
     def check_study(self, settings: Mapping[str, Any], configs: Sequence[RunConfig]) -> None:
         """Every run of the grid can be post-trained (a causal model reading bytes: the
         tasks are characters), else the pipeline would be skipped on each after training."""
-        from scalelab.posttrain.stage import Parent, tokenizer_of
+        from types import SimpleNamespace
+
+        from scalelab.posttrain.stage import tokenizer_of
 
         for cfg in configs:
             try:
-                tokenizer_of(Parent(Path("."), cfg.run_id(), cfg, "run", None, {}))
+                tokenizer_of(SimpleNamespace(cfg=cfg))  # type: ignore[arg-type]  # reads .cfg only
                 if not cfg.model.causal:
                     raise ConfigError("post-training samples completions: it needs a causal model")
             except ConfigError as e:

@@ -9,21 +9,22 @@ et al. 2017, eq. 7) with ratio pi / pi_old clipped to [1 - clip, 1 + clip], plus
 ``kl_coef`` x the k3 estimate of KL(policy || reference) per token (:mod:`.kl`); each
 completion's tokens are averaged, then the completions.
 
-The reward is the task's grader or a reward-model run (the proxy). The grader's score (the
-gold reward) is computed either way, and every step logs the rollout's mean gold and proxy
-reward and its k1 estimate of KL(policy || reference); every ``eval_every`` steps a fresh
-sample of validation prompts gives the point of the KL curve (Gao et al. 2022, fig. 1).
+The reward is the task's grader or a reward-model run (the proxy). The gold reward (the
+grader, or a gold reward-model run: :mod:`.gold`) is computed either way, and every step
+logs the rollout's mean gold and proxy reward and its k1 estimate of KL(policy ||
+reference); every ``eval_every`` steps a fresh sample of validation prompts gives the point
+of the KL curve (Gao et al. 2022, fig. 1).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from scalelab.posttrain.gold import Gold
 from scalelab.posttrain.grade import grade, score_policy
 from scalelab.posttrain.kl import estimate_kl, k1, k3
 from scalelab.posttrain.rollout import forward_flops_per_token, sample, token_logprobs
 from scalelab.posttrain.stage import (
-    Parent,
     Stage,
     adamw,
     build_lm,
@@ -37,6 +38,8 @@ from scalelab.posttrain.tasks import get_verifiable, prompts
 
 if TYPE_CHECKING:
     import torch
+
+    from scalelab.runs import FinishedRun
 
 
 def group_advantages(rewards: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
@@ -69,7 +72,12 @@ def grpo_loss(
     return per_completion.mean()
 
 
-def run_rl(stage: Stage, rm_parent: Parent | None, log: Any = None) -> dict[str, Any]:
+def run_rl(
+    stage: Stage,
+    rm_parent: FinishedRun | None,
+    log: Any = None,
+    gold_parent: FinishedRun | None = None,
+) -> dict[str, Any]:
     import torch
 
     from scalelab.posttrain.rewardmodel import rewards as rm_rewards
@@ -81,6 +89,7 @@ def run_rl(stage: Stage, rm_parent: Parent | None, log: Any = None) -> dict[str,
     for p in reference.parameters():
         p.requires_grad_(False)
     rm = build_lm(rm_parent).eval() if rm_parent is not None else None
+    gold_of = Gold(stage.task, gold_parent, lambda t, ps, cs: grade(t, ps, cs))
     policy = build_lm(stage.parent)
     torch.manual_seed(cfg.seed)
     opt = adamw(policy, cfg)
@@ -111,8 +120,8 @@ def run_rl(stage: Stage, rm_parent: Parent | None, log: Any = None) -> dict[str,
             top_k=top_k,
             generator=g,
         )
-        gold = grade(stage.task, batch, r.completions)
-        proxy, rm_flops = proxy_of(r, gold)
+        gold, graded, gold_flops = gold_of(r)
+        proxy, rm_flops = proxy_of(r, graded)
         with torch.no_grad():
             old_lp = token_logprobs(policy, r.prompt_ids, r.new_ids)
             ref_lp = token_logprobs(reference, r.prompt_ids, r.new_ids)
@@ -128,12 +137,13 @@ def run_rl(stage: Stage, rm_parent: Parent | None, log: Any = None) -> dict[str,
             opt.step()
             losses.append(loss.item())
         seq_tokens = r.prompt_ids.numel() + r.new_ids.numel()
-        flops = r.flops + rm_flops + 2 * per_token * seq_tokens  # old and reference passes
+        flops = r.flops + rm_flops + gold_flops + 2 * per_token * seq_tokens  # old, reference
         flops += cfg.updates * 3 * per_token * seq_tokens
         return {
             "loss": losses[-1],
             "kl": float(k1(old_lp, ref_lp, r.mask).mean()),
             "gold_reward": sum(gold) / len(gold),
+            **({"grader_reward": sum(graded) / len(graded)} if gold_of.is_model else {}),
             "proxy_reward": float(proxy.float().mean()),
             "tokens": r.tokens,
             "flops": flops,
@@ -148,12 +158,13 @@ def run_rl(stage: Stage, rm_parent: Parent | None, log: Any = None) -> dict[str,
             max_new,
             generator=step_generator(cfg.seed, step, salt=1),
         )
-        gold = grade(stage.task, eval_prompts, est.rollout.completions)
-        proxy, _ = proxy_of(est.rollout, gold)
+        gold, graded, _ = gold_of(est.rollout)
+        proxy, _ = proxy_of(est.rollout, graded)
         return {
             "eval_kl": est.kl,
             "eval_kl_stderr": est.stderr,
             "eval_gold_reward": sum(gold) / len(gold),
+            **({"eval_grader_reward": sum(graded) / len(graded)} if gold_of.is_model else {}),
             "eval_proxy_reward": float(proxy.float().mean()),
         }
 
@@ -169,6 +180,7 @@ def run_rl(stage: Stage, rm_parent: Parent | None, log: Any = None) -> dict[str,
         "reward_N": reward_n,
         "policy_N": n_params(policy),
         "kl_coef": cfg.kl_coef,
+        **(gold_of.keys() if gold_of.is_model else {}),
     }
     curve = [
         {
@@ -178,6 +190,7 @@ def run_rl(stage: Stage, rm_parent: Parent | None, log: Any = None) -> dict[str,
             "kl": max(e["eval_kl"], 0.0),
             "kl_stderr": e["eval_kl_stderr"],
             "gold_reward": e["eval_gold_reward"],
+            **({"grader_reward": e["eval_grader_reward"]} if gold_of.is_model else {}),
             "proxy_reward": e["eval_proxy_reward"],
             "tokens": None,
             "flops": None,
@@ -197,6 +210,13 @@ def run_rl(stage: Stage, rm_parent: Parent | None, log: Any = None) -> dict[str,
             "gold_reward": score.reward,
             "gold_reward_lo": score.reward_lo,
             "gold_reward_hi": score.reward_hi,
+            # the grader's sampled mean and interval; with a gold reward model, its mean at
+            # the last evaluation (the grader's stays in grader_reward)
+            **(
+                {"gold_reward": last["eval_gold_reward"], "grader_reward": score.reward}
+                if gold_of.is_model
+                else {}
+            ),
             "proxy_reward": last["eval_proxy_reward"],
             "kl": max(last["eval_kl"], 0.0),
             "kl_stderr": last["eval_kl_stderr"],

@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from scalelab import rundir
-from scalelab.config import RunConfig, run_config_from_dict
-from scalelab.errors import ConfigError, StoreError
+from scalelab.errors import ConfigError
 from scalelab.posttrain.config import PosttrainConfig
+from scalelab.runs import FinishedRun, open_run
 
 if TYPE_CHECKING:
     import torch
@@ -36,103 +36,54 @@ if TYPE_CHECKING:
     from scalelab.data import Tokenizer
 
 
-@dataclass
-class Parent:
-    """A finished run a stage starts from: a pretraining run or another stage."""
-
-    run_dir: Path
-    run_id: str
-    run_cfg: RunConfig  # the root pretraining run's config (model shape, tokenizer)
-    kind: str  # "run" (pretraining) or "posttrain"
-    method: str | None  # the parent stage's method, if a stage
-    meta: dict[str, Any]  # the parent stage's config.json ({} for a pretraining run)
-
-    @property
-    def is_reward_model(self) -> bool:
-        return self.method == "reward"
-
-
-def open_parent(run: str | Path, what: str = "RUN") -> Parent:
-    """The finished run at ``run``, or a ``ScalelabError`` saying what it lacks."""
-    run_dir = Path(run)
-    cfg_path = run_dir / rundir.CONFIG
-    if not cfg_path.is_file():
-        raise StoreError(
-            f"{what} {str(run_dir)!r} is not a run directory (no {rundir.CONFIG}); give a "
-            "trained run (runs/<run id>) or a post-training stage (runs/pt-...)"
-        )
-    meta = rundir.read_json(cfg_path)
-    summary_path = run_dir / rundir.SUMMARY
-    summary = rundir.read_json(summary_path) if summary_path.is_file() else {}
-    if meta.get("kind") == "posttrain":
-        if summary.get("status") != "finished":
-            raise StoreError(
-                f"{what} {str(run_dir)!r} is a {meta.get('method')} stage that has not "
-                "finished: run it to the end first (the same command resumes it)"
-            )
-        return Parent(
-            run_dir,
-            meta["run_id"],
-            run_config_from_dict(meta["run_config"]),
-            "posttrain",
-            meta["method"],
-            meta,
-        )
-    if summary.get("status") not in ("finished", "stopped_early"):
-        state = summary.get("status", "not finished (no summary.json)")
-        raise StoreError(
-            f"{what} {str(run_dir)!r} is {state}: post-training starts from a finished run; "
-            "train it to the end first (scalelab train CONFIG --resume)"
-        )
-    cfg = run_config_from_dict(meta)
-    if not cfg.model.causal:
+def open_policy(run: str | Path, what: str = "RUN") -> FinishedRun:
+    """The finished run at ``run`` (a pretraining run, a stage or a run's export), opened by
+    :func:`scalelab.runs.open_run` (whose ``RunError`` says what it lacks), and causal."""
+    opened = open_run(run, what=what)
+    if not opened.cfg.model.causal:
         raise ConfigError(
-            f"{what} {str(run_dir)!r} is a bidirectional model (model.causal = false); "
+            f"{what} {str(run)!r} is a bidirectional model (model.causal = false); "
             "post-training samples completions and needs a causal model"
         )
-    return Parent(run_dir, run_dir.name, cfg, "run", None, {})
+    return opened
 
 
-def build_lm(parent: Parent) -> nn.Module:
+def stage_record(run: FinishedRun) -> dict[str, Any]:
+    """A stage's own config.json (method, task, posttrain settings); {} for any other run."""
+    meta = run.derived or {}
+    return meta if meta.get("kind") == "posttrain" else {}
+
+
+def is_reward_model(run: FinishedRun) -> bool:
+    return stage_record(run).get("method") == "reward"
+
+
+def build_lm(parent: FinishedRun) -> nn.Module:
     """The parent's language model with its final weights (a reward model's body included)."""
     import torch
 
     from scalelab.models import build_model
-    from scalelab.train.checkpoint import latest_checkpoint
 
-    torch.manual_seed(parent.run_cfg.train.seed)
-    model = build_model(parent.run_cfg.model)
-    if parent.is_reward_model:
+    if parent.checkpoint is None:  # a run's export: its weights, checked by open_run
+        return parent.load_model(fork_rng=False).train()
+    torch.manual_seed(parent.cfg.train.seed)
+    model = build_model(parent.cfg.model)
+    if is_reward_model(parent):
         from scalelab.posttrain.rewardmodel import RewardModel
 
         rm = RewardModel(model)
-        _restore(rm, parent)
+        parent.checkpoint.restore(rm)
         return rm
-    ckpt = latest_checkpoint(parent.run_dir / rundir.CHECKPOINTS)
-    if ckpt is None:
-        raise StoreError(f"{parent.run_dir} has no intact checkpoint to start from")
-    if parent.kind == "run":
-        ckpt.restore(model)
-    else:
-        _restore(model, parent)
+    parent.checkpoint.restore(model)
     return model
 
 
-def _restore(model: nn.Module, parent: Parent) -> None:
-    from scalelab.train.checkpoint import latest_checkpoint
-
-    ckpt = latest_checkpoint(parent.run_dir / rundir.CHECKPOINTS)
-    if ckpt is None:
-        raise StoreError(f"{parent.run_dir} has no intact checkpoint")
-    ckpt.restore(model)
-
-
-def tokenizer_of(parent: Parent) -> Tokenizer:
+def tokenizer_of(parent: FinishedRun) -> Tokenizer:
     """The run's tokenizer: raw bytes (the only one the tasks are written for, and one that
     needs no token cache, so a stage runs wherever the run's directory is)."""
     from scalelab.data.tokenizer import ByteTokenizer
 
-    cfg = parent.run_cfg
+    cfg = parent.cfg
     if cfg.data.tokenizer != "bytes" or cfg.data.corpus.split(":", 1)[0] == "markov":
         raise ConfigError(
             f"the run reads data.corpus = {cfg.data.corpus!r} with data.tokenizer = "
@@ -180,7 +131,7 @@ class Stage:
     """One stage being run: where, from what, with what."""
 
     method: str
-    parent: Parent
+    parent: FinishedRun
     task: str
     reward: str | None  # "grader", a reward-model run id, or None
     cfg: PosttrainConfig
@@ -208,7 +159,7 @@ class Stage:
                 "task": self.task,
                 "reward": self.reward,
                 "posttrain": dataclasses.asdict(self.cfg),
-                "run_config": self.parent.run_cfg.to_dict(),
+                "run_config": self.parent.cfg.to_dict(),
                 **self.extra,
             },
         )
@@ -216,7 +167,7 @@ class Stage:
 
 def make_stage(
     method: str,
-    parent: Parent,
+    parent: FinishedRun,
     task: str,
     reward: str | None,
     cfg: PosttrainConfig,

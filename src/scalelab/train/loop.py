@@ -624,7 +624,7 @@ class _Run:
     def _step(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         """One optimizer update; returns the step's mean loss and gradient norm (on device)."""
         cfg, tc = self.cfg, self.cfg.train
-        lr = lr_at(step, self.total_steps, tc)
+        lr = lr_at(step, self.total_steps, tc, self.tokens_per_step)
         for group in self.optimizer.param_groups:
             group["lr"] = lr * group.get("lr_scale", 1.0)
         first = step * tc.batch_size

@@ -9,6 +9,11 @@ same way: its ``scalelab.json`` carries the run's config and the checksums of th
 written beside it, so an export with flipped weight bytes is refused like a damaged
 checkpoint (``verify=False`` reads a hand-made export that has no checksums).
 
+A derived run (a post-training stage) opens the same way: its ``config.json`` is its own
+record (``kind``, ``run_id``, the parent, ...) with the root run's config under
+``run_config``; the model is built from that config, the run is named by its ``run_id``, and
+the record is kept as :attr:`FinishedRun.derived` for the technique that wrote it.
+
 Whatever is wrong (not a run, not finished, no intact checkpoint, a damaged file) is one
 :class:`RunError`, whose message names the path, what is wrong and what to do.
 """
@@ -59,8 +64,8 @@ def file_checksums(folder: Path, names: tuple[str, ...] = EXPORT_FILES) -> dict[
 class FinishedRun:
     """A run directory (or a run's export) that is finished and intact.
 
-    ``run_id`` is the directory's name for a run and ``"<run id>-hf"`` for an export (its
-    results are its own, beside the run's). ``step`` is the loaded weights' step.
+    ``run_id`` is the directory's name for a run, a derived run's own ``run_id`` and
+    ``"<run id>-hf"`` for an export (its results are its own, beside the run's). ``step`` is the loaded weights' step.
     """
 
     path: Path
@@ -72,6 +77,7 @@ class FinishedRun:
     export: dict[str, Any] | None = None  # an export's scalelab.json
     skipped: list[str] = field(default_factory=list)  # damaged checkpoints passed over
     initial: bool = False  # opened for its initial weights (its config alone was read)
+    derived: dict[str, Any] | None = None  # a derived run's own config.json (see the module)
 
     @property
     def run_dir(self) -> Path:
@@ -152,10 +158,19 @@ def read_config(path: str | Path, *, what: str = "") -> RunConfig:
             f"{name} is not a run directory (no {rundir.CONFIG}); give the directory of a "
             "trained run, e.g. runs/<run_id>"
         )
+    raw = _derived_or_config(p, name)
+    return run_config_from_dict(raw["run_config"] if _is_derived(raw) else raw)
+
+
+def _is_derived(raw: dict[str, Any]) -> bool:
+    return isinstance(raw.get("run_config"), dict) and isinstance(raw.get("run_id"), str)
+
+
+def _derived_or_config(p: Path, name: str) -> dict[str, Any]:
     raw = _read_json(p / rundir.CONFIG, name)
     if not isinstance(raw, dict):
         raise RunError(f"{name}/{rundir.CONFIG} is not a config (a JSON object): train it again")
-    return run_config_from_dict(raw)
+    return raw
 
 
 def open_run(
@@ -178,12 +193,15 @@ def open_run(
     if (p / rundir.EXPORT_META).is_file():
         return _open_export(p, name, verify=verify, initial=initial)
     cfg = read_config(p, what=what)
+    raw = _derived_or_config(p, name)
+    derived = raw if _is_derived(raw) else None
+    run_id = str(raw["run_id"]) if derived is not None else p.name
     summary_path = p / rundir.SUMMARY
     summary = _read_json(summary_path, name) if summary_path.is_file() else {}
     if not isinstance(summary, dict):
         raise RunError(f"{name}/{rundir.SUMMARY} is not a JSON object: the run is damaged")
     if initial:
-        return FinishedRun(p, cfg, summary, p.name, 0, initial=True)
+        return FinishedRun(p, cfg, summary, run_id, 0, initial=True, derived=derived)
     from scalelab.train.checkpoint import latest_checkpoint
 
     skipped: list[str] = []
@@ -207,7 +225,7 @@ def open_run(
     if summary.get("status") not in FINISHED:
         got = f"status {summary.get('status')!r}" if summary else f"no {rundir.SUMMARY}"
         raise RunError(f"{name} has not finished training ({got}): let it finish first")
-    return FinishedRun(p, cfg, summary, p.name, ckpt.step, ckpt, skipped=skipped)
+    return FinishedRun(p, cfg, summary, run_id, ckpt.step, ckpt, skipped=skipped, derived=derived)
 
 
 def export_meta(path: str | Path) -> dict[str, Any]:
