@@ -77,7 +77,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -196,6 +196,11 @@ class Plugin:
         """Check the ``[study]`` key ``key`` (one of :attr:`study_keys`) before anything runs
         and return the value to keep (hashable where the study hashes it)."""
         return value
+
+    def check_study(self, settings: Mapping[str, Any], configs: Sequence[RunConfig]) -> None:
+        """Check this plug-in's ``[study]`` keys (``settings``) against the runs of the
+        grid before any of them trains (raise ConfigError): a key that could do nothing for
+        these runs is refused then, not skipped with a warning after training."""
 
     def after_run(
         self,
@@ -368,6 +373,14 @@ def parse_study_keys(values: Mapping[str, Any]) -> dict[str, Any]:
     """The plug-ins' ``[study]`` keys found in ``values``, each checked by its plug-in."""
     owners = study_key_plugins()
     return {k: owners[k].parse_study(k, v) for k, v in values.items() if k in owners}
+
+
+def check_study_keys(settings: Mapping[str, Any], configs: Sequence[RunConfig]) -> None:
+    """:meth:`Plugin.check_study` of every plug-in that owns a key of ``settings``."""
+    for p in _PLUGINS.values():
+        mine = {k: settings[k] for k in p.study_keys if settings.get(k)}
+        if mine:
+            p.check_study(mine, configs)
 
 
 def run_after_hooks(

@@ -158,6 +158,9 @@ def demo(
     if workers is not None and workers < 1:
         raise ConfigError(f"workers must be at least 1, got {workers}")
     from scalelab.data.corpora import open_corpus
+    from scalelab.runner.ray_backend import check_backend
+
+    check_backend("local", None, workers=workers)  # at most one worker per CPU, before mkdir
 
     open_corpus(design.corpus)  # a bad corpus spec fails before the output folder is made
     out.mkdir(parents=True, exist_ok=True)

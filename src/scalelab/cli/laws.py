@@ -280,11 +280,12 @@ def fit_cmd(
     from scalelab.cli import checks
 
     checks.out_file(out, "--out")
-    if form != AUTO:  # the defaults of --forms and --holdout are taken to mean "not given"
+    if form != AUTO:  # given explicitly, even with its default value, an option is refused
+        typed = checks.given("forms", "holdout")
         checks.unused(
             {
-                "--forms": forms if forms != "chinchilla,chinchilla-tied,overtrain" else None,
-                "--holdout": holdout if holdout != 2 else None,
+                "--forms": forms if typed["forms"] else None,
+                "--holdout": holdout if typed["holdout"] else None,
             },
             f"with --form {form} (they choose among forms: --form auto)",
         )

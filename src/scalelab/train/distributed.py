@@ -26,6 +26,7 @@ relative per step; pin ``train.precision = "fp32"`` to compare).
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import socket
 from pathlib import Path
@@ -158,6 +159,11 @@ def train_distributed(
     import torch.multiprocessing as mp
 
     init = f"tcp://127.0.0.1:{_free_port()}"
+    # when a rank dies, torch logs "Terminating process N via signal SIGTERM" for the others
+    # before it raises: the error below says it, so stderr stays one line (issue 22)
+    spawn_log = logging.getLogger("torch.multiprocessing.spawn")
+    level = spawn_log.level
+    spawn_log.setLevel(logging.ERROR)
     try:
         mp.start_processes(
             _rank_main,
@@ -174,6 +180,8 @@ def train_distributed(
     except mp.ProcessRaisedException as e:
         last = str(e).strip().splitlines()[-1] if str(e).strip() else "an error"
         raise TrainingError(f"a training process failed: {last}") from None
+    finally:
+        spawn_log.setLevel(level)
     return RunSummary.load(Path(out) / cfg.run_id())
 
 
