@@ -8,6 +8,10 @@ store (runs of equal config are shared, so re-running continues where it stopped
 * ``branches``: ``budgets = "branches"``: one WSD run per size to the largest budget, the
   smaller budgets branched off its stable phase, each training only its cooldown.
 
+The WSD runs (``wsd``, ``branches`` and the WSD held-out model) share one warmup in tokens
+(``train.warmup_tokens``, ``--warmup-tokens``; by default 5% of the smallest budget, in whole
+steps), as a branched study does itself; the cosine runs keep the demo's 5% of each run.
+
 The largest budget's WSD run and its parent differ only in ``train.save_at`` (same
 trajectory), so the ``wsd`` ladder takes its largest budget from the parents. Then a
 held-out model ``--holdout`` times the largest N, at the largest D, in cosine and in WSD,
@@ -81,6 +85,8 @@ def main() -> None:
     ap.add_argument("--tokens", default="250000,500000,1000000")
     ap.add_argument("--holdout", type=float, default=4.0)
     ap.add_argument("--cooldown", type=float, default=0.2)
+    ap.add_argument("--warmup-tokens", type=int, default=None,
+                    help="the WSD runs' warmup (default: 5%% of the smallest budget)")  # fmt: skip
     ap.add_argument("--context", type=int, default=128)
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--workers", type=int, default=2)
@@ -90,10 +96,20 @@ def main() -> None:
     params = [float(p) for p in args.params.split(",")]
     tokens = [int(float(t)) for t in args.tokens.split(",")]
     db, runs = args.out / "results.db", args.out / "runs"
-    wsd = {"schedule": "wsd", "decay_fraction": args.cooldown}
+    per_step = args.batch_size * args.context
+    warm = args.warmup_tokens
+    if warm is None:  # 5% of the smallest budget, as a branched study picks it
+        warm = round(0.05 * min(tokens) / per_step) * per_step
+    wsd = {"schedule": "wsd", "decay_fraction": args.cooldown, "warmup_tokens": warm}
     plans = {
         "branches": study(
-            "branches", args, params, tokens, budgets="branches", cooldown=args.cooldown
+            "branches",
+            args,
+            params,
+            tokens,
+            budgets="branches",
+            cooldown=args.cooldown,
+            train={"warmup_tokens": warm},
         ),
         "wsd": study("wsd", args, params, tokens[:-1], train=dict(wsd)),
         "cosine": study("cosine", args, params, tokens),

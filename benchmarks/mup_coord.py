@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from scalelab.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from scalelab.data import load_tokens
 from scalelab.models import build_model
-from scalelab.train.loop import make_optimizer
+from scalelab.train.optim import make_optimizer
 from scalelab.train.schedule import lr_at
 
 CONTEXT, BATCH, TOTAL_STEPS = 64, 16, 256  # studies/mup-wider.toml

@@ -23,6 +23,8 @@ and (b), scalelab's training tokens/s in fp32 and under bf16 autocast, and which
 can be checked against the faster of the two:
 
     python benchmarks/train_throughput.py --precision --json precision.json
+    ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2 \
+        python benchmarks/train_throughput.py --precision --json precision-avx2.json
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ from scalelab.data import load_tokens
 from scalelab.models import build_model
 from scalelab.train import train
 from scalelab.train.device import Precision, matmul_flops
-from scalelab.train.loop import _Evaluator
+from scalelab.train.evaluate import Evaluator
 
 CONFIGS = {
     "a": dict(n_layer=4, d_model=128, n_head=4, context=128, batch_size=32),
@@ -152,7 +154,7 @@ class Result:
 
 
 def run_reference(
-    spec: dict, data, init: nn.Module, steps: int, evaluate: _Evaluator, seed: int
+    spec: dict, data, init: nn.Module, steps: int, evaluate: Evaluator, seed: int
 ) -> Result:
     torch.manual_seed(seed)
     B, T = spec["batch_size"], spec["context"]
@@ -198,7 +200,7 @@ def run_reference(
     return Result("reference", rate, first, final, evaluate(model))
 
 
-def run_scalelab(cfg, data, steps: int, out: Path, evaluate: _Evaluator) -> Result:
+def run_scalelab(cfg, data, steps: int, out: Path, evaluate: Evaluator) -> Result:
     s = train(cfg, out, data=data, progress=False)
     assert s.status == "finished" and s.step == steps, s
     rows = [json.loads(line) for line in (Path(s.path) / "metrics.jsonl").read_text().splitlines()]
@@ -224,8 +226,16 @@ def precision_table(steps: dict[str, int], out_json: Path | None) -> None:
     """tokens/s of scalelab's own loop in fp32 and bf16, and what "auto" picks, per shape."""
     import os
 
-    report: dict = {"torch": torch.__version__, "loadavg": os.getloadavg(), "shapes": {}}
-    print(f"torch {torch.__version__}; load average {os.getloadavg()}")
+    from scalelab.train.device import cpu_capability
+
+    # an AVX2-only machine, emulated: ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2
+    # MKL_ENABLE_INSTRUCTIONS=AVX2 (the kernels' instruction set is printed, to check it took)
+    isa = cpu_capability()
+    bf16_gemm = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    report: dict = {"torch": torch.__version__, "loadavg": os.getloadavg(), "shapes": {},
+                    "isa": isa, "onednn_bf16_gemm": bf16_gemm}  # fmt: skip
+    print(f"torch {torch.__version__}; kernels {isa}; oneDNN bf16 matmul {bf16_gemm}; "
+          f"load average {os.getloadavg()}")  # fmt: skip
     print(f"{'shape':14s} {'steps':>5s} {'fp32 tok/s':>11s} {'bf16 tok/s':>11s} {'faster':>6s} "
           f"{'auto':>5s}  auto's timing (ms/step fp32, bf16)")  # fmt: skip
     for name, spec in PRECISION_SHAPES.items():
@@ -310,7 +320,7 @@ def main() -> None:
             "train.eval_batches=4", "train.precision=fp32", *args.set,
         ])  # fmt: skip
         data = load_tokens(cfg.data, VOCAB)
-        evaluate = _Evaluator(cfg, data, torch.device("cpu"), Precision("fp32", "benchmark"))
+        evaluate = Evaluator(cfg, data, torch.device("cpu"), Precision("fp32", "benchmark"))
         torch.manual_seed(cfg.train.seed)
         init = build_model(cfg.model)  # the initial weights train() builds from the same seed
         flops_per_token = count(cfg.model, causal=True).flops.train_per_token

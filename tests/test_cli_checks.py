@@ -90,3 +90,34 @@ def test_scalelab_warnings_become_notes_and_others_are_held_back() -> None:
 def test_help_keeps_its_square_brackets(cli) -> None:
     r = cli("train", "--help")
     assert r.returncode == 0 and "sections [model], [data]," in r.stdout and "[train]." in r.stdout
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        ["--forms", "chinchilla,chinchilla-tied,overtrain"],  # the default, typed
+        ["--holdout", "2"],  # the default, typed
+        ["--forms=kaplan,power"],
+    ],
+)
+def test_an_option_given_without_effect_is_refused_whatever_its_value(
+    extra, tmp_path, monkeypatch, capsys
+) -> None:
+    """fit --forms/--holdout choose among forms (--form auto): given with another form they
+    are refused even when their value is the default (click's ParameterSource)."""
+    import sys
+
+    from scalelab.cli import main
+
+    csv = tmp_path / "p.csv"
+    csv.write_text("N,D,loss\n1e6,2e7,3.0\n3e6,2e7,2.8\n1e7,2e7,2.6\n3e7,2e7,2.5\n")
+    monkeypatch.setattr(sys, "argv", ["scalelab", "fit", "--csv", str(csv), *extra])
+    with pytest.raises(SystemExit) as e:
+        main()
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and err.count("\n") == 1, err
+    assert err.startswith("error: --") and "has no effect with --form chinchilla" in err
+
+
+def test_given_is_false_outside_a_command() -> None:
+    assert checks.given("forms") == {"forms": False}

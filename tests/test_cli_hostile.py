@@ -1267,3 +1267,476 @@ def test_the_data_loss_cases_leave_the_protected_run_byte_for_byte(work, arte, m
             print(
                 f"\nrefused, {len(before)} files of {target.name} unchanged: {' '.join(argv[:1])}"
             )
+
+
+# --- the post-training commands, WSD branches and their settings (issue 22, second part) --------
+#
+# posttrain (every --method), bon, demos, demo --branches, a sweep of a study with budgets =
+# "branches" or a [study] posttrain table, and the train.save_at/branch_of/branch_at/cooldown/
+# precision and posttrain.* settings. Their work area: a tiny run pretrained on a task's
+# demonstrations (the tasks need the bytes tokenizer), an SFT stage and a reward-model stage
+# made from it, a pair file, and damaged copies of each of these.
+
+POST_TASK = "sort"
+POST_TINY = {
+    "steps": 2,
+    "batch_size": 4,
+    "eval_prompts": 8,
+    "kl_prompts": 8,
+    "pairs": 16,
+    "checkpoint_every": 2,
+}
+
+
+def make_post_artefacts(work: Path, arte: dict[str, str]) -> dict[str, str]:
+    """A pretrained run of the bytes tokenizer, its SFT and reward-model stages, a pair
+    file, branches and pipeline studies, and their damaged copies; paths by name."""
+    import shutil
+
+    from scalelab.config import run_config_from_dict
+    from scalelab.posttrain import posttrain, posttrain_config, write_corpus
+    from scalelab.train import train
+
+    root = work / "post"
+    root.mkdir()
+    corpus = write_corpus(POST_TASK, root / "sort.jsonl", 400)
+    cfg = run_config_from_dict(
+        {
+            "model": {"n_layer": 1, "d_model": 16, "n_head": 2, "vocab_size": 258, "context": 32},
+            "data": {"corpus": f"jsonl:{corpus}:text", "tokenizer": "bytes"},
+            "train": {"batch_size": 4, "tokens": 1024, "eval_every": 1000, "precision": "fp32"},
+        }
+    )
+    run = root / "runs" / train(cfg, root / "runs", progress=False).run_id
+    tiny = posttrain_config(**POST_TINY)
+    sft = Path(posttrain(run, "sft", POST_TASK, tiny)["run_dir"])
+    rm = Path(posttrain(run, "reward", POST_TASK, tiny)["run_dir"])
+    p = {"ptrun": str(run), "sft": str(sft), "rm": str(rm), "corpus": str(corpus)}
+    good = {"prompt": "sort:53819=", "chosen": "13589", "rejected": "13598"}
+    pair_files = {
+        "pairs-good": json.dumps(good) + "\n",
+        "pairs-list": "[1, 2]\n",
+        "pairs-cut": '{"prompt": "sort:5',
+        "pairs-fields": json.dumps({"prompt": good["prompt"], "chosen": 3}) + "\n",
+        "pairs-prompt": json.dumps({**good, "prompt": "x="}) + "\n",
+        "pairs-same": json.dumps({**good, "rejected": good["chosen"]}) + "\n",
+        "pairs-empty": "\n",
+        "pairs-nan": json.dumps({**good, "gold_chosen": float("nan")}) + "\n",
+        "pairs-goldstr": json.dumps({**good, "gold_chosen": "high"}) + "\n",
+    }
+    for name, text in pair_files.items():
+        (root / f"{name}.jsonl").write_text(text)
+        p[name] = str(root / f"{name}.jsonl")
+    (root / "pairs-bytes.jsonl").write_bytes(b'{"prompt": "\xff\xfe"}\n')
+    p["pairs-bytes"] = str(root / "pairs-bytes.jsonl")
+
+    def damaged(src: Path, name: str, how: Any) -> None:
+        q = Path(shutil.copytree(src, root / name))
+        how(q)
+        p[name] = str(q)
+
+    ckpts = lambda q: sorted((q / "checkpoint").iterdir())  # noqa: E731
+    for src, tag in ((run, "pt"), (rm, "rm"), (sft, "sft")):
+        damaged(src, f"{tag}-flipped", lambda q: [_flip(c / "model.safetensors") for c in ckpts(q)])
+        damaged(src, f"{tag}-nockpt", lambda q: shutil.rmtree(q / "checkpoint"))
+        damaged(src, f"{tag}-config-list", lambda q: (q / "config.json").write_text("[1, 2]"))
+        damaged(src, f"{tag}-config-cut", lambda q: (q / "config.json").write_text('{"run'))
+        damaged(src, f"{tag}-summary-list", lambda q: (q / "summary.json").write_text("[]"))
+        damaged(src, f"{tag}-running", lambda q: (q / "summary.json").unlink())
+    # a stage whose config.json lost its keys (a hand edit): a table, but not a stage's
+    damaged(
+        sft, "sft-config-keys", lambda q: (q / "config.json").write_text('{"kind": "posttrain"}')
+    )
+    damaged(rm, "rm-config-types", lambda q: _retype(q / "config.json", method=["reward"]))
+    branches = TINY_STUDY.replace("tokens = [2048]", "tokens = [1024, 2048]")
+    studies = {
+        "br-cooldown-nan": branches.replace(
+            "[model]", 'budgets = "branches"\ncooldown = nan\n[model]'
+        ),
+        "br-cooldown-0": branches.replace("[model]", 'budgets = "branches"\ncooldown = 0\n[model]'),
+        "br-cooldown-1": branches.replace("[model]", 'budgets = "branches"\ncooldown = 1\n[model]'),
+        "br-cooldown-neg": branches.replace(
+            "[model]", 'budgets = "branches"\ncooldown = -0.2\n[model]'
+        ),
+        "br-cooldown-str": branches.replace(
+            "[model]", 'budgets = "branches"\ncooldown = "0.2"\n[model]'
+        ),
+        "br-budgets-x": branches.replace("[model]", 'budgets = "brunches"\n[model]'),
+        "br-budgets-list": branches.replace("[model]", 'budgets = ["branches"]\n[model]'),
+        # a cooldown without branches does nothing; branches of one budget branch nothing
+        "br-cooldown-alone": branches.replace("[model]", "cooldown = 0.3\n[model]"),
+        "br-one-budget": TINY_STUDY.replace("[model]", 'budgets = "branches"\n[model]'),
+        "br-schedule": branches.replace("[model]", 'budgets = "branches"\n[model]').replace(
+            "[train]", '[train]\nschedule = "cosine"'
+        ),
+    }
+    ptstudy = TINY_STUDY.replace('corpus = "markov:order=1,vocab=8,seed=0"', f'corpus = "jsonl:{corpus}:text"\ntokenizer = "bytes"').replace("vocab_size = 10", "vocab_size = 258")  # fmt: skip
+    pipelines = {
+        "pp-list": "posttrain = [1, 2]",
+        "pp-notask": 'posttrain = { stages = ["sft"] }',
+        "pp-task": 'posttrain = { task = "nosuch" }',
+        "pp-nograder": 'posttrain = { task = "copy" }',
+        "pp-stages-empty": 'posttrain = { task = "sort", stages = [] }',
+        "pp-stages-x": 'posttrain = { task = "sort", stages = ["sft", "ppo"] }',
+        "pp-reward-int": 'posttrain = { task = "sort", reward_run = 3 }',
+        "pp-reward-missing": f'posttrain = {{ task = "sort", stages = ["rl"], reward_run = "{root}/nosuch" }}',
+        "pp-reward-notrm": f'posttrain = {{ task = "sort", stages = ["rl"], reward_run = "{run}" }}',
+        "pp-reward-damaged": f'posttrain = {{ task = "sort", stages = ["rl"], reward_run = "{root}/rm-flipped" }}',
+        "pp-set-nan": 'posttrain = { task = "sort", set = { lr = nan } }',
+        "pp-set-key": 'posttrain = { task = "sort", set = { nosuch = 1 } }',
+        "pp-sft-steps": 'posttrain = { task = "sort", sft = { steps = -1 } }',
+        "pp-set-list": 'posttrain = { task = "sort", set = [1] }',
+        "pp-seed": 'posttrain = { task = "sort", set = { seed = -1 } }',
+        "pp-group": 'posttrain = { task = "sort", stages = ["rl"], rl = { group = 1e9 } }',
+    }
+    for name, line in pipelines.items():
+        studies[name] = ptstudy.replace("[model]", f"{line}\n[model]")
+    # the markov corpus has no bytes tokenizer: a pipeline on it post-trains nothing
+    studies["pp-markov"] = TINY_STUDY.replace("[model]", 'posttrain = { task = "sort" }\n[model]')
+    for name, text in studies.items():
+        (root / f"{name}.toml").write_text(text)
+        p[name] = str(root / f"{name}.toml")
+    return p
+
+
+def _retype(path: Path, **fields: Any) -> None:
+    data = json.loads(path.read_text())
+    data.update(fields)
+    path.write_text(json.dumps(data))
+
+
+@pytest.fixture(scope="module")
+def post(work: Path, arte: dict[str, str]) -> dict[str, str]:
+    return make_post_artefacts(work, arte)
+
+
+def _post_cases(
+    work: Path, a: dict[str, str], p: dict[str, str]
+) -> dict[str, list[tuple[str, list[str]]]]:
+    """Every case of the post-training commands, branches and their settings."""
+    run, sft, rm, ptrun = a["run"], p["sft"], p["rm"], p["ptrun"]
+    afile, adir, notdb = str(work / "afile"), str(work / "adir"), str(work / "notdb.db")
+    exp = a.get("export")
+    inside = str(Path(ptrun) / "summary.json")
+    targets = [
+        ptrun,
+        run,
+        a["other"],
+        a["derived"],
+        sft,
+        rm,
+        a["db"],
+        afile,
+        inside,
+        "",
+        *([exp] if exp else []),
+    ]
+    new = str(work / "pt-new")
+    t = ["--task", POST_TASK]
+    bad_parents = [
+        p[f"pt-{k}"]
+        for k in ("flipped", "nockpt", "config-list", "config-cut", "summary-list", "running")
+    ]
+    bad_stages = [
+        p[f"sft-{k}"]
+        for k in (
+            "flipped",
+            "nockpt",
+            "config-list",
+            "config-cut",
+            "summary-list",
+            "running",
+            "config-keys",
+        )
+    ]
+    bad_rms = [
+        p[f"rm-{k}"]
+        for k in (
+            "flipped",
+            "nockpt",
+            "config-list",
+            "config-cut",
+            "summary-list",
+            "running",
+            "config-types",
+        )
+    ]
+    bad_pairs = [
+        p[k]
+        for k in (
+            "pairs-list",
+            "pairs-cut",
+            "pairs-fields",
+            "pairs-prompt",
+            "pairs-same",
+            "pairs-empty",
+            "pairs-nan",
+            "pairs-goldstr",
+            "pairs-bytes",
+        )
+    ]
+    settings = {
+        "lr": RATE_BAD,
+        "temperature": ["nan", "0", "-1", "inf"],
+        "seed": SEED_BAD,
+        "steps": ["0", "-1", "1e12", "nan", "1.5"],
+        "batch_size": ["0", "1e9"],
+        "beta": ["nan", "0", "-1", "inf"],
+        "weight_decay": ["nan", "-1", "inf"],
+        "kl_coef": ["nan", "-1", "inf"],
+        "clip": ["0", "1", "nan"],
+        "holdout": ["0", "1", "nan"],
+        "label_smoothing": ["0.5", "nan", "-0.1"],
+        "group": ["1", "0", "1e9"],
+        "top_k": ["-1", "1e9"],
+        "pairs": ["0", "1e12"],
+        "eval_prompts": ["0", "1e12"],
+        "loss": ["'x'", "''"],
+        "nosuch": ["1"],
+    }
+    sets = [f"posttrain.{k}={v}" for k, vs in settings.items() for v in vs]
+    sets += ["train.lr=1e-3", "posttrain=1", f"posttrain.pairs_file='{work}/nosuch.jsonl'"]
+    # a setting the method does not read (beside --reward to sft/eval)
+    noeffect = [
+        ("sft", "posttrain.beta=0.2"),
+        ("sft", "posttrain.group=4"),
+        ("eval", "posttrain.lr=0.01"),
+        ("rl", "posttrain.loss='ipo'"),
+        ("rl", f"posttrain.pairs_file='{p['pairs-good']}'"),
+        ("dpo", "posttrain.kl_coef=0.1"),
+        ("reward", "posttrain.temperature=0.5"),
+        ("pairs", "posttrain.steps=3"),
+    ]
+    out = {
+        "posttrain": [
+            *[("out", ["posttrain", ptrun, "--method", "sft", *t, "--out", x]) for x in targets],
+            *[
+                ("out", ["posttrain", ptrun, "--method", m, *t, "--out", x])
+                for m in ("reward", "dpo", "rl", "pairs", "eval")
+                for x in (ptrun, sft, rm, a["db"], "")
+            ],
+            *[
+                ("number", ["posttrain", ptrun, "--method", m, *t])
+                for m in ("", "SFT", "bon", "ppo")
+            ],
+            *[
+                ("number", ["posttrain", ptrun, "--method", "sft", "--task", k])
+                for k in ("", "copy", "nosuch")
+            ],
+            *[
+                ("set", ["posttrain", ptrun, "--method", "sft", *t, "--out", new, "--set", s])
+                for s in sets
+            ],
+            *[
+                (
+                    "set",
+                    [
+                        "posttrain",
+                        ptrun,
+                        "--method",
+                        m,
+                        *t,
+                        "--out",
+                        new,
+                        "--set",
+                        f"posttrain.pairs_file={f}",
+                    ],
+                )
+                for m in ("reward", "dpo")
+                for f in bad_pairs
+            ],
+            *[
+                ("noeffect", ["posttrain", ptrun, "--method", m, *t, "--out", new, "--set", s])
+                for m, s in noeffect
+            ],
+            *[
+                (
+                    "noeffect",
+                    ["posttrain", ptrun, "--method", m, *t, "--reward", "grader", "--out", new],
+                )
+                for m in ("sft", "eval")
+            ],
+            *[
+                ("damaged", ["posttrain", r, "--method", "sft", *t, "--out", new])
+                for r in bad_parents
+            ],
+            *[
+                ("damaged", ["posttrain", r, "--method", "dpo", *t, "--out", new])
+                for r in bad_stages
+            ],
+            *[
+                ("damaged", ["posttrain", sft, "--method", "rl", *t, "--reward", r, "--out", new])
+                for r in [*bad_rms, ptrun, a["db"], str(work / "nosuch")]
+            ],
+            ("damaged", ["posttrain", rm, "--method", "rl", *t, "--out", new]),
+            (
+                "damaged",
+                ["posttrain", run, "--method", "sft", *t, "--out", new],
+            ),  # markov: no bytes
+            *[
+                ("store", ["posttrain", ptrun, "--method", "eval", *t, "--out", new, "--db", d])
+                for d in (adir, notdb, inside)
+            ],
+        ],
+        "bon": [
+            *[
+                ("out", ["bon", sft, "--reward", rm, *t, "--best-of", "1,2", "--out", x])
+                for x in targets
+            ],
+            *[
+                ("number", ["bon", sft, "--reward", rm, *t, "--best-of", n, "--out", new])
+                for n in ("0", "-1", "nan", "1.5", "3,4", "1,99999999999", "1e12", ",", "1,,2")
+            ],
+            *[
+                ("damaged", ["bon", sft, "--reward", r, *t, "--out", new])
+                for r in [*bad_rms, ptrun, "grader"]
+            ],
+            *[
+                ("damaged", ["bon", r, "--reward", rm, *t, "--out", new])
+                for r in [*bad_parents, *bad_stages]
+            ],
+            *[
+                ("set", ["bon", sft, "--reward", rm, *t, "--out", new, "--set", s])
+                for s in sets[::3]
+            ],
+            *[
+                ("store", ["bon", sft, "--reward", rm, *t, "--out", new, "--db", d])
+                for d in (adir, notdb)
+            ],
+        ],
+        "demos": [
+            *[
+                ("out", ["demos", *t, "--count", "10", "--out", x])
+                for x in [
+                    a["db"],
+                    inside,
+                    run,
+                    adir,
+                    "",
+                    str(Path(exp) / "model.safetensors") if exp else afile,
+                ]
+            ],
+            *[
+                ("number", ["demos", *t, "--count", n, "--out", str(work / "d.jsonl")])
+                for n in ("0", "-1", "nan", "1e12", "99999999999", "1.5")
+            ],
+            *[
+                ("number", ["demos", *t, "--seed", s, "--out", str(work / "d.jsonl")])
+                for s in SEED_BAD
+            ],
+            *[
+                ("number", ["demos", "--task", k, "--out", str(work / "d.jsonl")])
+                for k in ("copy", "nosuch")
+            ],
+        ],
+        "demo": [
+            *[
+                ("out", ["demo", "--branches", "--quiet", "--out", x])
+                for x in (run, a["derived"], sft, a["db"], "", inside)
+            ],
+            *[
+                (
+                    "number",
+                    ["demo", "--branches", "--quiet", "--out", str(work / "dm"), "--workers", w],
+                )
+                for w in ("0", "-1", "1000")
+            ],
+            (
+                "number",
+                ["demo", "--branches", "--quiet", "--out", str(work / "dm"), "--corpus", "nosuch"],
+            ),
+        ],
+        "sweep": [
+            *[
+                (
+                    "damaged",
+                    ["sweep", p[k], "--db", str(work / "new.db"), "--runs", str(work / "newruns")],
+                )
+                for k in p
+                if k.startswith(("br-", "pp-"))
+            ],
+        ],
+        "train": [
+            *[
+                (
+                    "set",
+                    [
+                        "train",
+                        str(work / "run.toml"),
+                        "--runs",
+                        str(work / "newruns"),
+                        "--set",
+                        s,
+                        *extra,
+                    ],
+                )
+                for s, extra in (
+                    ("train.save_at=[-1]", ["--set", "train.schedule='wsd'"]),
+                    ("train.save_at=[0]", ["--set", "train.schedule='wsd'"]),
+                    ("train.save_at=[128, 64]", ["--set", "train.schedule='wsd'"]),
+                    ("train.save_at=[1e308]", ["--set", "train.schedule='wsd'"]),
+                    ("train.save_at=[nan]", ["--set", "train.schedule='wsd'"]),
+                    ("train.save_at=[100000]", ["--set", "train.schedule='wsd'"]),  # beyond tokens
+                    ("train.save_at=['x']", ["--set", "train.schedule='wsd'"]),
+                    ("train.save_at=[64]", []),  # without wsd
+                    (
+                        "train.branch_of='zz'",
+                        ["--set", "train.branch_at=64", "--set", "train.schedule='wsd'"],
+                    ),
+                    (
+                        "train.branch_of=''",
+                        ["--set", "train.branch_at=64", "--set", "train.schedule='wsd'"],
+                    ),
+                    (
+                        "train.branch_of='abcdefabcdef'",
+                        ["--set", "train.branch_at=64", "--set", "train.schedule='wsd'"],
+                    ),
+                    ("train.branch_of='abcdefabcdef'", []),
+                    ("train.branch_at=64", ["--set", "train.schedule='wsd'"]),
+                    *[
+                        (
+                            f"train.branch_at={v}",
+                            [
+                                "--set",
+                                "train.branch_of='abcdefabcdef'",
+                                "--set",
+                                "train.schedule='wsd'",
+                            ],
+                        )
+                        for v in ("-1", "0", "1e308", "nan", "256", "1.5")
+                    ],
+                    ("train.cooldown='x'", ["--set", "train.schedule='wsd'"]),
+                    ("train.cooldown='1-sqrt'", []),
+                    ("train.cooldown=''", ["--set", "train.schedule='wsd'"]),
+                    *[
+                        (f"train.precision={v}", [])
+                        for v in ("''", "'fp8'", "'bf16,bf16'", "nan", "'FP32 '", "1")
+                    ],
+                )
+            ],
+        ],
+    }
+    return out
+
+
+POST_COMMANDS = ["posttrain", "bon", "demos", "demo", "sweep", "train"]
+POST_COUNTS: Counter[str] = Counter()
+POST_EXAMPLES = 8  # draws per command (benchmarks/hostile_cases.py runs every case)
+
+
+@pytest.mark.parametrize("command", POST_COMMANDS)
+@settings(
+    max_examples=POST_EXAMPLES,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(data=st.data())
+def test_posttrain_and_branch_inputs_are_refused_before_any_work(
+    command, work, arte, post, monkeypatch, data
+):
+    cls, argv = data.draw(st.sampled_from(_post_cases(work, arte, post)[command]), label="case")
+    POST_COUNTS[command] += 1
+    problem = hard_outcome(work, argv, monkeypatch)
+    assert problem is None, (cls, argv, problem)

@@ -77,7 +77,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -137,6 +137,10 @@ class Plugin:
     summary_key: ClassVar[str | None] = None  # its key in summary.json (None: its name)
     study_keys: ClassVar[tuple[str, ...]] = ()  # [study] keys it owns (tasks, intrinsic)
     point_kinds: ClassVar[tuple[str, ...]] = ()  # the store's point kinds it writes
+    # those of point_kinds that are a technique's models set against plain runs of the same
+    # ladder (an effective size, the small-vs-large plane): distilled students, compressed
+    # models; not trials, fine-tunes or measurements of a run
+    plane_kinds: ClassVar[tuple[str, ...]] = ()
     report: ClassVar[str | None] = None  # "module:builder" of its report section
     cli: ClassVar[str | None] = None  # "module" that registers its command group
 
@@ -192,6 +196,11 @@ class Plugin:
         """Check the ``[study]`` key ``key`` (one of :attr:`study_keys`) before anything runs
         and return the value to keep (hashable where the study hashes it)."""
         return value
+
+    def check_study(self, settings: Mapping[str, Any], configs: Sequence[RunConfig]) -> None:
+        """Check this plug-in's ``[study]`` keys (``settings``) against the runs of the
+        grid before any of them trains (raise ConfigError): a key that could do nothing for
+        these runs is refused then, not skipped with a warning after training."""
 
     def after_run(
         self,
@@ -366,6 +375,14 @@ def parse_study_keys(values: Mapping[str, Any]) -> dict[str, Any]:
     return {k: owners[k].parse_study(k, v) for k, v in values.items() if k in owners}
 
 
+def check_study_keys(settings: Mapping[str, Any], configs: Sequence[RunConfig]) -> None:
+    """:meth:`Plugin.check_study` of every plug-in that owns a key of ``settings``."""
+    for p in _PLUGINS.values():
+        mine = {k: settings[k] for k in p.study_keys if settings.get(k)}
+        if mine:
+            p.check_study(mine, configs)
+
+
 def run_after_hooks(
     run_dir: str | Path,
     settings: Mapping[str, Any],
@@ -395,6 +412,12 @@ def point_fields(summary: Mapping[str, Any], config: Mapping[str, Any]) -> dict[
 def point_kinds() -> tuple[str, ...]:
     """Every point kind the registered plug-ins write."""
     return tuple(k for p in _PLUGINS.values() for k in p.point_kinds)
+
+
+def plane_kinds() -> tuple[str, ...]:
+    """The point kinds the small-vs-large analysis reads as a technique's models
+    (:attr:`Plugin.plane_kinds`), in registration order."""
+    return tuple(k for p in _PLUGINS.values() for k in p.plane_kinds)
 
 
 def report_builders() -> list[Any]:

@@ -13,7 +13,7 @@ from scalelab.architectures import check_config
 from scalelab.config import ModelConfig, RunConfig, TrainConfig
 from scalelab.errors import ConfigError
 from scalelab.models import build_model
-from scalelab.train.loop import make_optimizer
+from scalelab.train.optim import make_optimizer
 
 WIDTHS = (32, 64, 128, 256, 512)
 

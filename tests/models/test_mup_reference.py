@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from scalelab.config import ModelConfig, RunConfig, TrainConfig
 from scalelab.models import build_model
-from scalelab.train.loop import make_optimizer
+from scalelab.train.optim import make_optimizer
 
 mup = pytest.importorskip("mup")
 

@@ -383,3 +383,33 @@ def test_threads_beyond_every_node_are_refused_not_waited_on() -> None:
 
     with pytest.raises(ConfigError, match=r"--threads 3: .* largest node of the cluster has 2"):
         remote_runs(FakeRay(), 3, None)
+
+
+def test_ray_threads_and_gpus_beyond_the_cluster_are_refused_before_any_work(tmp_path) -> None:
+    """--threads beyond the largest node, and runs that ask for CUDA on a cluster without
+    GPUs, are refused before the study's rows or run directories are written."""
+    from scalelab.runner.ray_backend import _local_cpus, _local_gpus
+
+    cpus = _local_cpus(ray)
+    with pytest.raises(ConfigError, match=rf"--threads {cpus + 1}: .* has {cpus}; it could never"):
+        sweep(study_from_dict(FAKE), db=tmp_path / "t.db", out=tmp_path / "runs",
+              progress=False, backend="ray", threads=cpus + 1)  # fmt: skip
+    assert not any(tmp_path.iterdir())
+    if _local_gpus() == 0:
+        cuda = {**FAKE, "train": {"device": "cuda"}}
+        with pytest.raises(ConfigError, match=r"train.device = 'cuda', and the .* has no GPU"):
+            sweep(study_from_dict(cuda), db=tmp_path / "g.db", out=tmp_path / "runs",
+                  progress=False, backend="ray", threads=1)  # fmt: skip
+        assert not any(tmp_path.iterdir())
+
+
+def test_check_fits_names_what_the_cluster_has() -> None:
+    from scalelab.runner.ray_backend import Resources, check_fits
+
+    two = Resources(2.0, 0.0, "the cluster at h:1")
+    check_fits(two, 2)
+    with pytest.raises(ConfigError, match=r"--threads 3: .* the cluster at h:1 has 2"):
+        check_fits(two, 3)
+    with pytest.raises(ConfigError, match=r"has no GPU"):
+        check_fits(two, 1, cuda=True)
+    check_fits(Resources(2.0, 1.0, "x"), 1, cuda=True)

@@ -62,8 +62,8 @@ def test_study_file_checks():
         study(tokens=[2560])
     with pytest.raises(ConfigError, match="WSD schedule"):
         study_from_dict({**STUDY, "train": {**STUDY["train"], "schedule": "cosine"}})
-    # a budget so short that its cooldown starts inside the parent's warmup
-    s = {**STUDY, "train": {**STUDY["train"], "warmup": 0.5}}
+    # a budget so short that its cooldown starts inside the parent's warmup (20 steps)
+    s = {**STUDY, "train": {**STUDY["train"], "warmup_tokens": 20 * 256}}
     with pytest.raises(ConfigError, match="outside the stable phase"):
         expand(study_from_dict(s))
 
@@ -89,3 +89,47 @@ def test_a_branched_study_trains_parents_first_and_marks_branches(tmp_path):
         assert started >= ended[b["parent_run_id"]]
     again = sweep(study(), db=db, out=out, progress=False)
     assert again.skipped == 6 and again.trained == 0
+
+
+def test_a_branched_ladder_warms_up_for_one_number_of_tokens():
+    # 10% of the shortest run (10 steps of 256 tokens): 1 step, for every run of the ladder
+    runs = expand(study_from_dict({**STUDY, "train": {**STUDY["train"], "warmup": 0.1}}))
+    assert {r.config.train.warmup_tokens for r in runs} == {256}
+    # a study's own warmup in tokens is kept
+    fixed = expand(study_from_dict({**STUDY, "train": {**STUDY["train"], "warmup_tokens": 512}}))
+    assert {r.config.train.warmup_tokens for r in fixed} == {512}
+    # the dedicated ladder keeps its warmup as a fraction of each run (its ids unchanged)
+    assert {r.config.train.warmup_tokens for r in expand(_dedicated())} == {None}
+
+
+def test_a_branch_is_ready_once_its_parent_kept_its_point(tmp_path):
+    from types import SimpleNamespace
+
+    from scalelab.runner.dispatch import branch_point_passed
+    from scalelab.runner.pool import Job
+    from scalelab.train import train
+
+    out = tmp_path / "runs"
+    runs = expand(study(sizes=[STUDY["study"]["sizes"][0]]))
+    task = SimpleNamespace(out=str(out))
+    parent = next(r for r in runs if r.config.train.save_at)
+    branches = [Job(r.run_id, (r, task)) for r in runs if r.config.train.branch_of]
+    assert len(branches) == 2
+    assert not any(branch_point_passed(j, parent.run_id) for j in branches)  # nothing kept
+
+    # the parent stops early, between its two points (8 and 15 steps): one branch is ready
+    def stop(step, loss):
+        if step == 10:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):  # (the study evaluates every 10 steps)
+        train(parent.config, out, progress=False, on_eval=stop)
+    ready = {j.data[0].config.train.branch_at: branch_point_passed(j, parent.run_id)
+             for j in branches}  # fmt: skip
+    assert ready == {8 * 256: True, 15 * 256: False}
+    # only the branch's own parent counts, and a damaged state does not
+    first = next(j for j in branches if j.data[0].config.train.branch_at == 8 * 256)
+    assert not branch_point_passed(first, "0" * 12)
+    (kept,) = (out / parent.run_id / "branch_points").iterdir()
+    (kept / "model.safetensors").write_bytes(b"torn")
+    assert not branch_point_passed(first, parent.run_id)

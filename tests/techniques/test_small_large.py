@@ -197,3 +197,43 @@ def test_report_has_the_section(store: Path, tmp_path: Path) -> None:
     assert titles == ["Small vs large"]
     page = (tmp_path / "rep" / "index.html").read_text()
     assert "data:image/png;base64" in page and "Distillation" in page
+
+
+def test_a_new_techniques_points_show_without_editing_the_analysis(store: Path) -> None:
+    """The kinds read as a technique's models come from the plug-ins (``plane_kinds``): a
+    technique registered here, whose point names its parent, gets its effective size."""
+    from scalelab.plugin import Plugin, register_plugin, unregister_plugin
+    from scalelab.techniques import small_large
+
+    class Shrink(Plugin):
+        name = "shrink-test"
+        point_kinds = ("shrunk", "shrink-measure")
+        plane_kinds = ("shrunk",)
+
+    with Store(store) as s:
+        for kind, run_id in (("shrunk", "sh"), ("shrink-measure", "sm")):
+            s.put_point(
+                {
+                    "run_id": run_id,
+                    "study": "x",
+                    "kind": kind,
+                    "technique": "shrink",
+                    "parent_run_id": "p3s0",
+                    "status": "finished",
+                    "N_non_embedding": 20000,
+                    "N_total": 25000,
+                    "D": D,
+                    "loss": law_loss(4e4),
+                }
+            )
+    before, _ = technique_table(store)
+    assert "shrunk" not in set(before["kind"])
+    register_plugin(Shrink())
+    try:
+        assert "shrunk" in small_large.TECHNIQUE_KINDS
+        table, _ = technique_table(store)
+    finally:
+        unregister_plugin("shrink-test")
+    assert set(table["kind"]) == {"distilled", "compressed", "shrunk"}  # not the measurement
+    row = table[table["kind"] == "shrunk"].iloc[0]
+    assert row["N_eff"] == pytest.approx(4e4, rel=0.1)

@@ -62,6 +62,39 @@ def test_a_branch_matches_the_dedicated_wsd_run(make_cfg, tmp_path):
     assert {r["step"] for r in rows} >= {0, 10, start, 20}
 
 
+def test_with_one_warmup_in_tokens_a_branch_is_the_dedicated_run(make_cfg, tmp_path):
+    # a real warmup (4 steps), fixed in tokens for parent, branch and dedicated run alike
+    warm = (*WSD, f"train.warmup_tokens={4 * STEP}")
+    parent = make_cfg(*warm, f"train.tokens={40 * STEP}", f"train.save_at=[{15 * STEP}]")
+    branch = make_cfg(*warm, f"train.tokens={20 * STEP}", f"train.branch_of={parent.run_id()}",
+                      f"train.branch_at={15 * STEP}")  # fmt: skip
+    dedicated = make_cfg(*warm, f"train.tokens={20 * STEP}")
+    train(parent, tmp_path, progress=False)
+    b = train(branch, tmp_path, progress=False)
+    d = train(dedicated, tmp_path, progress=False)
+    assert b.val_loss == pytest.approx(d.val_loss, abs=1e-5)
+    # the same warmup as a fraction (10%: 4 steps of the parent, 2 of the branch) differs
+    frac = ("train.schedule=wsd", "train.warmup=0.1", "train.decay_fraction=0.25")
+    p2 = make_cfg(*frac, f"train.tokens={40 * STEP}", f"train.save_at=[{15 * STEP}]")
+    b2 = make_cfg(*frac, f"train.tokens={20 * STEP}", f"train.branch_of={p2.run_id()}",
+                  f"train.branch_at={15 * STEP}")  # fmt: skip
+    d2 = make_cfg(*frac, f"train.tokens={20 * STEP}")
+    train(p2, tmp_path, progress=False)
+    gap = (
+        train(b2, tmp_path, progress=False).val_loss - train(d2, tmp_path, progress=False).val_loss
+    )
+    assert abs(gap) > 1e-4
+
+
+def test_a_branch_shares_its_parents_warmup_in_tokens(make_cfg, tmp_path):
+    parent = make_cfg(*WSD, f"train.tokens={40 * STEP}", f"train.save_at=[{15 * STEP}]")
+    train(parent, tmp_path, progress=False)
+    branch = make_cfg(*WSD, f"train.warmup_tokens={2 * STEP}", f"train.tokens={20 * STEP}",
+                      f"train.branch_of={parent.run_id()}", f"train.branch_at={15 * STEP}")  # fmt: skip
+    with pytest.raises(ConfigError, match="warmup_tokens"):
+        train(branch, tmp_path, progress=False)
+
+
 def test_a_killed_branch_resumes_from_its_own_checkpoint(make_cfg, tmp_path):
     parent, branch, start = parent_and_branch(make_cfg, 40, 60, "train.checkpoint_every=2",
                                               "train.eval_every=2")  # fmt: skip

@@ -9,6 +9,7 @@ from scalelab.accounting import count
 from scalelab.errors import ConfigError, ScalelabError, TrainingError
 from scalelab.train import RunSummary, read_metrics, train
 from scalelab.train import device as device_mod
+from scalelab.train import evaluate as evaluate_mod
 from scalelab.train import loop as loop_mod
 from scalelab.train import precision_probe as probe_mod
 
@@ -136,7 +137,7 @@ def test_nan_stops_the_run_and_keeps_what_came_before(make_cfg, tmp_path, monkey
 
 def test_early_stopping_on_validation_loss(make_cfg, tmp_path, monkeypatch):
     losses = iter([3.0, 2.0, 2.5, 2.6, 2.7])
-    monkeypatch.setattr(loop_mod._Evaluator, "__call__", lambda self, model: next(losses))
+    monkeypatch.setattr(evaluate_mod.Evaluator, "__call__", lambda self, model: next(losses))
     cfg = make_cfg("train.tokens=25600", "train.early_stopping=2")  # 100 steps planned
     s = train(cfg, tmp_path, progress=False)
     assert s.status == "stopped_early" and s.step == 30 and s.steps == 100

@@ -7,6 +7,7 @@ import json
 import pytest
 import torch
 
+from scalelab.train import device as device_mod
 from scalelab.train import precision_probe as probe_mod
 from scalelab.train import train
 from scalelab.train.device import resolve_precision
@@ -51,6 +52,27 @@ def test_timings_are_cached_per_shape_and_micro_batch(make_cfg, tmp_path):
     probe_mod.step_timings(wider, 8, torch.device("cpu"), tmp_path, timer=fake_timer(1, 1, calls))
     assert len(calls) == 6
     assert len(json.loads((tmp_path / probe_mod.CACHE_FILE).read_text())) == 3
+
+
+def test_an_emulated_instruction_set_is_not_served_the_cpus_own_timings(
+    make_cfg, tmp_path, monkeypatch
+):
+    # native first, then as an AVX2-only machine (ATEN_CPU_CAPABILITY=avx2 and
+    # ONEDNN_MAX_CPU_ISA=AVX2 on an AVX512 CPU): each is timed, then served from the cache
+    for var in device_mod.ISA_VARIABLES:
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX512")
+    cfg, cpu, calls = make_cfg(), torch.device("cpu"), []
+    native, _ = probe_mod.step_timings(cfg, 8, cpu, tmp_path, timer=fake_timer(1, 2, calls))
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX2")
+    aten, cached = probe_mod.step_timings(cfg, 8, cpu, tmp_path, timer=fake_timer(3, 4, calls))
+    assert not cached and aten == {"fp32": 3, "bf16": 4} != native
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    both, cached = probe_mod.step_timings(cfg, 8, cpu, tmp_path, timer=fake_timer(5, 6, calls))
+    assert not cached and both == {"fp32": 5, "bf16": 6}
+    again, cached = probe_mod.step_timings(cfg, 8, cpu, tmp_path, timer=fake_timer(7, 7, calls))
+    assert cached and again == both and len(calls) == 6
+    assert device_mod.cpu_capability() == "AVX2;ONEDNN_MAX_CPU_ISA=AVX2"
 
 
 def test_the_real_timer_leaves_the_global_rng_alone(make_cfg):

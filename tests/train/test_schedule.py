@@ -63,3 +63,23 @@ def test_wsd_cooldown_shapes_start_at_the_peak_and_end_at_the_floor():
     mid = 85  # x = 5/19
     assert lr_at(mid, total, sq) == pytest.approx(1 - math.sqrt(5 / 19))
     assert lr_at(mid, total, sq) < lr_at(mid, total, lin) == pytest.approx(1 - 5 / 19)
+
+
+def test_a_warmup_in_tokens_does_not_depend_on_the_runs_length():
+    cfg = TrainConfig(lr=1.0, min_lr_ratio=0.0, schedule="wsd", warmup_tokens=10 * 64)
+    for total in (40, 400):
+        assert warmup_steps(cfg, total, tokens_per_step=64) == 10
+        lrs = [lr_at(s, total, cfg, tokens_per_step=64) for s in range(total)]
+        assert lrs[:11] == pytest.approx([(s + 1) / 10 for s in range(10)] + [1.0])
+    # the fraction it replaces would differ between the two lengths
+    assert warmup_steps(TrainConfig(), 40) != warmup_steps(TrainConfig(), 400)
+    with pytest.raises(ValueError, match="tokens_per_step"):
+        warmup_steps(cfg, 40)
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, True])
+def test_a_bad_warmup_in_tokens_is_refused(bad):
+    from scalelab.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"train\.warmup_tokens"):
+        TrainConfig(warmup_tokens=bad)

@@ -267,3 +267,35 @@ def test_two_tunes_on_one_store_share_the_trial_budget(tmp_path: Path) -> None:
     trials = optuna.load_study(study_name=s.study_name, storage=storage).trials
     assert [t.state.name for t in trials] == ["COMPLETE"] * 3
     assert len({t.user_attrs["driver"] for t in trials}) == 2  # both searches took part
+
+
+def test_a_trial_of_another_host_is_left_alone_until_its_timeout(monkeypatch) -> None:
+    """Cross-host: a running trial of this host whose pid is gone is interrupted (asked
+    again); one of another host is left alone, with the reason, until it has run past
+    SCALELAB_TUNE_FOREIGN_HOURS; one whose driver runs here now is its own."""
+    import socket
+
+    import optuna
+    from optuna.trial import TrialState
+
+    from scalelab.tune.search import _recover
+
+    done = subprocess.Popen([sys.executable, "-c", "pass"])
+    done.wait()  # a pid that no longer runs
+    here = socket.gethostname()
+    ostudy = optuna.create_study()
+    drivers = [f"{here}:{done.pid}", f"{here}:{os.getpid()}", f"not-{here}:{os.getpid()}"]
+    for d in drivers:
+        ostudy.ask().set_user_attr("driver", d)
+    said: list[str] = []
+    monkeypatch.delenv("SCALELAB_TUNE_FOREIGN_HOURS", raising=False)
+    assert _recover(ostudy, said.append) == 1  # the dead pid's trial only
+    assert len(said) == 1 and f"running on not-{here} left alone" in said[0]
+    running = [t.user_attrs["driver"] for t in ostudy.get_trials(states=[TrialState.RUNNING])]
+    assert running == drivers[1:]
+    monkeypatch.setenv("SCALELAB_TUNE_FOREIGN_HOURS", "1e-9")  # past its timeout
+    said.clear()
+    assert _recover(ostudy, said.append) == 1
+    assert f"of not-{here} taken as interrupted" in said[0]
+    running = [t.user_attrs["driver"] for t in ostudy.get_trials(states=[TrialState.RUNNING])]
+    assert running == drivers[1:2]  # the live local driver's trial is never touched

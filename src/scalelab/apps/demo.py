@@ -28,7 +28,9 @@ Design, and why (measured on a 2-core CPU; see the README for the numbers):
 * Re-running in the same ``OUT`` reuses finished runs (the sweep skips them).
 * ``budgets = "branches"`` trains each size once, to 4M tokens with the WSD schedule, and
   branches the 1M and 2M points off it (Hägele et al. 2024): docs/branches.md measures the
-  tokens, the time and the held-out error against the dedicated ladder.
+  tokens, the time and the held-out error against the dedicated ladder. Every run of that
+  design (the held-out model too) warms up for the same tokens (``train.warmup_tokens``,
+  5% of the smallest budget), so each branch is the WSD run trained to its budget.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from scalelab import atomic
-from scalelab.config import DataConfig
+from scalelab.config import DataConfig, TrainConfig
 from scalelab.data import load_tokens
 from scalelab.errors import ConfigError, ScalelabError, TrainingError
 from scalelab.laws import fit_law, select_law
@@ -101,10 +103,21 @@ def _vocab_size(design: DemoDesign) -> int:
     return probe if design.tokenizer == "bpe" else int(data.vocab_size)
 
 
+def _ladder_warmup_tokens(design: DemoDesign) -> int:
+    """One warmup for the whole branched design: 5% (``TrainConfig.warmup``) of the
+    smallest budget, in whole steps, so a branch warms up as its dedicated twin would."""
+    per_step = design.batch_size * design.context
+    return round(TrainConfig.warmup * min(design.tokens) / per_step) * per_step
+
+
 def _study(design: DemoDesign, name: str, vocab: int, **axes: Any) -> dict[str, Any]:
     schedule: dict[str, Any] = {}
     if design.budgets == "branches":  # the ladder and its held-out model: WSD runs
-        schedule = {"schedule": "wsd", "decay_fraction": design.cooldown}
+        schedule = {
+            "schedule": "wsd",
+            "decay_fraction": design.cooldown,
+            "warmup_tokens": _ladder_warmup_tokens(design),
+        }
         if len(axes.get("tokens", ())) > 1:  # the ladder: one run per size + its branches
             axes = {**axes, "budgets": "branches", "cooldown": design.cooldown}
     return {
@@ -145,6 +158,9 @@ def demo(
     if workers is not None and workers < 1:
         raise ConfigError(f"workers must be at least 1, got {workers}")
     from scalelab.data.corpora import open_corpus
+    from scalelab.runner.ray_backend import check_backend
+
+    check_backend("local", None, workers=workers)  # at most one worker per CPU, before mkdir
 
     open_corpus(design.corpus)  # a bad corpus spec fails before the output folder is made
     out.mkdir(parents=True, exist_ok=True)

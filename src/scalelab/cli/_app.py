@@ -17,6 +17,7 @@ Errors are plain text (no markup), one line on stderr, exit code 2.
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated
 
@@ -77,6 +78,14 @@ BootstrapOption = Annotated[
 BootstrapSeedOption = Annotated[
     int, typer.Option("--bootstrap-seed", help="Seed of the bootstrap resampling.")
 ]
+
+
+def one_of(choices: Iterable[object], *, last: str = "or") -> str:
+    """``a, b or c``: the entries of one of the API's tables, for a help text. Help texts
+    take their choices from the table the API checks against, so an entry added there shows
+    in ``--help`` without editing the command."""
+    items = [str(c) for c in choices]
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} {last} {items[-1]}"
 
 
 def say(text: str) -> None:

@@ -5,7 +5,8 @@
 * :func:`seed`, :func:`rate`, :func:`count`: a seed is a whole number >= 0; a rate is finite
   and > 0; a count is bounded by what the machine has (the estimate is in the message).
 * :func:`device`: a device this build and machine have.
-* :func:`unused`: an option that has no effect in the combination given is refused, with why.
+* :func:`unused`: an option that has no effect in the combination given is refused, with why;
+  :func:`given` says which options were given explicitly (whatever their value).
 * :func:`out_dir`, :func:`out_file`: outputs never replace what the command did not make
   (:mod:`scalelab.outputs`).
 """
@@ -161,6 +162,24 @@ def unused(given: Mapping[str, Any], why: str) -> None:
         )
 
 
+def given(*names: str) -> dict[str, bool]:
+    """Which of the running command's options (by parameter name) were typed on the command
+    line or set from the environment, whatever their value: an option given explicitly with
+    the default value is still given (click's ParameterSource), so it can be refused where
+    it has no effect."""
+    try:  # typer >= 0.20 carries its own copy of click
+        from typer._click.globals import get_current_context
+    except ImportError:  # pragma: no cover - older typer uses click itself
+        from click import get_current_context  # type: ignore[no-redef]
+
+    ctx = get_current_context(silent=True)
+    out = {}
+    for name in names:
+        source = ctx.get_parameter_source(name) if ctx is not None else None
+        out[name] = source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT")
+    return out
+
+
 def out_dir(
     path: Path | str | None, option: str = "--out", own: Callable[[Artefact], bool] | None = None
 ) -> None:
@@ -251,6 +270,7 @@ __all__ = [
     "argv",
     "count",
     "device",
+    "given",
     "out_dir",
     "out_file",
     "plain_help",

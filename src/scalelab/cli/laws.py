@@ -18,50 +18,68 @@ from scalelab.cli._app import (
     app,
     count_option,
     number,
+    one_of,
     say,
     warn,
 )
 from scalelab.errors import FitError, StoreError
+from scalelab.laws.forms import FORM_TABLE, GAO_FORMS, ONE_VARIABLE
+from scalelab.laws.options import RESAMPLING, REWARDS, VARIABLES
+from scalelab.outputs import FINISHED
 
 AUTO = "auto"  # choose the form by how well it predicts the larger sizes (select_law)
-ALLOCATIONS = ("isoflop", "envelope")  # Hoffmann et al. 2022, approaches 2 and 1
-FITTED_STATUSES = ("finished", "stopped_early")  # as the store counts them: done, best loss
+# the allocation fits of --form: Hoffmann et al. 2022's approach of each
+ALLOCATIONS = {"isoflop": 2, "envelope": 1}
+
+
+def _read_csv(db: Path | None, csv: Path | None, study: str | None) -> Any:
+    """The points of ``--csv`` as a DataFrame, or None when they come from a store (``--db``);
+    the two together, or ``--study`` with a CSV, are refused."""
+    import pandas as pd
+
+    if db is not None and csv is not None:
+        raise FitError("give the points either with --db STORE or with --csv FILE, not both")
+    if csv is None:
+        return None
+    if study is not None:
+        raise FitError("--study selects points of a store (--db); a --csv file has none")
+    try:
+        return pd.read_csv(csv)
+    except FileNotFoundError:
+        raise FitError(f"--csv {str(csv)!r} does not exist") from None
+    except (OSError, ValueError, UnicodeDecodeError) as e:
+        raise FitError(f"cannot read --csv {str(csv)!r} as CSV: {e}") from None
+
+
+def _store(db: Path | None, make: str) -> Path:
+    """The store of ``--db`` (default results.db), which must exist; ``make`` says how to
+    make one (``{db}`` stands for its path)."""
+    db = db or DEFAULT_DB
+    if not db.is_file():
+        raise StoreError(
+            f"no results store at {str(db)!r}: {make.format(db=db)} first, or give the "
+            "points with --csv FILE"
+        )
+    return db
 
 
 def read_points(
     db: Path | None, csv: Path | None, arch: str | None, study: str | None, n: str
 ) -> Any:
     """The points to fit, one per run, from a store or a CSV, filtered to one architecture."""
-    import pandas as pd
-
-    if db is not None and csv is not None:
-        raise FitError("give the points either with --db STORE or with --csv FILE, not both")
-    if csv is not None:
-        if study is not None:
-            raise FitError("--study selects points of a store (--db); a --csv file has none")
-        try:
-            df = pd.read_csv(csv)
-        except FileNotFoundError:
-            raise FitError(f"--csv {str(csv)!r} does not exist") from None
-        except (OSError, ValueError, UnicodeDecodeError) as e:
-            raise FitError(f"cannot read --csv {str(csv)!r} as CSV: {e}") from None
-        if "status" in df.columns:
-            done = df["status"].astype(str).isin(FITTED_STATUSES)
-            if not done.all():
-                warn(f"note: {int((~done).sum())} point(s) of runs that did not finish left out")
-            df = df[done]
-    else:
+    df = _read_csv(db, csv, study)
+    if df is None:
         from scalelab.results import load_points
 
-        db = db or DEFAULT_DB
-        if not db.is_file():
-            raise StoreError(
-                f"no results store at {str(db)!r}: run `scalelab sweep STUDY.toml --db {db}` "
-                "first, or give the points with --csv FILE"
-            )
+        db = _store(db, "run `scalelab sweep STUDY.toml --db {db}`")
         # finished and stopped-early runs (the latter with their best loss), one point per
         # run even where a run belongs to several studies, plain runs only (no technique)
         df = load_points(db, n=n, study=study, kind="run", one_per_run=True)
+    elif "status" in df.columns:
+        done = df["status"].astype(str).isin(FINISHED)  # done, or stopped early with its best loss
+        if not done.all():
+            warn(f"note: {int((~done).sum())} point(s) of runs that did not finish left out")
+        df = df[done]
     if "arch" in df.columns:
         archs = sorted(map(str, df["arch"].dropna().unique()))
         if arch is not None:
@@ -83,28 +101,11 @@ def read_posttrain_points(
 ) -> Any:
     """The points of kind ``posttrain`` of a store (their ``extra_json`` keys as columns),
     or a CSV's rows, for the Gao laws."""
-    import pandas as pd
-
-    if db is not None and csv is not None:
-        raise FitError("give the points either with --db STORE or with --csv FILE, not both")
-    if csv is not None:
-        if study is not None:
-            raise FitError("--study selects points of a store (--db); a --csv file has none")
-        try:
-            df = pd.read_csv(csv)
-        except FileNotFoundError:
-            raise FitError(f"--csv {str(csv)!r} does not exist") from None
-        except (OSError, ValueError, UnicodeDecodeError) as e:
-            raise FitError(f"cannot read --csv {str(csv)!r} as CSV: {e}") from None
-    else:
+    df = _read_csv(db, csv, study)
+    if df is None:
         from scalelab.results import load_points
 
-        db = db or DEFAULT_DB
-        if not db.is_file():
-            raise StoreError(
-                f"no results store at {str(db)!r}: run `scalelab bon` or `scalelab posttrain` "
-                f"with --db {db} first, or give the points with --csv FILE"
-            )
+        db = _store(db, "run `scalelab bon` or `scalelab posttrain` with --db {db}")
         # the posttrain numbers (kl, rewards, method, reward model) live in extra_json
         df = load_points(db, study=study, kind="posttrain", extra=True)
         if df.empty:
@@ -195,11 +196,12 @@ def fit_cmd(
         str,
         typer.Option(
             "--form",
-            help="chinchilla | chinchilla-tied | overtrain | kaplan | power | data-constrained | "
-            "bnsl | slope; gao-bon | gao-rl (Gao et al. 2022: reward against sqrt(KL) on "
+            help=" | ".join(n for n, e in FORM_TABLE.items() if e.fits == "loss")
+            + f"; {' | '.join(GAO_FORMS)} (Gao et al. 2022: reward against sqrt(KL) on "
             "posttrain points, one law per curve); auto: the one of --forms that best predicts "
-            "the largest sizes from the smaller; or an allocation fit: isoflop (approach 2) | "
-            "envelope (approach 1).",
+            "the largest sizes from the smaller; or an allocation fit: "
+            + " | ".join(f"{a} (approach {n})" for a, n in ALLOCATIONS.items())
+            + ".",
         ),
     ] = "chinchilla",
     forms: Annotated[
@@ -222,7 +224,9 @@ def fit_cmd(
     resample: Annotated[
         str,
         typer.Option(
-            "--resample", help="Bootstrap resamples: row (points) or size (whole model sizes)."
+            "--resample",
+            help=f"Bootstrap resamples: {one_of(RESAMPLING)} (row: points; size: whole "
+            "model sizes).",
         ),
     ] = "row",
     study: StudyOption = None,
@@ -230,7 +234,8 @@ def fit_cmd(
         str, typer.Option("--n", help="N as non_embedding, total or active (store points).")
     ] = "non_embedding",
     x: Annotated[
-        str | None, typer.Option("--x", help="Variable of power/bnsl/slope: N, D or C.")
+        str | None,
+        typer.Option("--x", help=f"Variable of {'/'.join(ONE_VARIABLE)}: {one_of(VARIABLES)}."),
     ] = None,
     bootstrap: BootstrapOption = "200",
     bootstrap_seed: BootstrapSeedOption = 0,
@@ -249,7 +254,9 @@ def fit_cmd(
     ] = True,
     reward: Annotated[
         str,
-        typer.Option("--reward", help="gao-bon, gao-rl: the reward fitted, gold or proxy."),
+        typer.Option(
+            "--reward", help=f"{', '.join(GAO_FORMS)}: the reward fitted, {one_of(REWARDS)}."
+        ),
     ] = "gold",
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
     out: Annotated[
@@ -259,9 +266,8 @@ def fit_cmd(
     """Fit a scaling law to points (Huber on log residuals, L-BFGS, bootstrap intervals)."""
     from scalelab.errors import did_you_mean
     from scalelab.laws import envelope, fit_law, isoflop
-    from scalelab.laws.forms import FORMS, GAO_FORMS
 
-    choices = (*FORMS, AUTO, *ALLOCATIONS)
+    choices = (*FORM_TABLE, AUTO, *ALLOCATIONS)
     if form not in choices:
         raise FitError(
             f"unknown --form {form!r}{did_you_mean(form, choices)}; choose from {choices}"
@@ -274,11 +280,12 @@ def fit_cmd(
     from scalelab.cli import checks
 
     checks.out_file(out, "--out")
-    if form != AUTO:  # the defaults of --forms and --holdout are taken to mean "not given"
+    if form != AUTO:  # given explicitly, even with its default value, an option is refused
+        typed = checks.given("forms", "holdout")
         checks.unused(
             {
-                "--forms": forms if forms != "chinchilla,chinchilla-tied,overtrain" else None,
-                "--holdout": holdout if holdout != 2 else None,
+                "--forms": forms if typed["forms"] else None,
+                "--holdout": holdout if typed["holdout"] else None,
             },
             f"with --form {form} (they choose among forms: --form auto)",
         )

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from scalelab.cli._app import QuietOption, StudyOption, app, console, say
 from scalelab.errors import ConfigError
+from scalelab.memorization.quantize import PRECISIONS
 
 PANEL = "Memorization"
 
@@ -60,7 +61,7 @@ def capacity_cmd(
     db: MeasureDbOption = None,
     study: StudyOption = None,
     precision: Annotated[
-        str, typer.Option("--precision", help="Comma-separated: fp32, int8, int4 (RTN).")
+        str, typer.Option("--precision", help=f"Comma-separated: {', '.join(PRECISIONS)} (RTN).")
     ] = "fp32",
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     quiet: QuietOption = False,
@@ -68,7 +69,6 @@ def capacity_cmd(
     """Bits a model stores about its facts: or bits: corpus (and bits per parameter)."""
     from scalelab.cli import checks
     from scalelab.memorization.capacity import capacity
-    from scalelab.memorization.quantize import PRECISIONS
 
     checks.store(db)
     precisions = _list(precision, "--precision")

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from scalelab.accounting.memory import DTYPE_BYTES, RECOMPUTE
 from scalelab.cli import render
 from scalelab.cli._app import app, console
 
@@ -29,7 +30,7 @@ def count_cmd(
         int, typer.Option("--batch", "-b", help="Sequences held at once (KV cache, activations).")
     ] = 1,
     dtype: Annotated[
-        str, typer.Option("--dtype", help="Inference dtype: fp32, bf16, fp16, fp8, int8, int4.")
+        str, typer.Option("--dtype", help=f"Inference dtype: {', '.join(DTYPE_BYTES)}.")
     ] = "bf16",
     device_memory: Annotated[
         str | None,
@@ -50,7 +51,7 @@ def count_cmd(
         ),
     ] = "989e12",
     recompute: Annotated[
-        str, typer.Option("--recompute", help="Activation recomputation: none, selective, full.")
+        str, typer.Option("--recompute", help=f"Activation recomputation: {', '.join(RECOMPUTE)}.")
     ] = "none",
     causal: Annotated[
         bool, typer.Option("--causal", help="Count attention FLOPs over earlier tokens only.")

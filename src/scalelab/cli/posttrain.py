@@ -9,8 +9,10 @@ from typing import Annotated, Any
 
 import typer
 
-from scalelab.cli._app import QuietOption, app, number, say
+from scalelab.cli._app import QuietOption, app, number, one_of, say
 from scalelab.errors import ConfigError
+from scalelab.posttrain.api import METHODS
+from scalelab.posttrain.tasks import VERIFIABLE
 
 PANEL = "Post-training"
 
@@ -23,7 +25,10 @@ SetOption = Annotated[
     ),
 ]
 TaskOption = Annotated[
-    str, typer.Option("--task", help="A generative task with a grader: add-rev, sort, dyck.")
+    str,
+    typer.Option(
+        "--task", help=f"A generative task with a grader: {one_of(VERIFIABLE, last='or')}."
+    ),
 ]
 OutOption = Annotated[
     str | None, typer.Option("--out", help="The stage's directory (default beside RUN).")
@@ -32,6 +37,37 @@ OptionalDb = Annotated[
     Path | None, typer.Option("--db", help="Also record the points in this results store.")
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")]
+
+
+# The posttrain keys each method reads (scalelab.posttrain: the shared loop reads the
+# training keys; sft/rl/dpo score eval_prompts; dpo/rl/bon measure KL on kl_prompts). A
+# --set key outside its method's set has no effect there and is refused (issue 22).
+_TRAIN = {"lr", "steps", "batch_size", "weight_decay", "eval_every", "checkpoint_every", "seed"}
+READS: dict[str, set[str]] = {
+    "sft": _TRAIN | {"eval_prompts"},
+    "reward": _TRAIN | {"pairs", "pairs_file", "holdout"},
+    "dpo": _TRAIN | {"pairs", "pairs_file", "beta", "loss", "label_smoothing", "eval_prompts",
+                     "kl_prompts"},
+    "rl": _TRAIN | {"group", "clip", "kl_coef", "updates", "temperature", "top_k",
+                    "eval_prompts", "kl_prompts"},
+    "pairs": {"pairs", "seed"},
+    "eval": {"eval_prompts", "seed"},
+    "bon": {"kl_prompts", "seed"},
+}  # fmt: skip
+
+
+def _check_reads(method: str, overrides: list[str]) -> None:
+    """Refuse a --set posttrain.KEY that ``method`` does not read (whatever its value)."""
+    if method not in READS:
+        return  # an unknown method is refused by the stage's own checks, with the choices
+    keys = [o.split("=", 1)[0].strip() for o in overrides]
+    moot = [k for k in keys if k.startswith("posttrain.") and k[10:] not in READS[method]]
+    if moot:
+        what = "bon" if method == "bon" else f"--method {method}"
+        raise ConfigError(
+            f"--set {moot[0]} has no effect with {what} (it reads "
+            f"{', '.join(sorted(READS[method]))}): drop it"
+        )
 
 
 def _pct(v: Any) -> str:
@@ -62,7 +98,7 @@ def _line(s: dict[str, Any]) -> str:
 @app.command("posttrain", rich_help_panel=PANEL)
 def posttrain_cmd(
     run: Annotated[str, typer.Argument(help="The parent: a run or a stage directory.")],
-    method: Annotated[str, typer.Option("--method", help="sft, reward, dpo, rl, pairs or eval.")],
+    method: Annotated[str, typer.Option("--method", help=f"{one_of(METHODS)}.")],
     task: TaskOption,
     reward: Annotated[
         str | None,
@@ -85,9 +121,12 @@ def posttrain_cmd(
 ) -> None:
     """One post-training stage in its own directory linked to RUN (resumable; a posttrain
     point with --db)."""
+    from scalelab.cli import checks
     from scalelab.posttrain import posttrain, posttrain_config
 
+    checks.store(db)
     cfg = posttrain_config(overrides or [])
+    _check_reads(method, overrides or [])
     s = posttrain(
         run,
         method,
@@ -107,7 +146,10 @@ def posttrain_cmd(
 
 def _ns(text: str) -> list[int]:
     try:
-        return [int(number(p, "--best-of", integer=True)) for p in text.split(",") if p.strip()]
+        parts = text.split(",")
+        if any(not p.strip() for p in parts):
+            raise ConfigError("an empty item")
+        return [int(number(p, "--best-of", integer=True)) for p in parts]
     except ConfigError:
         raise ConfigError(
             f"--best-of takes whole numbers >= 1 separated by commas, got {text!r} "
@@ -141,19 +183,17 @@ def bon_cmd(
 ) -> None:
     """Best-of-n against a reward model: gold (grader) and proxy reward at each n, with the
     analytic KL = log n - (n-1)/n."""
+    from scalelab.cli import checks
     from scalelab.posttrain import best_of_n, posttrain_config
 
+    checks.store(db)
     cfg = posttrain_config(overrides or [])
+    _check_reads("bon", overrides or [])
+    ns = _ns(n)
+    # kl_prompts x n samples are drawn and scored at once: bounded by the machine
+    checks.count(max(ns), "--best-of", bytes_each=cfg.kl_prompts * 4096.0, maximum=2**20)
     s = best_of_n(
-        run,
-        reward,
-        task,
-        _ns(n),
-        cfg,
-        out=out,
-        db=db,
-        log=None if quiet or as_json else say,
-        gold=gold,
+        run, reward, task, ns, cfg, out=out, db=db, log=None if quiet or as_json else say, gold=gold
     )
     if as_json:
         print(json.dumps(s, indent=1, default=str))
@@ -205,9 +245,13 @@ def demos_cmd(
 ) -> None:
     """A task's training demonstrations as a pretraining corpus: use it as
     data.corpus = 'jsonl:PATH:text' with data.tokenizer = 'bytes'."""
+    from scalelab.cli import checks
     from scalelab.posttrain import get_verifiable, write_corpus
 
     get_verifiable(task)
     count = int(number(n, "--count", integer=True))
+    checks.count(count, "--count", bytes_each=256.0, maximum=10**8)  # a line is ~30 bytes
+    checks.seed(seed, "--seed")
+    checks.out_file(out, "--out")  # never a store, a run's file or a folder
     path = write_corpus(task, out, count, seed)
     say(f"{count} {task} demonstrations in {path} (corpus 'jsonl:{path}:text', tokenizer bytes)")

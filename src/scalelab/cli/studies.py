@@ -23,12 +23,15 @@ from scalelab.cli._app import (
     WorkersOption,
     app,
     count_option,
+    one_of,
     out_file,
     out_folder,
     say,
     warn,
 )
 from scalelab.errors import ConfigError, StoreError
+from scalelab.outputs import FINISHED
+from scalelab.plugin import point_kinds
 
 PANEL = "Studies"
 
@@ -138,14 +141,17 @@ def points_cmd(
     ] = False,
     kind: Annotated[
         str,
-        typer.Option("--kind", help="run (plain runs), distilled, compressed, select, or all."),
+        typer.Option(
+            "--kind",
+            help=f"run (plain runs), {one_of([*point_kinds(), 'all (every kind)'])}.",
+        ),
     ] = "run",
 ) -> None:
     """List, export (--csv/--parquet) or rebuild (--from-runs RUNS) the points of a store."""
     from scalelab.results import export_points, load_points
     from scalelab.results import rebuild as rebuild_store
 
-    kinds = ("run", "distilled", "compressed", "select", "all")
+    kinds = ("run", *point_kinds(), "all")  # the plug-ins' kinds, as registered now
     if kind not in kinds:
         raise ConfigError(f"--kind {kind!r} is not one of {', '.join(kinds)}")
     out_file(csv, "--csv")
@@ -167,7 +173,7 @@ def points_cmd(
     opts = {
         "n": n,
         "study": study,
-        "status": None if all_ else ("finished", "stopped_early"),
+        "status": None if all_ else FINISHED,
         "curves": curves,
         "kind": None if kind == "all" else kind,
     }

@@ -10,8 +10,10 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from scalelab.cli._app import QuietOption, app, console, number, say
+from scalelab.cli._app import QuietOption, app, console, number, one_of, say
 from scalelab.errors import ConfigError
+from scalelab.intrinsic.options import PROJECTIONS
+from scalelab.tasks.finetune import METHODS as FINETUNE_METHODS
 
 PANEL = "Downstream tasks"
 
@@ -96,7 +98,7 @@ def finetune_cmd(
         list[str] | None,
         typer.Option(
             "--set",
-            help="finetune.key=value (method=full|head|lora, lr, steps, patience, ...).",
+            help=f"finetune.key=value (method={'|'.join(FINETUNE_METHODS)}, lr, steps, patience, ...).",
         ),
     ] = None,
     out: Annotated[
@@ -154,7 +156,7 @@ def intrinsic_cmd(
         str, typer.Option("--dims", help="Sweep of subspace sizes d, e.g. 10,30,100,300,1000.")
     ] = "10,30,100,300,1000,3000",
     projection: Annotated[
-        str, typer.Option("--projection", help="dense, sparse or fastfood.")
+        str, typer.Option("--projection", help=f"{one_of(PROJECTIONS)}.")
     ] = "fastfood",
     said: Annotated[bool, typer.Option("--said", help="SAID per-layer scales.")] = False,
     initial: Annotated[

@@ -14,9 +14,22 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from scalelab.cli._app import QuietOption, app, console, number, say
+from scalelab.cli._app import QuietOption, app, console, number, one_of, say
+from scalelab.techniques.compress_options import (
+    ALGORITHMS,
+    BITS,
+    GROUPS,
+    METHODS,
+    SCOPES,
+    STRUCTURES,
+)
 
 PANEL = "Small vs large"
+
+
+def _default_first(choices: tuple[object, ...]) -> str:
+    """``a (default), b or c``: an option's choices, its default (the table's first) named."""
+    return one_of([f"{choices[0]} (default)", *choices[1:]])
 
 
 @app.command("compress", rich_help_panel=PANEL)
@@ -28,14 +41,14 @@ def compress_cmd(
             "(studies/compression.toml: every method and level on a ladder's runs)."
         ),
     ],
-    method: Annotated[
-        str | None, typer.Option("--method", help="prune, quant, lowrank or share.")
-    ] = None,
+    method: Annotated[str | None, typer.Option("--method", help=f"{one_of(METHODS)}.")] = None,
     level: Annotated[
         str | None,
         typer.Option(
             "--level",
-            help="prune: fraction removed (0.5); quant: bits (2-8, 16); lowrank: rank (8) or "
+            help="prune: fraction removed (0.5); quant: bits ("
+            + ", ".join(map(str, BITS))
+            + "); lowrank: rank (8) or "
             "energy fraction (0.9); share: adjacent blocks per group (2).",
         ),
     ] = None,
@@ -55,17 +68,20 @@ def compress_cmd(
     ] = "compress",
     structure: Annotated[
         str | None,
-        typer.Option("--structure", help="prune: unstructured (default), heads or neurons."),
+        typer.Option("--structure", help=f"prune: {_default_first(STRUCTURES)}."),
     ] = None,
     scope: Annotated[
-        str | None, typer.Option("--scope", help="prune: layer (default) or global.")
+        str | None, typer.Option("--scope", help=f"prune: {_default_first(SCOPES)}.")
     ] = None,
     algorithm: Annotated[
-        str | None, typer.Option("--algorithm", help="quant: rtn (default) or gptq.")
+        str | None, typer.Option("--algorithm", help=f"quant: {_default_first(ALGORITHMS)}.")
     ] = None,
     group: Annotated[
         int | None,
-        typer.Option("--group", help="quant: 0 per channel (default), or 32, 64, 128."),
+        typer.Option(
+            "--group",
+            help=f"quant: weights per scale, {_default_first(GROUPS)} (0: per channel).",
+        ),
     ] = None,
     device: Annotated[str, typer.Option("--device", help="cpu (default) or cuda.")] = "cpu",
     quiet: QuietOption = False,

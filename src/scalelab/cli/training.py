@@ -14,11 +14,14 @@ from scalelab.cli._app import (
     RunsOption,
     app,
     err_console,
+    one_of,
     out_folder,
     say,
     warn,
 )
+from scalelab.config import TOKENIZERS
 from scalelab.errors import ConfigError, TrainingError
+from scalelab.outputs import FINISHED
 
 PANEL = "Train one model"
 
@@ -69,7 +72,7 @@ def train_cmd(
                 highlight=False,
             )
             needed = train(need, runs, resume=True, progress=not quiet)
-            if needed.status not in ("finished", "stopped_early"):
+            if needed.status not in FINISHED:
                 raise TrainingError(
                     f"the run {need.run_id()} that this run needs failed: {needed.reason}"
                 )
@@ -118,7 +121,8 @@ def corpus_cmd(
         ),
     ] = "python-stdlib",
     tokenizer: Annotated[
-        str, typer.Option("--tokenizer", help="bpe (trained at --vocab-size) or bytes.")
+        str,
+        typer.Option("--tokenizer", help=f"{one_of(TOKENIZERS)} (bpe is trained at --vocab-size)."),
     ] = "bpe",
     vocab_size: Annotated[
         int, typer.Option("--vocab-size", help="The model's vocabulary size.")

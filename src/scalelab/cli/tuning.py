@@ -24,12 +24,14 @@ from scalelab.cli._app import (
     app,
     count_option,
     number,
+    one_of,
     out_file,
     out_folder,
     say,
     warn,
 )
 from scalelab.errors import ConfigError
+from scalelab.tune.space import SAMPLERS
 
 PANEL = "Tune"
 
@@ -82,7 +84,7 @@ def tune_cmd(
     address: AddressOption = None,
     sampler: Annotated[
         str | None,
-        typer.Option("--sampler", help="grid, random, tpe, gp or cmaes (default tune.sampler)."),
+        typer.Option("--sampler", help=f"{one_of(SAMPLERS)} (default tune.sampler)."),
     ] = None,
     quiet: QuietOption = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,

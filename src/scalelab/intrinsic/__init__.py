@@ -16,7 +16,7 @@ _LAZY = {
     "IntrinsicResult": "scalelab.intrinsic.search",
     "Subspace": "scalelab.intrinsic.subspace",
     "make_projection": "scalelab.intrinsic.projections",
-    "PROJECTIONS": "scalelab.intrinsic.projections",
+    "PROJECTIONS": "scalelab.intrinsic.options",
     "ToyProblem": "scalelab.intrinsic.toy",
     "toy_loss": "scalelab.intrinsic.toy",
     "run_intrinsic": "scalelab.intrinsic.runs",

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from scalelab.errors import ConfigError, ScalelabError, did_you_mean
+from scalelab.intrinsic.options import PROJECTIONS
 from scalelab.plugin import Plugin
 
 if TYPE_CHECKING:
@@ -66,9 +67,10 @@ def check_intrinsic_settings(values: Mapping[str, Any]) -> dict[str, Any]:
     if not dims or not all(isinstance(d, int) and d > 0 for d in dims):
         raise ConfigError(f"study.intrinsic.dims must be positive integers, got {dims!r}")
     projection = values.get("projection", "fastfood")
-    if projection not in ("dense", "sparse", "fastfood"):
+    if projection not in PROJECTIONS:
         raise ConfigError(
-            f"study.intrinsic.projection {projection!r} is not dense, sparse or fastfood"
+            f"study.intrinsic.projection {projection!r} is not "
+            f"{', '.join(PROJECTIONS[:-1])} or {PROJECTIONS[-1]}"
         )
     return dict(values)
 

@@ -24,8 +24,7 @@ import torch
 from torch import nn
 
 from scalelab.errors import ConfigError
-
-PROJECTIONS = ("dense", "sparse", "fastfood")
+from scalelab.intrinsic.options import PROJECTIONS
 
 
 def fwht(x: torch.Tensor) -> torch.Tensor:

@@ -14,39 +14,59 @@
   smaller ones (rolling origin), with bootstrap-by-size intervals and their coverage.
 * :func:`pareto_frontier`, :func:`loglog_slope`: the frontier and the slope used to
   compare architectures.
+
+Names load on first use (scipy and pandas are heavy), so that reading a table such as
+``scalelab.laws.forms.FORMS`` (the command line's ``--form`` choices) loads no fitting code.
 """
 
-from scalelab.laws.approaches import Allocation, envelope, isoflop, parametric
-from scalelab.laws.effective import Effective, effective_d, effective_n
-from scalelab.laws.fit import check_points, extrapolation_check, fit_law
-from scalelab.laws.form_choice import Selection, select_law
-from scalelab.laws.forms import FORMS
-from scalelab.laws.frontier import loglog_slope, pareto_frontier
-from scalelab.laws.law import Law
-from scalelab.laws.plan import Plan, PlanError, plan
-from scalelab.laws.published import PRESETS, published_law, resolve_law
+from __future__ import annotations
 
-__all__ = [
-    "FORMS",
-    "PRESETS",
-    "Allocation",
-    "Effective",
-    "Law",
-    "Plan",
-    "PlanError",
-    "Selection",
-    "check_points",
-    "effective_d",
-    "effective_n",
-    "envelope",
-    "extrapolation_check",
-    "fit_law",
-    "isoflop",
-    "loglog_slope",
-    "parametric",
-    "pareto_frontier",
-    "plan",
-    "published_law",
-    "resolve_law",
-    "select_law",
-]
+import sys
+import types
+from typing import Any
+
+from scalelab._lazy import lazy_api
+
+_API: dict[str, str] = {
+    "Allocation": "scalelab.laws.approaches",
+    "Effective": "scalelab.laws.effective",
+    "FORMS": "scalelab.laws.forms",
+    "Law": "scalelab.laws.law",
+    "PRESETS": "scalelab.laws.published",
+    "Plan": "scalelab.laws.plan",
+    "PlanError": "scalelab.laws.plan",
+    "Selection": "scalelab.laws.form_choice",
+    "check_points": "scalelab.laws.fit",
+    "effective_d": "scalelab.laws.effective",
+    "effective_n": "scalelab.laws.effective",
+    "envelope": "scalelab.laws.approaches",
+    "extrapolation_check": "scalelab.laws.fit",
+    "fit_law": "scalelab.laws.fit",
+    "isoflop": "scalelab.laws.approaches",
+    "loglog_slope": "scalelab.laws.frontier",
+    "parametric": "scalelab.laws.approaches",
+    "pareto_frontier": "scalelab.laws.frontier",
+    "plan": "scalelab.laws.plan",
+    "published_law": "scalelab.laws.published",
+    "resolve_law": "scalelab.laws.published",
+    "select_law": "scalelab.laws.form_choice",
+}
+
+__getattr__, __dir__ = lazy_api(__name__, _API, globals())
+
+
+class _LawsPackage(types.ModuleType):
+    """``scalelab.laws.plan`` is a submodule and the public function ``plan`` both: importing
+    the submodule would bind the name to the module, so that binding is skipped and the name
+    stays the function (as when this package imported it eagerly). ``from
+    scalelab.laws.plan import Plan`` reads the module from ``sys.modules``, unaffected."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _API and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _LawsPackage
+
+__all__ = sorted(_API)

@@ -18,14 +18,14 @@ import pandas as pd
 
 from scalelab.errors import FitError, did_you_mean
 from scalelab.intervals import percentile_interval
-from scalelab.laws.forms import FIXABLE, FORMS, GAO_FORMS, Array, Form, make_form
+from scalelab.laws.forms import FIXABLE, FORMS, GAO_FORMS, ONE_VARIABLE, Array, Form, make_form
 from scalelab.laws.gao import fit_gao
 from scalelab.laws.law import CI_LEVEL, Law
+from scalelab.laws.options import RESAMPLING, VARIABLES
 from scalelab.laws.published import resolve_law
 from scalelab.laws.robust import DELTA, bootstrap, fit_form
 
 SAME_SIZE_RTOL = 0.02  # values within 2% are one rung of a ladder (digitised data jitter)
-RESAMPLING = ("row", "size")
 
 
 def check_points(df: Any, needs: tuple[str, ...], what: str = "the fit") -> pd.DataFrame:
@@ -253,10 +253,12 @@ def fit_law(
             fix=fix,
             extrapolation=extrapolation,
         )
-    if x is not None and x not in ("N", "D", "C"):
-        raise FitError(f"x must be N, D or C, not {x!r}")
-    if x is not None and law not in ("power", "bnsl", "slope"):
-        raise FitError(f"x applies to the one-variable laws (power, bnsl, slope), not to {law}")
+    if x is not None and x not in VARIABLES:
+        raise FitError(f"x must be {', '.join(VARIABLES[:-1])} or {VARIABLES[-1]}, not {x!r}")
+    if x is not None and law not in ONE_VARIABLE:
+        raise FitError(
+            f"x applies to the one-variable laws ({', '.join(ONE_VARIABLE)}), not to {law}"
+        )
     if base is not None and law != "data-constrained":
         raise FitError(f"base applies to the data-constrained law, not to {law}")
     if bootstrap < 0:
@@ -295,7 +297,7 @@ def fit_law(
         objective=objective,
         ci=ci,
         extrapolation=extrapolation_check(form, pts, delta, n_starts) if extrapolation else None,
-        x=getattr(form, "x", None) if law in ("power", "bnsl", "slope") else None,
+        x=getattr(form, "x", None) if law in ONE_VARIABLE else None,
         fixed=tuple(fixed),
         n_points=len(pts),
         delta=None if law == "slope" else delta,

@@ -26,9 +26,9 @@ from scalelab.errors import FitError
 from scalelab.intervals import percentile_interval
 from scalelab.laws.forms import GAO_FORMS, Array, Gao, make_form
 from scalelab.laws.law import CI_LEVEL, Law
+from scalelab.laws.options import REWARDS
 
 METHOD = {"gao-bon": "bon", "gao-rl": "rl"}  # the posttrain point's ``method`` each form fits
-REWARDS = ("gold", "proxy")
 # what makes one curve: the stage that produced it (one best-of-n sweep, one RL run), or,
 # where the points do not say, its method, task, policy and reward model
 CURVE_KEYS = ("method", "task", "parent_run_id", "reward_run_id", "stage")

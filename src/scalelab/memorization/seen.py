@@ -4,7 +4,7 @@ windows it was shown.
 A run does not always see its whole training split: ``data.select`` keeps some documents or
 chunks, ``data.fraction`` keeps the first share of every tile of the stream, and the
 plug-ins' data hooks then change what is left (``data.canaries`` plants its copies;
-``scalelab.train.loop``, in that order). A measurement of what the run *memorised* must look only at what it saw: the
+``scalelab.train.stream``, in that order). A measurement of what the run *memorised* must look only at what it saw: the
 capacity measure credits only the people (or strings) whose whole document is in the
 stream, and the extraction measure samples its training windows from the windows the run
 was given (:class:`scalelab.train.batches.TrainSampler`, replayed with the run's seed).
@@ -61,16 +61,10 @@ def documents_seen(starts: np.ndarray, lengths: np.ndarray, seen: np.ndarray, n:
 
 def training_stream(cfg: RunConfig, data: TokenData) -> TokenData:
     """``data`` as the trainer cut it: selection, fraction, then the active plug-ins' data
-    hooks (canaries), in ``scalelab.train.loop``'s order."""
-    if cfg.data.select is not None:
-        from scalelab.data.subset_file import apply_selection
+    hooks (canaries), by the trainer's own :func:`scalelab.train.stream.training_stream`."""
+    from scalelab.train.stream import training_stream as stream
 
-        data = apply_selection(data, cfg.data.select)
-    if cfg.data.fraction < 1.0:
-        data = data.fraction_of_train(cfg.data.fraction)
-    from scalelab.plugin import apply_data_hooks
-
-    return apply_data_hooks(cfg, data)
+    return stream(cfg, data)[0]  # type: ignore[return-value]
 
 
 def samples_trained(cfg: RunConfig, summary: dict[str, Any]) -> int:

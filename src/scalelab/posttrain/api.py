@@ -20,10 +20,12 @@ resumes from its newest checkpoint.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
-from scalelab.errors import ConfigError
+from scalelab import rundir
+from scalelab.errors import ConfigError, DataError, StoreError
 from scalelab.posttrain.config import PosttrainConfig
 from scalelab.posttrain.stage import (
     Stage,
@@ -40,6 +42,108 @@ METHODS = ("sft", "reward", "dpo", "rl", "pairs", "eval")
 GRADER = "grader"
 
 
+def check_run_files(run: str | Path, what: str = "RUN") -> None:
+    """What :func:`open_parent` reads, checked for shape first (a damaged or hand-edited
+    run is one error naming the file, not a traceback): ``config.json`` and ``summary.json``
+    are JSON tables, and a stage's config names its id, method, task and root run config."""
+    d = Path(run)
+    if str(run).strip() == "":
+        raise ConfigError(f"{what} is empty: give a run or a stage directory")
+    tables: dict[str, dict[str, Any]] = {}
+    for name in (rundir.CONFIG, rundir.SUMMARY):
+        p = d / name
+        if not p.is_file():
+            continue
+        try:
+            value = json.loads(p.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError):
+            raise StoreError(
+                f"{what} {str(d)!r}: {name} is damaged (not JSON): restore it, or give another run"
+            ) from None
+        if not isinstance(value, dict):
+            raise StoreError(
+                f"{what} {str(d)!r}: {name} is a {type(value).__name__}, not a table: restore it"
+            )
+        tables[name] = value
+    meta = tables.get(rundir.CONFIG, {})
+    if meta.get("kind") == "posttrain":
+        for key, kind in (("run_id", str), ("method", str), ("task", str), ("run_config", dict)):
+            if not isinstance(meta.get(key), kind):
+                raise StoreError(
+                    f"{what} {str(d)!r}: its config.json is a stage's without a valid {key!r} "
+                    "(damaged or edited): restore it, or run the stage again elsewhere"
+                )
+        if meta["method"] not in (*METHODS, "bon"):
+            raise StoreError(f"{what} {str(d)!r}: unknown stage method {meta['method']!r}")
+
+
+def check_intact(parent: FinishedRun, what: str = "RUN") -> None:
+    """The weights a stage starts from (or scores with) exist and their checksums hold:
+    a run whose every checkpoint is damaged or gone is refused before any work."""
+    from scalelab.train.checkpoint import latest_checkpoint
+
+    if latest_checkpoint(parent.run_dir / rundir.CHECKPOINTS) is None:
+        raise StoreError(
+            f"{what} {str(parent.run_dir)!r} has no intact checkpoint (missing, or damaged: "
+            "its checksums do not hold); give a run whose weights are intact"
+        )
+
+
+def check_pairs(path: str, task: str, method: str, cfg: PosttrainConfig) -> None:
+    """A pair file the stage can learn from: UTF-8, well-formed lines (``read_pairs``),
+    gold scores finite numbers when given, and enough pairs (the reward model holds some
+    out and needs at least one to train on)."""
+    import math
+
+    from scalelab.posttrain.pairs import read_pairs
+
+    where = f"posttrain.pairs_file {path!r}"
+    try:
+        pairs = read_pairs(path, task)[: cfg.pairs]
+    except UnicodeDecodeError:
+        raise DataError(f"{where} is not UTF-8 text: write it as JSON lines in UTF-8") from None
+    except IsADirectoryError:
+        raise DataError(f"{where} is a folder: give a pairs.jsonl file") from None
+    for i, pair in enumerate(pairs, 1):
+        for key in ("gold_chosen", "gold_rejected"):
+            v = getattr(pair, key)
+            ok = v is None or (
+                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+            )
+            if not ok:
+                raise DataError(
+                    f"{where}: pair {i} has {key} = {v!r}; give a finite number or leave it out"
+                )
+    need = 2 if method == "reward" else 1
+    if len(pairs) < need:
+        why = " (one is held out to measure the reward model)" if method == "reward" else ""
+        raise DataError(
+            f"{where} holds {len(pairs)} pair(s); --method {method} needs at least {need}{why}"
+        )
+    if method == "reward":
+        held = max(1, round(cfg.holdout * len(pairs)))
+        if len(pairs) - held < 1:
+            raise DataError(
+                f"{where} holds {len(pairs)} pairs and posttrain.holdout = {cfg.holdout} holds "
+                f"out {held}: none is left to train on; give more pairs or a smaller holdout"
+            )
+
+
+def check_stage_out(out: str | Path | None, stage: Stage) -> None:
+    """``--out`` is a new path, an empty folder, or this very stage (resumed or finished):
+    never a run, another stage, an export or a store (:mod:`scalelab.outputs`)."""
+    from scalelab.outputs import check_output
+
+    check_output(
+        out,
+        "--out",
+        folder=True,
+        own=lambda a: (
+            a.config.get("kind") == "posttrain" and a.config.get("run_id") == stage.run_id
+        ),
+    )
+
+
 def resolve_reward(reward: str | None, method: str) -> tuple[str | None, FinishedRun | None]:
     """(the reward's name in the stage id, the reward-model run) -- checked."""
     if method in ("sft", "eval"):
@@ -48,12 +152,14 @@ def resolve_reward(reward: str | None, method: str) -> tuple[str | None, Finishe
         return None, None
     if reward is None or reward == GRADER:
         return GRADER, None
+    check_run_files(reward, "--reward")
     rm = open_policy(reward, "--reward")
     if not is_reward_model(rm):
         raise ConfigError(
             f"--reward {reward!r} is not a reward model (a stage of --method reward) nor "
             f"{GRADER!r}: train one with `scalelab posttrain RUN --method reward --task T`"
         )
+    check_intact(rm, "--reward")
     return rm.run_id, rm
 
 
@@ -91,6 +197,7 @@ def prepare(
     if method not in (*METHODS, "bon"):
         raise ConfigError(f"--method {method!r} is not one of {', '.join(METHODS)}")
     get_verifiable(task)  # a task without a grader cannot be sampled, scored or rewarded
+    check_run_files(run)
     parent = open_policy(run)
     record = stage_record(parent)
     tokenizer_of(parent)
@@ -119,13 +226,15 @@ def prepare(
         # the gold names the stage only when it is a model: grader-gold ids are unchanged
         key = {**(key or {}), "gold": gold_rm.run_id}
     if method in ("reward", "dpo") and cfg.pairs_file:
-        from scalelab.posttrain.pairs import read_pairs
-
-        read_pairs(cfg.pairs_file, task)  # a malformed pair file fails here, before any work
+        check_pairs(cfg.pairs_file, task, method, cfg)  # before any work
     extra = {"reward_dir": str(rm.run_dir.resolve())} if rm is not None else {}
     if gold_rm is not None:
         extra.update(gold=gold_rm.run_id, gold_dir=str(gold_rm.run_dir.resolve()))
-    return make_stage(method, parent, task, reward_name, cfg, out, extra, key), rm, gold_rm
+    stage = make_stage(method, parent, task, reward_name, cfg, out, extra, key)
+    check_stage_out(out, stage)
+    if not stage.finished:  # a finished stage is returned as it is: its parent is not read
+        check_intact(parent)
+    return stage, rm, gold_rm
 
 
 def posttrain(
@@ -144,6 +253,9 @@ def posttrain(
     ``gold`` (rl only): a gold reward-model run to measure the policy with instead of the
     grader (Gao et al. 2022's protocol; :mod:`.gold`)."""
     cfg = cfg or PosttrainConfig()
+    if method not in METHODS:  # best-of-n is its own command (it has its own key: the n)
+        hint = ": best-of-n is `scalelab bon`" if method == "bon" else ""
+        raise ConfigError(f"--method {method!r} is not one of {', '.join(METHODS)}{hint}")
     stage, rm, gold_rm = prepare(run, method, task, cfg, reward=reward, out=out, gold=gold)
     if not stage.finished:
         stage.write_config()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from scalelab.config import _check_choice, apply_overrides, section_from_dict
+from scalelab.config import apply_overrides, check_choice, section_from_dict
 from scalelab.errors import ConfigError
 from scalelab.ranges import check_rate
 
@@ -49,7 +49,7 @@ class PosttrainConfig:
     kl_prompts: int = 128  # validation prompts behind each logged KL, gold and proxy reward
 
     def __post_init__(self) -> None:
-        _check_choice("posttrain.loss", self.loss, DPO_LOSSES)
+        check_choice("posttrain.loss", self.loss, DPO_LOSSES)
         for name in (
             "steps",
             "batch_size",

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -65,6 +65,13 @@ def check_pipeline(value: Any) -> dict[str, Any]:
     reward = value.get("reward_run", "grader")
     if not isinstance(reward, str):
         raise ConfigError(f"study.posttrain.reward_run is 'grader' or a directory, got {reward!r}")
+    if reward != "grader" and any(s in ("pairs", "reward", "dpo", "rl") for s in stages):
+        from scalelab.posttrain.api import resolve_reward
+
+        try:  # a reward model that is missing or damaged: before the sweep trains anything
+            resolve_reward(reward, "rl")
+        except ScalelabError as e:
+            raise ConfigError(f"study.posttrain.reward_run: {e}") from None
     for method in ("set", *STAGES):
         table = value.get(method, {})
         if not isinstance(table, dict):
@@ -111,6 +118,21 @@ class PosttrainPlugin(Plugin):
 
     def parse_study(self, key: str, value: Any) -> dict[str, Any]:
         return check_pipeline(value)
+
+    def check_study(self, settings: Mapping[str, Any], configs: Sequence[RunConfig]) -> None:
+        """Every run of the grid can be post-trained (a causal model reading bytes: the
+        tasks are characters), else the pipeline would be skipped on each after training."""
+        from types import SimpleNamespace
+
+        from scalelab.posttrain.stage import tokenizer_of
+
+        for cfg in configs:
+            try:
+                tokenizer_of(SimpleNamespace(cfg=cfg))  # type: ignore[arg-type]  # reads .cfg only
+                if not cfg.model.causal:
+                    raise ConfigError("post-training samples completions: it needs a causal model")
+            except ConfigError as e:
+                raise ConfigError(f"study.posttrain cannot post-train these runs: {e}") from None
 
     def after_run(
         self,

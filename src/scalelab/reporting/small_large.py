@@ -17,11 +17,11 @@ from scalelab.errors import FitError
 from scalelab.reporting import plots
 from scalelab.techniques.small_large import (
     COMPUTE_CURRENCY,
-    TECHNIQUE_KINDS,
     TITLE,
     bits_table,
     distill_summary,
     load_all,
+    technique_kinds,
     technique_table,
 )
 
@@ -135,7 +135,7 @@ def small_large_section(
 
     out = Path(out)
     pts = load_all(db, study)
-    if not pts["kind"].isin(TECHNIQUE_KINDS).any():
+    if not pts["kind"].isin(technique_kinds()).any():
         return None
     try:
         table, law = technique_table(db, study, bootstrap=bootstrap)

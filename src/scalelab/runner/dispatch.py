@@ -77,7 +77,8 @@ def train_all(
 ) -> None:
     """Train ``todo`` (in the graph's order) through the one pool
     (:func:`scalelab.runner.pool.run_pool`): in this process (``workers=1``), in ``workers``
-    spawned processes, or as Ray tasks; a run starts once the runs it ``needs`` ended well."""
+    spawned processes, or as Ray tasks; a run starts once the runs it ``needs`` ended well,
+    a WSD branch once its parent has kept its branch point (finished or not)."""
     jobs = [Job(r.run_id, (r, task), needs.get(r.run_id, ())) for r, task in todo]
 
     def start(job: Job) -> tuple[Any, str]:
@@ -106,7 +107,8 @@ def train_all(
     def restarted() -> None:
         monitor.print("[yellow]a worker process died; restarting the pool[/]")
 
-    hooks: dict[str, Any] = {"start": start, "failed": failed, "retry": retry}
+    hooks: dict[str, Any] = {"start": start, "failed": failed, "retry": retry,
+                             "passed": branch_point_passed}  # fmt: skip
     if backend == "ray":
         from scalelab.runner.ray_backend import RayTasks, connect, train_remotely
         from scalelab.runner.runtask import record_task
@@ -164,6 +166,15 @@ def train_all(
         stop.set()
         poller.join()
         torch.set_num_threads(saved_threads)
+
+
+def branch_point_passed(job: Job, need: str) -> bool:
+    """The pool's ``passed``: a WSD branch may start once its parent ``need`` has kept an
+    intact state at the branch point, whether the parent is still running or not."""
+    from scalelab.train import branch  # torch: loaded by the trainer anyway
+
+    r, task = job.data
+    return r.config.train.branch_of == need and branch.point_kept(r.config, Path(task.out))
 
 
 def _record_blocked(

@@ -6,7 +6,10 @@ decides what happens when one ends, raises or takes its worker down with it:
 
 * **Needs.** A job starts only once every job it needs (``Job.needs``, keys of other jobs
   of this pool; a key that is not one was done before the pool started) has ended well.
-  A job whose need failed fails too, with the reason, and never starts.
+  A job whose need failed fails too, with the reason, and never starts. A need may be
+  *passed* before it ends (``passed(job, need)``: a WSD branch's parent has kept the
+  branch's state, atomically and verified): the job then starts while its need still runs,
+  and a need that fails after that point no longer blocks it (what it needs is on disk).
 * **Suspects run alone.** When a worker dies, every job in flight may have killed it: each
   is started again (``retry``; its run resumes from its checkpoint) and runs alone until it
   ends, so a death is only ever counted against the job that was alone in the pool.
@@ -119,6 +122,10 @@ def init_worker(
         _WORKER_DEVICE = devices.get()
 
 
+def _started() -> None:
+    """A no-op job: the worker that runs it has started."""
+
+
 class LocalProcesses:
     """``workers`` spawned processes (``spawn``: safe with CUDA and threads, unlike
     ``fork``) of ``threads`` torch threads each, running ``fn`` (importable by name).
@@ -143,12 +150,20 @@ class LocalProcesses:
             dq = self.ctx.Queue()
             for i in range(self.slots):
                 dq.put(self.devices[i % len(self.devices)])
-        return cf.ProcessPoolExecutor(
+        pool = cf.ProcessPoolExecutor(
             self.slots,
             mp_context=self.ctx,
             initializer=init_worker,
             initargs=(dq, self.threads, os.getpid(), self.plugins),
         )
+        # Start every worker now: a spawned pool starts one only when a job finds none idle,
+        # and a worker's start (a new interpreter importing torch) took 40 to 70 s on the
+        # loaded build machine, so a WSD branch that became ready while its parent ran
+        # waited that long for its worker (docs/branches.md). Each no-op finds no idle worker
+        # and starts one; they start while the first jobs run.
+        for _ in range(self.slots):
+            pool.submit(_started)
+        return pool
 
     def submit(self, arg: Any) -> Any:
         return self.pool.submit(self.fn, arg)
@@ -212,6 +227,7 @@ def run_pool(
     poll: Callable[[], None] | None = None,
     restarted: Callable[[], None] | None = None,
     done_badly: Mapping[str, str] | None = None,
+    passed: Callable[[Job, str], bool] | None = None,
 ) -> None:
     """Run ``jobs`` on ``backend``, at most ``backend.slots`` at once, in the given order
     as far as their needs allow.
@@ -225,7 +241,11 @@ def run_pool(
     that may run again: it returns the job to start next, alone. ``poll`` is called each
     time the pool wakes; ``restarted`` after a dead worker's pool was replaced.
     ``done_badly`` (key -> why) are jobs outside the pool that ended badly before it
-    started: the jobs that need them fail.
+    started: the jobs that need them fail. ``passed(job, need)`` says whether ``job`` may
+    start before its ``need`` has ended (asked each time the pool wakes, until it says yes;
+    a yes is kept): a WSD branch once its parent has kept the state at its branch point, so
+    that the branch does not wait for the rest of the parent's run (the tail where one worker
+    idles, docs/branches.md).
     """
     queue = list(jobs)
     keys = {j.key for j in queue}
@@ -244,14 +264,21 @@ def run_pool(
             ended_badly.setdefault(job.key, why)
         suspects.discard(job.key)
 
+    passed_needs: set[tuple[str, str]] = set()  # (job, need): the need is passed for good
+
+    def is_passed(job: Job, n: str) -> bool:
+        if (job.key, n) not in passed_needs and passed is not None and passed(job, n):
+            passed_needs.add((job.key, n))
+        return (job.key, n) in passed_needs
+
     def blocked(job: Job) -> str | None:
         for n in job.needs:
-            if n in ended_badly:
+            if n in ended_badly and not is_passed(job, n):
                 return f"it needs run {n}, which did not finish ({ended_badly[n]})"
         return None
 
     def ready(job: Job) -> bool:
-        return all(n in ended_well or n not in keys for n in job.needs)
+        return all(n in ended_well or n not in keys or is_passed(job, n) for n in job.needs)
 
     try:
         while queue or in_flight:

@@ -36,7 +36,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import logging
+import os
 import re
 import socket
 import subprocess
@@ -96,10 +98,11 @@ def check_backend(
     *,
     workers: int | None = None,
     threads: int | None = None,
-) -> None:
+) -> Resources | None:
     """The options of ``sweep`` and ``tune`` that say how and where runs train, checked
-    before anything starts; for Ray also that it is installed and that the address answers
-    (in seconds, in one line)."""
+    before anything starts; for Ray also that it is installed, that the address answers
+    (in seconds, in one line) and that a task of ``threads`` CPUs fits on one of its nodes.
+    Returns what the Ray cluster offers (None for the local backend)."""
     for option, value in (("--workers", workers), ("--threads", threads)):
         if value is not None and value < 1:
             raise ConfigError(f"{option} must be at least 1, got {value}")
@@ -114,27 +117,99 @@ def check_backend(
             "--device is for the local backend: on Ray a run gets one of the cluster's GPUs "
             "when it has any (Ray sets CUDA_VISIBLE_DEVICES)"
         )
+    if backend == "local" and workers is not None:
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        if cpus and workers > cpus:  # a process each: 1000 of them stall the machine
+            raise ConfigError(
+                f"--workers {workers} is more than the {cpus} CPUs this machine has: each "
+                f"worker is a process that trains a run; give at most {cpus}"
+            )
     if backend == "ray":
-        preflight(address)
+        found = preflight(address)
+        check_fits(found, threads or 1)
+        return found
+    return None
 
 
-def preflight(address: str | None) -> None:
-    """What can be checked before a sweep starts: Ray is installed, and a cluster at the
-    address can be joined."""
-    _need_ray()
+@dataclasses.dataclass(frozen=True)
+class Resources:
+    """What a Ray cluster offers a task: the CPUs of its largest node, and its GPUs."""
+
+    largest_node_cpus: float
+    gpus: float
+    where: str  # "the local instance" or "the cluster at ADDRESS"
+
+
+def check_fits(found: Resources, threads: int, cuda: bool = False) -> None:
+    """A task of ``threads`` CPUs (and one GPU with ``cuda``) that no node can place would
+    wait forever: refused before any work, with what the cluster has."""
+    most = found.largest_node_cpus
+    if threads > most:
+        raise ConfigError(
+            f"--threads {threads}: each run is a Ray task of {threads} CPUs, and the largest "
+            f"node of {found.where} has {most:g}; it could never start: give at most {most:g}"
+        )
+    if cuda and found.gpus < 1:
+        raise ConfigError(
+            f"the runs ask for train.device = 'cuda', and {found.where} has no GPU: leave "
+            "train.device out (Ray gives a run a GPU when the cluster has one) or use a "
+            "cluster with GPUs"
+        )
+
+
+def preflight(address: str | None) -> Resources:
+    """What can be checked before a sweep starts: Ray is installed, a cluster at the
+    address can be joined; returns what it offers (a new local instance: this machine)."""
+    ray = _need_ray()
     if address is not None and address != "local":  # "local": a new instance, nothing to join
         _check_reachable(address)
-        _probe(address)
+        return _probe(address)
+    if address is None and ray.is_initialized():  # the connection this process has
+        return _resources(ray, "the connected Ray cluster")
+    return Resources(float(_local_cpus(ray)), float(_local_gpus()), "the local Ray instance")
+
+
+def _resources(ray: Any, where: str) -> Resources:
+    alive = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
+    most = max((r.get("CPU", 0) for r in alive), default=0)
+    return Resources(float(most), float(ray.cluster_resources().get("GPU", 0)), where)
+
+
+def _local_cpus(ray: Any) -> int:
+    """The CPUs a new local instance registers (Ray's own count: cgroup limits included)."""
+    try:
+        from ray._private.utils import get_num_cpus
+
+        return int(get_num_cpus())
+    except Exception:  # another Ray version: the CPUs this process may use
+        return (
+            len(os.sched_getaffinity(0))
+            if hasattr(os, "sched_getaffinity")
+            else os.cpu_count() or 1
+        )
+
+
+def _local_gpus() -> int:
+    if os.environ.get("CUDA_VISIBLE_DEVICES", None) == "":
+        return 0
+    try:
+        import torch
+
+        return torch.cuda.device_count() if torch.cuda.is_available() else 0
+    except ImportError:  # pragma: no cover - torch is a dependency
+        return 0
 
 
 _PROBE = """
-import sys, logging, ray
+import sys, json, logging, ray
 ray.init(address=sys.argv[1], include_dashboard=False, logging_level=logging.ERROR)
-print(ray.cluster_resources().get("CPU", 0))
+alive = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
+print(json.dumps({"cpu": max((r.get("CPU", 0) for r in alive), default=0),
+                  "gpu": ray.cluster_resources().get("GPU", 0)}))
 """
 
 
-def _probe(address: str) -> None:
+def _probe(address: str) -> Resources:
     """Join the cluster once from a child process, quietly and with a deadline: an address
     that accepts connections but is no Ray head (a proxy, another server) makes
     ``ray.init`` retry for ~20 s while Ray's C++ client prints a warning a second, and a
@@ -166,6 +241,14 @@ def _probe(address: str) -> None:
             f"cannot join a Ray cluster at {address} ({why[:300]}): check the address, or "
             "leave out --address for a local instance"
         )
+    try:
+        got = json.loads(p.stdout.strip().splitlines()[-1])
+        return Resources(float(got["cpu"]), float(got["gpu"]), f"the cluster at {address}")
+    except (ValueError, IndexError, KeyError, TypeError):
+        raise ConfigError(
+            f"the Ray cluster at {address} did not say what resources it has "
+            f"({p.stdout.strip()[-200:]!r}): check that it is a Ray head node"
+        ) from None
 
 
 @contextlib.contextmanager
@@ -323,8 +406,10 @@ __all__ = [
     "BACKENDS",
     "RAY_RETRIES",
     "RayTasks",
+    "Resources",
     "capacity",
     "check_backend",
+    "check_fits",
     "connect",
     "preflight",
     "ray_failure",

@@ -60,13 +60,13 @@ from scalelab.config import (
 from scalelab.data import load_tokens
 from scalelab.data.subset_file import apply_selection
 from scalelab.errors import ConfigError, StoreError
-from scalelab.plugin import run_needs
+from scalelab.plugin import check_study_keys, run_needs
 from scalelab.results.records import FINISHED, NEEDED_BY, read_run
 from scalelab.results.store import Store
 from scalelab.runner.dispatch import train_all
 from scalelab.runner.outcome import RunOutcome, SweepResult
 from scalelab.runner.progress import Monitor
-from scalelab.runner.ray_backend import check_backend
+from scalelab.runner.ray_backend import check_backend, check_fits
 from scalelab.runner.runtask import (
     RunTask,
     TrainFn,
@@ -179,7 +179,7 @@ def sweep(
     every backend starts a run only after them; a cycle is an error before any run starts.
     """
     # how and where runs train; a bad Ray address fails here, in seconds
-    check_backend(backend, address, devices, workers=workers, threads=threads)
+    cluster = check_backend(backend, address, devices, workers=workers, threads=threads)
     if devices is not None and not devices:
         raise ConfigError("devices is empty: name at least one, e.g. ['cuda:0']")
     spec0 = _with_overrides(as_study(study), overrides)
@@ -188,8 +188,9 @@ def sweep(
         if devices is not None
         else sorted({r.config.train.device for r in expand(spec0, sizer=sizer)} - {"auto"})
     )
-    if backend == "ray":
-        wanted = []  # the cluster's nodes resolve their own devices
+    if cluster is not None:  # the cluster's nodes resolve their own devices, if it has GPUs
+        check_fits(cluster, threads or 1, cuda=any(d.startswith("cuda") for d in wanted))
+        wanted = []
     if wanted:  # a device that is not here is a usage error, not 8 failed runs
         from scalelab.train.device import resolve_device
 
@@ -209,6 +210,7 @@ def sweep(
     t_start = time.perf_counter()
     spec = _with_overrides(as_study(study), overrides)
     runs, graph = _planned_runs(spec, sizer, needs)
+    check_study_keys(spec.after, [r.config for r in runs])  # e.g. study.posttrain: before work
     # a Ray task may start in another directory, or on another node: absolute paths
     out_dir = Path(out).resolve() if backend == "ray" else Path(out)
     db_path = Path(db)

@@ -10,7 +10,10 @@ their cooldown (Hägele et al. 2024, sec. 4; the trainer's side is
 :func:`branch_configs` turns a grid's runs into that plan: the runs that differ only in their
 budget form a group; the longest is the parent (``train.save_at`` = its branches' points),
 the others its branches (``train.branch_of``/``branch_at``), all WSD with the study's
-cooldown fraction. Their axes are the grid's own (the budget label included), so laws and
+cooldown fraction, and one warmup in tokens for the whole ladder (``train.warmup_tokens``:
+the study's own, else ``train.warmup`` of its shortest run), so that each branch is the
+run trained from scratch to its budget, not one that inherited its parent's longer warmup.
+Their axes are the grid's own (the budget label included), so laws and
 reports read a branched study as they read a dedicated one. :func:`branch_needs` tells the
 sweep's run graph that a branch needs its parent.
 """
@@ -31,13 +34,29 @@ from scalelab.train.schedule import cooldown_start, warmup_steps
 BUDGET_KEYS = ("tokens", "tokens_per_param", "epochs")
 
 
-def _wsd(cfg: RunConfig, cooldown: float | None) -> RunConfig:
+def _wsd(cfg: RunConfig, cooldown: float | None, warmup_tokens: int) -> RunConfig:
     train = dataclasses.replace(
         cfg.train,
         schedule="wsd",
         decay_fraction=cooldown if cooldown is not None else cfg.train.decay_fraction,
+        warmup_tokens=warmup_tokens,
     )
     return dataclasses.replace(cfg, train=train)
+
+
+def ladder_warmup(configs: Sequence[RunConfig]) -> int:
+    """One warmup in tokens for a whole ladder: the runs' own ``train.warmup_tokens`` when
+    they set one (the smallest), else ``train.warmup`` of the shortest run, in whole steps
+    of its tokens. A warmup that is a fraction of each run's length would give a parent a
+    longer warmup than its branches' dedicated twins (docs/branches.md measured that gap:
+    0.08-0.10 nats at 4x shorter on python-stdlib); Hägele et al. 2024 fix it in steps."""
+    fixed = [c.train.warmup_tokens for c in configs if c.train.warmup_tokens is not None]
+    if fixed:
+        return min(fixed)
+    shortest = min(configs, key=lambda c: _steps(c) * c.train.batch_size * c.model.context)
+    steps = _steps(shortest)
+    warm = min(steps - 1, round(shortest.train.warmup * steps)) if steps > 1 else 0
+    return warm * shortest.train.batch_size * shortest.model.context
 
 
 def _group_key(cfg: RunConfig) -> str:
@@ -58,7 +77,10 @@ def branch_configs(
 ) -> list[RunConfig]:
     """The grid's run configs (``labels`` name them in errors) as one parent per group and
     its branches, in the grid's order."""
-    wsd = [_wsd(c, study.cooldown) for c in configs]
+    if not configs:
+        return []
+    warmup = ladder_warmup(configs)
+    wsd = [_wsd(c, study.cooldown, warmup) for c in configs]
     groups: dict[str, list[int]] = {}
     for i, c in enumerate(wsd):
         groups.setdefault(_group_key(c), []).append(i)
@@ -69,17 +91,18 @@ def branch_configs(
         parent = wsd[top]
         tokens_per_step = parent.train.batch_size * parent.model.context
         total = steps[top]
-        warm, cool = warmup_steps(parent.train, total), cooldown_start(parent.train, total)
+        warm = warmup_steps(parent.train, total, tokens_per_step)
+        cool = cooldown_start(parent.train, total, tokens_per_step)
         points: dict[int, int] = {}  # member -> branch point (tokens)
         for i in members:
             if i == top:
                 continue
-            start = cooldown_start(wsd[i].train, steps[i])
+            start = cooldown_start(wsd[i].train, steps[i], tokens_per_step)
             if not warm <= start <= cool:
                 raise ConfigError(
                     f"budgets = 'branches': the run {labels[i]} starts its cooldown at step "
                     f"{start}, outside the stable phase of the longest run {labels[top]} "
-                    f"(steps {warm} to {cool}): drop that budget, lower train.warmup, or use "
+                    f"(steps {warm} to {cool}): drop that budget, lower train.warmup_tokens, or use "
                     "dedicated budgets"
                 )
             points[i] = start * tokens_per_step
@@ -105,4 +128,4 @@ def branch_needs(configs: Sequence[RunConfig]) -> Needs:
     return needs
 
 
-__all__ = ["branch_configs", "branch_needs"]
+__all__ = ["branch_configs", "branch_needs", "ladder_warmup"]

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from scalelab import atomic
-from scalelab.config import _check_choice, apply_overrides, section_from_dict
+from scalelab.config import apply_overrides, check_choice, section_from_dict
 from scalelab.errors import ConfigError, TrainingError
 from scalelab.ranges import check_rate
 from scalelab.tasks.registry import Task, get_task
@@ -68,8 +68,8 @@ class FinetuneConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        _check_choice("finetune.method", self.method, METHODS)
-        _check_choice("finetune.pool", self.pool, ("last", "mean"))
+        check_choice("finetune.method", self.method, METHODS)
+        check_choice("finetune.pool", self.pool, ("last", "mean"))
         for name in ("steps", "batch_size", "eval_every", "patience", "lora_rank"):
             if getattr(self, name) < 1:
                 raise ConfigError(

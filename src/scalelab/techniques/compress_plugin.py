@@ -19,6 +19,7 @@ class CompressPlugin(Plugin):
 
     name = "compress"
     point_kinds = ("compressed",)
+    plane_kinds = ("compressed",)
     report = "scalelab.reporting.sections:small_vs_large"
     cli = "scalelab.cli.techniques"
 

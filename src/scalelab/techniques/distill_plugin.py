@@ -84,6 +84,7 @@ class DistillPlugin(Plugin):
     default_section = True  # config.json has a [distill] table of defaults on every run
     summary_key = "distill"
     point_kinds = ("distilled",)
+    plane_kinds = ("distilled",)
     report = "scalelab.reporting.sections:small_vs_large"
 
     def active(self, cfg: RunConfig) -> bool:

@@ -38,13 +38,27 @@ from typing import Any
 import pandas as pd
 
 from scalelab.errors import FitError, StoreError
+from scalelab.plugin import plane_kinds
 
 TITLE = "Small vs large"
-TECHNIQUE_KINDS = ("distilled", "compressed")
 COMPUTE_CURRENCY = (
     "the law's C = 6 N D with its non-embedding N; the teacher's forward pass counted as "
     "2 N_teacher per token it ran on"
 )
+
+
+def technique_kinds() -> tuple[str, ...]:
+    """The point kinds read as a technique's models: the registered plug-ins' plane kinds
+    (:attr:`scalelab.plugin.Plugin.plane_kinds`: distilled, compressed), so a new technique's
+    points show here without editing this module."""
+    return plane_kinds()
+
+
+def __getattr__(name: str) -> Any:
+    """``TECHNIQUE_KINDS``, the name of the table before it came from the plug-ins."""
+    if name == "TECHNIQUE_KINDS":
+        return technique_kinds()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def compute_matched_n(
@@ -121,9 +135,10 @@ def technique_table(
 
     pts = load_all(db, study)
     plain = pts[pts["kind"] == "run"]
-    tech = pts[pts["kind"].isin(TECHNIQUE_KINDS)]
+    kinds = technique_kinds()
+    tech = pts[pts["kind"].isin(kinds)]
     if tech.empty:
-        raise StoreError(f"{db} has no distilled or compressed points")
+        raise StoreError(f"{db} has no {' or '.join(kinds)} points")
     law = ladder_law(plain, bootstrap=bootstrap)
     by_id = plain.set_index("run_id")
     rows = []

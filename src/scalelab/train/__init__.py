@@ -18,8 +18,8 @@ from typing import Any
 from scalelab._lazy import lazy_api
 
 _API: dict[str, str] = {
-    "RunSummary": "scalelab.train.loop",
-    "TokenSource": "scalelab.train.loop",
+    "RunSummary": "scalelab.train.summary",
+    "TokenSource": "scalelab.train.stream",
     "train": "scalelab.train.loop",
     "read_metrics": "scalelab.rundir",
 }

@@ -3,7 +3,7 @@
 With the warmup-stable-decay schedule the learning rate of the stable phase does not depend
 on how long the run will be, so the state of a long run at ``T`` tokens is also the state a
 shorter run would reach at ``T`` before its own cooldown (up to the warmup, which is a
-fraction of the long run's length, and is over long before). Hägele et al. 2024 ("Scaling
+fraction of the long run's length unless ``train.warmup_tokens`` fixes it for both). Hägele et al. 2024 ("Scaling
 Laws and Compute-Optimal Training Beyond Fixed Training Durations", sec. 4) train one run
 per model size this way and branch the cooldowns off it: each budget costs only its
 cooldown, and a 20% cooldown matches a cosine run of the same length.
@@ -42,6 +42,7 @@ SHARED_TRAIN = (
     "lr",
     "min_lr_ratio",
     "schedule",
+    "warmup_tokens",
     "weight_decay",
     "beta1",
     "beta2",
@@ -64,7 +65,8 @@ def save_steps(tc: TrainConfig, tokens_per_step: int, total: int) -> set[int]:
     """The steps at which a parent keeps its state: each in the stable phase (after warmup,
     before its own cooldown), or a ConfigError naming the point, before any work."""
     steps = set()
-    warm, cool = warmup_steps(tc, total), cooldown_start(tc, total)
+    warm = warmup_steps(tc, total, tokens_per_step)
+    cool = cooldown_start(tc, total, tokens_per_step)
     for t in tc.save_at:
         s = _step_of(t, tokens_per_step, "train.save_at")
         if not warm <= s <= cool:
@@ -88,10 +90,12 @@ def locate(cfg: RunConfig, run_dir: Path, tokens_per_step: int, total: int) -> C
     tc = cfg.train
     assert tc.branch_of is not None and tc.branch_at is not None
     step = _step_of(tc.branch_at, tokens_per_step, "train.branch_at")
-    if step > cooldown_start(tc, total) or step < warmup_steps(tc, total):
+    warm = warmup_steps(tc, total, tokens_per_step)
+    cool = cooldown_start(tc, total, tokens_per_step)
+    if not warm <= step <= cool:
         raise ConfigError(
             f"train.branch_at = {tc.branch_at} tokens (step {step}) must lie in this branch's "
-            f"stable phase, steps {warmup_steps(tc, total)} to {cooldown_start(tc, total)}: "
+            f"stable phase, steps {warm} to {cool}: "
             f"a branch of {total} steps with train.decay_fraction = {tc.decay_fraction} "
             "starts its cooldown there"
         )
@@ -134,6 +138,23 @@ def _check_same_run(cfg: RunConfig, parent: Any, parent_id: str) -> None:
             )
 
 
+def point_kept(cfg: RunConfig, runs_dir: Path) -> bool:
+    """Whether a branch's parent (in ``runs_dir``) has kept an intact state at the branch's
+    point, finished or not: the state is written whole before it is renamed into place
+    (:func:`scalelab.train.checkpoint.save_checkpoint`) and checked here against its
+    checksums, so the branch may start now, and a later crash of the parent cannot take it
+    away. The sweep's pool asks this to start a branch as soon as its parent has passed its
+    point, not once the parent has finished."""
+    tc = cfg.train
+    if tc.branch_of is None or tc.branch_at is None:
+        return False
+    per_step = tc.batch_size * cfg.model.context
+    if tc.branch_at % per_step:
+        return False  # the trainer names the fix
+    where = branch_point_dir(runs_dir / tc.branch_of, tc.branch_at // per_step)
+    return where.is_dir() and verify(where) is None
+
+
 def parent_metrics(cfg: RunConfig, run_dir: Path, step: int) -> list[dict[str, Any]]:
     """The parent's metrics rows up to the branch point: the start of the branch's curve."""
     assert cfg.train.branch_of is not None
@@ -155,4 +176,11 @@ def summary_fields(cfg: RunConfig, total_tokens: int) -> dict[str, Any] | None:
     }
 
 
-__all__ = ["BRANCH_POINTS", "locate", "parent_metrics", "save_steps", "summary_fields"]
+__all__ = [
+    "BRANCH_POINTS",
+    "locate",
+    "parent_metrics",
+    "point_kept",
+    "save_steps",
+    "summary_fields",
+]

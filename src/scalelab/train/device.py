@@ -171,8 +171,31 @@ def matmul_flops(
     return 2 * n**3 / best
 
 
+# the variables that cap the instruction set the kernels use below what the CPU has
+# (PyTorch's own ATen kernels; oneDNN's, under its current and its older name; MKL's): a
+# timing taken under a cap is not the CPU's (an AVX2-only machine emulated on an AVX512 one)
+ISA_VARIABLES = (
+    "ATEN_CPU_CAPABILITY",
+    "ONEDNN_MAX_CPU_ISA",
+    "DNNL_MAX_CPU_ISA",
+    "MKL_ENABLE_INSTRUCTIONS",
+)
+
+
+def cpu_capability() -> str:
+    """The instruction set the kernels really use: ATen's dispatch level (``AVX512``,
+    ``AVX2``, ...) and any cap set by :data:`ISA_VARIABLES`."""
+    try:
+        aten = str(torch.backends.cpu.get_cpu_capability())
+    except (AttributeError, RuntimeError):
+        aten = "unknown"
+    caps = [f"{v}={os.environ[v]}" for v in ISA_VARIABLES if os.environ.get(v)]
+    return ";".join([aten, *caps])
+
+
 def cpu_key() -> str:
-    """This CPU (model name and flags), the torch version and the thread count, hashed."""
+    """This CPU (model name and flags), the instruction set the kernels use
+    (:func:`cpu_capability`), the torch version and the thread count, hashed."""
     return _cpu_key()
 
 
@@ -184,7 +207,10 @@ def _cpu_key() -> str:
         model = "\n".join(lines) or model
     except OSError:
         pass
-    blob = f"{model}|torch {torch.__version__}|threads {torch.get_num_threads()}"
+    blob = (
+        f"{model}|isa {cpu_capability()}|torch {torch.__version__}"
+        f"|threads {torch.get_num_threads()}"
+    )
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 

@@ -26,6 +26,7 @@ relative per step; pin ``train.precision = "fp32"`` to compare).
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import socket
 from pathlib import Path
@@ -97,7 +98,7 @@ def _rank_main(
     import torch
     import torch.distributed as dist
 
-    from scalelab.train import loop
+    from scalelab.train import loop, preflight
     from scalelab.train.device import resolve_device
 
     if threads is not None:
@@ -112,12 +113,12 @@ def _rank_main(
     try:
         run_dir = Path(out) / cfg.run_id()
         run_dir.mkdir(parents=True, exist_ok=True)
-        lock = loop._run_lock(run_dir) if rank == 0 else contextlib.nullcontext()
+        lock = preflight.run_lock(run_dir) if rank == 0 else contextlib.nullcontext()
         with lock:
             done = [None]
             if rank == 0:
                 try:
-                    done = [loop._prepare_dir(run_dir, resume) is not None]
+                    done = [preflight.prepare_dir(run_dir, resume) is not None]
                 except TrainingError as e:
                     done = [str(e)]
             dist.broadcast_object_list(done, src=0)
@@ -145,7 +146,7 @@ def train_distributed(
     ``threads``: torch threads per process (default: the trainer's policy, i.e. one thread
     for small models); ``SCALELAB_THREADS`` in the environment does the same.
     """
-    from scalelab.train.loop import RunSummary
+    from scalelab.train.summary import RunSummary
 
     check_nproc(cfg, nproc)
     if nproc == 1:
@@ -158,6 +159,11 @@ def train_distributed(
     import torch.multiprocessing as mp
 
     init = f"tcp://127.0.0.1:{_free_port()}"
+    # when a rank dies, torch logs "Terminating process N via signal SIGTERM" for the others
+    # before it raises: the error below says it, so stderr stays one line (issue 22)
+    spawn_log = logging.getLogger("torch.multiprocessing.spawn")
+    level = spawn_log.level
+    spawn_log.setLevel(logging.ERROR)
     try:
         mp.start_processes(
             _rank_main,
@@ -174,6 +180,8 @@ def train_distributed(
     except mp.ProcessRaisedException as e:
         last = str(e).strip().splitlines()[-1] if str(e).strip() else "an error"
         raise TrainingError(f"a training process failed: {last}") from None
+    finally:
+        spawn_log.setLevel(level)
     return RunSummary.load(Path(out) / cfg.run_id())
 
 
@@ -189,7 +197,7 @@ def train_torchrun(
 ) -> Any:
     """The body of ``torchrun ... -m scalelab train CONFIG``: this process's rank of the run
     (the group from torchrun's environment, ``env://``); returns rank 0's summary."""
-    from scalelab.train.loop import RunSummary
+    from scalelab.train.summary import RunSummary
 
     found = torchrun_rank()
     assert found is not None

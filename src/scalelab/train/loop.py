@@ -20,19 +20,27 @@ parameter count of :func:`scalelab.accounting.count`, as in Kaplan et al. 2020),
 ``train.epochs`` (passes over ``TokenData.train``); with none set, 20 tokens per
 non-embedding parameter (the compute-optimal ratio of Hoffmann et al. 2022). It is rounded
 to whole steps.
+
+The loop's helpers each have a module of their own: the tokens a run trains on
+(:mod:`~scalelab.train.stream`), the checks before it starts
+(:mod:`~scalelab.train.preflight`), the optimizer (:mod:`~scalelab.train.optim`),
+evaluation (:mod:`~scalelab.train.evaluate`), what it shows while it trains
+(:mod:`~scalelab.train.progress`) and the summary it ends with
+(:mod:`~scalelab.train.summary`); checkpoints, batches, devices and the schedule were
+already apart. What is left here is the loop, read top to bottom: :func:`train`, then
+:class:`_Run` (set up, one update, resume, evaluate, checkpoint, the loop, the summary).
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import datetime as dt
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import torch
@@ -43,217 +51,27 @@ from scalelab import rundir
 from scalelab.accounting import count
 from scalelab.config import RunConfig, check_budget, planned_steps
 from scalelab.data import load_tokens
-from scalelab.data.cache import TokenData
-from scalelab.data.subset_file import apply_selection, load_selection
 from scalelab.errors import ConfigError, StoreError, TrainingError
 from scalelab.models import build_model
-from scalelab.plugin import RunContext, apply_data_hooks, plugins, train_hooks
+from scalelab.plugin import RunContext, train_hooks
 from scalelab.train import branch, precision_probe
-from scalelab.train.batches import (
-    TrainSampler,
-    gather,
-    mlm_corrupt,
-    mlm_generator,
-    val_windows,
-)
+from scalelab.train.batches import TrainSampler, gather, mlm_corrupt, mlm_generator
 from scalelab.train.checkpoint import latest_checkpoint, remove_temporaries, save_checkpoint
-from scalelab.train.device import (
-    Precision,
-    ThreadPolicy,
-    available_memory,
-    resolve_device,
-    resolve_precision,
-)
+from scalelab.train.device import Precision, ThreadPolicy, resolve_device, resolve_precision
+from scalelab.train.evaluate import Evaluator
+from scalelab.train.optim import make_optimizer
+from scalelab.train.preflight import check_memory, prepare_dir, run_lock
+from scalelab.train.progress import NoLog, Progress, TensorBoard, warn_if_long
 from scalelab.train.schedule import lr_at
+from scalelab.train.stream import TokenSource, check_data, training_stream
+from scalelab.train.summary import RunSummary, bpb, now
+
+# the names other modules import from here, kept where they were
+__all__ = ["RunSummary", "TokenSource", "check_data", "check_memory", "make_optimizer", "train"]
 
 LOG_EVERY = 10  # steps between metrics lines (and host syncs), at most train.eval_every
 
 EvalHook = Callable[[int, float], str | None]  # (step, val_loss) -> a reason to stop, or None
-
-
-class TokenSource(Protocol):
-    """What the loop needs of ``scalelab.data.TokenData`` (see docs/internals.md, "Data")."""
-
-    train: np.ndarray
-    val: np.ndarray
-    vocab_size: int
-    eos_id: int
-    mask_id: int | None
-    bytes_per_token: float
-    entropy_rate: float | None
-    unique_tokens: int
-
-
-@dataclass
-class RunSummary:
-    """The content of ``summary.json`` (keys as in docs/internals.md, "Training")."""
-
-    run_id: str
-    status: str  # "finished", "stopped_early", "failed"
-    step: int
-    tokens: int
-    val_loss: float | None
-    val_bpb: float | None
-    # mean training loss over the last logged window of steps (the last metrics row's
-    # train_loss), not one step's loss
-    train_loss: float | None
-    best_val_loss: float | None
-    tokens_per_second: float | None
-    wall_seconds: float
-    params: dict[str, Any]
-    flops: dict[str, Any]
-    flops_total: float
-    six_nd: float
-    unique_tokens: int
-    epochs: float
-    entropy_rate: float | None
-    reason: str | None = None
-    # beyond the contract's keys
-    steps: int = 0  # the run's planned number of updates
-    budget_tokens: int = 0  # planned tokens (steps x tokens per step)
-    budget: str = ""  # how the budget was set
-    val_ppl: float | None = None
-    best_val_bpb: float | None = None
-    bytes_per_token: float | None = None
-    eos_id: int | None = None
-    six_nd_non_embedding: float = 0.0
-    train_seconds: float = 0.0  # training steps only
-    first_step_seconds: float = 0.0  # first step of each session (allocation, compilation)
-    eval_seconds: float = 0.0
-    device: str = ""
-    precision: str = ""  # what the run used: fp32 or bf16 (train.precision may say auto)
-    precision_reason: str = ""
-    # seconds per forward-backward step in fp32 and bf16, where "auto" timed this model
-    precision_timings: dict[str, float] | None = None
-    compile: bool = False
-    threads: int | None = None  # CPU threads (see device.ThreadPolicy)
-    micro_batch_size: int = 0  # sequences per forward/backward
-    torch_version: str = ""
-    started: str = ""
-    finished: str = ""
-    path: str = ""
-    # data.select: method, label, keep, kept_fraction, unit, corpus_hash, reference
-    selection: dict[str, Any] | None = None
-    # a WSD branch: its parent, branch point and the tokens it trained itself
-    branch: dict[str, Any] | None = None
-    # the plug-ins' pieces (scalelab.plugin.TrainHook.summary), each a top-level key of
-    # summary.json: "distill" holds the teacher and C_student / C_teacher / C_total
-    pieces: dict[str, Any] = field(default_factory=dict)
-
-    def __getattr__(self, name: str) -> Any:
-        """A plug-in's piece by its key (``summary.distill``); None if the run has none."""
-        if name.startswith("_") or name == "pieces":
-            raise AttributeError(name)
-        if name in self.pieces or name in {p.summary_key for p in plugins()}:
-            return self.pieces.get(name)
-        raise AttributeError(f"RunSummary has no field {name!r}")
-
-    def to_dict(self) -> dict[str, Any]:
-        """summary.json: the fields, then every registered plug-in's key (its piece, or
-        None where it did nothing in this run)."""
-        d = dataclasses.asdict(self)
-        pieces = d.pop("pieces")
-        d.update({p.summary_key: None for p in plugins() if p.summary_key})
-        d.update(pieces)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> RunSummary:
-        names = {f.name for f in dataclasses.fields(cls)} - {"pieces"}
-        pieces = {k: v for k, v in d.items() if k not in names and isinstance(v, dict)}
-        return cls(**{k: v for k, v in d.items() if k in names}, pieces=pieces)
-
-    @classmethod
-    def load(cls, run_dir: str | Path) -> RunSummary:
-        """Read ``summary.json`` of a run directory; one that is valid JSON of another shape
-        (``[]``, ``{"status": "finished"}``) is a StoreError naming what it lacks."""
-        path = Path(run_dir) / rundir.SUMMARY
-        d = rundir.read_json(path)
-        required = {
-            f.name
-            for f in dataclasses.fields(cls)
-            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-        }
-        lacks = sorted(required - set(d)) if isinstance(d, dict) else []
-        if not isinstance(d, dict) or lacks:
-            what = f"lacks {', '.join(lacks[:4])}" if lacks else f"holds a {type(d).__name__}"
-            raise StoreError(
-                f"{path} is not a run summary ({what}): delete it to train the run again"
-            )
-        return cls.from_dict(d)
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-
-
-def check_data(cfg: RunConfig, data: TokenSource) -> None:
-    if data.vocab_size > cfg.model.vocab_size:
-        raise ConfigError(
-            f"the tokenizer has {data.vocab_size} tokens but model.vocab_size is "
-            f"{cfg.model.vocab_size}: set model.vocab_size >= {data.vocab_size}"
-        )
-    if cfg.train.objective == "mlm" and (
-        data.mask_id is None or data.mask_id >= cfg.model.vocab_size
-    ):
-        raise ConfigError(
-            f"masked LM needs a mask token below model.vocab_size ({cfg.model.vocab_size}); "
-            f"the tokenizer's mask_id is {data.mask_id}: raise model.vocab_size"
-        )
-
-
-def check_memory(cfg: RunConfig, device: torch.device, micro_batch: int) -> None:
-    """Refuse a model that cannot fit before allocating it: training memory as
-    ``scalelab count`` computes it (weights, gradients, AdamW states, activations of one
-    micro-batch) against what ``device`` has free."""
-    from scalelab.accounting import count
-    from scalelab.accounting.memory import format_bytes
-
-    free = available_memory(device)
-    if free is None:
-        return
-    c = count(cfg.model, batch=micro_batch, causal=cfg.model.causal)
-    need = int(c.memory.train_total_bytes)
-    if need > free:
-        raise ConfigError(
-            f"the model needs about {format_bytes(need)} to train ({c.params.total:,} parameters "
-            f"x {sum(c.memory.train_bytes_per_param.values())} bytes for weights, gradients and "
-            f"AdamW, plus activations of a micro-batch of {micro_batch}; see `scalelab count`) "
-            f"but {device} has {format_bytes(free)} free: make model.d_model or model.n_layer "
-            "smaller, or lower train.micro_batch_size"
-        )
-
-
-def make_optimizer(model: nn.Module, cfg: RunConfig, device: torch.device) -> torch.optim.AdamW:
-    """AdamW with decay on weight matrices and embeddings, none on biases and norm gains
-    (the GPT-2/nanoGPT convention); the fused kernel where available, else foreach."""
-    # A model may scale the learning rate and the weight decay per parameter (muP:
-    # ``model.lr_scale(p)`` and ``model.wd_scale(p)``, see scalelab.models.mup); each
-    # (scale, decay scale, no decay) triple is one group, the unscaled ones first so
-    # ``param_groups[0]["lr"]`` stays the schedule's own value.
-    lr_scale = getattr(model, "lr_scale", None)
-    wd_scale = getattr(model, "wd_scale", None)
-    buckets: dict[tuple[float, float, bool], list[nn.Parameter]] = {}
-    for p in model.parameters():  # parameters() yields a tied tensor once
-        if p.requires_grad:
-            scale = float(lr_scale(p)) if lr_scale is not None else 1.0
-            decay = float(wd_scale(p)) if wd_scale is not None else 1.0
-            buckets.setdefault((scale, decay, p.dim() < 2), []).append(p)
-    groups = [
-        {
-            "params": params,
-            "weight_decay": 0.0 if no_decay else cfg.train.weight_decay * decay,
-            "lr_scale": scale,
-        }
-        for (scale, decay, no_decay), params in sorted(
-            buckets.items(), key=lambda kv: kv[0][0] != 1.0
-        )
-    ]
-    kwargs: dict[str, Any] = {"lr": cfg.train.lr, "betas": (cfg.train.beta1, cfg.train.beta2)}
-    if device.type in ("cpu", "cuda", "mps"):
-        with contextlib.suppress(RuntimeError, TypeError, ValueError):
-            return torch.optim.AdamW(groups, fused=True, **kwargs)
-    return torch.optim.AdamW(groups, foreach=device.type != "cpu" or None, **kwargs)
 
 
 @dataclass
@@ -274,209 +92,9 @@ class _State:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-# with stderr redirected (a log file, a pipe) progress is a plain line this often, since a
-# live bar would only draw once, at the end
-PLAIN_PROGRESS_SECONDS = 10.0
-
-
-class _Progress:
-    """A rich progress bar with loss and tokens/s on a terminal; plain lines every
-    :data:`PLAIN_PROGRESS_SECONDS` when stderr is redirected; nothing when progress is off."""
-
-    def __init__(self, enabled: bool, total: int, run_id: str, done: int) -> None:
-        import sys
-
-        self.bar: Any = None
-        self.plain = enabled and not sys.stderr.isatty()
-        self.total, self.run_id, self.last = total, run_id, time.monotonic()
-        if not enabled or self.plain:
-            if self.plain:
-                self._say(f"step {done}/{total}" + (" (resumed)" if done else ""))
-            return
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
-        self.bar = Progress(
-            TextColumn(f"[bold]{run_id}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[info]}"),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-            console=Console(stderr=True),
-            transient=False,
-        )
-        self.task = self.bar.add_task("train", total=total, completed=done, info="")
-        self.bar.start()
-
-    def _say(self, text: str) -> None:
-        import sys
-
-        print(f"{self.run_id}: {text}", file=sys.stderr, flush=True)
-        self.last = time.monotonic()
-
-    def update(self, step: int, info: str) -> None:
-        if self.bar is not None:
-            self.bar.update(self.task, completed=step, info=info)
-        elif self.plain and (
-            step == self.total or time.monotonic() - self.last >= PLAIN_PROGRESS_SECONDS
-        ):
-            self._say(f"step {step}/{self.total}  {info}")
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.stop()
-
-
-class _TensorBoard:
-    """TensorBoard event files in ``RUN/tensorboard`` when ``tensorboard`` is installed."""
-
-    def __init__(self, path: Path) -> None:
-        self.writer: Any = None
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-        except ImportError:  # tensorboard is optional (pip install scalelab[tensorboard])
-            return
-        self.writer = SummaryWriter(str(path))
-
-    def log(self, row: dict[str, Any]) -> None:
-        if self.writer is None:
-            return
-        for key, value in row.items():
-            if key not in ("step", "tokens") and isinstance(value, float) and math.isfinite(value):
-                self.writer.add_scalar(key, value, row["step"])
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-
-
-@contextlib.contextmanager
-def _run_lock(run_dir: Path) -> Iterator[None]:
-    """One process per run directory: a second ``train`` of the same run fails at once."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - not POSIX: no lock
-        yield
-        return
-    with (run_dir / ".lock").open("w") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise TrainingError(
-                f"run {run_dir} is being trained by another process: wait for it to finish"
-            ) from None
-        yield
-
-
-# a run the measured speed says will take longer than this gets a note on stderr, once
-LONG_RUN_SECONDS = 24 * 3600.0
-
-
-def _warn_if_long(run: _Run, done: int, rate: float) -> None:
-    """One note when the budget, at the speed just measured, would take more than
-    :data:`LONG_RUN_SECONDS` (a budget typed with one zero too many shows up in minutes,
-    not days)."""
-    import sys
-
-    left = (run.total_steps - done) * run.tokens_per_step / rate
-    if left > LONG_RUN_SECONDS:
-        print(
-            f"note: run {run.dir.name} will take about {left / 3600:,.0f} h more at the "
-            f"measured {rate:,.0f} tokens/s ({run.budget_note}); Ctrl-C keeps its last "
-            "checkpoint, lower the budget to finish sooner",
-            file=sys.stderr,
-            flush=True,
-        )
-
-
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-
-
-class _Evaluator:
-    """Mean loss (nats per predicted token) on the fixed validation windows."""
-
-    def __init__(
-        self,
-        cfg: RunConfig,
-        data: TokenSource,
-        device: torch.device,
-        precision: Precision,
-        chunk: int | None = None,
-    ) -> None:
-        self.cfg, self.data, self.device, self.precision = cfg, data, device, precision
-        self.mlm = cfg.train.objective == "mlm"
-        length = cfg.model.context + (0 if self.mlm else 1)
-        starts = val_windows(np.asarray(data.val), cfg.model.context, cfg.train.eval_batches)
-        self.chunk = chunk or cfg.train.micro_batch_size or cfg.train.batch_size
-        self.batches: list[tuple[torch.Tensor, torch.Tensor]] = []
-        self.count = 0
-        for i in range(0, len(starts), self.chunk):
-            seq = gather(data.val, starts[i : i + self.chunk], length, device)
-            if self.mlm:
-                assert data.mask_id is not None
-                gen = mlm_generator(0x7A1, i)  # no seed: the same corruption for every run
-                self.batches.append(mlm_corrupt(seq, data.mask_id, data.vocab_size, gen))
-            else:
-                self.batches.append((seq[:, :-1], seq[:, 1:]))
-            y = self.batches[-1][1]
-            self.count += int((y != -100).sum()) if self.mlm else y.numel()
-
-    @torch.no_grad()
-    def __call__(self, model: nn.Module) -> float:
-        was_training = model.training
-        model.eval()
-        total = torch.zeros((), dtype=torch.float64, device=self.device)
-        for x, y in self.batches:
-            with self.precision.autocast(self.device):
-                logits = model(x)
-            total += F.cross_entropy(
-                logits.flatten(0, 1).float(), y.flatten(), ignore_index=-100, reduction="sum"
-            )
-        model.train(was_training)
-        return float(total) / max(self.count, 1)
-
-
-def _bpb(loss: float | None, bytes_per_token: float) -> float | None:
-    """Bits per byte: nats per token / ln 2 / (UTF-8 bytes per token)."""
-    if loss is None or not bytes_per_token:
-        return None
-    return loss / math.log(2) / bytes_per_token
-
-
-def _prepare_dir(run_dir: Path, resume: bool) -> RunSummary | None:
-    """Refuse to overwrite results; with ``resume``, return a finished run's summary."""
-    summary_path = run_dir / rundir.SUMMARY
-    ckpts = run_dir / rundir.CHECKPOINTS
-    if ckpts.exists() and not ckpts.is_dir():
-        raise StoreError(
-            f"{ckpts} is a file where the run keeps its checkpoints: move or delete it"
-        )
-    if summary_path.exists():
-        summary = RunSummary.load(run_dir)
-        if summary.status in ("finished", "stopped_early"):
-            if resume:
-                return summary
-            raise TrainingError(
-                f"run {run_dir} already {summary.status}: pass resume=True (--resume) to reuse "
-                "its result, or delete the directory to train it again"
-            )
-    started = (run_dir / rundir.METRICS).exists() or (run_dir / rundir.CHECKPOINTS).exists()
-    if (started or summary_path.exists()) and not resume:
-        raise TrainingError(
-            f"run {run_dir} was started before: pass resume=True (--resume) to continue it from "
-            "its last checkpoint, or delete the directory to start again"
-        )
-    return None
 
 
 def train(
@@ -509,9 +127,9 @@ def train(
         raise StoreError(
             f"cannot create the run directory {str(run_dir)!r}: {e.strerror}"
         ) from None
-    with _run_lock(run_dir):
+    with run_lock(run_dir):
         try:
-            done = _prepare_dir(run_dir, resume)
+            done = prepare_dir(run_dir, resume)
             if done is not None:
                 return done
             the_run = _Run(cfg, run_dir, data, progress)
@@ -548,27 +166,7 @@ class _Run:
         if data is None:
             data = load_tokens(cfg.data, cfg.model.vocab_size)
         check_data(cfg, data)
-        self.selection: dict[str, Any] | None = None
-        if cfg.data.select is not None:
-            if not isinstance(data, TokenData):
-                raise ConfigError(
-                    f"data.select needs token data that can be cut (scalelab.data.TokenData); "
-                    f"{type(data).__name__} cannot: pass it whole"
-                )
-            sel = load_selection(cfg.data.select)
-            data = apply_selection(data, sel)
-            self.selection = sel.summary()
-        if cfg.data.fraction < 1.0:
-            take = getattr(data, "fraction_of_train", None)
-            if take is None:
-                raise ConfigError(
-                    f"data.fraction = {cfg.data.fraction} needs token data that can be cut "
-                    f"(scalelab.data.TokenData); {type(data).__name__} cannot: pass it whole"
-                )
-            data = take(cfg.data.fraction)
-        # the plug-ins' data hooks (scalelab.plugin), after the fraction: canaries are
-        # planted in the tokens the run sees, each copy as often as planned
-        data = apply_data_hooks(cfg, data)
+        data, self.selection = training_stream(cfg, data)
         self.data = data
         counted = count(cfg.model, causal=cfg.model.causal).to_dict()
         self.params, self.flops = counted["params"], counted["flops"]
@@ -615,8 +213,8 @@ class _Run:
 
             self.forward = DistributedDataParallel(self.model)
         self.sampler = TrainSampler(np.asarray(data.train), cfg.model.context, tc.seed)
-        self.metrics = rundir.MetricsLog(run_dir / rundir.METRICS) if self.writer else _NoLog()
-        self.state = _State(started=_now())
+        self.metrics = rundir.MetricsLog(run_dir / rundir.METRICS) if self.writer else NoLog()
+        self.state = _State(started=now())
         self.setup_seconds = time.perf_counter() - t0
 
     # --- one update ---------------------------------------------------------------------------
@@ -624,7 +222,7 @@ class _Run:
     def _step(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         """One optimizer update; returns the step's mean loss and gradient norm (on device)."""
         cfg, tc = self.cfg, self.cfg.train
-        lr = lr_at(step, self.total_steps, tc)
+        lr = lr_at(step, self.total_steps, tc, self.tokens_per_step)
         for group in self.optimizer.param_groups:
             group["lr"] = lr * group.get("lr_scale", 1.0)
         first = step * tc.batch_size
@@ -711,7 +309,7 @@ class _Run:
             kept=extra.get("precision"),
             probe=probe,
         )
-        self.evaluate = _Evaluator(self.cfg, self.data, self.device, self.precision, self.micro)
+        self.evaluate = Evaluator(self.cfg, self.data, self.device, self.precision, self.micro)
         self.context.precision = self.precision  # a teacher runs in the student's precision
         if ckpt is None:
             self.metrics.truncate_after(-1)  # nothing to continue from: start afresh
@@ -724,7 +322,7 @@ class _Run:
                 train_loss=s.get("train_loss"),
                 val_loss=s.get("val_loss"),
                 best_val_loss=s.get("best_val_loss"),
-                started=_now(),
+                started=now(),
             )
             self.metrics.truncate_after(-1)
             for row in branch.parent_metrics(self.cfg, self.dir, ckpt.step):
@@ -752,7 +350,7 @@ class _Run:
         self.state.eval_seconds += time.perf_counter() - t0
         self.state.val_loss = val
         row["val_loss"] = val
-        row["val_bpb"] = _bpb(val, self.data.bytes_per_token)
+        row["val_bpb"] = bpb(val, self.data.bytes_per_token)
         if math.isfinite(val) and (
             self.state.best_val_loss is None or val < self.state.best_val_loss
         ):
@@ -769,8 +367,8 @@ class _Run:
         wall_before = self.state.wall_seconds
         tc = self.cfg.train
         log_every = min(LOG_EVERY, tc.eval_every)
-        bar = _Progress(self.progress_on, self.total_steps, self.cfg.run_id(), self.state.step)
-        tb = _TensorBoard(self.dir / "tensorboard") if self.writer else _NoLog()
+        bar = Progress(self.progress_on, self.total_steps, self.cfg.run_id(), self.state.step)
+        tb = TensorBoard(self.dir / "tensorboard") if self.writer else NoLog()
         status, reason = "finished", None
 
         def elapsed() -> float:
@@ -858,7 +456,12 @@ class _Run:
                     row["tokens_per_second"] = rate
                     if not warned_long:
                         warned_long = True
-                        _warn_if_long(self, done, rate)
+                        warn_if_long(
+                            self.dir.name,
+                            (self.total_steps - done) * self.tokens_per_step,
+                            rate,
+                            self.budget_note,
+                        )
                 if is_eval:
                     self._eval(row)
                 if self.thread_policy.enabled:
@@ -934,7 +537,7 @@ class _Run:
             step=s.step,
             tokens=tokens,
             val_loss=s.val_loss,
-            val_bpb=_bpb(s.val_loss, self.data.bytes_per_token),
+            val_bpb=bpb(s.val_loss, self.data.bytes_per_token),
             train_loss=s.train_loss,
             best_val_loss=s.best_val_loss,
             tokens_per_second=rate,
@@ -951,7 +554,7 @@ class _Run:
             budget_tokens=self.total_steps * self.tokens_per_step,
             budget=self.budget_note,
             val_ppl=math.exp(s.val_loss) if s.val_loss is not None and s.val_loss < 700 else None,
-            best_val_bpb=_bpb(s.best_val_loss, self.data.bytes_per_token),
+            best_val_bpb=bpb(s.best_val_loss, self.data.bytes_per_token),
             bytes_per_token=self.data.bytes_per_token,
             eos_id=int(self.data.eos_id),
             train_seconds=s.train_seconds,
@@ -966,7 +569,7 @@ class _Run:
             micro_batch_size=self.micro,
             torch_version=torch.__version__,
             started=s.started,
-            finished=_now(),
+            finished=now(),
             path=str(self.dir),
             selection=self.selection,
             branch=branch.summary_fields(self.cfg, tokens),
@@ -978,12 +581,3 @@ class _Run:
         if self.writer:
             rundir.write_json(self.dir / rundir.SUMMARY, summary.to_dict())
         return summary
-
-
-class _NoLog:
-    """What a rank other than 0 has for its metrics log and TensorBoard: nothing."""
-
-    def truncate_after(self, step: int) -> None: ...
-    def append(self, row: dict[str, Any]) -> None: ...
-    def log(self, row: dict[str, Any]) -> None: ...
-    def close(self) -> None: ...

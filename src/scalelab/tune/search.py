@@ -156,7 +156,13 @@ def _driver() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+# A trial running on another host cannot be checked from here (its pid means nothing on
+# this machine): it is left alone until it has run this long, then taken as interrupted.
+FOREIGN_STALE_HOURS = 24.0
+
+
 def _alive(driver: Any) -> bool:
+    """Whether the process that asked a trial (``host:pid``) runs on this host now."""
     host, _, pid = str(driver).rpartition(":")
     if host != socket.gethostname() or not pid.isdigit():
         return False
@@ -169,19 +175,59 @@ def _alive(driver: Any) -> bool:
     return True
 
 
-def _recover(ostudy: Any) -> int:
+def _foreign(driver: Any) -> str | None:
+    """The other host a trial's driver runs on, or None (this host, or no driver recorded:
+    a trial of an older version, which ran on one host)."""
+    host, _, pid = str(driver).rpartition(":")
+    return host if host and pid.isdigit() and host != socket.gethostname() else None
+
+
+def _stale_hours() -> float:
+    raw = os.environ.get("SCALELAB_TUNE_FOREIGN_HOURS", "")
+    try:
+        hours = float(raw) if raw.strip() else FOREIGN_STALE_HOURS
+    except ValueError:
+        hours = FOREIGN_STALE_HOURS
+    return hours if hours > 0 else FOREIGN_STALE_HOURS
+
+
+def _recover(ostudy: Any, say: Callable[[str], None] | None = None) -> int:
     """Trials left running by a killed process: marked failed (``interrupted``, not
-    counted) and their parameters asked again first, so their runs resume. Trials that
-    another ``tune`` on this store is running now are its own: left alone."""
+    counted) and their parameters asked again first, so their runs resume. A trial of this
+    host is interrupted when its driver's pid is gone; one that another live ``tune`` runs
+    is its own, left alone. A trial of another host is left alone (its pid cannot be checked
+    from here) until it has run FOREIGN_STALE_HOURS (``SCALELAB_TUNE_FOREIGN_HOURS``), then
+    taken as interrupted; ``say`` is told which and why."""
+    import datetime
+
     from optuna.trial import TrialState
 
-    stale = [
-        t
-        for t in ostudy.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-        if not _alive(t.user_attrs.get("driver"))
-    ]
+    now = datetime.datetime.now()
+    limit = datetime.timedelta(hours=_stale_hours())
+    stale, foreign = [], []
+    for t in ostudy.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        driver = t.user_attrs.get("driver")
+        host = _foreign(driver)
+        if host is None:
+            if not _alive(driver):
+                stale.append(t)
+            continue
+        started = t.datetime_start or now
+        if now - started > limit:
+            stale.append(t)
+            why = f"started {now - started} ago, past {limit.total_seconds() / 3600:g} h"
+            foreign.append(f"trial {t.number} of {host} taken as interrupted ({why})")
+        else:
+            foreign.append(
+                f"trial {t.number} running on {host} left alone (its process cannot be "
+                f"checked from here; taken as interrupted after {limit.total_seconds() / 3600:g} h "
+                "without finishing: SCALELAB_TUNE_FOREIGN_HOURS)"
+            )
     for t in stale:
         _ask_again(ostudy, t)
+    if say is not None:
+        for line in foreign:
+            say(line)
     return len(stale)
 
 
@@ -311,7 +357,7 @@ def tune(
             direction="minimize",
             load_if_exists=True,
         )
-        recovered = _recover(ostudy)
+        recovered = _recover(ostudy, say)
         if recovered:
             say(f"{_label(run)}: {recovered} interrupted trial(s) will resume")
         studies[name], bases[name] = ostudy, run

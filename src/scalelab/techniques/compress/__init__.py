@@ -26,8 +26,8 @@ from typing import Any
 
 from scalelab.errors import ConfigError
 from scalelab.techniques.compress.base import TensorCost
+from scalelab.techniques.compress_options import METHODS
 
-METHODS = ("prune", "quant", "lowrank", "share")
 CALIB_SEQUENCES = 32
 
 

@@ -135,9 +135,9 @@ def evaluate(cfg: RunConfig, model: nn.Module, data: Any, device: torch.device) 
     """The validation loss on the run's own validation windows, in fp32 (so a dequantized
     weight is scored exactly as stored)."""
     from scalelab.train.device import Precision
-    from scalelab.train.loop import _Evaluator
+    from scalelab.train.evaluate import Evaluator
 
-    return _Evaluator(cfg, data, device, Precision("fp32", "compression eval"))(model)
+    return Evaluator(cfg, data, device, Precision("fp32", "compression eval"))(model)
 
 
 def load_data(cfg: RunConfig) -> Any:

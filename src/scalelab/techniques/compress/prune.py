@@ -23,9 +23,7 @@ from torch import nn
 
 from scalelab.errors import ConfigError
 from scalelab.techniques.compress.base import body_linears
-
-STRUCTURES = ("unstructured", "heads", "neurons")
-SCOPES = ("layer", "global")
+from scalelab.techniques.compress_options import SCOPES, STRUCTURES
 
 
 def _smallest(scores: torch.Tensor, k: int) -> torch.Tensor:

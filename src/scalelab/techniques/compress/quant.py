@@ -34,10 +34,8 @@ from torch import nn
 
 from scalelab.errors import ConfigError
 from scalelab.techniques.compress.base import BASE_BITS, TensorCost, body_linears
+from scalelab.techniques.compress_options import ALGORITHMS, BITS, GROUPS
 
-BITS = (2, 3, 4, 5, 6, 8, 16)
-GROUPS = (0, 32, 64, 128)
-ALGORITHMS = ("rtn", "gptq")
 BLOCK = 128  # GPTQ's lazy-batch width (Frantar et al. 2022, sec. 4, step 2)
 DAMP = 0.01  # GPTQ's dampening, a share of the mean diagonal of H
 

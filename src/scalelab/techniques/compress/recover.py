@@ -34,7 +34,7 @@ def recover(
     """Train ``model`` for ``tokens`` (rounded to whole steps); returns the tokens trained."""
     from scalelab.train.batches import TrainSampler
     from scalelab.train.device import resolve_precision
-    from scalelab.train.loop import make_optimizer
+    from scalelab.train.optim import make_optimizer
 
     if cfg.train.objective != "clm":
         raise ConfigError("--recover trains causal LMs only (train.objective = 'clm')")
