@@ -92,3 +92,12 @@ def test_parse_override_strings_and_numbers():
     assert parse_override("train.compile=true") == ("train", "compile", True)
     with pytest.raises(ConfigError):
         parse_override("lr=1")
+
+
+def test_a_text_field_keeps_a_run_id_that_toml_reads_as_a_number():
+    from scalelab.config import parse_override
+
+    # hex run ids can be all digits (an int to TOML) or digits around one 'e' (a float)
+    assert parse_override("train.branch_of=760597491209")[2] == "760597491209"
+    assert parse_override("train.branch_of=123e45678901")[2] == "123e45678901"
+    assert parse_override("train.lr=1e-3")[2] == 0.001  # a number field still reads numbers

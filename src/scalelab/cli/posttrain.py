@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from scalelab.cli._app import QuietOption, app, number, one_of, say
+from scalelab.cli._app import DEFAULT_RUNS, QuietOption, RunsOption, app, number, one_of, say
 from scalelab.errors import ConfigError
 from scalelab.posttrain.api import METHODS
 from scalelab.posttrain.tasks import VERIFIABLE
@@ -210,7 +210,7 @@ def bon_cmd(
 def overopt_cmd(
     study: Annotated[str, typer.Argument(help="A study TOML file with an [overopt] table.")],
     db: OptionalDb = None,
-    runs: Annotated[str, typer.Option("--runs", help="Directory of the runs.")] = "runs",
+    runs: RunsOption = DEFAULT_RUNS,
     quiet: QuietOption = False,
     as_json: JsonOption = False,
 ) -> None:

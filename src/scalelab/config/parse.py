@@ -8,6 +8,7 @@ section is built by :func:`scalelab.config.fields.section_from_dict` and the who
 from __future__ import annotations
 
 import tomllib
+import typing
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -62,7 +63,20 @@ def parse_override(text: str) -> tuple[str, str, Any]:
         value = tomllib.loads(f"v = {raw.strip()}")["v"]
     except tomllib.TOMLDecodeError:
         value = raw.strip()
+    if not isinstance(value, str) and _is_text_field(parts[0], parts[1]):
+        # a text field keeps what was typed: a run id such as 760597491209 (or 123e45678901)
+        # is hex that TOML would read as a number (train.branch_of=RUN_ID)
+        value = raw.strip()
     return parts[0], parts[1], value
+
+
+def _is_text_field(section: str, key: str) -> bool:
+    """Whether ``section.key`` of a core section is a ``str`` (or ``str | None``) field."""
+    cls = SECTIONS.get(section)
+    if cls is None:
+        return False
+    hint = typing.get_type_hints(cls).get(key)
+    return hint is str or (hint is not None and set(typing.get_args(hint)) == {str, type(None)})
 
 
 def apply_overrides(values: Mapping[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
