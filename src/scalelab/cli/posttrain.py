@@ -16,6 +16,13 @@ from scalelab.posttrain.tasks import VERIFIABLE
 
 PANEL = "Post-training"
 
+GoldOption = Annotated[
+    str | None,
+    typer.Option(
+        "--gold",
+        help="The gold reward: grader (default) or a gold reward-model stage (Gao et al.).",
+    ),
+]
 SetOption = Annotated[
     list[str] | None,
     typer.Option(
@@ -106,13 +113,7 @@ def posttrain_cmd(
             "--reward", help="grader (default) or a reward-model stage directory (rl, pairs)."
         ),
     ] = None,
-    gold: Annotated[
-        str | None,
-        typer.Option(
-            "--gold",
-            help="The gold reward: grader (default) or a gold reward-model stage (Gao et al.).",
-        ),
-    ] = None,
+    gold: GoldOption = None,
     overrides: SetOption = None,
     out: OutOption = None,
     db: OptionalDb = None,
@@ -168,13 +169,7 @@ def bon_cmd(
             "--best-of", help="The n of best-of-n: samples per prompt, e.g. 1,4,16,64,256,1024."
         ),
     ] = "1,4,16,64,256,1024",
-    gold: Annotated[
-        str | None,
-        typer.Option(
-            "--gold",
-            help="The gold reward: grader (default) or a gold reward-model stage (Gao et al.).",
-        ),
-    ] = None,
+    gold: GoldOption = None,
     overrides: SetOption = None,
     out: OutOption = None,
     db: OptionalDb = None,
