@@ -51,6 +51,8 @@ def test_a_stage_is_a_derived_run_directory_and_a_point(sort_run, tmp_path) -> N
     row = pts[pts["run_id"] == s["run_id"]].iloc[0]
     assert row["method"] == "sft" and row["task"] == "sort" and row["flops"] > 0
     assert 0 <= row["accuracy_lo"] <= row["accuracy"] <= row["accuracy_hi"] <= 1
+    # the point names its settings (the report draws one line per setting of a method)
+    assert row["settings"]["steps"] == 4 and row["settings"]["batch_size"] == 4
     # asked again, the finished stage is returned as it is
     again = posttrain(sort_run, "sft", "sort", posttrain_config(TINY))
     assert again == s

@@ -107,3 +107,49 @@ def test_no_posttrain_points_no_section(tmp_path):
 
     ctx = ReportContext(db, tmp_path, None, pd.DataFrame(), pd.DataFrame(), None, None, 0)
     assert posttrain_section(ctx) is None
+
+
+def test_each_setting_of_a_method_is_its_own_line(tmp_path):
+    """Two DPO learning rates at every policy size are two lines (each naming its setting),
+    whether a point carries its settings or only its stage's config.json does."""
+    db = tmp_path / "two.db"
+    lrs = {1e-6: 0.05, 1e-5: 0.12}  # DPO's gain per learning rate
+    with Store(db) as store:
+        for i, (n, acc) in enumerate(BASE.items()):
+            common = {"task": "add", "policy_N": n}
+            iv = {"accuracy_lo": acc - 0.02, "accuracy_hi": acc + 0.02}
+            _put(store, f"eval-{i}", f"pre{i}", {**common, "method": "eval", "accuracy": acc, **iv})
+            sft = {"lr": 1e-3, "steps": 150, "eval_every": 50}
+            extra = {**common, "method": "sft", "accuracy": acc, **iv, "settings": sft}
+            _put(store, f"sft-{i}", f"pre{i}", extra)
+            for k, (lr, gain) in enumerate(lrs.items()):
+                a = acc + gain
+                settings = {"lr": lr, "beta": 0.1, "eval_every": 10 * (i + 1)}
+                extra = {**common, "method": "dpo", "accuracy": a, "reward": "grader",
+                         "accuracy_lo": a - 0.03, "accuracy_hi": a + 0.03}  # fmt: skip
+                if k == 0:  # an older point: its settings only in its stage's config.json
+                    run_dir = tmp_path / "runs" / f"dpo-{i}-{k}"
+                    run_dir.mkdir(parents=True)
+                    (run_dir / "config.json").write_text(json.dumps({"posttrain": settings}))
+                    store.put_point(
+                        {"run_id": f"dpo-{i}-{k}", "kind": "posttrain", "technique": "dpo",
+                         "parent_run_id": f"sft-{i}", "arch": "transformer",
+                         "status": "finished", "run_dir": f"runs/dpo-{i}-{k}",
+                         "extra_json": json.dumps(extra)}  # fmt: skip
+                    )
+                else:
+                    _put(store, f"dpo-{i}-{k}", f"sft-{i}", {**extra, "settings": settings})
+    res = report(db, tmp_path / "report", bootstrap=20)
+    section = next(s for s in res.sections if s.title == "Post-training")
+    lines = {line["label"]: line["policy_N"] for line in section.data["gain_lines"]}
+    # eval_every differs per stage but is bookkeeping: it splits nothing
+    assert lines == {
+        "add: sft": sorted(BASE),
+        "add: dpo (dpo.lr=1e-06)": sorted(BASE),
+        "add: dpo (dpo.lr=1e-05)": sorted(BASE),
+    }
+    for r in section.data["gain"]:
+        if r["method"] == "dpo":
+            want = lrs[1e-6] if r["setting"] == "dpo.lr=1e-06" else lrs[1e-5]
+            assert r["gain"] == pytest.approx(want)
+    assert "dpo.lr=1e-05" in section.html

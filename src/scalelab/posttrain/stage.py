@@ -264,6 +264,8 @@ def finish(stage: Stage, summary: dict[str, Any]) -> dict[str, Any]:
         "task": stage.task,
         "reward": stage.reward,
         "status": "finished",
+        # every setting, so a report can tell two stages of one method apart (one line each)
+        "settings": dataclasses.asdict(stage.cfg),
         **summary,
     }
     rundir.write_json(stage.run_dir / rundir.SUMMARY, out)

@@ -9,14 +9,20 @@ their numbers are in ``extra_json``, read with ``load_points(extra=True)``):
   coefficients, the predicted peak d* and the measured one.
 * **Gain against N**: each method's accuracy minus the pretrained policy's (the ``eval`` point
   of the lineage's root run) against the policy's parameters; where a lineage has no ``eval``
-  point, the accuracy itself is shown.
+  point, the accuracy itself is shown. One line per task, method and **setting**: stages
+  whose chain of settings (their own and their parent stages', and the reward) differ are
+  drawn as separate lines, labelled by what differs, so two DPO learning rates at one size
+  are two lines, not one line through both.
 
 Without posttrain points the section is left out.
 """
 
 from __future__ import annotations
 
+import json
 import math
+import sqlite3
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,6 +36,8 @@ from scalelab.results.points import load_points
 
 CURVE_METHODS = {"bon": "gao-bon", "rl": "gao-rl"}
 GAIN_METHODS = ("sft", "dpo", "rl", "bon")  # the stages whose accuracy is a gain over the root
+# settings that change when and how a stage logs, not what it learns: not a line of their own
+BOOKKEEPING = ("eval_every", "checkpoint_every")
 
 
 def posttrain_points(ctx: ReportContext) -> pd.DataFrame:
@@ -40,7 +48,38 @@ def posttrain_points(ctx: ReportContext) -> pd.DataFrame:
     for col in ("method", "task", "kl", "gold_reward", "proxy_reward", "reward_N", "policy_N"):
         if col not in df.columns:
             df[col] = None
-    return df.assign(stage=[stage_of(r) for r in df["run_id"]])
+    df = df.assign(stage=[stage_of(r) for r in df["run_id"]])
+    if "settings" not in df.columns:
+        df["settings"] = None
+    missing = [not isinstance(s, dict) for s in df["settings"]]
+    if any(missing):  # points written before stages logged their settings: the stage's config
+        dirs = _run_dirs(ctx.db)
+        df["settings"] = [
+            _config_settings(dirs.get(r), Path(ctx.db).parent) if m else s
+            for r, s, m in zip(df["run_id"], df["settings"], missing, strict=True)
+        ]
+    return df
+
+
+def _run_dirs(db: Any) -> dict[str, str]:
+    with sqlite3.connect(db) as conn:  # load_points keeps run_dir internal
+        rows = conn.execute("SELECT run_id, run_dir FROM points WHERE kind = 'posttrain'")
+        return {r: d for r, d in rows if d}
+
+
+def _config_settings(run_dir: str | None, db_dir: Path) -> dict[str, Any] | None:
+    """A stage's ``posttrain`` settings from its config.json (its directory as recorded, or
+    relative to the store's folder, where a sweep run from that folder records it)."""
+    if not run_dir:
+        return None
+    for d in (Path(run_dir), db_dir / run_dir):
+        try:
+            cfg = json.loads((d / "config.json").read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(cfg.get("posttrain"), dict):
+            return dict(cfg["posttrain"])
+    return None
 
 
 def _fmt(x: Any, digits: int = 4) -> str:
@@ -109,6 +148,7 @@ def gains(df: pd.DataFrame) -> pd.DataFrame:
             run_id = parent[run_id]
         return run_id
 
+    chains = _setting_chains(final, parent)
     evals = final[(final["method"] == "eval") & final["accuracy"].notna()]
     base = {(root(r["run_id"]), r.get("task")): r for r in evals.to_dict("records")}
     rows = []
@@ -125,6 +165,7 @@ def gains(df: pd.DataFrame) -> pd.DataFrame:
             "base_accuracy": None,
             "gain": None,
             "gain_half": None,
+            "chain": chains[r["run_id"]],
         }
         b = base.get((root(r["run_id"]), r.get("task")))
         if b is not None:
@@ -132,7 +173,58 @@ def gains(df: pd.DataFrame) -> pd.DataFrame:
             row["gain"] = acc - float(b["accuracy"])
             row["gain_half"] = math.hypot(_half(r), _half(b))
         rows.append(row)
-    return pd.DataFrame(rows)
+    out = pd.DataFrame(rows)
+    if out.empty:
+        return out
+    out["setting"] = _setting_labels(out)
+    return out.drop(columns="chain")
+
+
+def _setting_chains(final: pd.DataFrame, parent: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Per stage, the settings that made it, flattened over its chain of stages up to the
+    pretrained run: ``{"sft.lr": 1e-3, "dpo.beta": 0.1, "dpo.reward": "grader", ...}``."""
+    rows = {r["run_id"]: r for r in final.to_dict("records")}
+    out = {}
+    for run_id in rows:
+        flat: dict[str, Any] = {}
+        seen: set[str] = set()
+        cur: Any = run_id
+        while cur in rows and cur not in seen:
+            seen.add(cur)
+            r = rows[cur]
+            m = r.get("method")
+            settings = r.get("settings")
+            if isinstance(settings, dict):
+                for k, v in settings.items():
+                    if k not in BOOKKEEPING:
+                        flat[f"{m}.{k}"] = v
+            reward = r.get("reward_run_id") or r.get("reward")
+            if isinstance(reward, str):
+                flat[f"{m}.reward"] = reward
+            cur = parent.get(cur)
+        out[run_id] = flat
+    return out
+
+
+def _setting_labels(g: pd.DataFrame) -> list[str]:
+    """Per row, the settings in which its (task, method) line differs from the others: ""
+    where the task and method were run with one setting only."""
+    labels = [""] * len(g)
+    for _, part in g.groupby(["task", "method"], dropna=False):
+        chains = list(part["chain"])
+        keys = sorted({k for c in chains for k in c})
+        differ = [k for k in keys if len({json.dumps(c.get(k), default=str) for c in chains}) > 1]
+        for i, c in zip(part.index, chains, strict=True):
+            labels[g.index.get_loc(i)] = " ".join(f"{k}={_short(c.get(k))}" for k in differ)
+    return labels
+
+
+def _short(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:g}"
+    return str(v)
 
 
 def _half(r: dict[str, Any]) -> float:
@@ -155,17 +247,31 @@ def _gain_cell(r: dict[str, Any]) -> str:
     return f"{r['gain']:+.3f} ± {r['gain_half']:.3f}"
 
 
+def gain_lines(g: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """The figure's lines: one per task, method and setting (``gains``' ``setting``), each
+    with its label and rows in order of N."""
+    use_gain = g["gain"].notna().any()
+    y = "gain" if use_gain else "accuracy"
+    setting = g["setting"] if "setting" in g.columns else pd.Series("", index=g.index)
+    lines = []
+    for (task, m, s), part in g.assign(setting=setting).groupby(
+        ["task", "method", "setting"], dropna=False
+    ):
+        part = part[part[y].notna()].sort_values("policy_N")
+        if not part.empty:
+            lines.append((f"{task}: {m}" + (f" ({s})" if s else ""), part))
+    return lines
+
+
 def gain_figure(g: pd.DataFrame, path: Any) -> Any:
-    """Gain (or accuracy, where no baseline) against the policy's N, one line per method."""
+    """Gain (or accuracy, where no baseline) against the policy's N, one line per method and
+    setting (:func:`gain_lines`)."""
     fig, ax = plots.figure()
     use_gain = g["gain"].notna().any()
     y = "gain" if use_gain else "accuracy"
-    for (task, m), part in g.groupby(["task", "method"], dropna=False):
-        part = part[part[y].notna()].sort_values("policy_N")
-        if part.empty:
-            continue
+    for label, part in gain_lines(g):
         err = part["gain_half"] if use_gain else (part["accuracy_hi"] - part["accuracy_lo"]) / 2
-        ax.errorbar(part["policy_N"], part[y], yerr=err, fmt="o-", capsize=3, label=f"{task}: {m}")
+        ax.errorbar(part["policy_N"], part[y], yerr=err, fmt="o-", capsize=3, label=label)
     ax.set_xscale("log")
     if use_gain:
         ax.axhline(0.0, color="grey", lw=0.8)
@@ -231,23 +337,30 @@ def posttrain_section(ctx: ReportContext) -> Section | None:
             "<h3>Gain against N</h3><p>Accuracy (greedy, Wilson interval) of each stage and "
             "its gain over the pretrained policy of the same lineage (its <code>eval</code> "
             "point); the gain's interval adds the two half-widths in quadrature "
-            "(approximate).</p>"
+            "(approximate). One line per task, method and setting: where a method was run "
+            "with several settings, each line names the settings in which it differs "
+            "(<code>stage.key=value</code>, over the chain of stages behind it).</p>"
         )
         html.append(img(png, "accuracy gain against policy N"))
         rows = [
             [
                 r["task"],
                 r["method"],
+                r["setting"] or "-",
                 plots.si(r["policy_N"]) if r["policy_N"] else "-",
                 _accuracy_cell(r),
                 _fmt(r["base_accuracy"], 3),
                 _gain_cell(r),
             ]
-            for r in g.sort_values(["task", "method", "policy_N"]).to_dict("records")
+            for r in g.sort_values(["task", "method", "setting", "policy_N"]).to_dict("records")
         ]
-        header = ["task", "method", "policy N", "accuracy", "pretrained", "gain"]
+        header = ["task", "method", "setting", "policy N", "accuracy", "pretrained", "gain"]
         html.append(table(header, rows, "num"))
         data["gain"] = g.to_dict("records")
+        data["gain_lines"] = [
+            {"label": label, "policy_N": [float(n) for n in part["policy_N"]]}
+            for label, part in gain_lines(g)
+        ]
     if not html:
         return None
     return Section("Post-training", "".join(html), figures, data)
