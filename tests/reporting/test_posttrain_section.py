@@ -131,12 +131,11 @@ def test_each_setting_of_a_method_is_its_own_line(tmp_path):
                     run_dir = tmp_path / "runs" / f"dpo-{i}-{k}"
                     run_dir.mkdir(parents=True)
                     (run_dir / "config.json").write_text(json.dumps({"posttrain": settings}))
-                    store.put_point(
-                        {"run_id": f"dpo-{i}-{k}", "kind": "posttrain", "technique": "dpo",
-                         "parent_run_id": f"sft-{i}", "arch": "transformer",
-                         "status": "finished", "run_dir": f"runs/dpo-{i}-{k}",
-                         "extra_json": json.dumps(extra)}  # fmt: skip
-                    )
+                    pt = {"run_id": f"dpo-{i}-{k}", "kind": "posttrain", "technique": "dpo",
+                          "parent_run_id": f"sft-{i}", "arch": "transformer",
+                          "status": "finished", "run_dir": f"runs/dpo-{i}-{k}",
+                          "extra_json": json.dumps(extra)}  # fmt: skip
+                    store.put_point(pt)
                 else:
                     _put(store, f"dpo-{i}-{k}", f"sft-{i}", {**extra, "settings": settings})
     res = report(db, tmp_path / "report", bootstrap=20)
