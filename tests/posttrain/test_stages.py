@@ -127,6 +127,9 @@ def test_reward_dpo_and_best_of_n_from_an_sft_stage(sort_run, tmp_path) -> None:
     bon = best_of_n(sft, rm["run_dir"], "sort", [1, 4], cfg, out=tmp_path / "bon")
     assert [c["n"] for c in bon["curve"]] == [1, 4]
     assert bon["curve"][1]["proxy_reward"] >= bon["curve"][0]["proxy_reward"]
+    # best-of-n's accuracy (kept completions right) with its interval over prompts
+    for c in bon["curve"]:
+        assert 0 <= c["accuracy_lo"] <= c["accuracy"] <= c["accuracy_hi"] <= 1
 
 
 def test_study_pipeline_is_checked() -> None:

@@ -114,6 +114,8 @@ def run_bon(
         # one value per prompt (its groups averaged): prompts are the independent draws
         g_mean, g_lo, g_hi = mean_interval(gold.mean(1).tolist())
         p_mean, _, _ = mean_interval(prox.mean(1).tolist())
+        # the share of kept completions that are right, per prompt, then over prompts
+        a_mean, a_lo, a_hi = mean_interval((graded == 1.0).float().mean(1).tolist())
         curve.append(
             {
                 **common,
@@ -125,7 +127,9 @@ def run_bon(
                 "gold_reward_hi": g_hi,
                 "proxy_reward": p_mean,
                 **({"grader_reward": float(graded.mean())} if gold_of.is_model else {}),
-                "accuracy": float((graded == 1.0).float().mean()),
+                "accuracy": a_mean,
+                "accuracy_lo": max(a_lo, 0.0),
+                "accuracy_hi": min(a_hi, 1.0),
                 "tokens": tokens * n // top,
                 "flops": flops * n / top,
             }
@@ -143,6 +147,8 @@ def run_bon(
             "gold_reward": best["gold_reward"],
             "proxy_reward": best["proxy_reward"],
             "accuracy": best["accuracy"],
+            "accuracy_lo": best["accuracy_lo"],
+            "accuracy_hi": best["accuracy_hi"],
             "tokens": tokens,
             "flops": flops,
             "seconds": 0.0,
