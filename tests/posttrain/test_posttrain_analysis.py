@@ -56,3 +56,27 @@ def test_gain_figure_draws_one_line_per_named_series(tmp_path, monkeypatch) -> N
     path = gain_figure(g, tmp_path / "gain.png")
     assert path.stat().st_size > 0
     assert sorted(drawn) == ["sort RL", "sort RL", "x", "x"]  # two panels, two series
+
+
+def test_gain_table_keeps_rl_against_a_reward_model_apart(tmp_path) -> None:
+    from scalelab.posttrain.analysis import gain_table
+    from scalelab.posttrain.points import point, put_points
+
+    acc = {"eval": 0.3, "sft": 0.5, "rl": 0.6, "rl-rm": 0.4}
+    rows = []
+    for name, a in acc.items():
+        extra = {"run_id": name, "method": name.split("-")[0], "task": "sort", "policy_N": 1000,
+                 "accuracy": a, "accuracy_lo": a - 0.05, "accuracy_hi": a + 0.05,
+                 "gold_reward": a, "gold_reward_lo": a - 0.05, "gold_reward_hi": a + 0.05,
+                 "kl": 0.1}  # fmt: skip
+        if name == "rl-rm":
+            extra.update(reward_run_id="pt-reward-x", reward_N=500)
+        rows.append(point(extra, parent_run_id="sft", arch="transformer", run_dir=str(tmp_path)))
+    db = tmp_path / "g.db"
+    put_points(db, rows)
+    by_grader = gain_table(db)
+    assert list(by_grader["reward"]) == ["grader"]
+    assert by_grader["gain_over_sft"].iloc[0] == pytest.approx(0.1)
+    both = gain_table(db, reward_models=True).set_index("reward")
+    assert set(both.index) == {"grader", "pt-reward-x"}
+    assert both.loc["pt-reward-x", "gain_over_sft"] == pytest.approx(-0.1)

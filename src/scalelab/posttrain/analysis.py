@@ -51,6 +51,7 @@ def stage_table(db: str | Path) -> pd.DataFrame:
         "method",
         "policy_N",
         "reward_N",
+        "reward_run_id",
         "settings",
         "accuracy",
         "accuracy_lo",
@@ -81,13 +82,17 @@ def diff_interval(
     return d, lo, hi
 
 
-def gain_table(db: str | Path) -> pd.DataFrame:
+def gain_table(db: str | Path, reward_models: bool = False) -> pd.DataFrame:
     """Per (task, policy size, DPO/RL settings): pretrain, SFT and the stage's greedy accuracy
-    and sampled gold reward, and the stage's gain over SFT in both, with 95% intervals."""
+    and sampled gold reward, and the stage's gain over SFT in both, with 95% intervals.
+    ``reward_models``: also the DPO and RL stages trained against a reward-model run (the
+    ``reward`` column names it; else every row's reward is the grader)."""
     st = stage_table(db)
     if st.empty:  # a store without post-training points yet
         return pd.DataFrame()
-    st = st[st["method"].isin(["eval", "sft", "dpo", "rl"]) & st["reward_N"].isna()]
+    by_grader = st["reward_N"].isna() if "reward_N" in st.columns else True
+    keep = by_grader | (reward_models & st["method"].isin(["dpo", "rl"]))
+    st = st[st["method"].isin(["eval", "sft", "dpo", "rl"]) & keep]
     rows = []
     for (task, n), g in st.groupby(["task", "policy_N"]):
         base = {m: g[g["method"] == m] for m in ("eval", "sft")}
@@ -100,6 +105,7 @@ def gain_table(db: str | Path) -> pd.DataFrame:
                     "policy_N": int(n),
                     "method": method,
                     "settings": r.settings,
+                    "reward": _reward_name(r),
                     "pretrain": None if pre is None else pre["accuracy"],
                     "sft": None if sft is None else sft["accuracy"],
                     "after": r.accuracy,
@@ -126,6 +132,13 @@ def gain_table(db: str | Path) -> pd.DataFrame:
                     row["sft_gain_over_pretrain"] = sft["accuracy"] - pre["accuracy"]
                 rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _reward_name(r: Any) -> str:
+    rn = getattr(r, "reward_N", None)
+    if rn is None or pd.isna(rn):
+        return "grader"
+    return str(getattr(r, "reward_run_id", None) or f"RM N={int(rn)}")
 
 
 def gain_trend(
