@@ -198,3 +198,15 @@ def test_the_study_pipeline_runs_each_stage_from_the_right_parent(sort_run, tmp_
 def test_settings_out_of_range_are_refused(setting: str) -> None:
     with pytest.raises(ConfigError, match=r"posttrain\.|loss"):
         posttrain_config([setting])
+
+
+def test_rpo_settings_are_read_by_dpo_on_the_command_line() -> None:
+    """RPO (loss=rpo, rpo_alpha) on right-against-wrong pairs (chosen_right) is a DPO stage:
+    the command line takes those keys for dpo and refuses them where nothing reads them."""
+    from scalelab.cli.posttrain import _check_reads
+    from scalelab.errors import ConfigError
+
+    rpo = ["posttrain.loss=rpo", "posttrain.rpo_alpha=0.5", "posttrain.chosen_right=true"]
+    _check_reads("dpo", rpo)
+    with pytest.raises(ConfigError, match="chosen_right has no effect"):
+        _check_reads("sft", rpo[2:])

@@ -53,8 +53,8 @@ _TRAIN = {"lr", "steps", "batch_size", "weight_decay", "eval_every", "checkpoint
 READS: dict[str, set[str]] = {
     "sft": _TRAIN | {"eval_prompts"},
     "reward": _TRAIN | {"pairs", "pairs_file", "holdout"},
-    "dpo": _TRAIN | {"pairs", "pairs_file", "beta", "loss", "label_smoothing", "eval_prompts",
-                     "kl_prompts"},
+    "dpo": _TRAIN | {"pairs", "pairs_file", "beta", "loss", "label_smoothing", "rpo_alpha",
+                     "chosen_right", "eval_prompts", "kl_prompts"},
     "rl": _TRAIN | {"group", "clip", "kl_coef", "updates", "temperature", "top_k",
                     "eval_prompts", "kl_prompts"},
     "pairs": {"pairs", "seed"},
