@@ -9,8 +9,10 @@ store (runs of equal config are shared, so re-running continues where it stopped
   smaller budgets branched off its stable phase, each training only its cooldown.
 
 The WSD runs (``wsd``, ``branches`` and the WSD held-out model) share one warmup in tokens
-(``train.warmup_tokens``, ``--warmup-tokens``; by default 5% of the smallest budget, in whole
-steps), as a branched study does itself; the cosine runs keep the demo's 5% of each run.
+(``train.warmup_tokens``, ``--warmup-tokens``; by default 5% of the largest budget, in whole
+steps, as a branched study picks it: ``scalelab.study.branching.ladder_warmup``); the cosine
+runs keep the demo's 5% of each run. docs/branches.md's tables were measured with
+``--warmup-tokens 3072`` (5% of the smallest budget, the rule before).
 
 The largest budget's WSD run and its parent differ only in ``train.save_at`` (same
 trajectory), so the ``wsd`` ladder takes its largest budget from the parents. Then a
@@ -86,7 +88,7 @@ def main() -> None:
     ap.add_argument("--holdout", type=float, default=4.0)
     ap.add_argument("--cooldown", type=float, default=0.2)
     ap.add_argument("--warmup-tokens", type=int, default=None,
-                    help="the WSD runs' warmup (default: 5%% of the smallest budget)")  # fmt: skip
+                    help="the WSD runs' warmup (default: 5%% of the largest budget)")  # fmt: skip
     ap.add_argument("--context", type=int, default=128)
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--workers", type=int, default=2)
@@ -98,8 +100,8 @@ def main() -> None:
     db, runs = args.out / "results.db", args.out / "runs"
     per_step = args.batch_size * args.context
     warm = args.warmup_tokens
-    if warm is None:  # 5% of the smallest budget, as a branched study picks it
-        warm = round(0.05 * min(tokens) / per_step) * per_step
+    if warm is None:  # 5% of the largest budget, as a branched study picks it
+        warm = round(0.05 * max(tokens) / per_step) * per_step
     wsd = {"schedule": "wsd", "decay_fraction": args.cooldown, "warmup_tokens": warm}
     plans = {
         "branches": study(

@@ -20,7 +20,7 @@ from __future__ import annotations
 import argparse
 import heapq
 
-from scalelab.apps.demo import DemoDesign, _study
+from scalelab.apps.demo import DemoDesign, _largest_n, _study
 from scalelab.study import study_from_dict
 from scalelab.study.branching import branch_needs
 from scalelab.study.cost import config_counts, planned_flops
@@ -69,20 +69,36 @@ def simulate(order: list[str], needs: dict[str, tuple[str, ...]], cost: dict[str
     return now, 1.0 - busy / (workers * now)
 
 
-def ladder(spec: dict, workers: int, mode: str) -> None:
+def ladder(spec: dict, workers: int, mode: str, held: dict | None = None) -> None:
+    """Print the makespan and idle share of ``spec``'s runs; with ``held`` (the demo's
+    held-out study) also the demo as it was (the held-out model trained after the ladder,
+    alone) and as it is (in the ladder's pool, ``sweep_studies``)."""
     from scalelab.study.grid import expand
 
     runs = expand(study_from_dict(spec))
     configs = [r.config for r in runs]
+    if held is not None:
+        (h,) = [r.config for r in expand(study_from_dict(held))]
+        h_cost = float(planned_flops(h, config_counts(h), None, own=True) or 0.0)
+        ladder(spec, workers, mode)
+        graph = build_graph(configs, branch_needs(configs))
+        cost = {c.run_id(): float(planned_flops(c, config_counts(c), None, own=True) or 0.0)
+                for c in configs}  # fmt: skip
+        point = _points(configs)
+        span, idle = simulate(graph.order(lambda c: cost[c.run_id()]), graph.needs, cost,
+                              workers, point or None)  # fmt: skip
+        busy = sum(cost.values()) + h_cost
+        total = span + h_cost  # the held-out model after the ladder, on one worker
+        print(f"  {mode:9s} + held-out after the ladder (the demo before): makespan "
+              f"{total / h_cost:.2f}x the held-out run, idle share "
+              f"{1 - busy / (workers * total):.1%}")  # fmt: skip
+        configs = [*configs, h]
+        runs = [*runs, h]  # counted below
+        mode = f"{mode} + held-out in the pool (the demo now)"
     graph = build_graph(configs, branch_needs(configs))
     cost = {c.run_id(): float(planned_flops(c, config_counts(c), None, own=True) or 0.0)
             for c in configs}  # fmt: skip
-    by_id = {c.run_id(): c for c in configs}
-    point = {}  # a branch: the share of its parent's run (in tokens) before its point
-    for c in configs:
-        if c.train.branch_of is not None and c.train.branch_at is not None:
-            parent = by_id[c.train.branch_of]
-            point[c.run_id()] = c.train.branch_at / float(parent.train.tokens or 1)
+    point = _points(configs)
     top = max(cost.values())
     for label, order in (
         ("longest first", graph.order(lambda c, cost=cost: cost[c.run_id()])),
@@ -96,6 +112,17 @@ def ladder(spec: dict, workers: int, mode: str) -> None:
                   f"longest run, idle share {idle:.1%}")  # fmt: skip
 
 
+def _points(configs: list) -> dict[str, float]:
+    """A branch: the share of its parent's run (in tokens) before its branch point."""
+    by_id = {c.run_id(): c for c in configs}
+    point = {}
+    for c in configs:
+        if c.train.branch_of is not None and c.train.branch_at is not None:
+            parent = by_id[c.train.branch_of]
+            point[c.run_id()] = c.train.branch_at / float(parent.train.tokens or 1)
+    return point
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--workers", type=int, default=2)
@@ -107,7 +134,9 @@ def main() -> None:
     for mode in ("dedicated", "branches"):
         design = DemoDesign(budgets=mode)
         spec = _study(design, "demo", 258, params=list(design.params), tokens=list(design.tokens))
-        ladder(spec, args.workers, mode)
+        n_h = design.holdout_factor * _largest_n(spec)
+        held = _study(design, "demo-holdout", 258, params=[n_h], tokens=[max(design.tokens)])
+        ladder(spec, args.workers, mode, held)
     if args.small:
         print("3 x 3 Markov ladder (benchmarks/branches.py --corpus markov)")
         for mode in ("dedicated", "branches"):

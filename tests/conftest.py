@@ -78,6 +78,9 @@ TINY_DEMO = {
     "batch_size": 8,
     "bootstrap": 20,
     "eval_every": 40,
+    # the summary's contract on the design every earlier test knew (each pair from
+    # scratch); the default, branched design has its own tests (tests/apps/test_demo_branches.py)
+    "budgets": "dedicated",
 }
 
 

@@ -39,6 +39,7 @@ CHOICES: list[tuple[str, str, Callable[[], Iterable[str]]]] = [
     ("posttrain", "--task", _table("scalelab.posttrain.tasks", "VERIFIABLE")),
     ("finetune", "--set", _table("scalelab.tasks.finetune", "METHODS")),
     ("corpus", "--tokenizer", _table("scalelab.config", "TOKENIZERS")),
+    ("demo", "--budgets", _table("scalelab.study.studyfile", "BUDGET_MODES")),
     ("count", "--dtype", _table("scalelab.accounting.memory", "DTYPE_BYTES")),
     ("count", "--recompute", _table("scalelab.accounting.memory", "RECOMPUTE")),
     ("intrinsic", "--projection", _table("scalelab.intrinsic.options", "PROJECTIONS")),
@@ -88,6 +89,7 @@ config, memory = m("scalelab.config"), m("scalelab.accounting.memory")
 compress = m("scalelab.techniques.compress_options")
 options = m("scalelab.laws.options")
 intrinsic = m("scalelab.intrinsic.options")
+studyfile = m("scalelab.study.studyfile")
 from scalelab.plugin import Plugin, register_plugin
 
 forms.FORM_TABLE["zz-law"] = forms.FormEntry("scalelab.laws.forms.two_variable:Chinchilla")
@@ -108,6 +110,7 @@ compress.BITS = (*compress.BITS, 77)
 compress.STRUCTURES = (*compress.STRUCTURES, "zz-blocks")
 compress.SCOPES = (*compress.SCOPES, "zz-scope")
 compress.ALGORITHMS = (*compress.ALGORITHMS, "zz-algo")
+studyfile.BUDGET_MODES = (*studyfile.BUDGET_MODES, "zz-budgets")
 compress.GROUPS = (*compress.GROUPS, 99)
 
 class Zeta(Plugin):
@@ -137,6 +140,7 @@ NEW = {
     "posttrain --task": "zz-task",
     "finetune --set": "zz-tune",
     "corpus --tokenizer": "zz-tok",
+    "demo --budgets": "zz-budgets",
     "count --dtype": "zz-fp6",
     "count --recompute": "zz-some",
     "compress --method": "zz-compress",

@@ -1271,7 +1271,7 @@ def test_the_data_loss_cases_leave_the_protected_run_byte_for_byte(work, arte, m
 
 # --- the post-training commands, WSD branches and their settings (issue 22, second part) --------
 #
-# posttrain (every --method), bon, demos, demo --branches, a sweep of a study with budgets =
+# posttrain (every --method), bon, demos, demo (branched), a sweep of a study with budgets =
 # "branches" or a [study] posttrain table, and the train.save_at/branch_of/branch_at/cooldown/
 # precision and posttrain.* settings. Their work area: a tiny run pretrained on a task's
 # demonstrations (the tasks need the bytes tokenizer), an SFT stage and a reward-model stage
@@ -1631,20 +1631,21 @@ def _post_cases(
         ],
         "demo": [
             *[
-                ("out", ["demo", "--branches", "--quiet", "--out", x])
+                ("out", ["demo", "--quiet", "--out", x])
                 for x in (run, a["derived"], sft, a["db"], "", inside)
             ],
             *[
                 (
                     "number",
-                    ["demo", "--branches", "--quiet", "--out", str(work / "dm"), "--workers", w],
+                    ["demo", "--quiet", "--out", str(work / "dm"), "--workers", w],
                 )
                 for w in ("0", "-1", "1000")
             ],
             (
                 "number",
-                ["demo", "--branches", "--quiet", "--out", str(work / "dm"), "--corpus", "nosuch"],
+                ["demo", "--quiet", "--out", str(work / "dm"), "--corpus", "nosuch"],
             ),
+            ("number", ["demo", "--quiet", "--out", str(work / "dm"), "--budgets", "nosuch"]),
         ],
         "sweep": [
             *[

@@ -67,6 +67,7 @@ _API: dict[str, str] = {
     "SweepResult": "scalelab.study",
     "load_study": "scalelab.study",
     "sweep": "scalelab.study",
+    "sweep_studies": "scalelab.study",
     "load_points": "scalelab.study",
     "load_curves": "scalelab.study",
     "export_points": "scalelab.study",

@@ -1,4 +1,5 @@
-"""The demo with budgets = "branches": one WSD run per size, the smaller budget a branch."""
+"""The demo with budgets = "branches" (its default): one WSD run per size, the smaller
+budget a branch, and the held-out model trained in the ladder's pool."""
 
 import json
 
@@ -17,6 +18,10 @@ TINY_DEMO = {  # as tests/conftest.py's tiny demo
 }
 
 
+def test_the_default_demo_is_branched():
+    assert DemoDesign().budgets == "branches"
+
+
 def test_branched_demo_fits_and_checks_a_wsd_holdout(tmp_path):
     design = DemoDesign(**{**TINY_DEMO, "budgets": "branches", "cooldown": 0.25})
     res = demo(tmp_path / "d", design, workers=1, progress=False, log=lambda *_: None)
@@ -25,8 +30,26 @@ def test_branched_demo_fits_and_checks_a_wsd_holdout(tmp_path):
     # 3 sizes x 2 budgets: per size one WSD parent (the larger budget) and one branch
     assert len(pts) == 6 and (pts["technique"] == "branch").sum() == 3
     assert sorted(pts["D"]) == sorted([10240, 20480] * 3)
-    held = json.loads(
-        (tmp_path / "d" / "runs" / s["holdout"]["run_id"] / "config.json").read_text()
-    )
+    runs = tmp_path / "d" / "runs"
+    held = json.loads((runs / s["holdout"]["run_id"] / "config.json").read_text())
     assert held["train"]["schedule"] == "wsd" and held["train"]["decay_fraction"] == 0.25
+    # one warmup for every run, the held-out model's too: 5% of the largest budget (80
+    # steps of 256 tokens -> 4 steps), not of the smallest (40 steps -> 2)
+    warm = {
+        json.loads((runs / r / "config.json").read_text())["train"]["warmup_tokens"]
+        for r in [*pts["run_id"], s["holdout"]["run_id"]]
+    }
+    assert warm == {4 * 256}
     assert abs(s["holdout"]["relative_error"]) < 0.2 and res.report.exists()
+
+
+def test_the_held_out_model_trains_beside_the_ladder(tmp_path):
+    # two workers: the held-out model (the longest run) starts first, before any ladder run
+    # has ended, instead of after the whole ladder with one worker idle
+    design = DemoDesign(**{**TINY_DEMO, "params": (600, 1200, 2400)})
+    res = demo(tmp_path / "d", design, workers=2, progress=False, log=lambda *_: None)
+    runs = tmp_path / "d" / "runs"
+    pts = load_points(tmp_path / "d" / "results.db", study="demo", kind="run")
+    held_started = (runs / res.summary["holdout"]["run_id"] / "config.json").stat().st_mtime
+    ladder_ended = min((runs / r / "summary.json").stat().st_mtime for r in pts["run_id"])
+    assert held_started <= ladder_ended

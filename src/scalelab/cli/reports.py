@@ -15,10 +15,12 @@ from scalelab.cli._app import (
     StudyOption,
     app,
     count_option,
+    one_of,
     say,
     warn,
 )
 from scalelab.errors import ConfigError
+from scalelab.study.studyfile import BUDGET_MODES
 
 PANEL = "Report and demo"
 
@@ -67,13 +69,15 @@ def demo_cmd(
         ),
     ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of every run.")] = 0,
-    branches: Annotated[
-        bool,
+    budgets: Annotated[
+        str,
         typer.Option(
-            "--branches",
-            help="One WSD run per size; the smaller budgets branch off it (docs/branches.md).",
+            "--budgets",
+            help=f"{one_of(BUDGET_MODES)} (study.budgets): 'branches' trains one WSD run per "
+            "size and branches the smaller budgets off it; 'dedicated' trains every (size, "
+            "budget) from scratch with a cosine schedule (docs/branches.md).",
         ),
-    ] = False,
+    ] = "branches",
     quiet: QuietOption = False,
 ) -> None:
     """The main job on a built-in corpus: ladder, Chinchilla fit, held-out check, report."""
@@ -83,11 +87,13 @@ def demo_cmd(
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {str(out)!r} is a file: give a folder for the demo")
     checks.seed(seed, "--seed")
+    if budgets not in BUDGET_MODES:
+        raise ConfigError(f"--budgets {budgets!r} is not one of {one_of(BUDGET_MODES)}")
     # a new folder, or an earlier demo's (it resumes): never a run or anything else
     checks.out_dir(out, own=lambda a: a.kind == "folder" and _is_demo(a.path))
     res = demo(
         out,
-        DemoDesign(corpus=corpus, seed=seed, budgets="branches" if branches else "dedicated"),
+        DemoDesign(corpus=corpus, seed=seed, budgets=budgets),
         workers=workers,
         progress=not quiet,
         log=(lambda *_: None) if quiet else say,

@@ -46,6 +46,10 @@ class ReportResult:
     sections: list[Section] = field(default_factory=list)
     law: Any | None = None
     law_error: str | None = None
+    # how the law's form was chosen (scalelab.laws.Selection, bootstrap seed 0) and the runs
+    # it was chosen on: a caller with the same runs reuses it instead of choosing again
+    selection: Any | None = None
+    run_ids: frozenset[str] = frozenset()
 
 
 def _slug(title: str) -> str:
@@ -155,7 +159,8 @@ def report(
     atomic.write_text(path, page)
     data = {s.title: s.data for s in built if s.data}
     atomic.write_text(ctx.out / "report.json", json.dumps(data, indent=2, default=_jsonable) + "\n")
-    return ReportResult(path, built, ctx.law, ctx.law_error)
+    ids = frozenset(ctx.points["run_id"]) if not ctx.points.empty else frozenset()
+    return ReportResult(path, built, ctx.law, ctx.law_error, ctx.selection, ids)
 
 
 def _jsonable(obj: Any) -> Any:

@@ -17,6 +17,7 @@ _API: dict[str, str] = {
     "RunOutcome": "scalelab.runner.outcome",
     "SweepResult": "scalelab.runner.outcome",
     "sweep": "scalelab.runner.sweeper",
+    "sweep_studies": "scalelab.runner.sweeper",
 }
 
 

@@ -75,7 +75,7 @@ from scalelab.runner.runtask import (
 )
 from scalelab.study.branching import branch_needs
 from scalelab.study.cost import config_counts, planned_flops
-from scalelab.study.graph import Needs, build_graph
+from scalelab.study.graph import Needs, RunGraph, build_graph
 from scalelab.study.grid import PlannedRun, Sizer, expand
 from scalelab.study.manifest import write_manifest
 from scalelab.study.studyfile import Study, as_study
@@ -177,16 +177,86 @@ def sweep(
     ``needs(cfg) -> [RunConfig]`` names the runs a run needs finished before it starts
     (:mod:`scalelab.study.graph`): they are added to the sweep if the grid lacks them, and
     every backend starts a run only after them; a cycle is an error before any run starts.
+
+    :func:`sweep_studies` runs several studies through one pool.
     """
+    return sweep_studies(
+        [study],
+        db=db,
+        out=out,
+        workers=workers,
+        progress=progress,
+        retry_failed=retry_failed,
+        dry_run=dry_run,
+        overrides=overrides,
+        devices=devices,
+        threads=threads,
+        backend=backend,
+        address=address,
+        trainer=trainer,
+        sizer=sizer,
+        counter=counter,
+        data_probe=data_probe,
+        needs=needs,
+    )[0]
+
+
+@dataclasses.dataclass
+class _Plan:
+    """One study of a sweep: its runs, their needs, their counts, what became of them."""
+
+    spec: Study
+    runs: list[PlannedRun]
+    graph: RunGraph
+    counts: dict[str, dict[str, Any] | None]
+    result: SweepResult
+
+
+def sweep_studies(
+    studies: Sequence[Study | str | Path | Mapping[str, Any]],
+    *,
+    db: str | Path = "results.db",
+    out: str | Path = "runs",
+    workers: int | None = None,
+    progress: bool = True,
+    retry_failed: bool = False,
+    dry_run: bool = False,
+    overrides: Sequence[str] = (),
+    devices: Sequence[str] | None = None,
+    threads: int | None = None,
+    backend: str = "local",
+    address: str | None = None,
+    trainer: TrainFn | None = None,
+    sizer: Sizer | None = None,
+    counter: Counter | None = None,
+    data_probe: DataProbe | None = None,
+    needs: Needs | None = None,
+) -> list[SweepResult]:
+    """:func:`sweep` for several studies at once, through one pool: every run of every
+    study is one job of the graph's order (the longest chain of work first, whichever study
+    it belongs to), so a long run of one study keeps a worker busy while the other works
+    through another study's short runs, instead of each study's tail leaving workers idle.
+    Each study keeps its own name, points and manifest; one result per study, in order.
+    A run that two studies ask for is trained once and recorded under both."""
+    if not studies:
+        raise ConfigError("sweep_studies needs at least one study")
     # how and where runs train; a bad Ray address fails here, in seconds
     cluster = check_backend(backend, address, devices, workers=workers, threads=threads)
     if devices is not None and not devices:
         raise ConfigError("devices is empty: name at least one, e.g. ['cuda:0']")
-    spec0 = _with_overrides(as_study(study), overrides)
+    specs = [_with_overrides(as_study(s), overrides) for s in studies]
+    names = [s.name for s in specs]
+    if len(set(names)) < len(names):
+        raise ConfigError(
+            f"two of the studies are both named {next(n for n in names if names.count(n) > 1)!r}"
+            ": the store keeps points by study name; rename one ([study] name)"
+        )
     wanted = (
         devices
         if devices is not None
-        else sorted({r.config.train.device for r in expand(spec0, sizer=sizer)} - {"auto"})
+        else sorted(
+            {r.config.train.device for spec in specs for r in expand(spec, sizer=sizer)} - {"auto"}
+        )
     )
     if cluster is not None:  # the cluster's nodes resolve their own devices, if it has GPUs
         check_fits(cluster, threads or 1, cuda=any(d.startswith("cuda") for d in wanted))
@@ -208,44 +278,50 @@ def sweep(
     from scalelab.results.points import pending_row  # pandas: not needed in the workers
 
     t_start = time.perf_counter()
-    spec = _with_overrides(as_study(study), overrides)
-    runs, graph = _planned_runs(spec, sizer, needs)
-    check_study_keys(spec.after, [r.config for r in runs])  # e.g. study.posttrain: before work
     # a Ray task may start in another directory, or on another node: absolute paths
     out_dir = Path(out).resolve() if backend == "ray" else Path(out)
     db_path = Path(db)
-    result = SweepResult(spec.name, db_path, out_dir)
     counter = counter or config_counts
-    counts = {r.run_id: _counts(counter, r.config) for r in runs}
+    plans: list[_Plan] = []
+    for spec in specs:
+        runs, graph = _planned_runs(spec, sizer, needs)
+        check_study_keys(spec.after, [r.config for r in runs])  # e.g. study.posttrain: before work
+        counts = {r.run_id: _counts(counter, r.config) for r in runs}
+        plans.append(_Plan(spec, runs, graph, counts, SweepResult(spec.name, db_path, out_dir)))
+    counts = {k: v for p in plans for k, v in p.counts.items()}
 
     if dry_run:  # the plan, validated and costed; nothing is written
-        result.runs = [
-            RunOutcome(
-                r.run_id,
-                r.axes,
-                "planned",
-                _dir_status(out_dir / r.run_id),
-                flops=planned_flops(r.config, counts[r.run_id], None),
-            )
-            for r in runs
-        ]
-        result.plan = [
-            pending_row(spec.name, r.run_id, r.config.to_dict(), r.axes, counts[r.run_id], out_dir)
-            for r in runs
-        ]
-        result.wall_seconds = time.perf_counter() - t_start
-        return result
+        for p in plans:
+            p.result.runs = [
+                RunOutcome(
+                    r.run_id,
+                    r.axes,
+                    "planned",
+                    _dir_status(out_dir / r.run_id),
+                    flops=planned_flops(r.config, counts[r.run_id], None),
+                )
+                for r in p.runs
+            ]
+            p.result.plan = [
+                pending_row(
+                    p.spec.name, r.run_id, r.config.to_dict(), r.axes, counts[r.run_id], out_dir
+                )
+                for r in p.runs
+            ]
+            p.result.wall_seconds = time.perf_counter() - t_start
+        return [p.result for p in plans]
 
+    all_runs = [r for p in plans for r in p.runs]
     # the token data each distinct data config needs: tokenized once here, so that
     # workers find a warm cache instead of racing to build it, and epoch budgets
     # can be turned into tokens for the ETA
     unique: dict[str, int | None] = {}
     probe = data_probe or _default_probe
-    for r in runs:
+    for r in all_runs:
         key = _data_key(r.config)
         if key not in unique and _needs_training(out_dir / r.run_id, retry_failed):
             unique[key] = probe(r.config)
-    for r in runs:  # an absurd budget stops the sweep here, before any run starts
+    for r in all_runs:  # an absurd budget stops the sweep here, before any run starts
         u = unique.get(_data_key(r.config))
         n = (counts[r.run_id] or {}).get("params", {}).get("non_embedding")
         if u and n is not None and _needs_training(out_dir / r.run_id, retry_failed):
@@ -258,14 +334,18 @@ def sweep(
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise StoreError(f"cannot create the runs directory {str(out_dir)!r}: {e}") from None
-    write_manifest(out_dir, spec, runs)
+    for p in plans:
+        write_manifest(out_dir, p.spec, p.runs)
     store = Store(db_path)
     try:
-        store.put_study(spec.name, spec.to_dict(), out_dir.resolve())
-        store.put_pending(
-            pending_row(spec.name, r.run_id, r.config.to_dict(), r.axes, counts[r.run_id], out_dir)
-            for r in runs
-        )
+        for p in plans:
+            store.put_study(p.spec.name, p.spec.to_dict(), out_dir.resolve())
+            store.put_pending(
+                pending_row(
+                    p.spec.name, r.run_id, r.config.to_dict(), r.axes, counts[r.run_id], out_dir
+                )
+                for r in p.runs
+            )
 
         # the FLOPs each run will spend itself (a WSD branch: its cooldown alone), for the
         # order of the runs, the progress bar and the ETA
@@ -273,60 +353,68 @@ def sweep(
             r.run_id: planned_flops(
                 r.config, counts[r.run_id], unique.get(_data_key(r.config)), own=True
             )
-            for r in runs
+            for r in all_runs
         }
         per_token = {
             r.run_id: float(c["flops"]["train_per_token"])
-            for r in runs
+            for r in all_runs
             if (c := counts[r.run_id]) and c.get("flops", {}).get("train_per_token") is not None
         }
 
-        monitor = Monitor(planned, per_token, workers or 1, progress, f"study {spec.name}")
-        monitor.branches = {r.run_id for r in runs if r.config.train.branch_of is not None}
+        title = ("study " if len(plans) == 1 else "studies ") + ", ".join(names)
+        monitor = Monitor(planned, per_token, workers or 1, progress, title)
+        monitor.branches = {r.run_id for r in all_runs if r.config.train.branch_of is not None}
         outcomes: dict[str, RunOutcome] = {}
         todo: dict[str, tuple[PlannedRun, RunTask]] = {}
         failed_before: dict[str, str] = {}  # run id -> why, of runs skipped as failed
-        for r in runs:
-            run_dir = out_dir / r.run_id
-            status = _dir_status(run_dir)
-            if status in FINISHED or (status == "failed" and not retry_failed):
-                rec = read_run(run_dir)
-                row = store.record_run(rec, study=spec.name, axes=r.axes, counts=counts[r.run_id])
-                outcomes[r.run_id] = RunOutcome(
-                    r.run_id,
-                    r.axes,
-                    "skipped",
-                    row["status"],
-                    row["reason"],
-                    row["loss"],
-                    0.0,
-                    row["C_exact"],
+        shared: list[tuple[_Plan, PlannedRun]] = []  # asked for by an earlier study too
+        for p in plans:
+            for r in p.runs:
+                if r.run_id in todo or r.run_id in outcomes:
+                    shared.append((p, r))
+                    continue
+                run_dir = out_dir / r.run_id
+                status = _dir_status(run_dir)
+                if status in FINISHED or (status == "failed" and not retry_failed):
+                    row = store.record_run(
+                        read_run(run_dir), study=p.spec.name, axes=r.axes, counts=counts[r.run_id]
+                    )
+                    outcomes[r.run_id] = RunOutcome(
+                        r.run_id,
+                        r.axes,
+                        "skipped",
+                        row["status"],
+                        row["reason"],
+                        row["loss"],
+                        0.0,
+                        row["C_exact"],
+                    )
+                    monitor.run_ended(
+                        r.run_id, row["C_exact"], row["wall_seconds"], row["status"], True
+                    )
+                    measure_downstream(run_dir, db_path, row["status"], p.spec.after)
+                    if row["status"] not in FINISHED:
+                        failed_before[r.run_id] = row["reason"] or "failed"
+                    continue
+                if status == "failed":
+                    _move_aside(run_dir, out_dir)
+                    status = None
+                task = RunTask(
+                    config=r.config.to_dict(),
+                    run_id=r.run_id,
+                    out=str(out_dir),
+                    db=str(db_path),
+                    study=p.spec.name,
+                    axes=dict(r.axes),
+                    # the trainer continues from the newest checkpoint, or starts afresh
+                    resume=run_dir.exists(),
+                    counts=counts[r.run_id],
+                    trainer=trainer,
+                    after=dict(p.spec.after),
                 )
-                monitor.run_ended(
-                    r.run_id, row["C_exact"], row["wall_seconds"], row["status"], True
-                )
-                measure_downstream(run_dir, db_path, row["status"], spec.after)
-                if row["status"] not in FINISHED:
-                    failed_before[r.run_id] = row["reason"] or "failed"
-                continue
-            if status == "failed":
-                _move_aside(run_dir, out_dir)
-                status = None
-            task = RunTask(
-                config=r.config.to_dict(),
-                run_id=r.run_id,
-                out=str(out_dir),
-                db=str(db_path),
-                study=spec.name,
-                axes=dict(r.axes),
-                # the trainer continues from the newest checkpoint, or starts afresh if none
-                resume=run_dir.exists(),
-                counts=counts[r.run_id],
-                trainer=trainer,
-                after=dict(spec.after),
-            )
-            todo[r.run_id] = (r, task)
+                todo[r.run_id] = (r, task)
         store.close()
+        graph = _joined(plans)
         # the graph's order: a run after the runs it needs; with more than one slot the
         # longest chain of work first (one run at a time: the grid's order, as it was)
         parallel = backend == "ray" or (workers or 1) > 1
@@ -349,16 +437,58 @@ def sweep(
         except KeyboardInterrupt:
             with Store(db_path) as s:
                 for run_id in list(monitor.active):
-                    s.set_status(spec.name, run_id, "interrupted", "the sweep was interrupted")
+                    study = todo[run_id][1].study if run_id in todo else names[0]
+                    s.set_status(study, run_id, "interrupted", "the sweep was interrupted")
             raise
         finally:
             monitor.stop()
-        result.runs = [outcomes[r.run_id] for r in runs]
-        result.eta_history = monitor.history
+        _record_shared(shared, outcomes, out_dir, db_path, counts)
+        for p in plans:
+            p.result.runs = [outcomes[r.run_id] for r in p.runs]
+            p.result.eta_history = monitor.history
     finally:
         store.close()
-    result.wall_seconds = time.perf_counter() - t_start
-    return result
+    wall = time.perf_counter() - t_start
+    for p in plans:
+        p.result.wall_seconds = wall
+    return [p.result for p in plans]
+
+
+def _joined(plans: Sequence[_Plan]) -> RunGraph:
+    """The studies' run graphs as one (run ids name configs, so a run two studies share is
+    one node)."""
+    configs: dict[str, RunConfig] = {}
+    edges: dict[str, tuple[str, ...]] = {}
+    added: set[str] = set()
+    for p in plans:
+        for k, c in p.graph.configs.items():
+            configs.setdefault(k, c)
+        for k, v in p.graph.needs.items():
+            edges[k] = tuple(dict.fromkeys([*edges.get(k, ()), *v]))
+        added |= p.graph.added
+    asked = {r.run_id for p in plans for r in p.runs if r.run_id not in p.graph.added}
+    return RunGraph(configs, edges, frozenset(added - asked))
+
+
+def _record_shared(
+    shared: Sequence[tuple[_Plan, PlannedRun]],
+    outcomes: dict[str, RunOutcome],
+    out_dir: Path,
+    db_path: Path,
+    counts: Mapping[str, dict[str, Any] | None],
+) -> None:
+    """A run a later study asked for too: trained (or skipped) once, its point recorded
+    under that study as well, from its run directory."""
+    if not shared:
+        return
+    with Store(db_path) as store:
+        for p, r in shared:
+            run_dir = out_dir / r.run_id
+            if _dir_status(run_dir) is None:
+                continue  # never started (a run it needs failed): the earlier study says why
+            store.record_run(
+                read_run(run_dir), study=p.spec.name, axes=r.axes, counts=counts[r.run_id]
+            )
 
 
 def _planned_runs(
@@ -416,4 +546,4 @@ def _move_aside(run_dir: Path, out_dir: Path) -> None:
     shutil.move(str(run_dir), dest)
 
 
-__all__ = ["RunOutcome", "SweepResult", "sweep"]
+__all__ = ["RunOutcome", "SweepResult", "sweep", "sweep_studies"]

@@ -30,6 +30,7 @@ _API: dict[str, str] = {
     "RunOutcome": "scalelab.runner.outcome",
     "SweepResult": "scalelab.runner.outcome",
     "sweep": "scalelab.runner.sweeper",
+    "sweep_studies": "scalelab.runner.sweeper",
     "RebuildResult": "scalelab.results.points",
     "export_points": "scalelab.results.points",
     "load_curves": "scalelab.results.points",
