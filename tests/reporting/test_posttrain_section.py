@@ -152,3 +152,16 @@ def test_each_setting_of_a_method_is_its_own_line(tmp_path):
             want = lrs[1e-6] if r["setting"] == "dpo.lr=1e-06" else lrs[1e-5]
             assert r["gain"] == pytest.approx(want)
     assert "dpo.lr=1e-05" in section.html
+
+
+def test_a_store_with_ladder_runs_shows_the_section_too():
+    """A sweep with study.posttrain writes the ladder's runs and the posttrain points into one
+    store: the posttrain plug-in registers the section among the default builders, which a
+    store with runs gets (a store of posttrain points alone gets WITHOUT_RUNS)."""
+    from scalelab.builtin import register_builtin
+    from scalelab.reporting.posttrain_section import posttrain_section
+    from scalelab.reporting.sections import default_builders
+
+    register_builtin()  # as the command line does
+
+    assert default_builders().count(posttrain_section) == 1

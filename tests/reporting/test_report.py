@@ -75,8 +75,9 @@ def test_sections_are_extensible(tiny_demo, tmp_path):
     assert "<p>6 points</p>" in text and "<h2>Extra</h2>" in text
     # + Architectures (several archs), Data (runs on selections, the overfit study),
     # Downstream (task results), Tuning (stores with trials), Small vs large (technique
-    # points) and Memorization (capacity or extraction points), each shown when it applies
-    assert len(BUILDERS) == len(TITLES) + 6
+    # points), Memorization (capacity or extraction points) and Post-training (posttrain
+    # points), each shown when it applies
+    assert len(BUILDERS) == len(TITLES) + 7
 
 
 def test_missing_or_empty_store_is_a_clear_error(tmp_path):

@@ -115,6 +115,9 @@ class PosttrainPlugin(Plugin):
     study_keys = ("posttrain",)
     point_kinds = ("posttrain",)
     cli = "scalelab.cli.posttrain"
+    # the "Post-training" section in a store that also holds the ladder's runs (a sweep with
+    # study.posttrain); a store of posttrain points alone gets it without runs (WITHOUT_RUNS)
+    report = "scalelab.reporting.posttrain_section:posttrain_section"
 
     def parse_study(self, key: str, value: Any) -> dict[str, Any]:
         return check_pipeline(value)

@@ -492,6 +492,6 @@ BUILDERS: list[Builder] = default_builders()
 
 
 # the sections that need no ladder runs: a store written by `scalelab tune` alone, or one
-# of post-training points only (the posttrain plug-in registers the section for the rest:
-# report = "scalelab.reporting.posttrain_section:posttrain_section")
+# of post-training points only (the posttrain plug-in registers the section for a store with
+# runs too: report = "scalelab.reporting.posttrain_section:posttrain_section")
 WITHOUT_RUNS: list[Builder] = [tuning_section, posttrain_section]
