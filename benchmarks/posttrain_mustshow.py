@@ -64,7 +64,7 @@ def rows(task: str, dbs: list[str]) -> list[list[str]]:
             first(g, (g["method"] == "rl") & g["reward_N"].isna()),
         ]
         bon = pts[(pts["method"] == "bon") & (pts["policy_N"] == n) & (pts["task"] == task)]
-        bons = [first(bon, bon["n"] == k) for k in BON_NS]
+        bons = [first(bon, bon["n"] == k) if "n" in bon else None for k in BON_NS]
         out.append([task, f"{int(n):,}", *map(cell, stages), *map(cell, bons)])
     return out
 
