@@ -53,3 +53,20 @@ def test_the_held_out_model_trains_beside_the_ladder(tmp_path):
     held_started = (runs / res.summary["holdout"]["run_id"] / "config.json").stat().st_mtime
     ladder_ended = min((runs / r / "summary.json").stat().st_mtime for r in pts["run_id"])
     assert held_started <= ladder_ended
+
+
+def test_the_demo_reuses_the_reports_choice_of_form(tmp_path, monkeypatch):
+    # the report chooses the form on the ladder's runs; the demo's own held-out check of that
+    # choice reads it instead of running select_law a second time
+    import scalelab.apps.demo as demo_module
+
+    def no_second_choice(*a, **k):
+        raise AssertionError("select_law ran twice")
+
+    monkeypatch.setattr(demo_module, "select_law", no_second_choice)
+    design = DemoDesign(**{**TINY_DEMO, "params": (600, 1200, 2400, 4800)})
+    res = demo(tmp_path / "d", design, workers=1, progress=False, log=lambda *_: None)
+    auto = res.summary["holdout"]["auto"]
+    assert "form" in auto, auto
+    assert set(res.summary["phase_seconds"]) == {"sweep", "fit", "report"}
+    assert sum(res.summary["phase_seconds"].values()) <= res.summary["wall_seconds"]

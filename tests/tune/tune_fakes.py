@@ -68,7 +68,12 @@ def fake_train(
                 row["val_loss"] = val
             f.write(json.dumps(row) + "\n")
             f.flush()
-            ckpt.write_text(json.dumps({"step": step}))
+            # whole or not at all, as the real trainer's checkpoints: when one worker dies the
+            # pool's other processes are killed too, maybe in the middle of this write (a
+            # truncated checkpoint.json then failed the resumed trial: JSONDecodeError)
+            tmp = ckpt.with_suffix(".tmp")
+            tmp.write_text(json.dumps({"step": step}))
+            os.replace(tmp, ckpt)
             if sleep:
                 time.sleep(sleep)
             _maybe_die(step, run_dir.name)

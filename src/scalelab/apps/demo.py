@@ -209,6 +209,7 @@ def demo(
         threads=1 if workers > 1 else None,
         progress=progress,
     )
+    t_swept = time.perf_counter()
     # only this design's runs: an earlier design in the same OUT shares the study name
     points = load_points(db, study="demo", kind="run")
     points = points[points["run_id"].isin({r.run_id for r in swept.runs})]
@@ -258,6 +259,7 @@ def demo(
         summary["entropy_rate"] = float(entropy.iloc[0])
 
     log("4/4 report")
+    t_report = time.perf_counter()
     rep = report(
         db,
         out / "report",
@@ -269,7 +271,15 @@ def demo(
     # choice refits every form on every split with its bootstrap: 15 s of the demo)
     same = rep.run_ids == frozenset(points["run_id"]) and design.seed == 0
     holdout["auto"] = _auto_choice(points, h, design, rep.selection if same else None)
-    summary["wall_seconds"] = time.perf_counter() - t0
+    now = time.perf_counter()
+    summary["wall_seconds"] = now - t0
+    # where the time went: the sweep (vocabulary probe, ladder and held-out model), the fit
+    # and the held-out check, the report (with its choice of form)
+    summary["phase_seconds"] = {
+        "sweep": t_swept - t0,
+        "fit": t_report - t_swept,
+        "report": now - t_report,
+    }
     atomic.write_json(out / "summary.json", summary, indent=2, default=float)
     return DemoResult(out, summary, rep.path)
 
