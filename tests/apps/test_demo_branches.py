@@ -70,3 +70,12 @@ def test_the_demo_reuses_the_reports_choice_of_form(tmp_path, monkeypatch):
     assert "form" in auto, auto
     assert set(res.summary["phase_seconds"]) == {"sweep", "fit", "report"}
     assert sum(res.summary["phase_seconds"].values()) <= res.summary["wall_seconds"]
+
+
+def test_an_unknown_budgets_mode_is_refused_naming_the_modes():
+    import pytest
+
+    from scalelab.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="dedicated, branches"):
+        DemoDesign(budgets="nosuch")

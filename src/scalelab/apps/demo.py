@@ -95,7 +95,7 @@ class DemoDesign:
                 f"and 2 token budgets, got {len(self.params)} and {len(self.tokens)}"
             )
         if self.budgets not in BUDGET_MODES:
-            raise ConfigError(f"budgets is 'dedicated' or 'branches', got {self.budgets!r}")
+            raise ConfigError(f"budgets is one of {', '.join(BUDGET_MODES)}, got {self.budgets!r}")
         if self.holdout_factor <= 1:
             raise ConfigError(f"holdout_factor must be > 1, got {self.holdout_factor}")
 
