@@ -17,6 +17,16 @@ from scalelab.study.cost import config_counts
 UNIQUE_TOKENS = 50_000
 
 
+def train_calls(log: Path) -> list[dict[str, Any]]:
+    """The lines :func:`fake_train` wrote to ``$FAKE_TRAIN_LOG``, one per call, in order."""
+    return [json.loads(x) for x in log.read_text().splitlines()] if log.exists() else []
+
+
+def trained_ids(log: Path) -> list[str]:
+    """The run ids of :func:`train_calls`, in order."""
+    return [c["run_id"] for c in train_calls(log)]
+
+
 def fake_sizer(target: float, model: dict[str, Any], kind: str, options: Any) -> ModelConfig:
     """A shape growing with the target (not an accurate fit: the real one is accounting's)."""
     d = max(8, 8 * round(math.sqrt(target / 24) / 8))

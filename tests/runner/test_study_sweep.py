@@ -12,6 +12,7 @@ from scalelab.errors import ConfigError
 from scalelab.study import load_points, rebuild, study_from_dict, sweep
 from scalelab.study.cost import config_counts
 from study_fakes import fake_probe, fake_train
+from study_fakes import train_calls as calls
 
 HERE = Path(__file__).parents[1]  # tests/: where study_fakes.py lives
 
@@ -27,17 +28,6 @@ def spec(**s):
 
 
 FAKES = {"trainer": fake_train, "data_probe": fake_probe}  # real sizer and counter (accounting)
-
-
-def calls(log: Path) -> list[dict]:
-    return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
-
-
-@pytest.fixture
-def log(tmp_path, monkeypatch):
-    path = tmp_path / "calls.jsonl"
-    monkeypatch.setenv("FAKE_TRAIN_LOG", str(path))
-    return path
 
 
 def test_sweep_records_points_and_skips_finished(tmp_path, log):

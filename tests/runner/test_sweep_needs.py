@@ -1,8 +1,6 @@
 """The sweep's run graph: a run starts after the runs it needs, which are added if missing."""
 
 import dataclasses
-import json
-from pathlib import Path
 
 import pytest
 
@@ -10,6 +8,7 @@ from scalelab.errors import ScalelabError
 from scalelab.study import load_points, study_from_dict, sweep
 from scalelab.study.grid import expand
 from study_fakes import fake_probe, fake_train
+from study_fakes import trained_ids as calls
 
 FAKES = {"trainer": fake_train, "data_probe": fake_probe}
 
@@ -28,17 +27,6 @@ def spec():
             "model": {"n_layer": 1, "n_head": 2, "vocab_size": 64, "context": 16},
         }
     )
-
-
-def calls(log: Path) -> list[str]:
-    return [json.loads(x)["run_id"] for x in log.read_text().splitlines()] if log.exists() else []
-
-
-@pytest.fixture
-def log(tmp_path, monkeypatch):
-    path = tmp_path / "calls.jsonl"
-    monkeypatch.setenv("FAKE_TRAIN_LOG", str(path))
-    return path
 
 
 def smaller(cfg, lr=None):

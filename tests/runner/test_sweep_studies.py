@@ -1,13 +1,11 @@
 """Several studies through one pool: one order over all their runs, each study its points."""
 
-import json
-from pathlib import Path
-
 import pytest
 
 from scalelab.errors import ConfigError
 from scalelab.study import load_points, study_from_dict, sweep_studies
 from study_fakes import fake_probe, fake_train
+from study_fakes import trained_ids as calls
 
 FAKES = {"trainer": fake_train, "data_probe": fake_probe}
 
@@ -23,17 +21,6 @@ def study(name, widths, tokens=(1000,)):
             "model": {"n_layer": 1, "n_head": 2, "vocab_size": 64, "context": 16},
         }
     )
-
-
-def calls(log: Path) -> list[str]:
-    return [json.loads(x)["run_id"] for x in log.read_text().splitlines()] if log.exists() else []
-
-
-@pytest.fixture
-def log(tmp_path, monkeypatch):
-    path = tmp_path / "calls.jsonl"
-    monkeypatch.setenv("FAKE_TRAIN_LOG", str(path))
-    return path
 
 
 def test_the_longest_run_of_any_study_starts_first(tmp_path, log):
