@@ -20,7 +20,7 @@ from __future__ import annotations
 import argparse
 import heapq
 
-from scalelab.apps.demo import DemoDesign, _largest_n, _study
+from scalelab.apps.demo import DemoDesign, _ladder_plan, _study
 from scalelab.study import study_from_dict
 from scalelab.study.branching import branch_needs
 from scalelab.study.cost import config_counts, planned_flops
@@ -134,8 +134,9 @@ def main() -> None:
     for mode in ("dedicated", "branches"):
         design = DemoDesign(budgets=mode)
         spec = _study(design, "demo", 258, params=list(design.params), tokens=list(design.tokens))
-        n_h = design.holdout_factor * _largest_n(spec)
-        held = _study(design, "demo-holdout", 258, params=[n_h], tokens=[max(design.tokens)])
+        largest, warmup = _ladder_plan(spec)
+        held = _study(design, "demo-holdout", 258, warmup,
+                      params=[design.holdout_factor * largest], tokens=[max(design.tokens)])  # fmt: skip
         ladder(spec, args.workers, mode, held)
     if args.small:
         print("3 x 3 Markov ladder (benchmarks/branches.py --corpus markov)")

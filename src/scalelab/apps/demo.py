@@ -51,7 +51,7 @@ from pathlib import Path
 from typing import Any
 
 from scalelab import atomic
-from scalelab.config import DataConfig, TrainConfig
+from scalelab.config import DataConfig
 from scalelab.data import load_tokens
 from scalelab.errors import ConfigError, ScalelabError, TrainingError
 from scalelab.laws import Selection, fit_law, select_law
@@ -114,30 +114,24 @@ def _vocab_size(design: DemoDesign) -> int:
     return probe if design.tokenizer == "bpe" else int(data.vocab_size)
 
 
-def _ladder_warmup_tokens(design: DemoDesign) -> int:
-    """One warmup for the whole branched design: 5% (``TrainConfig.warmup``) of the
-    largest budget, in whole steps, as a branched study picks it
-    (:func:`scalelab.study.branching.ladder_warmup`), so a branch warms up as its dedicated
-    twin would and the held-out model as a run of its own length."""
-    per_step = design.batch_size * design.context
-    return round(TrainConfig.warmup * max(design.tokens) / per_step) * per_step
-
-
-def _largest_n(study: dict[str, Any]) -> float:
-    """The largest non-embedding N of a study's runs, from their configs (as the store
-    counts it), before any run trains."""
+def _ladder_plan(study: dict[str, Any]) -> tuple[float, int | None]:
+    """From a ladder's planned runs, before any trains: its largest non-embedding N (as the
+    store counts it) and the warmup in tokens its runs share (a branched ladder's, picked by
+    :func:`scalelab.study.branching.ladder_warmup`; None for dedicated runs), so the held-out
+    model warms up as the ladder does."""
     runs = expand(as_study(study))
-    return max(float(config_counts(r.config)["params"]["non_embedding"]) for r in runs)
+    n = max(float(config_counts(r.config)["params"]["non_embedding"]) for r in runs)
+    return n, runs[0].config.train.warmup_tokens
 
 
-def _study(design: DemoDesign, name: str, vocab: int, **axes: Any) -> dict[str, Any]:
+def _study(
+    design: DemoDesign, name: str, vocab: int, warmup_tokens: int | None = None, **axes: Any
+) -> dict[str, Any]:
     schedule: dict[str, Any] = {}
     if design.budgets == "branches":  # the ladder and its held-out model: WSD runs
-        schedule = {
-            "schedule": "wsd",
-            "decay_fraction": design.cooldown,
-            "warmup_tokens": _ladder_warmup_tokens(design),
-        }
+        schedule = {"schedule": "wsd", "decay_fraction": design.cooldown}
+        if warmup_tokens is not None:  # the held-out model: the ladder's warmup
+            schedule["warmup_tokens"] = warmup_tokens
         if len(axes.get("tokens", ())) > 1:  # the ladder: one run per size + its branches
             axes = {**axes, "budgets": "branches", "cooldown": design.cooldown}
     return {
@@ -193,9 +187,10 @@ def demo(
     # the held-out model's size is the design's, not the ladder's outcome: holdout_factor x
     # the largest N the ladder plans, so it trains in the ladder's pool (its one long run
     # keeps a worker busy while the other works through the ladder; README, "The demo")
-    n_h = design.holdout_factor * _largest_n(ladder)
+    largest, warmup = _ladder_plan(ladder)
+    n_h = design.holdout_factor * largest
     d_h = int(max(design.tokens))
-    held = _study(design, "demo-holdout", vocab, params=[n_h], tokens=[d_h])
+    held = _study(design, "demo-holdout", vocab, warmup, params=[n_h], tokens=[d_h])
     log(
         f"1/4 ladder: {len(design.params)} sizes x {len(design.tokens)} budgets on "
         f"{design.corpus}, and the held-out model ({n_h:.3g} non-embedding parameters, "
