@@ -36,7 +36,8 @@ from pathlib import Path
 from typing import Any
 
 from scalelab.laws import fit_law
-from scalelab.study import load_points, sweep
+from scalelab.study import load_points, study_from_dict, sweep
+from scalelab.study.grid import expand
 
 CORPORA = {  # spec, tokenizer, vocabulary
     "markov": ("markov:order=1,vocab=16,seed=0", "bytes", 18),
@@ -98,10 +99,10 @@ def main() -> None:
     params = [float(p) for p in args.params.split(",")]
     tokens = [int(float(t)) for t in args.tokens.split(",")]
     db, runs = args.out / "results.db", args.out / "runs"
-    per_step = args.batch_size * args.context
     warm = args.warmup_tokens
-    if warm is None:  # 5% of the largest budget, as a branched study picks it
-        warm = round(0.05 * max(tokens) / per_step) * per_step
+    if warm is None:  # what the branched study picks itself (study.branching.ladder_warmup)
+        plan = study("branches", args, params, tokens, budgets="branches", cooldown=args.cooldown)
+        warm = expand(study_from_dict(plan))[0].config.train.warmup_tokens
     wsd = {"schedule": "wsd", "decay_fraction": args.cooldown, "warmup_tokens": warm}
     plans = {
         "branches": study(
